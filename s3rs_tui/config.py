@@ -1,0 +1,280 @@
+"""Settings: built-in defaults < TOML file < environment < command-line flags.
+
+The file is `--config PATH`, else `$S3RS_CONFIG`, else `./s3rs.toml`, else none. Every scalar key
+can also be set as `S3RS_<SECTION>_<KEY>` (S3RS_MYSQL_PASSWORD, S3RS_S3_BUCKET...); the older
+system's names (BACKUP_BATCH_SIZE, S3_CHUNK_SIZE...) keep working. Each value remembers where it
+came from, for `s3rs config` and the dashboard.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from s3rs_tui.errors import ConfigError
+from s3rs_tui.parsing import check_identifier, parse_size, split_table_name
+
+WAREHOUSE_KINDS = ("none", "redshift", "postgres", "duckdb")
+READERS = ("pymysql",)
+REDACTED = "********"
+
+
+def _positive(value: int) -> None:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+
+
+def _not_negative(value: int | float) -> None:
+    if value < 0:
+        raise ValueError("must not be negative")
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+
+    return check
+
+
+def _port(value: int) -> None:
+    if not 0 < value < 65536:
+        raise ValueError("must be a port number (1-65535)")
+
+
+def setting(default: Any, *, env: tuple[str, ...] = (), check: Callable | None = None,
+            secret: bool = False, size: bool = False, doc: str = "") -> Any:
+    """A config field with its legacy environment names, validation and secrecy."""
+    return field(default=default, metadata={"env": env, "check": check, "secret": secret,
+                                            "size": size, "doc": doc})
+
+
+@dataclass
+class MySQLSettings:
+    host: str = setting("127.0.0.1", doc="MySQL host (through the SSH tunnel when [ssh] is on)")
+    port: int = setting(3306, check=_port)
+    user: str = setting("root")
+    password: str = setting("", secret=True, doc="prefer S3RS_MYSQL_PASSWORD")
+    database: str = setting("", doc="default schema for table names without one")
+    unix_socket: str = setting("", doc="connect through this socket instead of host/port")
+    connect_timeout: int = setting(10, env=("DATABASE_CONNECTION_TIMEOUT",), check=_positive)
+
+
+@dataclass
+class SSHSettings:
+    enabled: bool = setting(False)
+    host: str = setting("")
+    port: int = setting(22, check=_port)
+    user: str = setting("")
+    key_file: str = setting("")
+
+
+@dataclass
+class S3Settings:
+    bucket: str = setting("", doc="empty = store in local_path instead of S3")
+    prefix: str = setting("s3rs/", doc="key prefix for data files and state")
+    region: str = setting("us-east-1")
+    endpoint_url: str = setting("", doc="for S3-compatible servers")
+    local_path: str = setting("./s3rs-data", doc="local folder store when bucket is empty")
+    access_key_id: str = setting("", secret=True, doc="else the usual AWS credential chain")
+    secret_access_key: str = setting("", secret=True)
+    max_concurrency: int = setting(4, env=("S3_MAX_CONCURRENCY",), check=_positive)
+    chunk_size: int = setting(8 * 1024**2, env=("S3_CHUNK_SIZE",), check=_positive, size=True)
+    multipart_threshold: int = setting(8 * 1024**2, env=("S3_MULTIPART_THRESHOLD",), check=_positive,
+                                       size=True)
+
+
+@dataclass
+class WarehouseSettings:
+    kind: str = setting("none", check=_one_of(WAREHOUSE_KINDS))
+    host: str = setting("")
+    port: int = setting(5439, check=_port)
+    database: str = setting("")
+    user: str = setting("")
+    password: str = setting("", secret=True, doc="prefer S3RS_WAREHOUSE_PASSWORD")
+    schema: str = setting("public")
+    iam_role: str = setting("", doc="Redshift COPY role ARN")
+    path: str = setting("./s3rs.duckdb", doc="DuckDB file")
+
+
+@dataclass
+class BackupSettings:
+    batch_size: int = setting(50000, env=("BACKUP_BATCH_SIZE",), check=_positive, doc="rows per file")
+    max_workers: int = setting(2, env=("BACKUP_MAX_WORKERS",), check=_positive)
+    timeout_seconds: int = setting(3600, env=("BACKUP_TIMEOUT_SECONDS",), check=_positive,
+                                   doc="a read or upload silent for this long fails and is retried")
+    retry_attempts: int = setting(5, env=("BACKUP_RETRY_ATTEMPTS",), check=_not_negative)
+    memory_limit_mb: int = setting(2048, env=("BACKUP_MEMORY_LIMIT_MB",), check=_positive)
+    safety_lag_seconds: int = setting(5, check=_not_negative,
+                                      doc="rows newer than now minus this wait for the next run")
+    lock_stale_seconds: int = setting(120, check=_positive,
+                                      doc="a lock whose heartbeat is older than this is stale")
+    reader: str = setting("pymysql", check=_one_of(READERS))
+
+
+@dataclass
+class TableSettings:
+    cursor_column: str = setting("update_at")
+    key_column: str = setting("", doc="default: the table's single-column primary key")
+    cursor_timezone: str = setting("", doc="time zone of a DATETIME cursor, like +08:00; default the server's")
+    target: str = setting("", doc="warehouse table name; default the MySQL table name")
+
+
+SECTIONS: dict[str, type] = {"mysql": MySQLSettings, "ssh": SSHSettings, "s3": S3Settings,
+                             "warehouse": WarehouseSettings, "backup": BackupSettings}
+
+
+@dataclass
+class Settings:
+    mysql: MySQLSettings = field(default_factory=MySQLSettings)
+    ssh: SSHSettings = field(default_factory=SSHSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
+    warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
+    tables: dict[str, TableSettings] = field(default_factory=dict)
+    config_path: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def table(self, name: str) -> tuple[str, str, TableSettings]:
+        """(database, table, settings) for `db.table` or `table`; unknown tables get defaults."""
+        try:
+            database, table = split_table_name(name, self.mysql.database)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return database, table, self.tables.get(f"{database}.{table}", TableSettings())
+
+    def override(self, key: str, value: Any, source: str = "flag") -> None:
+        """Apply a command-line flag such as ('backup.batch_size', 1000); validated like the rest."""
+        section, name = key.split(".")
+        _assign(getattr(self, section), name, value, f"{source} for {key}", self.sources, key, source)
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """Every setting with secrets masked: what `s3rs config` and the dashboard show."""
+        out: dict[str, dict[str, Any]] = {}
+        for section in SECTIONS:
+            obj = getattr(self, section)
+            out[section] = {f.name: _shown(f, getattr(obj, f.name)) for f in fields(obj)}
+        for name, table in self.tables.items():
+            out[f"tables.{name}"] = {f.name: getattr(table, f.name) for f in fields(table)}
+        return out
+
+
+def _shown(f, value: Any) -> Any:
+    return REDACTED if f.metadata.get("secret") and value else value
+
+
+def find_config_file(explicit: str | None, environ: dict[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("S3RS_CONFIG"):
+        return Path(environ["S3RS_CONFIG"])
+    default = Path("s3rs.toml")
+    return default if default.exists() else None
+
+
+def load_settings(config_path: str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings in force; any invalid value raises ConfigError naming its key."""
+    environ = dict(os.environ if environ is None else environ)
+    path = find_config_file(config_path, environ)
+    document = _read_toml(path) if path else {}
+    settings = Settings(config_path=path)
+    for section, cls in SECTIONS.items():
+        values = document.pop(section, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"config: [{section}] must be a table of keys")
+        _fill_section(getattr(settings, section), section, values, environ, settings.sources)
+    settings.tables = _read_tables(document.pop("tables", {}), settings)
+    if document:
+        raise ConfigError(f"config: unknown section [{sorted(document)[0]}] in {path}")
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+
+
+def _fill_section(obj: Any, section: str, values: dict[str, Any], environ: dict[str, str],
+                  sources: dict[str, str]) -> None:
+    known = {f.name: f for f in fields(obj)}
+    for name in values:
+        if name not in known:
+            raise ConfigError(f"config: unknown key {section}.{name}")
+    for name, f in known.items():
+        key = f"{section}.{name}"
+        sources[key] = "default"
+        if name in values:
+            _assign(obj, name, values[name], f"config key {key}", sources, key, "file")
+        for env_name in (f"S3RS_{section}_{name}".upper(), *f.metadata["env"]):
+            if env_name in environ:
+                _assign(obj, name, environ[env_name], f"{env_name} (for {key})", sources, key,
+                        f"env {env_name}")
+                break
+
+
+def _assign(obj: Any, name: str, raw: Any, label: str, sources: dict[str, str], key: str,
+            source: str) -> None:
+    f = next(f for f in fields(obj) if f.name == name)
+    try:
+        value = _coerce(raw, type(f.default), f.metadata.get("size", False))
+        if f.metadata.get("check"):
+            f.metadata["check"](value)
+    except ValueError as exc:
+        shown = REDACTED if f.metadata.get("secret") else repr(raw)
+        raise ConfigError(f"config: {label} {exc} (got {shown})") from None
+    setattr(obj, name, value)
+    sources[key] = source
+
+
+def _coerce(raw: Any, kind: type, is_size: bool) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError("must be true or false")
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ValueError("must be a whole number")
+        if is_size:
+            return parse_size(raw)
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+        raise ValueError("must be a string")
+    return str(raw)
+
+
+def _read_tables(tables: Any, settings: Settings) -> dict[str, TableSettings]:
+    if not isinstance(tables, dict):
+        raise ConfigError("config: [tables] must hold [tables.\"database.table\"] sections")
+    result = {}
+    for name, values in tables.items():
+        try:
+            database, table = split_table_name(name, settings.mysql.database)
+        except ValueError as exc:
+            raise ConfigError(f"config: [tables.\"{name}\"]: {exc}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"config: [tables.\"{name}\"] must be a table of keys")
+        spec = TableSettings()
+        _fill_section(spec, f"tables.{name}", values, {}, {})
+        for column_key in ("cursor_column", "key_column"):
+            column = getattr(spec, column_key)
+            if column:
+                try:
+                    check_identifier(column, "column name")
+                except ValueError as exc:
+                    raise ConfigError(f"config: tables.{name}.{column_key}: {exc}") from None
+        result[f"{database}.{table}"] = spec
+    return result

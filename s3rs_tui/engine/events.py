@@ -1,0 +1,82 @@
+"""Typed progress events: the only thing the engine tells its consumers (dashboard, headless log).
+
+Consumers are plain callables `sink(event)`. The engine calls them from its own thread, so a
+consumer that touches a UI must hand the event over (Textual: `post_message`).
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Event:
+    table: str
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    run_id: str
+    start_timestamp: str | None
+    start_id: object
+    upper_bound: str
+    estimated_rows: int
+    batch_size: int
+    store_url: str
+
+
+@dataclass(frozen=True)
+class FileStored(Event):
+    """One Parquet file is durable and the watermark now covers it."""
+
+    key: str
+    rows: int
+    bytes: int
+    run_rows: int
+    run_files: int
+    run_bytes: int
+    rows_per_minute: float
+    rss_mb: float
+    watermark_timestamp: str
+    watermark_id: object
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the operator should read: a missing index, NULL cursors, a retry..."""
+
+    message: str
+    level: str = "warning"
+
+
+@dataclass(frozen=True)
+class Retrying(Event):
+    attempt: int
+    max_attempts: int
+    delay_seconds: float
+    error: str
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    status: str  # "success" | "interrupted" | "failed"
+    rows: int
+    files: int
+    bytes: int
+    elapsed_seconds: float
+    rows_per_minute: float
+    peak_rss_mb: float
+    watermark_timestamp: str | None
+    watermark_id: object
+    invalid_dates: dict[str, int] = field(default_factory=dict)
+    null_cursor_rows: int = 0
+    future_cursor_rows: int = 0
+    caught_up: bool = False
+    error: str = ""
+
+
+EventSink = Callable[[Event], None]
+
+
+def discard(event: Event) -> None:
+    """A sink for callers that do not watch progress."""

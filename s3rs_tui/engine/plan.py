@@ -1,0 +1,45 @@
+"""A run's plan, fixed before the first page: where it starts, where it stops, what it will skip."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from s3rs_tui.engine import keyset
+from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.table import TableInfo
+
+Query = Callable[[str, Callable], object]  # (what we are doing, fn(conn)) -> result, with retries
+
+
+@dataclass(frozen=True)
+class Plan:
+    start: Position
+    now: str                 # the database's clock, in the cursor's time zone
+    bound: str               # exclusive upper bound of this run
+    estimated_rows: int      # EXPLAIN's estimate of rows between start and bound
+    null_cursor_rows: int    # unreachable by any cursor
+    future_cursor_rows: int  # stamped after `now`
+
+
+def make_plan(query: Query, info: TableInfo, start: Position, cursor_timezone: str, lag_seconds: int) -> Plan:
+    now = query("reading the clock", lambda c: keyset.database_now(c, info, cursor_timezone))
+    bound = keyset.upper_bound(now, info, lag_seconds)
+    return Plan(
+        start, now, bound,
+        query("estimating rows", lambda c: keyset.count_range(c, info, start, bound)),
+        query("counting NULL cursors", lambda c: keyset.null_cursor_rows(c, info)),
+        query("counting future cursors", lambda c: keyset.future_cursor_rows(c, info, now)))
+
+
+def plan_notices(plan: Plan, info: TableInfo) -> list[str]:
+    """What the operator should know before trusting the run's totals."""
+    notices = []
+    if not info.has_keyset_index:
+        notices.append(f"{info.name} has no index starting with ({info.cursor.name}, {info.key.name}): "
+                       "every page scans the table; add one for speed")
+    if plan.null_cursor_rows:
+        notices.append(f"{plan.null_cursor_rows} rows have a NULL {info.cursor.name} and can never be "
+                       "reached by the cursor (see README: NULL cursors)")
+    if plan.future_cursor_rows:
+        notices.append(f"{plan.future_cursor_rows} rows have {info.cursor.name} in the future (after "
+                       f"{plan.now}); they wait until their time comes")
+    return notices

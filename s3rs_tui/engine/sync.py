@@ -1,0 +1,229 @@
+"""One table's backup run: extract a page -> encode Parquet -> store it -> advance the watermark.
+
+The order is the whole safety argument: a watermark is saved only after the file it covers is
+durable in the store, and the file's name is fixed by where it starts. A crash anywhere leaves at
+worst one stored file ahead of the watermark, which the rerun rewrites under the same name.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from s3rs_tui.config import Settings
+from s3rs_tui.engine.events import EventSink, FileStored, Notice, Retrying, RunFinished, RunStarted
+from s3rs_tui.engine.extract import Page, read_page
+from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.memory import peak_rss_mb, rss_mb
+from s3rs_tui.engine.mysql import classify, close_quietly, connect
+from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
+from s3rs_tui.engine.parquet import data_key, write_parquet
+from s3rs_tui.engine.retry import with_retries
+from s3rs_tui.engine.stop import StopSignal
+from s3rs_tui.engine.table import TableInfo, describe_table
+from s3rs_tui.engine.typemap import arrow_schema, plan_columns
+from s3rs_tui.errors import S3rsError, StoppedByOperator, TableError
+from s3rs_tui.store import open_store
+from s3rs_tui.store.lock import TableLock
+from s3rs_tui.store.watermark import Watermark, WatermarkStore, utc_now
+
+
+@dataclass
+class SyncOptions:
+    limit: int | None = None       # take at most this many rows in this run
+    break_lock: bool = False
+    backup_strategy: str = "sequential"
+
+
+@dataclass
+class _Run:
+    """What one run knows and has done so far."""
+
+    info: TableInfo
+    watermark: Watermark
+    lock: TableLock
+    started: float
+    rows: int = 0
+    files: int = 0
+    bytes: int = 0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def per_minute(self) -> float:
+        elapsed = self.elapsed()
+        return self.rows * 60 / elapsed if elapsed > 0 else 0.0
+
+
+class TableSync:
+    """Runs one table; `run()` returns the RunFinished event it also sends to the sink."""
+
+    def __init__(self, settings: Settings, table_name: str, sink: EventSink, stop: StopSignal,
+                 options: SyncOptions | None = None):
+        self.settings, self.sink, self.stop = settings, sink, stop
+        self.options = options or SyncOptions()
+        self.database, self.table, self.spec = settings.table(table_name)
+        self.name = f"{self.database}.{self.table}"
+        self.store = open_store(settings)
+        self.watermarks = WatermarkStore(self.store)
+        self.conn = None
+        self.invalid_dates: dict[str, int] = {}
+        self.null_cursor_rows = self.future_cursor_rows = 0
+
+    # -- connections, retries, notices ---------------------------------------------------------
+
+    def _reconnect(self) -> None:
+        close_quietly(self.conn)
+        self.conn = None
+        self.conn = connect(self.settings.mysql, self.settings.backup.timeout_seconds)
+
+    def _retrying(self, action, recover=lambda: None):
+        def report(attempt, delay, error):
+            self.sink(Retrying(self.name, attempt, self.settings.backup.retry_attempts, delay, str(error)))
+
+        return with_retries(action, attempts=self.settings.backup.retry_attempts, stop=self.stop,
+                            on_retry=report, recover=recover)
+
+    def _query(self, doing: str, action):
+        """Run `action(conn)` with a live connection: driver errors classified, transient ones retried."""
+        def attempt():
+            try:
+                return action(self.conn)
+            except S3rsError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified into transient or fatal
+                raise classify(exc, doing) from exc
+
+        return self._retrying(attempt, self._reconnect)
+
+    def _notice(self, message: str, level: str = "warning") -> None:
+        self.sink(Notice(self.name, message, level))
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RunFinished:
+        started = time.monotonic()
+        run: _Run | None = None
+        try:
+            info = self._connect_and_describe()
+            with TableLock(self.store, self.name, stale_seconds=self.settings.backup.lock_stale_seconds,
+                           break_lock=self.options.break_lock) as lock:
+                run = _Run(info, self._open_watermark(info), lock, started)
+                finished = self._extract(run)
+        except S3rsError as exc:
+            status = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
+            self._mark(run, status)
+            self.sink(self._finished(run, status, started, error=str(exc)))
+            raise
+        finally:
+            close_quietly(self.conn)
+        self.sink(finished)
+        return finished
+
+    def _open_watermark(self, info: TableInfo) -> Watermark:
+        watermark = self.watermarks.get_or_new(self.name)
+        for field, column in (("cursor_column", info.cursor.name), ("key_column", info.key.name)):
+            stored = getattr(watermark, field)
+            if watermark.has_position and stored and stored != column:
+                raise TableError(f"the watermark of {self.name} was made with {field} {stored!r}, not "
+                                 f"{column!r}: set it back, or `s3rs watermark reset` to start over")
+            setattr(watermark, field, column)
+        watermark.backup_strategy = self.options.backup_strategy
+        watermark.mysql_status = "in_progress"
+        self._retrying(lambda: self.watermarks.save(watermark))
+        return watermark
+
+    def _connect_and_describe(self) -> TableInfo:
+        self._retrying(self._reconnect, self._reconnect)
+        return self._query("reading the table definition",
+                           lambda conn: describe_table(conn, self.database, self.table, self.spec))
+
+    def _plan(self, info: TableInfo, watermark: Watermark) -> Plan:
+        start = Position(watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
+        return make_plan(self._query, info, start, self.spec.cursor_timezone,
+                         self.settings.backup.safety_lag_seconds)
+
+    def dry_run(self) -> tuple[TableInfo, Watermark, Plan]:
+        """Everything a run would decide, without the lock and without writing anything."""
+        try:
+            info = self._connect_and_describe()
+            watermark = self.watermarks.get_or_new(self.name)
+            return info, watermark, self._plan(info, watermark)
+        finally:
+            close_quietly(self.conn)
+
+    def _extract(self, run: _Run) -> RunFinished:
+        info, watermark = run.info, run.watermark
+        plan = self._plan(info, watermark)
+        for message in plan_notices(plan, info):
+            self._notice(message)
+        self.null_cursor_rows, self.future_cursor_rows = plan.null_cursor_rows, plan.future_cursor_rows
+        position, bound, estimate = plan.start, plan.bound, plan.estimated_rows
+        batch_size, limit = self.settings.backup.batch_size, self.options.limit
+        plans = plan_columns(info.columns)
+        schema = arrow_schema(plans)
+        self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, position.key, bound,
+                             min(estimate, limit) if limit else estimate, batch_size, self.store.url))
+        caught_up = False
+        while limit is None or run.rows < limit:
+            want = batch_size if limit is None else min(batch_size, limit - run.rows)
+            page = self._query(f"reading {self.name}",
+                               lambda c: read_page(c, info, plans, position, bound, want))
+            if page.rows:
+                self._store_page(run, page, position, schema)
+                position = page.last
+            if page.rows < want:
+                caught_up = True
+                break
+            if self.stop.requested:
+                break
+        if self.stop.requested and not caught_up:
+            raise StoppedByOperator(f"{self.name}: stopped by {self.stop.reason} after {run.files} files; "
+                                    f"the watermark is at {position.label()}; rerun to resume")
+        self._mark(run, "success")
+        return self._finished(run, "success", run.started, caught_up=caught_up)
+
+    def _store_page(self, run: _Run, page: Page, start: Position, schema) -> None:
+        """Encode, store durably, then (and only then) advance the watermark."""
+        key = data_key(run.info, start)
+        path = self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet"
+        write_parquet(page.batches, schema, path)
+        size = self._retrying(lambda: self.store.put_file(key, path))
+        if run.lock.lost.is_set():
+            raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
+                            "stopped before saving the watermark")
+        watermark = run.watermark
+        watermark.last_mysql_data_timestamp = page.last.timestamp
+        watermark.last_mysql_data_id = page.last.key
+        watermark.last_mysql_extraction_time = utc_now()
+        watermark.mysql_rows_extracted += page.rows
+        watermark.s3_file_count += 1
+        watermark.last_s3_file = key
+        self._retrying(lambda: self.watermarks.save(watermark))
+        for column, count in page.invalid_dates.items():
+            self.invalid_dates[column] = self.invalid_dates.get(column, 0) + count
+        run.rows += page.rows
+        run.files += 1
+        run.bytes += size
+        self.sink(FileStored(self.name, key, page.rows, size, run.rows, run.files, run.bytes,
+                             run.per_minute(), rss_mb(), page.last.timestamp, page.last.key, run.elapsed()))
+
+    def _mark(self, run: _Run | None, status: str) -> None:
+        """Record how the run ended; best effort, since position and counters are already safe."""
+        if run is None:
+            return
+        run.watermark.mysql_status = status
+        try:
+            self.watermarks.save(run.watermark)
+        except Exception:  # noqa: BLE001 - the store may be what failed; the position is intact
+            pass
+
+    def _finished(self, run: _Run | None, status: str, started: float, *, caught_up: bool = False,
+                  error: str = "") -> RunFinished:
+        elapsed = time.monotonic() - started
+        rows, files, size = (run.rows, run.files, run.bytes) if run else (0, 0, 0)
+        watermark = run.watermark if run else None
+        return RunFinished(
+            self.name, status, rows, files, size, elapsed, rows * 60 / elapsed if elapsed > 0 else 0.0,
+            peak_rss_mb(), watermark.last_mysql_data_timestamp if watermark else None,
+            watermark.last_mysql_data_id if watermark else None, dict(self.invalid_dates),
+            self.null_cursor_rows, self.future_cursor_rows, caught_up, error)

@@ -1,0 +1,158 @@
+"""MySQL column types -> Arrow types, and fetched rows -> one Arrow RecordBatch.
+
+Rows come from pymysql with no decoders (engine/mysql.py): every non-NULL value is the server's
+text (`str`), or `bytes` for binary-charset columns. Converting that text column-wise with pyarrow.compute casts
+is what keeps 100M-row tables fast, and parsing the server's own text keeps values exact
+(DECIMAL and unsigned BIGINT never pass through a float).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from s3rs_tui.parsing import quote_identifier
+
+# (signed, unsigned): each unsigned type widens so its maximum still fits; BIGINT UNSIGNED
+# needs 20 digits, which only a decimal holds exactly.
+_UINT64 = pa.decimal128(20, 0)
+_INTEGERS = {
+    "tinyint": (pa.int8(), pa.int16()),
+    "smallint": (pa.int16(), pa.int32()),
+    "mediumint": (pa.int32(), pa.int32()),
+    "int": (pa.int32(), pa.int64()),
+    "bigint": (pa.int64(), _UINT64),
+}
+_FIXED = {
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "year": pa.int16(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us"),
+    # The engine fixes the session time zone to UTC, so TIMESTAMP text is UTC wall time.
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+_DATES = {"date", "datetime", "timestamp"}
+# Binary-charset columns arrive as bytes; spatial values are WKB with an SRID prefix.
+_BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point",
+           "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+           "geometrycollection"}
+_MAX_DECIMAL128_PRECISION = 38
+# Zero parts MariaDB may store ('0000-00-00', '2024-02-00', '2024-00-10') that no calendar has.
+_ZERO_DATE_PART = r"^(0000-|\d{4}-00-|\d{4}-\d{2}-00)"
+
+
+@dataclass(frozen=True)
+class MySQLColumn:
+    """One row of information_schema.COLUMNS."""
+
+    name: str
+    data_type: str
+    column_type: str
+    numeric_precision: int | None
+    numeric_scale: int | None
+    datetime_precision: int | None
+    character_set_name: str | None
+    is_nullable: bool
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How one column is selected and which Arrow type its text becomes."""
+
+    column: MySQLColumn
+    arrow_type: pa.DataType
+    select_sql: str
+    is_date: bool
+
+
+def plan_columns(columns: list[MySQLColumn]) -> list[ColumnPlan]:
+    """One plan per column, in the same order (the SELECT list follows it)."""
+    return [_plan(column) for column in columns]
+
+
+def _plan(column: MySQLColumn) -> ColumnPlan:
+    quoted = quote_identifier(column.name)
+    data_type = column.data_type.lower()
+    select_sql = quoted
+    if data_type == "bit":
+        # BIT arrives as raw big-endian bytes; the server turns it into decimal text for us.
+        select_sql = f"CAST({quoted} AS UNSIGNED) AS {quoted}"
+        width = column.numeric_precision or 1
+        arrow_type = pa.bool_() if width == 1 else pa.int64() if width < 64 else _UINT64
+    elif data_type in _INTEGERS:
+        arrow_type = _INTEGERS[data_type]["unsigned" in column.column_type.lower()]
+    elif data_type == "decimal" and (column.numeric_precision or 0) <= _MAX_DECIMAL128_PRECISION:
+        arrow_type = pa.decimal128(column.numeric_precision or 10, column.numeric_scale or 0)
+    elif data_type in _BINARY:
+        arrow_type = pa.binary()
+    else:
+        # Floats, YEAR and dates have one fixed type. Everything else keeps the server's exact
+        # text: text, ENUM, SET, JSON, TIME (beyond time64's range), DECIMAL over 38 digits, unknowns.
+        arrow_type = _FIXED.get(data_type, pa.string())
+    return ColumnPlan(column, arrow_type, select_sql, data_type in _DATES)
+
+
+def arrow_schema(plans: list[ColumnPlan]) -> pa.Schema:
+    """All fields nullable: zero dates become NULL even in NOT NULL columns."""
+    return pa.schema([
+        pa.field(plan.column.name, plan.arrow_type, nullable=True,
+                 metadata={b"mysql_type": plan.column.column_type.encode()})
+        for plan in plans
+    ])
+
+
+def rows_to_batch(plans: list[ColumnPlan], rows: list[tuple],
+                  invalid_dates: dict[str, int]) -> pa.RecordBatch:
+    """Fetched rows (in plan order) -> a batch with exactly arrow_schema(plans).
+
+    Adds to invalid_dates[column name] how many non-NULL date values had to become NULL.
+    """
+    columns = list(zip(*rows)) if rows else [()] * len(plans)
+    arrays = []
+    for plan, values in zip(plans, columns):
+        if plan.arrow_type == pa.binary():
+            arrays.append(pa.array(values, pa.binary()))
+            continue
+        text = pa.array(values, pa.string())
+        if plan.is_date:
+            array, nulled = _dates(text, plan.arrow_type)
+            if nulled:
+                name = plan.column.name
+                invalid_dates[name] = invalid_dates.get(name, 0) + nulled
+        else:
+            array = text if plan.arrow_type == pa.string() else pc.cast(text, plan.arrow_type)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(plans))
+
+
+def _dates(text: pa.Array, arrow_type: pa.DataType) -> tuple[pa.Array, int]:
+    """Parse date text, turning zero and impossible dates into NULL; returns (array, nulled)."""
+    zero = pc.match_substring_regex(text, _ZERO_DATE_PART)
+    valid = pc.if_else(zero, pa.scalar(None, pa.string()), text)
+    try:
+        array = _cast_dates(valid, arrow_type)
+    except pa.ArrowInvalid:
+        # Rare (ALLOW_INVALID_DATES, e.g. Feb 30): check this column value by value.
+        valid = pa.array([value if _is_real_date(value) else None for value in valid.to_pylist()],
+                         pa.string())
+        array = _cast_dates(valid, arrow_type)
+    return array, array.null_count - text.null_count
+
+
+def _cast_dates(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """Arrow parses zone-less text only as a naive timestamp; a UTC type is then just a relabel."""
+    if pa.types.is_timestamp(arrow_type):
+        return pc.cast(pc.cast(text, pa.timestamp(arrow_type.unit)), arrow_type)
+    return pc.cast(text, arrow_type)
+
+
+def _is_real_date(value: str | None) -> bool:
+    if value is None:
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

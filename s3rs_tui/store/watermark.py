@@ -1,0 +1,123 @@
+"""The watermark: a JSON document in the store saying how far a table is backed up.
+
+It is written after, and only after, the file it covers is stored, always as one atomic object
+write, so position and counters can never disagree. A document that does not parse is never
+overwritten silently: reading it raises WatermarkError and only `force-reset` replaces it.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+
+from s3rs_tui.errors import WatermarkError
+from s3rs_tui.store.base import ObjectStore
+
+STATE_PREFIX = "_state/"
+EPOCH = "1970-01-01 00:00:00"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Watermark:
+    """Field names are the ones operators of the older system know."""
+
+    table_name: str
+    last_mysql_data_timestamp: str | None = None   # cursor value of the last row stored
+    last_mysql_data_id: object = None              # key of the last row stored (ties on the cursor)
+    last_mysql_extraction_time: str | None = None
+    mysql_status: str = "pending"                  # pending | in_progress | success | interrupted | failed
+    redshift_status: str = "pending"
+    mysql_rows_extracted: int = 0
+    redshift_rows_loaded: int = 0
+    backup_strategy: str = "sequential"
+    s3_file_count: int = 0
+    processed_s3_files: list[str] = field(default_factory=list)
+    created_at: str = field(default_factory=utc_now)
+    updated_at: str = field(default_factory=utc_now)
+    last_s3_file: str | None = None
+    cursor_column: str | None = None
+    key_column: str | None = None
+
+    @property
+    def has_position(self) -> bool:
+        return self.last_mysql_data_timestamp is not None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, default=str).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> "Watermark":
+        try:
+            document = json.loads(data)
+            known = {f.name for f in fields(cls)}
+            if not isinstance(document, dict) or "table_name" not in document:
+                raise ValueError("not a watermark document")
+            watermark = cls(**{k: v for k, v in document.items() if k in known})
+            _check_types(watermark)
+            return watermark
+        except (ValueError, TypeError) as exc:
+            raise WatermarkError(
+                f"watermark {where} is corrupt ({exc}); fix it, or replace it with "
+                "`s3rs watermark force-reset` or `watermark set`") from None
+
+
+def _check_types(watermark: Watermark) -> None:
+    for name in ("mysql_rows_extracted", "redshift_rows_loaded", "s3_file_count"):
+        value = getattr(watermark, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer")
+    if watermark.last_mysql_data_timestamp is not None and not isinstance(
+            watermark.last_mysql_data_timestamp, str):
+        raise ValueError("last_mysql_data_timestamp must be a string")
+    if not isinstance(watermark.processed_s3_files, list):
+        raise ValueError("processed_s3_files must be a list")
+
+
+class WatermarkStore:
+    """Reads and writes watermarks (and reset backups) under `_state/watermarks/` in a store."""
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    @staticmethod
+    def key(table: str) -> str:
+        return f"{STATE_PREFIX}watermarks/{table}.json"
+
+    def get(self, table: str) -> Watermark | None:
+        found = self.store.get_bytes(self.key(table))
+        return Watermark.from_json(found[0], self.where(table)) if found else None
+
+    def get_or_new(self, table: str) -> Watermark:
+        return self.get(table) or Watermark(table_name=table)
+
+    def save(self, watermark: Watermark) -> None:
+        watermark.updated_at = utc_now()
+        self.store.put_bytes(self.key(watermark.table_name), watermark.to_json())
+
+    def backup(self, table: str) -> str | None:
+        """Copy the current document aside (as it is, even if corrupt); returns the backup key."""
+        found = self.store.get_bytes(self.key(table))
+        if not found:
+            return None
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        backup_key = f"{STATE_PREFIX}watermarks/backups/{table}.{stamp}.json"
+        self.store.put_bytes(backup_key, found[0])
+        return backup_key
+
+    def latest_backup(self, table: str) -> tuple[str, Watermark] | None:
+        keys = [info.key for info in self.store.list(f"{STATE_PREFIX}watermarks/backups/{table}.")]
+        if not keys:
+            return None
+        data, _ = self.store.get_bytes(keys[-1]) or (b"", "")
+        return keys[-1], Watermark.from_json(data, keys[-1])
+
+    def tables(self) -> list[str]:
+        prefix = f"{STATE_PREFIX}watermarks/"
+        return [info.key[len(prefix):-len(".json")] for info in self.store.list(prefix)
+                if info.key.endswith(".json") and "/" not in info.key[len(prefix):]]
+
+    def where(self, table: str) -> str:
+        return f"{self.store.url.rstrip('/')}/{self.key(table)}"

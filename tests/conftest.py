@@ -1,0 +1,131 @@
+"""Real servers for the tests: a throwaway MariaDB and a moto S3 server, both on 127.0.0.1.
+
+Both start once per test session on free ports, in a temporary folder, and are stopped at the end.
+Each test gets its own database and its own bucket, so tests never see each other's data.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pymysql
+import pytest
+
+from s3rs_tui.config import load_settings
+from s3rs_tui.sandbox.mariadb import free_port, start_mariadb
+
+# Never let boto3 or pyarrow probe the EC2 metadata service (non-loopback traffic).
+TEST_ENV = {"AWS_ACCESS_KEY_ID": "s3rstest", "AWS_SECRET_ACCESS_KEY": "s3rstestsecret",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+os.environ.update(TEST_ENV)
+for _name in [n for n in os.environ if n.startswith(("S3RS_", "BACKUP_", "S3_"))]:
+    del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory):
+    server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=log, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    client = s3_client(endpoint)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.list_buckets()
+            break
+        except Exception:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto S3 server did not start")
+            time.sleep(0.2)
+    yield endpoint
+    process.terminate()
+    process.wait(10)
+
+
+def s3_client(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+class Database:
+    """One fresh MariaDB database for one test, with a small SQL helper."""
+
+    def __init__(self, server, name):
+        self.server, self.name = server, name
+
+    def connect(self, **kwargs):
+        return pymysql.connect(**self.server.connect_args(self.name), autocommit=True, **kwargs)
+
+    def execute(self, *statements, params=None):
+        with self.connect() as conn, conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement, params)
+            return cur.fetchall()
+
+    def executemany(self, statement, rows):
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.executemany(statement, rows)
+
+
+@pytest.fixture
+def db(mariadb):
+    name = "t_" + uuid.uuid4().hex[:12]
+    database = Database(mariadb, name)
+    with pymysql.connect(**mariadb.connect_args(), autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield database
+    with pymysql.connect(**mariadb.connect_args(), autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def bucket(s3_endpoint):
+    name = "s3rs-" + uuid.uuid4().hex[:12]
+    s3_client(s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+def write_config(path: Path, db: Database, *, store: Path | None = None, bucket: str = "",
+                 endpoint: str = "", extra: str = "") -> Path:
+    """A config file pointing at the test MariaDB and a local folder or the S3 server."""
+    connect = db.server.connect_args()
+    s3 = (f'bucket = "{bucket}"\nendpoint_url = "{endpoint}"\n' if bucket
+          else f'local_path = "{store or path.parent / "store"}"\n')
+    path.write_text(
+        f'[mysql]\nhost = "127.0.0.1"\nport = {connect["port"]}\nuser = "{connect["user"]}"\n'
+        f'password = "{connect["password"]}"\ndatabase = "{db.name}"\n\n'
+        f'[s3]\n{s3}prefix = "backups/"\n\n[backup]\nsafety_lag_seconds = 0\nretry_attempts = 2\n{extra}')
+    return path
+
+
+@pytest.fixture
+def local_config(tmp_path, db):
+    """Settings file for the test database and a local folder store."""
+    return write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store")
+
+
+@pytest.fixture
+def s3_config(tmp_path, db, bucket, s3_endpoint):
+    """Settings file for the test database and a bucket on the S3 server."""
+    return write_config(tmp_path / "s3rs.toml", db, bucket=bucket, endpoint=s3_endpoint)
+
+
+@pytest.fixture
+def settings_for():
+    def load(config_path: Path):
+        return load_settings(str(config_path), environ=TEST_ENV)
+
+    return load
