@@ -1,0 +1,86 @@
+"""The `s3rs` command line (Typer). Every failure ends as one line on stderr and a documented
+exit code: 0 done, 1 failed but safe to rerun, 2 bad usage/input/config, 3 table locked,
+130 stopped by the operator. Unexpected errors write their traceback to the error log, not the screen.
+"""
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from s3rs_tui import __version__
+from s3rs_tui.cli import demo, info, s3clean, sync, watermark
+from s3rs_tui.errors import S3rsError
+
+app = typer.Typer(name="s3rs", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="Exact, resumable MySQL -> Parquet -> S3 backups.")
+app.command()(sync.sync)
+app.command()(info.config)
+app.command()(info.status)
+app.command()(demo.demo)
+app.add_typer(watermark.app, name="watermark")
+app.add_typer(s3clean.app, name="s3clean")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"s3rs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML settings file "
+                                          "(default: $S3RS_CONFIG, else ./s3rs.toml)"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """Back up MySQL tables incrementally to Parquet files in S3 or a local folder."""
+
+
+def error_log_path() -> Path:
+    return Path.home() / ".s3rs" / "errors.log"
+
+
+def _log_traceback() -> Path | None:
+    path = error_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as log:
+            log.write(f"--- s3rs {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
+        return path
+    except OSError:
+        return None
+
+
+def _fail(message: str, code: int) -> None:
+    try:
+        sys.stderr.write(f"s3rs: {message}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+    sys.exit(code)
+
+
+def main() -> None:
+    """Console-script entry point: run the app and turn every outcome into an exit code."""
+    try:
+        result = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except S3rsError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("stopped by the operator", 130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback on screen
+        where = _log_traceback()
+        _fail(f"internal error: {type(exc).__name__}: {exc}"
+              + (f" (traceback in {where})" if where else ""), 1)
+    sys.exit(result if isinstance(result, int) else 0)

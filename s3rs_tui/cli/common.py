@@ -1,0 +1,40 @@
+"""Helpers shared by the commands: settings from the context, confirmations, JSON output."""
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+from s3rs_tui.config import Settings, load_settings
+from s3rs_tui.errors import ConfigError
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The settings in force for this invocation (loaded once, after --config is known)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = load_settings(root.params.get("config"))
+    return root.obj
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, insist on --yes rather than guess."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{question} Not on a terminal: add --yes to confirm")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)
+
+
+def print_json(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2, default=str))
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"

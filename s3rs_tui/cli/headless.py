@@ -1,0 +1,72 @@
+"""The headless consumer of engine events: one plain line per event, for tmux scroll-back and logs.
+
+Lines go to stderr (stdout stays free for --json). A terminal that went away (SSH dropped) must not
+kill the run: write errors are swallowed and the run finishes its file and saves its watermark.
+"""
+
+import sys
+import time
+from typing import TextIO
+
+from s3rs_tui.cli.common import human_bytes
+from s3rs_tui.engine.events import Event, FileStored, Notice, Retrying, RunFinished, RunStarted
+
+QUIET, NORMAL, DEBUG = 0, 1, 2
+
+
+class HeadlessLog:
+    def __init__(self, verbosity: int = NORMAL, stream: TextIO | None = None):
+        self.verbosity = verbosity
+        self.stream = stream or sys.stderr
+
+    def __call__(self, event: Event) -> None:
+        line = self.format(event)
+        if line:
+            self.write(line)
+
+    def write(self, line: str) -> None:
+        try:
+            self.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # terminal gone: keep running, the watermark is what matters
+            pass
+
+    def format(self, event: Event) -> str | None:
+        if isinstance(event, FileStored):
+            if self.verbosity < NORMAL:
+                return None
+            return (f"{event.table} file {event.run_files}: {event.rows:,} rows, total {event.run_rows:,}, "
+                    f"{event.rows_per_minute:,.0f} rows/min, RSS {event.rss_mb:.0f} MB, "
+                    f"{human_bytes(event.run_bytes)} in {event.run_files} files, "
+                    f"watermark {event.watermark_timestamp} / {event.watermark_id}")
+        if isinstance(event, RunStarted):
+            if self.verbosity < NORMAL:
+                return None
+            start = "the beginning" if event.start_timestamp is None else \
+                f"{event.start_timestamp} / {event.start_id}"
+            return (f"{event.table} start: from {start} to before {event.upper_bound}, "
+                    f"~{event.estimated_rows:,} rows, batch {event.batch_size:,}, store {event.store_url}")
+        if isinstance(event, Notice):
+            if event.level == "info" and self.verbosity < NORMAL:
+                return None
+            return f"{event.table} {event.level}: {event.message}"
+        if isinstance(event, Retrying):
+            return (f"{event.table} retry {event.attempt}/{event.max_attempts} in {event.delay_seconds:.1f}s: "
+                    f"{event.error}")
+        if isinstance(event, RunFinished):
+            return self._finished(event)
+        return None
+
+    @staticmethod
+    def _finished(event: RunFinished) -> str:
+        line = (f"{event.table} {event.status}: {event.rows:,} rows in {event.files} files "
+                f"({human_bytes(event.bytes)}), {event.elapsed_seconds:.1f}s, "
+                f"{event.rows_per_minute:,.0f} rows/min, peak RSS {event.peak_rss_mb:.0f} MB")
+        if event.status == "success":
+            line += ", caught up" if event.caught_up else ", limit reached"
+        if event.invalid_dates:
+            line += ", zero/invalid dates stored as NULL: " + ", ".join(
+                f"{column} {count}" for column, count in sorted(event.invalid_dates.items()))
+        if event.error:
+            line += f": {event.error}"
+        return line

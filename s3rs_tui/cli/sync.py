@@ -1,0 +1,89 @@
+"""`s3rs sync`: back up tables to Parquet files in the store, headless."""
+
+from dataclasses import asdict
+from typing import Optional
+
+import typer
+
+from s3rs_tui.cli.common import human_bytes, print_json, settings_from
+from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
+from s3rs_tui.engine.events import Notice, RunFinished
+from s3rs_tui.engine.plan import plan_notices
+from s3rs_tui.engine.stop import StopSignal, stop_on_signals
+from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
+
+STRATEGIES = ("sequential",)
+
+
+def sync(
+    ctx: typer.Context,
+    tables: list[str] = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database); repeatable"),
+    strategy: str = typer.Option("sequential", "--strategy", "-s", help="how several tables run: sequential"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="take at most N rows this run"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="rows per Parquet file"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show the plan, write nothing"),
+    backup_only: bool = typer.Option(False, "--backup-only", help="stop once the files are stored"),
+    break_lock: bool = typer.Option(False, "--break-lock", help="take the table even if a lock is held"),
+    no_ui: bool = typer.Option(False, "--no-ui", help="log lines instead of the dashboard"),
+    debug: bool = typer.Option(False, "--debug", help="more detail in the log"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings and the final line"),
+    json_out: bool = typer.Option(False, "--json", help="print a final JSON summary on stdout"),
+) -> None:
+    """Back up tables: every row after the watermark, up to now minus the safety lag."""
+    settings = settings_from(ctx)
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"--strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
+    if batch_size is not None:
+        settings.override("backup.batch_size", batch_size)
+    log = HeadlessLog(DEBUG if debug else QUIET if quiet else NORMAL)
+    if settings.warehouse.kind != "none" and not backup_only:
+        log(Notice("-", f"warehouse kind {settings.warehouse.kind!r}: loading is not part of this version "
+                        "yet; files are stored only", "info"))
+    if dry_run:
+        _dry_run(settings, tables, log, json_out)
+        return
+    stop = StopSignal()
+    options = SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy)
+    results: list[RunFinished] = []
+    failure: S3rsError | None = None
+    with stop_on_signals(stop, lambda message: log(Notice("-", message, "warning"))):
+        for name in tables:
+            if stop.requested:
+                break
+            try:
+                results.append(TableSync(settings, name, log, stop, options).run())
+            except StoppedByOperator as exc:
+                failure = exc
+                break
+            except S3rsError as exc:
+                log(Notice(name, str(exc), "error"))
+                failure = failure or exc
+    if json_out:
+        print_json({"status": "success" if failure is None else "failed",
+                    "rows": sum(r.rows for r in results), "files": sum(r.files for r in results),
+                    "bytes": sum(r.bytes for r in results), "tables": [asdict(r) for r in results],
+                    "error": str(failure) if failure else None})
+    if failure is not None:
+        raise failure
+
+
+def _dry_run(settings, tables: list[str], log: HeadlessLog, json_out: bool) -> None:
+    batch = settings.backup.batch_size
+    plans = []
+    for name in tables:
+        info, watermark, plan = TableSync(settings, name, log, StopSignal()).dry_run()
+        files = -(-plan.estimated_rows // batch)
+        plans.append({"table": info.name, "start_timestamp": plan.start.timestamp, "start_id": plan.start.key,
+                      "upper_bound": plan.bound, "estimated_rows": plan.estimated_rows,
+                      "estimated_files": files, "batch_size": batch, "keyset_index": info.has_keyset_index,
+                      "null_cursor_rows": plan.null_cursor_rows, "future_cursor_rows": plan.future_cursor_rows,
+                      "rows_extracted_so_far": watermark.mysql_rows_extracted})
+        for message in plan_notices(plan, info):
+            log(Notice(info.name, message))
+        if not json_out:
+            typer.echo(f"{info.name}: from {plan.start.label()} to before {plan.bound}: "
+                       f"~{plan.estimated_rows:,} rows in ~{files:,} files of {batch:,} rows "
+                       f"(estimate from EXPLAIN; nothing written)")
+    if json_out:
+        print_json({"dry_run": True, "tables": plans})

@@ -1,0 +1,75 @@
+"""`s3rs demo`: the main job end to end on embedded defaults, on a fresh machine.
+
+Starts a throwaway MariaDB in the demo folder, fills a realistic settlement table (reused when it
+already holds the asked number of rows), syncs it to the local folder store with the same engine
+and log as `s3rs sync`, and says where the files and the watermark are.
+"""
+
+from pathlib import Path
+
+import pymysql
+
+from s3rs_tui.cli.headless import NORMAL, HeadlessLog
+from s3rs_tui.config import TableSettings, load_settings
+from s3rs_tui.engine.events import Notice, RunFinished
+from s3rs_tui.engine.parquet import table_prefix
+from s3rs_tui.engine.stop import StopSignal, stop_on_signals
+from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.sandbox.mariadb import PASSWORD, USER, start_mariadb
+from s3rs_tui.sandbox.sample_data import TABLE, create_settlement_table
+from s3rs_tui.store.watermark import WatermarkStore
+
+DATABASE = "settlement"
+NAME = f"{DATABASE}.{TABLE}"
+
+
+def _config_text(port: int, store: Path, batch_size: int) -> str:
+    return (f'[mysql]\nhost = "127.0.0.1"\nport = {port}\nuser = "{USER}"\ndatabase = "{DATABASE}"\n'
+            f'# password: export S3RS_MYSQL_PASSWORD={PASSWORD}\n\n'
+            f'[s3]\nlocal_path = "{store}"\n\n[backup]\nbatch_size = {batch_size}\n\n'
+            f'[tables."{NAME}"]\ncursor_column = "update_at"\nkey_column = "id"\n')
+
+
+def _fill(server, rows: int, log: HeadlessLog) -> None:
+    with pymysql.connect(**server.connect_args(), autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
+        cur.execute("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                    "AND TABLE_NAME = %s", (DATABASE, TABLE))
+        found = cur.fetchone()
+        if found:
+            cur.execute(f"SELECT COUNT(*) FROM `{DATABASE}`.`{TABLE}`")
+            if int(cur.fetchone()[0]) == rows:
+                log(Notice(NAME, f"reusing the demo table ({rows:,} rows)", "info"))
+                return
+        log(Notice(NAME, f"generating {rows:,} rows...", "info"))
+        create_settlement_table(conn, DATABASE, TABLE, rows, progress=lambda done, total: log(
+            Notice(NAME, f"generated {done:,} of {total:,} rows", "info")))
+
+
+def run_demo(folder: Path, rows: int, batch_size: int, keep_server: bool) -> RunFinished:
+    folder = folder.resolve()
+    log = HeadlessLog(NORMAL)
+    log(Notice(NAME, f"starting a throwaway MariaDB in {folder / 'mariadb'}", "info"))
+    server = start_mariadb(folder / "mariadb")
+    try:
+        _fill(server, rows, log)
+        config = folder / "s3rs.toml"
+        config.write_text(_config_text(server.port, folder / "store", batch_size))
+        settings = load_settings(str(config), environ={"S3RS_MYSQL_PASSWORD": PASSWORD})
+        settings.tables[NAME] = TableSettings(cursor_column="update_at", key_column="id")
+        stop = StopSignal()
+        with stop_on_signals(stop, lambda message: log(Notice("-", message))):
+            finished = TableSync(settings, NAME, log, stop).run()
+        store_folder = Path(settings.s3.local_path) / settings.s3.prefix
+        print(f"\nDone: {finished.rows:,} rows in {finished.files} Parquet files "
+              f"({finished.rows_per_minute:,.0f} rows/min).")
+        print(f"  files:     {store_folder / table_prefix(NAME)}")
+        print(f"  watermark: {store_folder / WatermarkStore.key(NAME)}")
+        print(f"  config:    {config}  (run the demo again: it resumes and finds nothing new)")
+        if keep_server:
+            print(f"  MariaDB still running on 127.0.0.1:{server.port} (pid {server.pid}); try:\n"
+                  f"    S3RS_MYSQL_PASSWORD={PASSWORD} s3rs --config {config} watermark get -t {NAME}")
+        return finished
+    finally:
+        if not keep_server:
+            server.stop()
