@@ -1,0 +1,412 @@
+"""The engine against a real MariaDB and real stores: no row missed, none repeated, whatever happens.
+
+"Exactly once" is checked on what is stored: every (id, update_at) version of the source is in
+exactly one Parquet file, and no other version is.
+"""
+
+import io
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pymysql
+import pytest
+
+from s3rs_tui.engine import keyset
+from s3rs_tui.engine.events import FileStored, Notice, RunFinished
+from s3rs_tui.config import TableSettings
+from s3rs_tui.engine.parquet import table_prefix
+from s3rs_tui.engine.stop import StopSignal
+from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.engine.table import describe_table
+from s3rs_tui.engine.typemap import plan_columns
+from s3rs_tui.store import open_store
+from s3rs_tui.store.watermark import WatermarkStore
+from tests.cli_helpers import run_cli
+
+TABLE_DDL = ("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+             "update_at DATETIME NOT NULL, amount DECIMAL(18,4), note VARCHAR(64), "
+             "KEY idx_update_at_id (update_at, id))")
+
+
+def fill(db, rows: int, *, per_second: int = 10, start: str = "2024-01-01 00:00:00", table="orders"):
+    """`rows` rows, `per_second` of them sharing each update_at second, ids in a scrambled order
+    relative to time (so key order differs from cursor order)."""
+    db.execute(f"INSERT INTO {table} (id, update_at, amount, note) "
+               f"SELECT seq, '{start}' + INTERVAL ((seq * 7919) % {rows}) DIV {per_second} SECOND, "
+               f"seq / 100, CONCAT('row ', seq) FROM seq_1_to_{rows}")
+
+
+def source_versions(db, table="orders") -> set[tuple[int, str]]:
+    return {(int(i), str(u)) for i, u in db.execute(f"SELECT id, update_at FROM {table}")}
+
+
+def stored_files(settings, name: str) -> dict[str, list[tuple[int, str]]]:
+    """file key -> [(id, update_at)] for every data file of the table, read through the store API."""
+    store = open_store(settings)
+    files = {}
+    for info in store.list(table_prefix(name)):
+        table = pq.read_table(io.BytesIO(store.get_bytes(info.key)[0]), columns=["id", "update_at"])
+        files[info.key] = [(int(i), str(u)) for i, u in zip(table["id"].to_pylist(),
+                                                            table["update_at"].to_pylist())]
+    return files
+
+
+def assert_exactly_once(db, settings, name: str, table="orders") -> None:
+    stored = [version for rows in stored_files(settings, name).values() for version in rows]
+    assert len(stored) == len(set(stored)), "a row version is stored twice"
+    assert set(stored) == source_versions(db, table)
+
+
+def run_sync(settings, name: str, **options) -> tuple[RunFinished, list]:
+    events = []
+    finished = TableSync(settings, name, events.append, StopSignal(), SyncOptions(**options)).run()
+    return finished, events
+
+
+@pytest.fixture
+def orders(db):
+    db.execute(TABLE_DDL)
+    return db
+
+
+def test_page_query_uses_the_keyset_index_without_filesort(orders):
+    fill(orders, 20000)
+    orders.execute("ANALYZE TABLE orders")
+    with pymysql.connect(**orders.server.connect_args(orders.name)) as conn:
+        info = describe_table(conn, orders.name, "orders", TableSettings())
+        sql, params = keyset.page_query(info, plan_columns(info.columns),
+                                        keyset.Position("2024-01-01 00:05:00", 1234), "2030-01-01", 500)
+        with conn.cursor() as cur:
+            cur.execute("EXPLAIN FORMAT=JSON " + sql, params)
+            plan = json.loads(cur.fetchone()[0])
+            cur.execute("EXPLAIN " + sql, params)
+            names = [d[0] for d in cur.description]
+            row = dict(zip(names, cur.fetchone()))
+    assert info.has_keyset_index
+    assert row["key"] == "idx_update_at_id" and row["type"] == "range"
+    assert "filesort" not in (row["Extra"] or "").lower()
+    assert "filesort" not in json.dumps(plan).lower()
+
+
+def test_ties_larger_than_a_batch_are_taken_exactly_once(orders, local_config, settings_for):
+    # 3,000 rows share one second, more than four batches of 700; neighbours on both sides.
+    fill(orders, 2000, per_second=50, start="2024-01-01 00:00:00")
+    orders.execute("INSERT INTO orders (id, update_at, note) SELECT 10000 + seq, '2024-01-01 00:00:20', "
+                   "'tie' FROM seq_1_to_3000")
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 700)
+    finished, _ = run_sync(settings, f"{orders.name}.orders")
+    assert finished.rows == 5000 and finished.caught_up
+    assert_exactly_once(orders, settings, f"{orders.name}.orders")
+    # A second run finds nothing new and stores nothing.
+    again, _ = run_sync(settings, f"{orders.name}.orders")
+    assert (again.rows, again.files, again.status) == (0, 0, "success")
+
+
+def test_limit_takes_exactly_n_rows_and_the_next_run_continues(orders, local_config, settings_for):
+    fill(orders, 3000)
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 500)
+    name = f"{orders.name}.orders"
+    first, _ = run_sync(settings, name, limit=1234)
+    assert first.rows == 1234 and first.files == 3 and not first.caught_up
+    watermark = WatermarkStore(open_store(settings)).get(name)
+    assert watermark.mysql_rows_extracted == 1234
+    rest, _ = run_sync(settings, name)
+    assert rest.rows == 3000 - 1234
+    assert_exactly_once(orders, settings, name)
+
+
+def test_limit_larger_than_the_table(orders, local_config, settings_for):
+    fill(orders, 300)
+    settings = settings_for(local_config)
+    finished, _ = run_sync(settings, f"{orders.name}.orders", limit=1000)
+    assert finished.rows == 300 and finished.caught_up
+
+
+def test_rows_in_the_current_second_and_the_future_wait(orders, local_config, settings_for):
+    fill(orders, 100)
+    orders.execute("INSERT INTO orders (id, update_at) VALUES (5000, NOW()), (5001, NOW() + INTERVAL 1 DAY)")
+    settings = settings_for(local_config)
+    finished, events = run_sync(settings, f"{orders.name}.orders")
+    ids = {i for rows in stored_files(settings, f"{orders.name}.orders").values() for i, _ in rows}
+    assert 5000 not in ids and 5001 not in ids and len(ids) == 100
+    assert finished.future_cursor_rows == 1
+    assert any(isinstance(e, Notice) and "future" in e.message for e in events)
+
+
+def test_safety_lag_holds_back_recent_rows(orders, local_config, settings_for):
+    orders.execute("INSERT INTO orders (id, update_at) VALUES (1, NOW() - INTERVAL 1 HOUR), "
+                   "(2, NOW() - INTERVAL 30 SECOND)")
+    settings = settings_for(local_config)
+    settings.override("backup.safety_lag_seconds", 120)
+    finished, _ = run_sync(settings, f"{orders.name}.orders")
+    assert finished.rows == 1
+
+
+def test_null_cursor_rows_are_counted_and_reported(db, local_config, settings_for):
+    db.execute("CREATE TABLE orders (id INT PRIMARY KEY, update_at DATETIME NULL, KEY (update_at, id))",
+               "INSERT INTO orders VALUES (1, '2024-01-01'), (2, NULL), (3, NULL)")
+    finished, events = run_sync(settings_for(local_config), f"{db.name}.orders")
+    assert finished.rows == 1 and finished.null_cursor_rows == 2
+    assert any(isinstance(e, Notice) and "NULL" in e.message for e in events)
+
+
+def test_zero_dates_are_stored_as_null_and_counted(db, local_config, settings_for):
+    db.execute("CREATE TABLE orders (id INT PRIMARY KEY, update_at DATETIME NOT NULL, "
+               "shipped DATE, KEY (update_at, id))")
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute("INSERT INTO orders VALUES (1, '2024-01-01', '0000-00-00'), (2, '2024-01-01', "
+                    "'2024-02-00'), (3, '2024-01-02', '2024-02-03')")
+    settings = settings_for(local_config)
+    finished, _ = run_sync(settings, f"{db.name}.orders")
+    assert finished.invalid_dates == {"shipped": 2}
+    store = open_store(settings)
+    (info,) = store.list(table_prefix(f"{db.name}.orders"))
+    shipped = pq.read_table(io.BytesIO(store.get_bytes(info.key)[0]))["shipped"].to_pylist()
+    assert shipped[:2] == [None, None] and str(shipped[2]) == "2024-02-03"
+
+
+def test_a_table_without_the_index_gets_a_warning(db, local_config, settings_for):
+    db.execute("CREATE TABLE orders (id INT PRIMARY KEY, update_at DATETIME NOT NULL)",
+               "INSERT INTO orders VALUES (1, '2024-01-01')")
+    finished, events = run_sync(settings_for(local_config), f"{db.name}.orders")
+    assert finished.rows == 1
+    assert any(isinstance(e, Notice) and "no index" in e.message for e in events)
+
+
+def test_files_are_named_by_their_start_and_a_redo_overwrites(orders, local_config, settings_for):
+    fill(orders, 1000)
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 400)
+    name = f"{orders.name}.orders"
+    run_sync(settings, name)
+    first = stored_files(settings, name)
+    # Rewind to the start of the second file, as after a crash between upload and watermark.
+    watermarks = WatermarkStore(open_store(settings))
+    keys = sorted(first)
+    watermark = watermarks.get(name)
+    ts, key = first[keys[0]][-1][1], first[keys[0]][-1][0]
+    watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id = ts, key
+    watermarks.save(watermark)
+    run_sync(settings, name)
+    assert sorted(stored_files(settings, name)) == keys  # same names: overwritten, nothing added
+    assert_exactly_once(orders, settings, name)
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing in the engine catches a BaseException."""
+
+
+@pytest.mark.parametrize("config_fixture", ["local_config", "s3_config"])
+def test_crash_between_upload_and_watermark_write(orders, config_fixture, request, settings_for,
+                                                  monkeypatch):
+    fill(orders, 5000)
+    settings = settings_for(request.getfixturevalue(config_fixture))
+    settings.override("backup.batch_size", 1000)
+    name = f"{orders.name}.orders"
+    real_save, saves = WatermarkStore.save, []
+
+    def crash_on_third_file(self, watermark):
+        saves.append(watermark.s3_file_count)
+        if watermark.s3_file_count == 3:
+            raise Crash()
+        real_save(self, watermark)
+
+    monkeypatch.setattr(WatermarkStore, "save", crash_on_third_file)
+    with pytest.raises(Crash):
+        run_sync(settings, name)
+    monkeypatch.setattr(WatermarkStore, "save", real_save)
+    assert len(stored_files(settings, name)) == 3  # the third file is stored, its watermark is not
+    assert WatermarkStore(open_store(settings)).get(name).s3_file_count == 2
+    finished, _ = run_sync(settings, name)
+    assert finished.rows == 3000 and finished.files == 3
+    assert len(stored_files(settings, name)) == 5
+    assert_exactly_once(orders, settings, name)
+
+
+def test_sync_to_s3_end_to_end(orders, s3_config, settings_for):
+    fill(orders, 2500)
+    settings = settings_for(s3_config)
+    settings.override("backup.batch_size", 1000)
+    finished, events = run_sync(settings, f"{orders.name}.orders")
+    assert finished.files == 3 and sum(isinstance(e, FileStored) for e in events) == 3
+    assert_exactly_once(orders, settings, f"{orders.name}.orders")
+
+
+def test_lost_mysql_connection_is_retried_and_resumes(orders, local_config, settings_for):
+    fill(orders, 20000)
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 1000)
+    settings.override("backup.retry_attempts", 5)
+    name = f"{orders.name}.orders"
+    killed = []
+
+    def kill_once(event):
+        if isinstance(event, FileStored) and event.run_files == 3 and not killed:
+            rows = orders.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 's3rs' "
+                                  "AND ID <> CONNECTION_ID() AND DB IS NULL")
+            for (connection_id,) in rows:
+                orders.execute(f"KILL CONNECTION {int(connection_id)}")
+                killed.append(connection_id)
+
+    events = []
+    finished = TableSync(settings, name, lambda e: (events.append(e), kill_once(e)), StopSignal()).run()
+    assert killed, "the engine's connection was not found"
+    assert any(type(e).__name__ == "Retrying" for e in events)
+    assert finished.rows == 20000
+    assert_exactly_once(orders, settings, name)
+
+
+def _sync_process(config, name, *extra):
+    return subprocess.Popen([sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t", name,
+                             "--no-ui", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_files(settings, name, count, process, timeout=60):
+    watermarks = WatermarkStore(open_store(settings))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        watermark = watermarks.get(name)
+        if watermark and watermark.s3_file_count >= count:
+            return watermark
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    raise AssertionError("the run stored too few files in time")
+
+
+@pytest.mark.parametrize("config_fixture", ["local_config", "s3_config"])
+def test_killed_with_sigkill_mid_table_then_rerun(orders, config_fixture, request, settings_for):
+    config = request.getfixturevalue(config_fixture)
+    fill(orders, 60000)
+    name = f"{orders.name}.orders"
+    settings = settings_for(config)
+    for moment in (2, 9, 15):  # killed at different depths, at a random point inside a file
+        process = _sync_process(config, name, "--batch-size", "1500")
+        _wait_for_files(settings, name, moment, process)
+        time.sleep(random.uniform(0, 0.05))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done = run_cli("sync", "-t", name, "--batch-size", "1500", config=config)
+    assert done.returncode == 0, done.stderr
+    assert_exactly_once(orders, settings, name)
+    keys = sorted(stored_files(settings, name))
+    assert len(keys) == 40  # 60,000 rows / 1,500: a redone file replaced its own name
+    watermark = WatermarkStore(open_store(settings)).get(name)
+    assert watermark.mysql_rows_extracted == 60000 and watermark.s3_file_count == 40
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_first_signal_finishes_the_file_and_exits_130(orders, local_config, settings_for, signame):
+    fill(orders, 60000)
+    name = f"{orders.name}.orders"
+    settings = settings_for(local_config)
+    process = _sync_process(local_config, name, "--batch-size", "1000")
+    _wait_for_files(settings, name, 2, process)
+    process.send_signal(getattr(signal, signame))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "rerun to resume" in stderr
+    watermark = WatermarkStore(open_store(settings)).get(name)
+    assert watermark.mysql_status == "interrupted"
+    stored = stored_files(settings, name)
+    assert watermark.s3_file_count == len(stored) < 60
+    assert watermark.mysql_rows_extracted == sum(len(rows) for rows in stored.values())
+    assert run_cli("sync", "-t", name, "--batch-size", "1000", config=local_config).returncode == 0
+    assert_exactly_once(orders, settings, name)
+
+
+def test_second_signal_stops_at_once_and_stays_safe(orders, local_config, settings_for):
+    fill(orders, 200000)
+    name = f"{orders.name}.orders"
+    settings = settings_for(local_config)
+    process = _sync_process(local_config, name, "--batch-size", "20000")
+    _wait_for_files(settings, name, 1, process)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert run_cli("sync", "-t", name, "--batch-size", "20000", config=local_config).returncode == 0
+    assert_exactly_once(orders, settings, name)
+
+
+def test_concurrent_inserts_and_updates_lose_nothing(orders, local_config, settings_for):
+    fill(orders, 30000, start="2024-01-01 00:00:00")
+    name = f"{orders.name}.orders"
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 1000)
+    settings.override("backup.safety_lag_seconds", 1)
+    stop_writing = threading.Event()
+
+    def writer():
+        conn = orders.connect()
+        with conn.cursor() as cur:
+            n = 0
+            while not stop_writing.is_set():
+                n += 1
+                cur.execute("INSERT INTO orders (update_at, note) VALUES (NOW(6), 'new')")
+                # Updates move old rows, including ones behind and ahead of the cursor, to now.
+                cur.execute("UPDATE orders SET update_at = NOW(), note = 'updated' WHERE id = %s",
+                            ((n * 104729) % 30000 + 1,))
+                time.sleep(0.002)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(3):
+            run_sync(settings, name)
+            time.sleep(0.5)
+    finally:
+        stop_writing.set()
+        thread.join()
+    time.sleep(1.5)  # past the safety lag: every write is now in the past
+    run_sync(settings, name)
+    # Every current version is stored exactly once (older versions of updated rows are in
+    # earlier files, also once each).
+    stored = [v for rows in stored_files(settings, name).values() for v in rows]
+    assert len(stored) == len(set(stored))
+    assert source_versions(orders) <= set(stored)
+
+
+def test_second_run_on_a_locked_table_exits_3(orders, local_config, settings_for):
+    fill(orders, 100000)
+    name = f"{orders.name}.orders"
+    settings = settings_for(local_config)
+    first = _sync_process(local_config, name, "--batch-size", "2000")
+    _wait_for_files(settings, name, 1, first)
+    second = run_cli("sync", "-t", name, config=local_config)
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=60)
+    assert second.returncode == 3, second.stderr
+    assert "locked by" in second.stderr and str(first.pid) in second.stderr
+
+
+def test_different_tables_run_side_by_side(db, local_config, settings_for):
+    for table in ("a", "b"):
+        db.execute(TABLE_DDL.replace("orders", table))
+        fill(db, 40000, table=table)
+    settings = settings_for(local_config)
+    processes = [_sync_process(local_config, f"{db.name}.{t}", "--batch-size", "2000") for t in ("a", "b")]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in processes]
+    assert [code for _, _, code in results] == [0, 0], results
+    for table in ("a", "b"):
+        assert_exactly_once(db, settings, f"{db.name}.{table}", table)
+
+
+def test_engine_reads_timestamps_in_utc_whatever_the_server_zone(db, local_config, settings_for):
+    db.execute("CREATE TABLE orders (id INT PRIMARY KEY, update_at TIMESTAMP(6) NOT NULL, KEY (update_at, id))")
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET time_zone = '+08:00'")
+        cur.execute("INSERT INTO orders VALUES (1, '2024-01-01 08:00:00.250000')")
+    settings = settings_for(local_config)
+    run_sync(settings, f"{db.name}.orders")
+    watermark = WatermarkStore(open_store(settings)).get(f"{db.name}.orders")
+    assert watermark.last_mysql_data_timestamp == "2024-01-01 00:00:00.250000"
