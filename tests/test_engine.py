@@ -410,3 +410,32 @@ def test_engine_reads_timestamps_in_utc_whatever_the_server_zone(db, local_confi
     run_sync(settings, f"{db.name}.orders")
     watermark = WatermarkStore(open_store(settings)).get(f"{db.name}.orders")
     assert watermark.last_mysql_data_timestamp == "2024-01-01 00:00:00.250000"
+
+
+def test_s3_errors_are_retried_with_backoff(orders, tmp_path, bucket, s3_endpoint, settings_for):
+    from tests.conftest import write_config
+    from tests.s3_fault_proxy import FaultProxy
+
+    fill(orders, 3000)
+    proxy = FaultProxy(s3_endpoint)
+    try:
+        config = write_config(tmp_path / "s3rs.toml", orders, bucket=bucket, endpoint=proxy.endpoint)
+        settings = settings_for(config)
+        settings.override("backup.batch_size", 1000)
+        settings.override("backup.retry_attempts", 3)
+        name = f"{orders.name}.orders"
+        # More 503s than boto3's own attempts on one data file: the engine's retry must take over.
+        proxy.fail_next(7, "PUT", "/data/")
+        proxy.fail_next(6, "PUT", "/_state/watermarks/")
+        finished, events = run_sync(settings, name)
+        assert proxy.failed == 13
+        assert sum(type(e).__name__ == "Retrying" for e in events) >= 2
+        assert finished.rows == 3000
+        assert_exactly_once(orders, settings, name)
+        # Retries give up after retry_attempts with a message that says a rerun resumes.
+        proxy.fail_next(1000, "PUT", "/data/")
+        orders.execute("UPDATE orders SET update_at = '2024-06-01' WHERE id <= 10")
+        with pytest.raises(Exception, match="rerun resumes"):
+            run_sync(settings, name)
+    finally:
+        proxy.close()

@@ -35,10 +35,14 @@ class HeadlessLog:
         if isinstance(event, FileStored):
             if self.verbosity < NORMAL:
                 return None
-            return (f"{event.table} file {event.run_files}: {event.rows:,} rows, total {event.run_rows:,}, "
+            line = (f"{event.table} file {event.run_files}: {event.rows:,} rows, total {event.run_rows:,}, "
                     f"{event.rows_per_minute:,.0f} rows/min, RSS {event.rss_mb:.0f} MB, "
                     f"{human_bytes(event.run_bytes)} in {event.run_files} files, "
                     f"watermark {event.watermark_timestamp} / {event.watermark_id}")
+            if self.verbosity >= DEBUG:
+                line += f" [{event.key}, {human_bytes(event.bytes)}; " + ", ".join(
+                    f"{step} {seconds:.2f}s" for step, seconds in event.seconds.items()) + "]"
+            return line
         if isinstance(event, RunStarted):
             if self.verbosity < NORMAL:
                 return None

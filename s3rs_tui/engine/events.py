@@ -39,6 +39,7 @@ class FileStored(Event):
     watermark_timestamp: str
     watermark_id: object
     elapsed_seconds: float
+    seconds: dict[str, float] = field(default_factory=dict)  # this file's read/encode/store/commit
 
 
 @dataclass(frozen=True)

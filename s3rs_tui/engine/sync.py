@@ -166,10 +166,11 @@ class TableSync:
         caught_up = False
         while limit is None or run.rows < limit:
             want = batch_size if limit is None else min(batch_size, limit - run.rows)
+            read_started = time.monotonic()
             page = self._query(f"reading {self.name}",
                                lambda c: read_page(c, info, plans, position, bound, want))
             if page.rows:
-                self._store_page(run, page, position, schema)
+                self._store_page(run, page, position, schema, time.monotonic() - read_started)
                 position = page.last
             if page.rows < want:
                 caught_up = True
@@ -182,12 +183,15 @@ class TableSync:
         self._mark(run, "success")
         return self._finished(run, "success", run.started, caught_up=caught_up)
 
-    def _store_page(self, run: _Run, page: Page, start: Position, schema) -> None:
+    def _store_page(self, run: _Run, page: Page, start: Position, schema, read_seconds: float) -> None:
         """Encode, store durably, then (and only then) advance the watermark."""
         key = data_key(run.info, start)
         path = self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet"
+        clock = time.monotonic()
         write_parquet(page.batches, schema, path)
+        encode_seconds, clock = time.monotonic() - clock, time.monotonic()
         size = self._retrying(lambda: self.store.put_file(key, path))
+        store_seconds, clock = time.monotonic() - clock, time.monotonic()
         if run.lock.lost.is_set():
             raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
                             "stopped before saving the watermark")
@@ -199,13 +203,16 @@ class TableSync:
         watermark.s3_file_count += 1
         watermark.last_s3_file = key
         self._retrying(lambda: self.watermarks.save(watermark))
+        commit_seconds = time.monotonic() - clock
         for column, count in page.invalid_dates.items():
             self.invalid_dates[column] = self.invalid_dates.get(column, 0) + count
         run.rows += page.rows
         run.files += 1
         run.bytes += size
         self.sink(FileStored(self.name, key, page.rows, size, run.rows, run.files, run.bytes,
-                             run.per_minute(), rss_mb(), page.last.timestamp, page.last.key, run.elapsed()))
+                             run.per_minute(), rss_mb(), page.last.timestamp, page.last.key, run.elapsed(),
+                             {"read": read_seconds, "encode": encode_seconds, "store": store_seconds,
+                              "commit": commit_seconds}))
 
     def _mark(self, run: _Run | None, status: str) -> None:
         """Record how the run ended; best effort, since position and counters are already safe."""

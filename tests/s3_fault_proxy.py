@@ -1,0 +1,77 @@
+"""A small HTTP proxy in front of the S3 server that answers 503 to chosen requests: a real
+network hop for fault tests (the S3 server itself stays unmodified)."""
+
+import http.client
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+
+class FaultProxy:
+    """`fail_next(n, method, path_part)`: the next n matching requests get a 503 InternalError;
+    everything else is forwarded unchanged."""
+
+    def __init__(self, upstream: str):
+        target = urlparse(upstream)
+        self._upstream = (target.hostname, target.port)
+        self._lock = threading.Lock()
+        self._faults: list[list] = []  # [remaining, method, path_part]
+        self.failed = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail_next(self, count: int, method: str, path_part: str) -> None:
+        with self._lock:
+            self._faults.append([count, method, path_part])
+
+    def _should_fail(self, method: str, path: str) -> bool:
+        with self._lock:
+            for fault in self._faults:
+                if fault[0] > 0 and fault[1] == method and fault[2] in path:
+                    fault[0] -= 1
+                    self.failed += 1
+                    return True
+        return False
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy._should_fail(self.command, self.path):
+                    payload = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                upstream = http.client.HTTPConnection(*proxy._upstream, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                # A HEAD answer has no body but tells the object's length: pass that through.
+                length = response.getheader("Content-Length") if self.command == "HEAD" else len(data)
+                self.send_header("Content-Length", str(length or 0))
+                self.end_headers()
+                self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        return Handler
