@@ -236,7 +236,7 @@ def report(results: dict, env: dict, params: dict, errors: dict) -> None:
     for name, figures in results.items():
         print(f"{name:<28}{figures['median_rows_per_min']:>20,.0f}{figures['median_seconds']:>18.2f}"
               f"{figures['peak_rss_mb']:>13.0f}")
-    for name, message in errors.items():
+    for name in errors:
         print(f"{name:<28}{'FAILED':>20}")
     tool = results.get(TOOL)
     if tool:

@@ -121,8 +121,7 @@ class TableSettings:
     target: str = setting("", doc="warehouse table name; default the MySQL table name")
 
 
-SECTIONS: dict[str, type] = {"mysql": MySQLSettings, "ssh": SSHSettings, "s3": S3Settings,
-                             "warehouse": WarehouseSettings, "backup": BackupSettings}
+SECTIONS = ("mysql", "ssh", "s3", "warehouse", "backup")
 
 
 @dataclass
@@ -179,7 +178,7 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
     path = find_config_file(config_path, environ)
     document = _read_toml(path) if path else {}
     settings = Settings(config_path=path)
-    for section, cls in SECTIONS.items():
+    for section in SECTIONS:
         values = document.pop(section, {})
         if not isinstance(values, dict):
             raise ConfigError(f"config: [{section}] must be a table of keys")

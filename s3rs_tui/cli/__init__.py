@@ -8,8 +8,12 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+
+try:  # recent typer ships its own copy of click (and no longer depends on click)
+    from typer._click.exceptions import ClickException
+except ImportError:  # older typer runs on click itself
+    from click import ClickException
 
 from s3rs_tui import __version__
 from s3rs_tui.cli import demo, info, s3clean, sync, watermark
@@ -70,9 +74,9 @@ def main() -> None:
     """Console-script entry point: run the app and turn every outcome into an exit code."""
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("aborted", 130)
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except S3rsError as exc:

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from s3rs_tui.cli.common import human_bytes, print_json, settings_from
+from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.events import Notice, RunFinished
 from s3rs_tui.engine.plan import plan_notices

@@ -30,8 +30,11 @@ def data_key(info: TableInfo, start: Position) -> str:
     else:
         digits = "".join(ch for ch in start.timestamp if ch.isdigit()).ljust(20, "0")
         stamp = f"{digits[:8]}T{digits[8:]}"
-        key = (f"{int(start.key):020d}" if info.key_is_integer
-               else "s" + hashlib.sha1(str(start.key).encode()).hexdigest()[:19])
+        if start.key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
+            key = "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
+        else:
+            key = (f"{int(start.key):020d}" if info.key_is_integer
+                   else "s" + hashlib.sha1(str(start.key).encode()).hexdigest()[:19])
     return f"{table_prefix(info.name)}part-{stamp}-{key}.parquet"
 
 

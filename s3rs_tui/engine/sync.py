@@ -127,6 +127,10 @@ class TableSync:
                 raise TableError(f"the watermark of {self.name} was made with {field} {stored!r}, not "
                                  f"{column!r}: set it back, or `s3rs watermark reset` to start over")
             setattr(watermark, field, column)
+        key = watermark.last_mysql_data_id
+        if info.key_is_integer and key is not None and (not isinstance(key, int) or isinstance(key, bool)):
+            raise TableError(f"the watermark of {self.name} has id {key!r}, but key column {info.key.name} "
+                             "is an integer: fix it with `s3rs watermark set --id <integer>`")
         watermark.backup_strategy = self.options.backup_strategy
         watermark.mysql_status = "in_progress"
         self._retrying(lambda: self.watermarks.save(watermark))
