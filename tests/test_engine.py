@@ -27,7 +27,7 @@ from s3rs_tui.engine.table import describe_table
 from s3rs_tui.engine.typemap import plan_columns
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
-from tests.cli_helpers import run_cli
+from cli_helpers import run_cli
 
 TABLE_DDL = ("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
              "update_at DATETIME NOT NULL, amount DECIMAL(18,4), note VARCHAR(64), "
@@ -367,7 +367,7 @@ def test_concurrent_inserts_and_updates_lose_nothing(orders, local_config, setti
     finally:
         stop_writing.set()
         thread.join()
-    time.sleep(1.5)  # past the safety lag: every write is now in the past
+    time.sleep(2.5)  # past the lag (1 s) plus the bound's truncation to a whole second (< 1 s)
     run_sync(settings, name)
     # Every current version is stored exactly once (older versions of updated rows are in
     # earlier files, also once each).
@@ -413,8 +413,8 @@ def test_engine_reads_timestamps_in_utc_whatever_the_server_zone(db, local_confi
 
 
 def test_s3_errors_are_retried_with_backoff(orders, tmp_path, bucket, s3_endpoint, settings_for):
-    from tests.conftest import write_config
-    from tests.s3_fault_proxy import FaultProxy
+    from conftest import write_config
+    from s3_fault_proxy import FaultProxy
 
     fill(orders, 3000)
     proxy = FaultProxy(s3_endpoint)

@@ -10,7 +10,7 @@ from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.mysql import close_quietly, connect
 from s3rs_tui.store import open_store
-from s3rs_tui.store.watermark import STATE_PREFIX
+from s3rs_tui.store.watermark import WatermarkStore
 
 
 def config(ctx: typer.Context,
@@ -43,8 +43,7 @@ def _check_mysql(settings: Settings) -> str:
 
 def _check_store(settings: Settings) -> str:
     store = open_store(settings)
-    watermarks = sum(1 for _ in store.list(f"{STATE_PREFIX}watermarks/"))
-    return f"{store.url} ({watermarks} watermark documents)"
+    return f"{store.url} ({len(WatermarkStore(store).tables())} tables with a watermark)"
 
 
 def _check_warehouse(settings: Settings) -> str:
