@@ -21,7 +21,7 @@ from s3rs_tui.engine import keyset
 from s3rs_tui.engine.events import FileStored, Notice, RunFinished
 from s3rs_tui.config import TableSettings
 from s3rs_tui.engine.parquet import table_prefix
-from s3rs_tui.engine.stop import StopSignal
+from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.engine.table import describe_table
 from s3rs_tui.engine.typemap import plan_columns
@@ -65,7 +65,7 @@ def assert_exactly_once(db, settings, name: str, table="orders") -> None:
 
 def run_sync(settings, name: str, **options) -> tuple[RunFinished, list]:
     events = []
-    finished = TableSync(settings, name, events.append, StopSignal(), SyncOptions(**options)).run()
+    finished = TableSync(settings, name, events.append, RunControl(), SyncOptions(**options)).run()
     return finished, events
 
 
@@ -258,7 +258,7 @@ def test_lost_mysql_connection_is_retried_and_resumes(orders, local_config, sett
                 killed.append(connection_id)
 
     events = []
-    finished = TableSync(settings, name, lambda e: (events.append(e), kill_once(e)), StopSignal()).run()
+    finished = TableSync(settings, name, lambda e: (events.append(e), kill_once(e)), RunControl()).run()
     assert killed, "the engine's connection was not found"
     assert any(type(e).__name__ == "Retrying" for e in events)
     assert finished.rows == 20000
@@ -439,3 +439,32 @@ def test_s3_errors_are_retried_with_backoff(orders, tmp_path, bucket, s3_endpoin
             run_sync(settings, name)
     finally:
         proxy.close()
+
+
+def test_pause_holds_between_files_and_resume_goes_on(orders, local_config, settings_for):
+    from s3rs_tui.engine.control import RunControl
+    from s3rs_tui.engine.events import StateChanged
+
+    fill(orders, 5000)
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 1000)
+    name = f"{orders.name}.orders"
+    control, events = RunControl(), []
+
+    def sink(event):
+        events.append(event)
+        if isinstance(event, FileStored) and event.run_files == 2:
+            control.pause()
+
+    worker = threading.Thread(target=lambda: TableSync(settings, name, sink, control).run())
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not any(isinstance(e, StateChanged) and e.state == "paused" for e in events):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert WatermarkStore(open_store(settings)).get(name).s3_file_count == 2  # held still
+    control.resume()
+    worker.join(30)
+    assert events[-1].status == "success" and events[-1].rows == 5000
+    assert_exactly_once(orders, settings, name)

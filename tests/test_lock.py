@@ -44,7 +44,7 @@ def test_a_live_lock_is_refused_and_named(store):
 
 def test_engine_stops_before_the_watermark_when_its_lock_is_taken(db, local_config, settings_for):
     from s3rs_tui.engine.events import FileStored
-    from s3rs_tui.engine.stop import StopSignal
+    from s3rs_tui.engine.control import RunControl
     from s3rs_tui.engine.sync import TableSync
     from s3rs_tui.store import open_store
     from s3rs_tui.store.watermark import WatermarkStore
@@ -62,5 +62,5 @@ def test_engine_stops_before_the_watermark_when_its_lock_is_taken(db, local_conf
             time.sleep(1.5)  # the run's next heartbeat finds the lock gone
 
     with pytest.raises(S3rsError, match="lock was taken"):
-        TableSync(settings, f"{db.name}.t", steal_after_two_files, StopSignal()).run()
+        TableSync(settings, f"{db.name}.t", steal_after_two_files, RunControl()).run()
     assert WatermarkStore(store).get(f"{db.name}.t").s3_file_count == 2

@@ -9,7 +9,7 @@ from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.events import Notice, RunFinished
 from s3rs_tui.engine.plan import plan_notices
-from s3rs_tui.engine.stop import StopSignal, stop_on_signals
+from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
 
@@ -43,16 +43,16 @@ def sync(
     if dry_run:
         _dry_run(settings, tables, log, json_out)
         return
-    stop = StopSignal()
+    control = RunControl()
     options = SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy)
     results: list[RunFinished] = []
     failure: S3rsError | None = None
-    with stop_on_signals(stop, lambda message: log(Notice("-", message, "warning"))):
+    with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))):
         for name in tables:
-            if stop.requested:
+            if control.stop_requested:
                 break
             try:
-                results.append(TableSync(settings, name, log, stop, options).run())
+                results.append(TableSync(settings, name, log, control, options).run())
             except StoppedByOperator as exc:
                 failure = exc
                 break
@@ -72,7 +72,7 @@ def _dry_run(settings, tables: list[str], log: HeadlessLog, json_out: bool) -> N
     batch = settings.backup.batch_size
     plans = []
     for name in tables:
-        info, watermark, plan = TableSync(settings, name, log, StopSignal()).dry_run()
+        info, watermark, plan = TableSync(settings, name, log, RunControl()).dry_run()
         files = -(-plan.estimated_rows // batch)
         plans.append({"table": info.name, "start_timestamp": plan.start.timestamp, "start_id": plan.start.key,
                       "upper_bound": plan.bound, "estimated_rows": plan.estimated_rows,

@@ -59,6 +59,13 @@ class Retrying(Event):
 
 
 @dataclass(frozen=True)
+class StateChanged(Event):
+    """The run paused between files, or went on ("paused" | "running" | "stopping")."""
+
+    state: str
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     status: str  # "success" | "interrupted" | "failed"
     rows: int
@@ -73,6 +80,34 @@ class RunFinished(Event):
     null_cursor_rows: int = 0
     future_cursor_rows: int = 0
     caught_up: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class LoadStarted(Event):
+    """Stored files that the warehouse has not loaded yet are about to be loaded."""
+
+    files: int
+    warehouse: str  # for people: "redshift at host:5439/db", "duckdb ./s3rs.duckdb"
+
+
+@dataclass(frozen=True)
+class FilesLoaded(Event):
+    """A group of files is merged into the warehouse and recorded in its ledger (one transaction)."""
+
+    files: tuple[str, ...]
+    rows: int
+    run_files: int
+    run_rows: int
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class LoadFinished(Event):
+    status: str  # "success" | "interrupted" | "failed"
+    files: int
+    rows: int
+    elapsed_seconds: float
     error: str = ""
 
 

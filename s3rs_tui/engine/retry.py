@@ -3,7 +3,7 @@
 import random
 from typing import Callable, TypeVar
 
-from s3rs_tui.engine.stop import StopSignal
+from s3rs_tui.engine.control import RunControl
 from s3rs_tui.errors import StoppedByOperator, TransientError
 
 T = TypeVar("T")
@@ -14,7 +14,7 @@ def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
-def with_retries(action: Callable[[], T], *, attempts: int, stop: StopSignal,
+def with_retries(action: Callable[[], T], *, attempts: int, control: RunControl,
                  on_retry: Callable[[int, float, TransientError], None],
                  recover: Callable[[], None] = lambda: None, base_delay: float = 1.0) -> T:
     """Run `action`; on TransientError call `recover` (reconnect) and try again, `attempts` times."""
@@ -31,5 +31,5 @@ def with_retries(action: Callable[[], T], *, attempts: int, stop: StopSignal,
                                      "from the last stored file)") from exc
             delay = backoff_delay(attempt, base_delay)
             on_retry(attempt, delay, exc)
-            if stop.sleep(delay):
+            if control.sleep(delay):
                 raise StoppedByOperator(f"stopped while waiting to retry: {exc}") from exc

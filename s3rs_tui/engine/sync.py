@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass
 
 from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import EventSink, FileStored, Notice, Retrying, RunFinished, RunStarted
+from s3rs_tui.engine.events import (EventSink, FileStored, Notice, Retrying, RunFinished, RunStarted,
+                                    StateChanged)
 from s3rs_tui.engine.extract import Page, read_page
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import peak_rss_mb, rss_mb
@@ -18,7 +19,7 @@ from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.parquet import data_key, write_parquet
 from s3rs_tui.engine.retry import with_retries
-from s3rs_tui.engine.stop import StopSignal
+from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
 from s3rs_tui.errors import S3rsError, StoppedByOperator, TableError
@@ -57,9 +58,9 @@ class _Run:
 class TableSync:
     """Runs one table; `run()` returns the RunFinished event it also sends to the sink."""
 
-    def __init__(self, settings: Settings, table_name: str, sink: EventSink, stop: StopSignal,
+    def __init__(self, settings: Settings, table_name: str, sink: EventSink, control: RunControl,
                  options: SyncOptions | None = None):
-        self.settings, self.sink, self.stop = settings, sink, stop
+        self.settings, self.sink, self.control = settings, sink, control
         self.options = options or SyncOptions()
         self.database, self.table, self.spec = settings.table(table_name)
         self.name = f"{self.database}.{self.table}"
@@ -80,7 +81,7 @@ class TableSync:
         def report(attempt, delay, error):
             self.sink(Retrying(self.name, attempt, self.settings.backup.retry_attempts, delay, str(error)))
 
-        return with_retries(action, attempts=self.settings.backup.retry_attempts, stop=self.stop,
+        return with_retries(action, attempts=self.settings.backup.retry_attempts, control=self.control,
                             on_retry=report, recover=recover)
 
     def _query(self, doing: str, action):
@@ -179,13 +180,21 @@ class TableSync:
             if page.rows < want:
                 caught_up = True
                 break
-            if self.stop.requested:
+            self._pause_point()
+            if self.control.stop_requested:
                 break
-        if self.stop.requested and not caught_up:
-            raise StoppedByOperator(f"{self.name}: stopped by {self.stop.reason} after {run.files} files; "
+        if self.control.stop_requested and not caught_up:
+            raise StoppedByOperator(f"{self.name}: stopped by {self.control.reason} after {run.files} files; "
                                     f"the watermark is at {position.label()}; rerun to resume")
         self._mark(run, "success")
         return self._finished(run, "success", run.started, caught_up=caught_up)
+
+    def _pause_point(self) -> None:
+        """Between files is the only place a run pauses: the watermark is exact here."""
+        if self.control.paused:
+            self.sink(StateChanged(self.name, "paused"))
+            self.control.wait_while_paused()
+            self.sink(StateChanged(self.name, "stopping" if self.control.stop_requested else "running"))
 
     def _store_page(self, run: _Run, page: Page, start: Position, schema, read_seconds: float) -> None:
         """Encode, store durably, then (and only then) advance the watermark."""

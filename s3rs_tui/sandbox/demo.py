@@ -13,7 +13,7 @@ from s3rs_tui.cli.headless import NORMAL, HeadlessLog
 from s3rs_tui.config import TableSettings, load_settings
 from s3rs_tui.engine.events import Notice, RunFinished
 from s3rs_tui.engine.parquet import table_prefix
-from s3rs_tui.engine.stop import StopSignal, stop_on_signals
+from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.sandbox.mariadb import PASSWORD, USER, start_mariadb
 from s3rs_tui.sandbox.sample_data import TABLE, create_settlement_table
@@ -57,9 +57,9 @@ def run_demo(folder: Path, rows: int, batch_size: int, keep_server: bool) -> Run
         config.write_text(_config_text(server.port, folder / "store", batch_size))
         settings = load_settings(str(config), environ={"S3RS_MYSQL_PASSWORD": PASSWORD})
         settings.tables[NAME] = TableSettings(cursor_column="update_at", key_column="id")
-        stop = StopSignal()
-        with stop_on_signals(stop, lambda message: log(Notice("-", message))):
-            finished = TableSync(settings, NAME, log, stop).run()
+        control = RunControl()
+        with stop_on_signals(control, lambda message: log(Notice("-", message))):
+            finished = TableSync(settings, NAME, log, control).run()
         store_folder = Path(settings.s3.local_path) / settings.s3.prefix
         print(f"\nDone: {finished.rows:,} rows in {finished.files} Parquet files "
               f"({finished.rows_per_minute:,.0f} rows/min).")
