@@ -4,17 +4,12 @@ Files not yet loaded into the warehouse are the backup itself: `clean` keeps the
 """
 
 import sys
-from datetime import datetime, timezone
 from typing import Optional
 
 import typer
 
 from s3rs_tui.cli.common import confirm, human_bytes, print_json, settings_from
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.engine.parquet import table_prefix
-from s3rs_tui.parsing import parse_duration
-from s3rs_tui.store import ObjectInfo, open_store
-from s3rs_tui.store.watermark import WatermarkStore
+from s3rs_tui.ops.cleanup import cutoff, delete_files, older, plan_cleanup, table_files
 
 app = typer.Typer(help="List and delete a table's data files in the store.", no_args_is_help=True)
 
@@ -22,42 +17,21 @@ TABLE = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] d
 OLDER_THAN = typer.Option(None, "--older-than", help="only files modified before this long ago: 30m, 12h, 7d")
 
 
-def _files(ctx: typer.Context, table: str, older_than: str | None):
-    """(store, table name, [(file, loaded)]) for the table's files older than the cut-off."""
-    settings = settings_from(ctx)
-    database, name, _ = settings.table(table)
-    full_name = f"{database}.{name}"
-    cutoff = None
-    if older_than is not None:
-        try:
-            cutoff = datetime.now(timezone.utc) - parse_duration(older_than)
-        except ValueError as exc:
-            raise ConfigError(f"--older-than: {exc}") from None
-    store = open_store(settings)
-    watermark = WatermarkStore(store).get(full_name)
-    loaded = set(watermark.processed_s3_files) if watermark else set()
-    files = [(info, info.key in loaded) for info in store.list(table_prefix(full_name))
-             if cutoff is None or info.modified < cutoff]
-    return store, full_name, files
-
-
-def _row(info: ObjectInfo, loaded: bool) -> dict:
-    return {"key": info.key, "size": info.size, "modified": info.modified.isoformat(), "loaded": loaded}
-
-
 @app.command("list")
 def list_(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OLDER_THAN,
           json_out: bool = typer.Option(False, "--json", help="print the files as JSON")) -> None:
     """The table's data files: key, size, modified, loaded into the warehouse or not."""
-    store, name, files = _files(ctx, table, older_than)
+    before = cutoff(older_than)
+    found = table_files(settings_from(ctx), table)
+    files = older(found.files, before)
     if json_out:
-        print_json([_row(info, loaded) for info, loaded in files])
+        print_json([f.as_dict() for f in files])
         return
-    for info, loaded in files:
-        typer.echo(f"{info.key}  {human_bytes(info.size):>10}  {info.modified:%Y-%m-%d %H:%M:%S}  "
-                   f"{'loaded' if loaded else 'not loaded'}")
-    total = sum(info.size for info, _ in files)
-    typer.echo(f"{name}: {len(files)} files, {human_bytes(total)} in {store.url}", err=True)
+    for f in files:
+        typer.echo(f"{f.info.key}  {human_bytes(f.info.size):>10}  {f.info.modified:%Y-%m-%d %H:%M:%S}  "
+                   f"{'loaded' if f.loaded else 'not loaded'}")
+    total = sum(f.info.size for f in files)
+    typer.echo(f"{found.name}: {len(files)} files, {human_bytes(total)} in {found.store.url}", err=True)
 
 
 @app.command()
@@ -66,20 +40,19 @@ def clean(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OL
           force: bool = typer.Option(False, "--force", help="also delete files not loaded yet"),
           yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")) -> None:
     """Delete the table's files (older than --older-than); unloaded files only with --force."""
-    store, name, files = _files(ctx, table, older_than)
-    doomed = [info for info, loaded in files if loaded or force]
-    kept = len(files) - len(doomed)
-    size = sum(info.size for info in doomed)
-    summary = f"{name}: {len(doomed)} files ({human_bytes(size)}) to delete"
-    if kept:
-        summary += f", {kept} not yet loaded into the warehouse kept (use --force to delete them too)"
+    before = cutoff(older_than)
+    found = table_files(settings_from(ctx), table)
+    plan = plan_cleanup(older(found.files, before), force)
+    summary = f"{found.name}: {len(plan.doomed)} files ({human_bytes(plan.size)}) to delete"
+    if plan.kept:
+        summary += f", {len(plan.kept)} not yet loaded into the warehouse kept (use --force to delete them too)"
     typer.echo(summary)
-    if dry_run or not doomed:
-        for info in doomed:
-            typer.echo(f"would delete {info.key}")
+    if dry_run or not plan.doomed:
+        for f in plan.doomed:
+            typer.echo(f"would delete {f.info.key}")
         return
-    confirm(f"Delete {len(doomed)} files ({human_bytes(size)}) of {name} from {store.url}?", yes)
-    with typer.progressbar(doomed, label="deleting", file=sys.stderr) as progress:
-        for info in progress:
-            store.delete(info.key)
-    typer.echo(f"{name}: deleted {len(doomed)} files ({human_bytes(size)})")
+    confirm(f"Delete {len(plan.doomed)} files ({human_bytes(plan.size)}) of {found.name} from "
+            f"{found.store.url}?", yes)
+    with typer.progressbar(length=len(plan.doomed), label="deleting", file=sys.stderr) as bar:
+        delete_files(found.store, plan.doomed, lambda done, total: bar.update(1))
+    typer.echo(f"{found.name}: deleted {len(plan.doomed)} files ({human_bytes(plan.size)})")

@@ -11,9 +11,9 @@ import typer
 
 from s3rs_tui.cli.common import confirm, print_json, settings_from
 from s3rs_tui.errors import ConfigError, WatermarkError
+from s3rs_tui.ops import watermark as ops
 from s3rs_tui.parsing import parse_timestamp
 from s3rs_tui.store import open_store
-from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 
 app = typer.Typer(help="Show and change how far each table is backed up.", no_args_is_help=True)
@@ -22,15 +22,8 @@ TABLE = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] d
 YES = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")
 
 
-def _open(ctx: typer.Context, table: str):
-    settings = settings_from(ctx)
-    database, name, _ = settings.table(table)
-    store = open_store(settings)
-    return settings, f"{database}.{name}", store, WatermarkStore(store)
-
-
-def _locked(settings, store, table: str, purpose: str) -> TableLock:
-    return TableLock(store, table, purpose=purpose, stale_seconds=settings.backup.lock_stale_seconds)
+def _state(ctx: typer.Context, table: str) -> ops.TableState:
+    return ops.TableState(settings_from(ctx), table)
 
 
 def _show(watermark: Watermark) -> None:
@@ -44,8 +37,8 @@ def _show(watermark: Watermark) -> None:
 def get(ctx: typer.Context, table: str = TABLE,
         json_out: bool = typer.Option(False, "--json", help="print the document as JSON")) -> None:
     """Show a table's watermark."""
-    _, name, _, watermarks = _open(ctx, table)
-    watermark = watermarks.get(name)
+    state = _state(ctx, table)
+    name, watermark = state.name, state.watermarks.get(state.name)
     if watermark is None:
         if json_out:
             print_json(None)
@@ -69,52 +62,31 @@ def set_(ctx: typer.Context, table: str = TABLE,
         timestamp = parse_timestamp(timestamp)
     except ValueError as exc:
         raise ConfigError(f"--timestamp: {exc}") from None
-    settings, name, store, watermarks = _open(ctx, table)
-    key = _parse_key(id_)
-    where = f"after ({timestamp}, {key})" if key is not None else f"at {timestamp} (inclusive)"
-    confirm(f"Set the watermark of {name} so the next sync starts {where}?", yes)
-    with _locked(settings, store, name, "watermark set"):
-        try:
-            watermark = watermarks.get_or_new(name)
-        except WatermarkError:
-            watermarks.backup(name)
-            watermark = Watermark(table_name=name)
-        watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id = timestamp, key
-        watermark.mysql_status = "pending"
-        watermarks.save(watermark)
-    typer.echo(f"{name}: the next sync starts {where}")
-
-
-def _parse_key(text: str | None) -> object:
-    """Integer keys stay integers (the engine compares them as such); other keys stay text."""
-    if text is None:
-        return None
-    stripped = text.strip()
-    if not stripped:
-        raise ConfigError("--id: must not be empty")
-    return int(stripped) if stripped.lstrip("-").isdigit() else stripped
+    state = _state(ctx, table)
+    key = ops.parse_key(id_)
+    where = ops.describe_start(timestamp, key)
+    confirm(f"Set the watermark of {state.name} so the next sync starts {where}?", yes)
+    ops.set_position(state, timestamp, key)
+    typer.echo(f"{state.name}: the next sync starts {where}")
 
 
 @app.command()
 def reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None:
     """Start the table over from the beginning, keeping a backup copy of the old watermark."""
-    settings, name, store, watermarks = _open(ctx, table)
-    watermarks.get(name)  # a corrupt watermark stops here: force-reset is the way for those
-    confirm(f"Reset {name} so the next sync re-reads the whole table?", yes)
-    with _locked(settings, store, name, "watermark reset"):
-        backup = watermarks.backup(name)
-        watermarks.save(Watermark(table_name=name))
-    typer.echo(f"{name}: reset; the old watermark is kept at {backup or '(there was none)'}")
+    state = _state(ctx, table)
+    state.watermarks.get(state.name)  # a corrupt watermark stops here: force-reset is the way for those
+    confirm(f"Reset {state.name} so the next sync re-reads the whole table?", yes)
+    backup = ops.reset(state)
+    typer.echo(f"{state.name}: reset; the old watermark is kept at {backup or '(there was none)'}")
 
 
 @app.command("force-reset")
 def force_reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None:
     """Overwrite the watermark (even a corrupt one) with a fresh one; no backup, no recovery."""
-    settings, name, store, watermarks = _open(ctx, table)
-    confirm(f"Force-reset {name}? The old watermark is discarded without a backup.", yes)
-    with _locked(settings, store, name, "watermark force-reset"):
-        watermarks.save(Watermark(table_name=name))
-    typer.echo(f"{name}: force-reset; the next sync starts from the beginning")
+    state = _state(ctx, table)
+    confirm(f"Force-reset {state.name}? The old watermark is discarded without a backup.", yes)
+    ops.force_reset(state)
+    typer.echo(f"{state.name}: force-reset; the next sync starts from the beginning")
 
 
 @app.command("list")
