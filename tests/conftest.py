@@ -4,9 +4,12 @@ Both start once per test session on free ports, in a temporary folder, and are s
 Each test gets its own database and its own bucket, so tests never see each other's data.
 """
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +27,10 @@ TEST_ENV = {"AWS_ACCESS_KEY_ID": "s3rstest", "AWS_SECRET_ACCESS_KEY": "s3rstests
 os.environ.update(TEST_ENV)
 for _name in [n for n in os.environ if n.startswith(("S3RS_", "BACKUP_", "S3_"))]:
     del os.environ[_name]
+# Status snapshots and dashboard log files go to a throwaway state folder, not the tester's ~/.s3rs.
+STATE_DIR = tempfile.mkdtemp(prefix="s3rs-test-state-")
+atexit.register(shutil.rmtree, STATE_DIR, True)
+os.environ["S3RS_STATE_DIR"] = STATE_DIR
 
 
 @pytest.fixture(scope="session")

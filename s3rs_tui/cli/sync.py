@@ -7,11 +7,12 @@ import typer
 
 from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
-from s3rs_tui.engine.events import Notice, RunFinished
+from s3rs_tui.engine.events import Notice, RunFinished, tee
 from s3rs_tui.engine.plan import plan_notices
 from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
+from s3rs_tui.status.snapshot import SnapshotWriter
 
 STRATEGIES = ("sequential",)
 
@@ -47,12 +48,13 @@ def sync(
     options = SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy)
     results: list[RunFinished] = []
     failure: S3rsError | None = None
+    sink = tee(log, SnapshotWriter(formatter=log.format))  # the snapshot is what `s3rs watch` shows
     with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))):
         for name in tables:
             if control.stop_requested:
                 break
             try:
-                results.append(TableSync(settings, name, log, control, options).run())
+                results.append(TableSync(settings, name, sink, control, options).run())
             except StoppedByOperator as exc:
                 failure = exc
                 break

@@ -116,3 +116,12 @@ EventSink = Callable[[Event], None]
 
 def discard(event: Event) -> None:
     """A sink for callers that do not watch progress."""
+
+
+def tee(*sinks: EventSink) -> EventSink:
+    """One sink that hands every event to each of `sinks` in turn (the log, the status snapshot...)."""
+    def send(event: Event) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return send

@@ -48,7 +48,7 @@ def _parse(document: bytes) -> LockInfo | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -82,7 +82,7 @@ class TableLock:
     def is_stale(self, info: LockInfo | None) -> bool:
         if info is None:  # unreadable lock document: only a crash mid-write makes one
             return True
-        if info.host == socket.gethostname() and not _pid_alive(info.pid):
+        if info.host == socket.gethostname() and not pid_alive(info.pid):
             return True
         return time.time() - info.heartbeat_at > self.stale_seconds
 
