@@ -100,7 +100,10 @@ class WarehouseSettings:
 
 @dataclass
 class BackupSettings:
-    batch_size: int = setting(50000, env=("BACKUP_BATCH_SIZE",), check=_positive, doc="rows per file")
+    batch_size: int = setting(50000, env=("BACKUP_BATCH_SIZE",), check=_positive,
+                              doc="rows per page read from MySQL")
+    file_size_mb: int = setting(128, check=_not_negative,
+                                doc="a file closes at the first page after this much Parquet; 0 = a file per page")
     max_workers: int = setting(2, env=("BACKUP_MAX_WORKERS",), check=_positive)
     timeout_seconds: int = setting(3600, env=("BACKUP_TIMEOUT_SECONDS",), check=_positive,
                                    doc="a read or upload silent for this long fails and is retried")

@@ -114,7 +114,8 @@ def write_config(path: Path, db: Database, *, store: Path | None = None, bucket:
     path.write_text(
         f'[mysql]\nhost = "127.0.0.1"\nport = {connect["port"]}\nuser = "{connect["user"]}"\n'
         f'password = "{connect["password"]}"\ndatabase = "{db.name}"\n\n'
-        f'[s3]\n{s3}prefix = "backups/"\n\n[backup]\nsafety_lag_seconds = 0\nretry_attempts = 2\n{extra}')
+        f'[s3]\n{s3}prefix = "backups/"\n\n[backup]\nsafety_lag_seconds = 0\nretry_attempts = 2\n'
+        f'file_size_mb = 0\n{extra}')  # a file per page: small tables still make several files
     return path
 
 

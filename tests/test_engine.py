@@ -310,7 +310,9 @@ def test_first_signal_finishes_the_file_and_exits_130(orders, local_config, sett
     settings = settings_for(local_config)
     process = _sync_process(local_config, name, "--batch-size", "1000")
     _wait_for_files(settings, name, 2, process)
+    process.send_signal(signal.SIGSTOP)  # frozen mid-table, so the run cannot finish first
     process.send_signal(getattr(signal, signame))
+    process.send_signal(signal.SIGCONT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "rerun to resume" in stderr
@@ -329,7 +331,10 @@ def test_second_signal_stops_at_once_and_stays_safe(orders, local_config, settin
     settings = settings_for(local_config)
     process = _sync_process(local_config, name, "--batch-size", "20000")
     _wait_for_files(settings, name, 1, process)
+    process.send_signal(signal.SIGSTOP)
     process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
+    time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr
@@ -382,8 +387,10 @@ def test_second_run_on_a_locked_table_exits_3(orders, local_config, settings_for
     settings = settings_for(local_config)
     first = _sync_process(local_config, name, "--batch-size", "2000")
     _wait_for_files(settings, name, 1, first)
+    first.send_signal(signal.SIGSTOP)  # holds its lock, frozen
     second = run_cli("sync", "-t", name, config=local_config)
     first.send_signal(signal.SIGTERM)
+    first.send_signal(signal.SIGCONT)
     first.communicate(timeout=60)
     assert second.returncode == 3, second.stderr
     assert "locked by" in second.stderr and str(first.pid) in second.stderr

@@ -38,8 +38,45 @@ def data_key(info: TableInfo, start: Position) -> str:
     return f"{table_prefix(info.name)}part-{stamp}-{key}.parquet"
 
 
-def write_parquet(batches: list[pa.RecordBatch], schema: pa.Schema, path: Path) -> None:
-    """zstd, microsecond timestamps (nanoseconds confuse Redshift and Spectrum)."""
-    table = pa.Table.from_batches(batches, schema=schema)
-    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS,
-                   coerce_timestamps="us", allow_truncated_timestamps=False)
+class ParquetFile:
+    """One data file being written: pages go in as they arrive, buffered into row groups of
+    ROW_GROUP_ROWS, so memory holds at most a row group whatever the file size. zstd; timestamps
+    in microseconds (nanoseconds confuse Redshift and Spectrum)."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path, self.rows = path, 0
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd", coerce_timestamps="us",
+                                        allow_truncated_timestamps=False)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._schema = schema
+
+    def add(self, batches: list[pa.RecordBatch]) -> None:
+        for batch in batches:
+            self._pending.append(batch)
+            self._pending_rows += batch.num_rows
+            self.rows += batch.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending, schema=self._schema)
+            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            self._pending, self._pending_rows = [], 0
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far (row groups already flushed)."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def abandon(self) -> None:
+        """Discard a file that will not be stored (the run stopped on an error)."""
+        try:
+            self._writer.close()
+        finally:
+            self.path.unlink(missing_ok=True)

@@ -7,17 +7,17 @@ worst one stored file ahead of the watermark, which the rerun rewrites under the
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.events import (EventSink, FileStored, Notice, Retrying, RunFinished, RunStarted,
                                     StateChanged)
-from s3rs_tui.engine.extract import Page, read_page
+from s3rs_tui.engine.extract import Page, PageReader, read_page
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import peak_rss_mb, rss_mb
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
-from s3rs_tui.engine.parquet import data_key, write_parquet
+from s3rs_tui.engine.parquet import ParquetFile, data_key
 from s3rs_tui.engine.retry import with_retries
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.table import TableInfo, describe_table
@@ -46,6 +46,8 @@ class _Run:
     rows: int = 0
     files: int = 0
     bytes: int = 0
+    file_invalid_dates: dict = field(default_factory=dict)  # of the file being written
+    step_seconds: dict = field(default_factory=lambda: {"read": 0.0, "encode": 0.0})
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -53,6 +55,11 @@ class _Run:
     def per_minute(self) -> float:
         elapsed = self.elapsed()
         return self.rows * 60 / elapsed if elapsed > 0 else 0.0
+
+
+def _add_counts(total: dict[str, int], more: dict[str, int]) -> None:
+    for name, count in more.items():
+        total[name] = total.get(name, 0) + count
 
 
 class TableSync:
@@ -168,26 +175,50 @@ class TableSync:
         schema = arrow_schema(plans)
         self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, position.key, bound,
                              min(estimate, limit) if limit else estimate, batch_size, self.store.url))
-        caught_up = False
-        while limit is None or run.rows < limit:
-            want = batch_size if limit is None else min(batch_size, limit - run.rows)
-            read_started = time.monotonic()
-            page = self._query(f"reading {self.name}",
-                               lambda c: read_page(c, info, plans, position, bound, want))
-            if page.rows:
-                self._store_page(run, page, position, schema, time.monotonic() - read_started)
+        reader = PageReader(lambda start, want: self._query(
+            f"reading {self.name}", lambda c: read_page(c, info, plans, start, bound, want)),
+            position, batch_size, limit)
+        current: ParquetFile | None = None
+        try:
+            for page in reader.pages():
+                if current is None:
+                    current, file_start = self._new_file(schema), position
+                self._add_page(run, current, page)
                 position = page.last
-            if page.rows < want:
-                caught_up = True
-                break
-            self._pause_point()
-            if self.control.stop_requested:
-                break
+                if self._file_is_done(current):
+                    self._store_file(run, current, file_start, position)
+                    current = None
+                    self._pause_point()
+                    if self.control.stop_requested:
+                        break
+            if current is not None:
+                self._store_file(run, current, file_start, position)
+                current = None
+        finally:
+            reader.close()
+            if current is not None:
+                current.abandon()
+        caught_up = reader.caught_up
         if self.control.stop_requested and not caught_up:
             raise StoppedByOperator(f"{self.name}: stopped by {self.control.reason} after {run.files} files; "
                                     f"the watermark is at {position.label()}; rerun to resume")
         self._mark(run, "success")
         return self._finished(run, "success", run.started, caught_up=caught_up)
+
+    def _new_file(self, schema) -> ParquetFile:
+        return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema)
+
+    def _add_page(self, run: _Run, file: ParquetFile, page: Page) -> None:
+        clock = time.monotonic()
+        file.add(page.batches)
+        run.step_seconds["encode"] += time.monotonic() - clock
+        run.step_seconds["read"] += page.read_seconds
+        _add_counts(run.file_invalid_dates, page.invalid_dates)
+
+    def _file_is_done(self, file: ParquetFile) -> bool:
+        """Close at a page boundary once big enough, or now when the run is asked to stop or pause."""
+        target = self.settings.backup.file_size_mb * 1024**2
+        return file.size >= target or self.control.stop_requested or self.control.paused
 
     def _pause_point(self) -> None:
         """Between files is the only place a run pauses: the watermark is exact here."""
@@ -196,36 +227,33 @@ class TableSync:
             self.control.wait_while_paused()
             self.sink(StateChanged(self.name, "stopping" if self.control.stop_requested else "running"))
 
-    def _store_page(self, run: _Run, page: Page, start: Position, schema, read_seconds: float) -> None:
-        """Encode, store durably, then (and only then) advance the watermark."""
+    def _store_file(self, run: _Run, file: ParquetFile, start: Position, end: Position) -> None:
+        """Store the file durably, then (and only then) advance the watermark to its last row."""
         key = data_key(run.info, start)
-        path = self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet"
         clock = time.monotonic()
-        write_parquet(page.batches, schema, path)
-        encode_seconds, clock = time.monotonic() - clock, time.monotonic()
-        size = self._retrying(lambda: self.store.put_file(key, path))
+        file.close()
+        run.step_seconds["encode"] += time.monotonic() - clock
+        clock = time.monotonic()
+        size = self._retrying(lambda: self.store.put_file(key, file.path))
         store_seconds, clock = time.monotonic() - clock, time.monotonic()
         if run.lock.lost.is_set():
             raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
                             "stopped before saving the watermark")
         watermark = run.watermark
-        watermark.last_mysql_data_timestamp = page.last.timestamp
-        watermark.last_mysql_data_id = page.last.key
+        watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id = end.timestamp, end.key
         watermark.last_mysql_extraction_time = utc_now()
-        watermark.mysql_rows_extracted += page.rows
+        watermark.mysql_rows_extracted += file.rows
         watermark.s3_file_count += 1
         watermark.last_s3_file = key
         self._retrying(lambda: self.watermarks.save(watermark))
-        commit_seconds = time.monotonic() - clock
-        for column, count in page.invalid_dates.items():
-            self.invalid_dates[column] = self.invalid_dates.get(column, 0) + count
-        run.rows += page.rows
+        seconds = {**run.step_seconds, "store": store_seconds, "commit": time.monotonic() - clock}
+        _add_counts(self.invalid_dates, run.file_invalid_dates)
+        run.file_invalid_dates, run.step_seconds = {}, {"read": 0.0, "encode": 0.0}
+        run.rows += file.rows
         run.files += 1
         run.bytes += size
-        self.sink(FileStored(self.name, key, page.rows, size, run.rows, run.files, run.bytes,
-                             run.per_minute(), rss_mb(), page.last.timestamp, page.last.key, run.elapsed(),
-                             {"read": read_seconds, "encode": encode_seconds, "store": store_seconds,
-                              "commit": commit_seconds}))
+        self.sink(FileStored(self.name, key, file.rows, size, run.rows, run.files, run.bytes,
+                             run.per_minute(), rss_mb(), end.timestamp, end.key, run.elapsed(), seconds))
 
     def _mark(self, run: _Run | None, status: str) -> None:
         """Record how the run ended; best effort, since position and counters are already safe."""

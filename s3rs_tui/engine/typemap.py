@@ -105,17 +105,21 @@ def arrow_schema(plans: list[ColumnPlan]) -> pa.Schema:
 
 def rows_to_batch(plans: list[ColumnPlan], rows: list[tuple],
                   invalid_dates: dict[str, int]) -> pa.RecordBatch:
-    """Fetched rows (in plan order) -> a batch with exactly arrow_schema(plans).
-
-    Adds to invalid_dates[column name] how many non-NULL date values had to become NULL.
-    """
+    """Fetched rows (in plan order; each field bytes, str or None) -> a batch with exactly
+    arrow_schema(plans). Adds to invalid_dates[column] how many non-NULL dates became NULL."""
     columns = list(zip(*rows)) if rows else [()] * len(plans)
+    return columns_to_batch(plans, [pa.array(values, pa.binary()) for values in columns], invalid_dates)
+
+
+def columns_to_batch(plans: list[ColumnPlan], raw: list[pa.Array],
+                     invalid_dates: dict[str, int]) -> pa.RecordBatch:
+    """Columns of the server's text (binary or string arrays, in plan order) -> a typed batch."""
     arrays = []
-    for plan, values in zip(plans, columns):
+    for plan, values in zip(plans, raw):
         if plan.arrow_type == pa.binary():
-            arrays.append(pa.array(values, pa.binary()))
+            arrays.append(values.cast(pa.binary()))
             continue
-        text = pa.array(values, pa.string())
+        text = values.cast(pa.string())  # validates UTF-8 in C
         if plan.is_date:
             array, nulled = _dates(text, plan.arrow_type)
             if nulled:
