@@ -14,7 +14,7 @@ from s3rs_tui.engine.events import (EventSink, FileStored, Notice, Retrying, Run
                                     StateChanged)
 from s3rs_tui.engine.extract import Page, PageReader, read_page
 from s3rs_tui.engine.keyset import Position
-from s3rs_tui.engine.memory import peak_rss_mb, rss_mb
+from s3rs_tui.engine.memory import peak_rss_mb, rss_mb, use_compact_arrow_allocator
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.parquet import ParquetFile, data_key
@@ -76,6 +76,7 @@ class TableSync:
         self.conn = None
         self.invalid_dates: dict[str, int] = {}
         self.null_cursor_rows = self.future_cursor_rows = 0
+        use_compact_arrow_allocator()
 
     # -- connections, retries, notices ---------------------------------------------------------
 
