@@ -38,6 +38,10 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], None]:
     return check
 
 
+def _identifier(value: str) -> None:
+    check_identifier(value, "name")
+
+
 def _port(value: int) -> None:
     if not 0 < value < 65536:
         raise ValueError("must be a port number (1-65535)")
@@ -89,11 +93,11 @@ class S3Settings:
 class WarehouseSettings:
     kind: str = setting("none", check=_one_of(WAREHOUSE_KINDS))
     host: str = setting("")
-    port: int = setting(5439, check=_port)
+    port: int = setting(5439, check=_port, doc="Redshift's; PostgreSQL uses 5432 unless this is set")
     database: str = setting("")
     user: str = setting("")
     password: str = setting("", secret=True, doc="prefer S3RS_WAREHOUSE_PASSWORD")
-    schema: str = setting("public")
+    schema: str = setting("public", check=_identifier)
     iam_role: str = setting("", doc="Redshift COPY role ARN")
     path: str = setting("./s3rs.duckdb", doc="DuckDB file")
 
@@ -271,11 +275,12 @@ def _read_tables(tables: Any, settings: Settings) -> dict[str, TableSettings]:
             raise ConfigError(f"config: [tables.\"{name}\"] must be a table of keys")
         spec = TableSettings()
         _fill_section(spec, f"tables.{name}", values, {}, {})
-        for column_key in ("cursor_column", "key_column"):
+        for column_key, what in (("cursor_column", "column name"), ("key_column", "column name"),
+                                 ("target", "table name")):
             column = getattr(spec, column_key)
             if column:
                 try:
-                    check_identifier(column, "column name")
+                    check_identifier(column, what)
                 except ValueError as exc:
                     raise ConfigError(f"config: tables.{name}.{column_key}: {exc}") from None
         result[f"{database}.{table}"] = spec

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian machine, safe to rerun: MariaDB (for the demo and the tests),
-# a virtual environment in .venv, and the project with its test tools.
+# PostgreSQL (the tests' warehouse), a virtual environment in .venv, and the project with its
+# test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+missing=()
 if [ ! -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null 2>&1; then
+    missing+=(mariadb-server mariadb-client)
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "installing mariadb-server (Debian package)..." >&2
+    echo "installing ${missing[*]} (Debian packages)..." >&2
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

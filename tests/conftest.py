@@ -1,7 +1,8 @@
-"""Real servers for the tests: a throwaway MariaDB and a moto S3 server, both on 127.0.0.1.
+"""Real servers for the tests: a throwaway MariaDB, a moto S3 server and a PostgreSQL warehouse,
+all on 127.0.0.1.
 
 Both start once per test session on free ports, in a temporary folder, and are stopped at the end.
-Each test gets its own database and its own bucket, so tests never see each other's data.
+Each test gets its own database, bucket and warehouse database, so tests never see each other's data.
 """
 
 import atexit
@@ -15,11 +16,13 @@ import uuid
 from pathlib import Path
 
 import boto3
+import psycopg2
 import pymysql
 import pytest
 
 from s3rs_tui.config import load_settings
 from s3rs_tui.sandbox.mariadb import free_port, start_mariadb
+from s3rs_tui.sandbox.postgres import start_postgres
 
 # Never let boto3 or pyarrow probe the EC2 metadata service (non-loopback traffic).
 TEST_ENV = {"AWS_ACCESS_KEY_ID": "s3rstest", "AWS_SECRET_ACCESS_KEY": "s3rstestsecret",
@@ -137,3 +140,46 @@ def settings_for():
         return load_settings(str(config_path), environ=TEST_ENV)
 
     return load
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """PostgreSQL started from its Debian binaries (as the postgres user when we are root)."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+class Warehouse:
+    """One fresh PostgreSQL database for one test: its [warehouse] settings and a SQL helper."""
+
+    def __init__(self, server, name):
+        self.server, self.name = server, name
+
+    def config(self, schema: str = "public") -> str:
+        args = self.server.connect_args(self.name)
+        return (f'\n[warehouse]\nkind = "postgres"\nhost = "{args["host"]}"\nport = {args["port"]}\n'
+                f'database = "{self.name}"\nuser = "{args["user"]}"\npassword = "{args["password"]}"\n'
+                f'schema = "{schema}"\n')
+
+    def execute(self, sql, params=None):
+        conn = psycopg2.connect(**self.server.connect_args(self.name))
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def pg(postgres_server):
+    name = "w_" + uuid.uuid4().hex[:12]
+    admin = psycopg2.connect(**postgres_server.connect_args())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    yield Warehouse(postgres_server, name)
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()

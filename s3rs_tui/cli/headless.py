@@ -9,7 +9,8 @@ import time
 from typing import TextIO
 
 from s3rs_tui.cli.common import human_bytes
-from s3rs_tui.engine.events import Event, FileStored, Notice, Retrying, RunFinished, RunStarted
+from s3rs_tui.engine.events import (Event, FilesLoaded, FileStored, LoadFinished, LoadStarted, Notice, Retrying,
+                                    RunFinished, RunStarted)
 
 QUIET, NORMAL, DEBUG = 0, 1, 2
 
@@ -59,6 +60,18 @@ class HeadlessLog:
                     f"{event.error}")
         if isinstance(event, RunFinished):
             return self._finished(event)
+        if isinstance(event, LoadStarted):
+            return None if self.verbosity < NORMAL else (
+                f"{event.table} load: {event.files} files to load into {event.warehouse}")
+        if isinstance(event, FilesLoaded):
+            if self.verbosity < NORMAL:
+                return None
+            line = (f"{event.table} loaded {len(event.files)} files, {event.rows:,} rows, total "
+                    f"{event.run_files} files, {event.run_rows:,} rows, {event.elapsed_seconds:.1f}s")
+            return line + (f" [{', '.join(event.files)}]" if self.verbosity >= DEBUG else "")
+        if isinstance(event, LoadFinished):
+            return (f"{event.table} load {event.status}: {event.files} files, {event.rows:,} rows, "
+                    f"{event.elapsed_seconds:.1f}s" + (f": {event.error}" if event.error else ""))
         return None
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""`s3rs sync`: back up tables to Parquet files in the store, headless."""
+"""`s3rs sync`: back up tables to Parquet files in the store, then load them into the warehouse."""
 
 from dataclasses import asdict
 from typing import Optional
@@ -7,11 +7,13 @@ import typer
 
 from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
-from s3rs_tui.engine.events import Notice, RunFinished, tee
+from s3rs_tui.engine.events import LoadFinished, Notice, RunFinished, tee
 from s3rs_tui.engine.plan import plan_notices
 from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
+from s3rs_tui.warehouse.loader import TableLoader
+from s3rs_tui.warehouse.verify import Verification, verify_table
 from s3rs_tui.status.snapshot import SnapshotWriter
 
 STRATEGIES = ("sequential",)
@@ -25,6 +27,10 @@ def sync(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="rows per Parquet file"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan, write nothing"),
     backup_only: bool = typer.Option(False, "--backup-only", help="stop once the files are stored"),
+    load_only: bool = typer.Option(False, "--load-only", "--redshift-only",
+                                   help="only load stored files not loaded yet into the warehouse"),
+    verify_data: bool = typer.Option(False, "--verify-data", help="after loading, compare MySQL and the "
+                                     "warehouse (like `s3rs verify`)"),
     break_lock: bool = typer.Option(False, "--break-lock", help="take the table even if a lock is held"),
     no_ui: bool = typer.Option(False, "--no-ui", help="log lines instead of the dashboard"),
     debug: bool = typer.Option(False, "--debug", help="more detail in the log"),
@@ -38,15 +44,15 @@ def sync(
     if batch_size is not None:
         settings.override("backup.batch_size", batch_size)
     log = HeadlessLog(DEBUG if debug else QUIET if quiet else NORMAL)
-    if settings.warehouse.kind != "none" and not backup_only:
-        log(Notice("-", f"warehouse kind {settings.warehouse.kind!r}: loading is not part of this version "
-                        "yet; files are stored only", "info"))
+    load = _check_steps(settings.warehouse.kind, backup_only, load_only, verify_data)
     if dry_run:
         _dry_run(settings, tables, log, json_out)
         return
     control = RunControl()
     options = SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy)
     results: list[RunFinished] = []
+    loads: list[LoadFinished] = []
+    checks: list[Verification] = []
     failure: S3rsError | None = None
     sink = tee(log, SnapshotWriter(formatter=log.format))  # the snapshot is what `s3rs watch` shows
     with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))):
@@ -54,7 +60,14 @@ def sync(
             if control.stop_requested:
                 break
             try:
-                results.append(TableSync(settings, name, sink, control, options).run())
+                if not load_only:
+                    results.append(TableSync(settings, name, sink, control, options).run())
+                if load:
+                    loads.append(TableLoader(settings, name, sink, control, break_lock=break_lock).run())
+                if verify_data:
+                    checks.append(verify_table(settings, name, sink))
+                    if not checks[-1].agrees:
+                        failure = failure or S3rsError(checks[-1].summary())
             except StoppedByOperator as exc:
                 failure = exc
                 break
@@ -65,9 +78,21 @@ def sync(
         print_json({"status": "success" if failure is None else "failed",
                     "rows": sum(r.rows for r in results), "files": sum(r.files for r in results),
                     "bytes": sum(r.bytes for r in results), "tables": [asdict(r) for r in results],
+                    "loads": [asdict(r) for r in loads], "verifications": [c.as_dict() for c in checks],
                     "error": str(failure) if failure else None})
     if failure is not None:
         raise failure
+
+
+def _check_steps(kind: str, backup_only: bool, load_only: bool, verify_data: bool) -> bool:
+    """Refuse contradictory flags; True when this run loads into the warehouse."""
+    if backup_only and (load_only or verify_data):
+        raise ConfigError("--backup-only stops before the warehouse: it cannot go with "
+                          f"{'--load-only' if load_only else '--verify-data'}")
+    if kind == "none" and (load_only or verify_data):
+        raise ConfigError(f"{'--load-only' if load_only else '--verify-data'} needs a warehouse: set "
+                          "[warehouse] kind (redshift, postgres or duckdb)")
+    return kind != "none" and not backup_only
 
 
 def _dry_run(settings, tables: list[str], log: HeadlessLog, json_out: bool) -> None:

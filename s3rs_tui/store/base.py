@@ -33,6 +33,14 @@ class ObjectStore(Protocol):
     def get_bytes(self, key: str) -> tuple[bytes, str] | None:
         """(data, tag), or None when the key does not exist."""
 
+    def get_tail(self, key: str, length: int) -> bytes | None:
+        """The last `length` bytes (all of a smaller object), or None when the key does not exist:
+        enough to read a Parquet footer without fetching the file."""
+
+    def download(self, key: str, path: Path) -> None:
+        """Copy `key` into the local file `path` (for reading large files without holding them in
+        memory)."""
+
     def create(self, key: str, data: bytes) -> str | None:
         """Write `key` only if absent; its new tag, or None when it already exists."""
 

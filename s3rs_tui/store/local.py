@@ -94,6 +94,17 @@ class LocalStore:
             return None
         return data, _tag(data)
 
+    def get_tail(self, key: str, length: int) -> bytes | None:
+        try:
+            with open(self._path(key), "rb") as handle:
+                handle.seek(max(0, os.fstat(handle.fileno()).st_size - length))
+                return handle.read()
+        except _ABSENT:
+            return None
+
+    def download(self, key: str, path: Path) -> None:
+        shutil.copyfile(self._path(key), path)
+
     def create(self, key: str, data: bytes) -> str | None:
         final = self._path(key)
         self._ensure_dir(final.parent)

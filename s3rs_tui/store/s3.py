@@ -92,6 +92,21 @@ class S3Store:
                 raise
             return response["Body"].read(), response["ETag"]
 
+    def get_tail(self, key: str, length: int) -> bytes | None:
+        with self._errors(key):
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key,
+                                                   Range=f"bytes=-{length}")
+            except ClientError as exc:
+                if _code(exc) in _ABSENT_CODES:
+                    return None
+                raise
+            return response["Body"].read()
+
+    def download(self, key: str, path: Path) -> None:
+        with self._errors(key):
+            self._client.download_file(self.bucket, self.prefix + key, str(path), Config=self._transfer)
+
     def create(self, key: str, data: bytes) -> str | None:
         with self._errors(key):
             try:

@@ -1,0 +1,25 @@
+"""Loading the stored Parquet files into a warehouse: Redshift, PostgreSQL or an embedded DuckDB."""
+
+from s3rs_tui.config import Settings
+from s3rs_tui.errors import ConfigError
+from s3rs_tui.store import ObjectStore
+from s3rs_tui.warehouse.base import Warehouse
+
+
+def require_warehouse(settings: Settings) -> None:
+    if settings.warehouse.kind == "none":
+        raise ConfigError("no warehouse configured: set [warehouse] kind to redshift, postgres or duckdb")
+
+
+def open_warehouse(settings: Settings, store: ObjectStore) -> Warehouse:
+    """Connect to the configured warehouse (each driver is imported only when it is used)."""
+    require_warehouse(settings)
+    kind = settings.warehouse.kind
+    if kind == "postgres":
+        from s3rs_tui.warehouse.postgres import PostgresWarehouse
+        return PostgresWarehouse(settings, store)
+    if kind == "redshift":
+        from s3rs_tui.warehouse.redshift import RedshiftWarehouse
+        return RedshiftWarehouse(settings, store)
+    from s3rs_tui.warehouse.duckdb import DuckDBWarehouse
+    return DuckDBWarehouse(settings, store)

@@ -1,0 +1,137 @@
+"""What every warehouse does the same way: target tables, the ledger, staging, de-dup and merge.
+
+A warehouse differs from another only in how it connects, how it spells types, and how files get
+into the staging table (Redshift: COPY from S3 with a manifest; PostgreSQL: COPY FROM STDIN;
+DuckDB: Arrow batches). Each group of files is loaded, merged and recorded in the ledger in one
+transaction: a crash at any point leaves either all of it or none of it.
+"""
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+
+from s3rs_tui.errors import TableError
+from s3rs_tui.store import ObjectStore
+from s3rs_tui.warehouse import ledger, merge
+from s3rs_tui.warehouse.datafiles import DataFile
+from s3rs_tui.warehouse.ledger import LedgerEntry
+from s3rs_tui.warehouse.merge import Target, quote
+from s3rs_tui.warehouse.typemap import Column, same_type
+
+
+class Warehouse(ABC):
+    """One open connection to a warehouse; use as a context manager."""
+
+    kind = ""
+    param = "%s"  # the driver's placeholder
+
+    def __init__(self, schema: str, store: ObjectStore):
+        self.schema, self.store = schema, store  # schema: checked when the settings were read
+
+    # -- what each warehouse provides -----------------------------------------------------------
+
+    label = ""  # for people: "postgres at host:5432/db"
+
+    @abstractmethod
+    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """Execute one statement (autocommit outside `transaction()`); its rows, if any."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager:
+        """Everything run inside commits together or not at all."""
+
+    @abstractmethod
+    def close(self) -> None:
+        ...
+
+    @abstractmethod
+    def column_type(self, column: Column) -> str:
+        ...
+
+    @abstractmethod
+    def describe_sql(self) -> str:
+        """SELECT (column name, type) of the table named by two parameters (schema, table), in order."""
+
+    @abstractmethod
+    def fill_stage(self, files: list[DataFile]) -> None:
+        """Put every row of `files` into the staging table (inside the load's transaction)."""
+
+    def table_options(self, target: Target) -> str:
+        """Text after CREATE TABLE's column list (distribution and sort keys)."""
+        return ""
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def describe(self, table: str) -> dict[str, tuple[str, str]] | None:
+        """lower-case column name -> (its spelling, its type); None when the table is missing."""
+        rows = self.run(self.describe_sql(), (self.schema, table))
+        return {name.lower(): (name, kind) for name, kind in rows} or None
+
+    def prepare(self) -> None:
+        """The schema and the ledger table exist."""
+        self.run(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        self.run(ledger.create_sql(self.schema))
+
+    def loaded_files(self, target: Target) -> dict[str, LedgerEntry]:
+        rows = self.run(ledger.select_sql(self.schema, self.param), (target.label,))
+        return {key: LedgerEntry(key, int(size), modified, int(count)) for key, size, modified, count in rows}
+
+    def forget(self, target: Target) -> None:
+        """Drop a target's ledger rows (the table they describe is gone)."""
+        self.run(ledger.forget_sql(self.schema, self.param), (target.label,))
+
+    def prepare_target(self, target: Target, columns: tuple[Column, ...]) -> list[str]:
+        """Create the target, or add the columns it lacks; a column whose type changed stops the load.
+        Returns what changed, for the operator."""
+        names = {column.name.lower() for column in columns}
+        for needed in (target.key, target.cursor):
+            if needed.lower() not in names:
+                raise TableError(f"the data files of {target.source} have no column {needed!r} (the "
+                                 "watermark's key or cursor column): cannot merge into the warehouse")
+        existing = self.describe(target.table)
+        if existing is None:
+            definition = ", ".join(f"{quote(c.name)} {self.column_type(c)}" for c in columns)
+            self.run(f"CREATE TABLE {target.quoted} ({definition}, PRIMARY KEY ({quote(target.key)}))"
+                     f"{self.table_options(target)}")
+            return [f"created {target.label} ({len(columns)} columns)"]
+        notes = []
+        for column in columns:
+            wanted = self.column_type(column)
+            found = existing.get(column.name.lower())
+            if found is None:
+                self.run(f"ALTER TABLE {target.quoted} ADD COLUMN {quote(column.name)} {wanted}")
+                notes.append(f"added column {column.name} {wanted} to {target.label}")
+            elif not same_type(found[1], wanted):
+                raise TableError(
+                    f"column {column.name} of {target.label} is {found[1]} but the data files now hold "
+                    f"{wanted} (MySQL {column.mysql_type}): change the warehouse column to {wanted} "
+                    f"(or drop the table to reload it), then rerun")
+        return notes
+
+    def load(self, target: Target, files: list[DataFile], run_id: str) -> int:
+        """Stage, de-duplicate, merge and record `files` (all with the same columns) in one
+        transaction; returns the rows they hold."""
+        columns = files[0].columns
+        names = [column.name for column in columns]
+        spelled = {lower: name for lower, (name, _) in (self.describe(target.table) or {}).items()}
+        now = datetime.now(timezone.utc).isoformat()
+        record = [value for f in files for value in (
+            target.label, f.info.key, f.info.size, ledger.version(f.info), f.rows, target.source, run_id, now)]
+        with self.transaction():
+            self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in columns]))
+            self.fill_stage(files)
+            self.run(merge.dedup_sql(names, target.key, target.cursor))
+            for statement in merge.merge_sql(target, names, spelled):
+                self.run(statement)
+            keys = [f.info.key for f in files]
+            self.run(ledger.forget_sql(self.schema, self.param, len(keys)), (target.label, *keys))
+            self.run(ledger.record_sql(self.schema, self.param, len(files)), record)
+            for statement in merge.drop_temp_sql():
+                self.run(statement)
+        return sum(f.rows for f in files)

@@ -1,0 +1,113 @@
+"""A table's data files as the loader sees them: committed or not, loaded or not, and what they hold.
+
+Only files the watermark covers are committed: names sort in cursor order and the watermark's
+`last_s3_file` is the last committed one, so a file sorting after it was stored by a run that died
+before saving its watermark; the next sync rewrites it, and until then it is not loaded. (For
+CHAR/VARCHAR keys a name holds a hash of the start key, so two files starting in the same cursor
+value may sort either way: the rewrite and the ledger still keep every row exactly once.)
+"""
+
+import struct
+import uuid
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from s3rs_tui.errors import S3rsError
+from s3rs_tui.store import ObjectInfo, ObjectStore
+from s3rs_tui.store.watermark import Watermark
+from s3rs_tui.warehouse.ledger import LedgerEntry
+from s3rs_tui.warehouse.typemap import Column, file_columns
+
+_TAIL_BYTES = 64 * 1024  # one request reads the footer of almost every file
+_READ_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A committed file about to be loaded, with its columns and rows read from its footer."""
+
+    info: ObjectInfo
+    columns: tuple[Column, ...]
+    rows: int
+
+
+@dataclass
+class LoadPlan:
+    todo: list[ObjectInfo] = field(default_factory=list)         # committed, not loaded (or rewritten)
+    rewritten: list[str] = field(default_factory=list)           # loaded once, since replaced
+    uncommitted: list[str] = field(default_factory=list)         # after the watermark's last file
+    missing: list[str] = field(default_factory=list)             # loaded, no longer in the store
+    unknown: list[str] = field(default_factory=list)             # watermark says loaded, ledger does not
+
+    def notices(self, target: str) -> list[str]:
+        notes = []
+        if self.uncommitted:
+            notes.append(f"{len(self.uncommitted)} stored files after the watermark's last file are not "
+                         f"committed (a run stopped between storing and saving the watermark): not loaded; "
+                         f"the next sync rewrites them ({self.uncommitted[0]})")
+        if self.rewritten:
+            notes.append(f"{len(self.rewritten)} files were rewritten since {target} loaded them "
+                         f"(watermark reset?): loading them again ({self.rewritten[0]})")
+        if self.missing:
+            notes.append(f"{len(self.missing)} files loaded into {target} are no longer in the store "
+                         f"(s3clean?); their rows stay in the warehouse ({self.missing[0]})")
+        if self.unknown:
+            notes.append(f"{len(self.unknown)} files the watermark lists as loaded are not in the ledger of "
+                         f"{target} (a new or restored warehouse?): loading them ({self.unknown[0]})")
+        return notes
+
+
+def plan_load(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry], watermark: Watermark) -> LoadPlan:
+    """Which stored files to load, in key order, and what the operator should hear about."""
+    plan = LoadPlan()
+    last = watermark.last_s3_file
+    for info in stored:
+        if not info.key.endswith(".parquet"):
+            continue
+        if last is None or info.key > last:
+            plan.uncommitted.append(info.key)
+            continue
+        entry = ledger.get(info.key)
+        if entry is None or not entry.matches(info):
+            plan.todo.append(info)
+            if entry is not None:
+                plan.rewritten.append(info.key)
+    keys = {info.key for info in stored}
+    plan.missing = sorted(key for key in ledger if key not in keys)
+    plan.unknown = sorted(key for key in watermark.processed_s3_files if key in keys and key not in ledger)
+    return plan
+
+
+def loaded_mirror(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry]) -> list[str]:
+    """What the watermark's processed_s3_files should say: files whose stored version is loaded,
+    and loaded files since removed from the store."""
+    current = {info.key: info for info in stored}
+    return sorted(key for key, entry in ledger.items() if key not in current or entry.matches(current[key]))
+
+
+def read_footer(store: ObjectStore, info: ObjectInfo) -> DataFile:
+    """Columns and row count from the Parquet footer alone (one small ranged read)."""
+    tail = store.get_tail(info.key, _TAIL_BYTES)
+    if tail is None:
+        raise S3rsError(f"data file {info.key} vanished from the store while loading")
+    if len(tail) < 12 or tail[-4:] != b"PAR1":
+        raise S3rsError(f"data file {info.key} is not a Parquet file (damaged?)")
+    length = struct.unpack("<I", tail[-8:-4])[0]
+    if length + 8 > len(tail):
+        tail = store.get_tail(info.key, length + 8) or b""
+    footer = pq.ParquetFile(BytesIO(b"PAR1" + tail[-(length + 8):]))  # the footer alone is enough
+    return DataFile(info, file_columns(footer.schema_arrow), footer.metadata.num_rows)
+
+
+def read_batches(store: ObjectStore, key: str) -> Iterator[pa.RecordBatch]:
+    """The file's rows in batches, through a local copy, so memory holds one batch at a time."""
+    path = store.scratch_dir() / f"load-{uuid.uuid4().hex}.parquet"
+    try:
+        store.download(key, path)
+        yield from pq.ParquetFile(path).iter_batches(batch_size=_READ_ROWS)
+    finally:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,89 @@
+"""DuckDB: the embedded warehouse (one file, nothing to run), for the demo and for local use.
+
+Files are read with pyarrow (so local and S3 stores both work without DuckDB extensions, which
+would need a download) and handed to DuckDB as Arrow batches.
+"""
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from s3rs_tui.config import Settings
+from s3rs_tui.errors import S3rsError
+from s3rs_tui.store import ObjectStore
+from s3rs_tui.warehouse.base import Warehouse
+from s3rs_tui.warehouse.datafiles import DataFile, read_batches
+from s3rs_tui.warehouse.merge import STAGE, quote
+from s3rs_tui.warehouse.typemap import Column, duckdb_type
+
+_BATCH = "s3rs_batch"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class DuckDBWarehouse(Warehouse):
+    kind = "duckdb"
+    param = "?"
+
+    def __init__(self, settings: Settings, store: ObjectStore):
+        super().__init__(settings.warehouse.schema, store)
+        path = Path(settings.warehouse.path).expanduser()
+        self.label = f"duckdb {path}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Never download an extension: this has to work offline.
+            self.conn = duckdb.connect(str(path), config={"autoinstall_known_extensions": False,
+                                                          "autoload_known_extensions": False})
+        except (duckdb.Error, OSError) as exc:
+            raise S3rsError(f"cannot open the DuckDB file {path} (is another process using it?): "
+                            f"{_first_line(exc)}") from None
+
+    @contextmanager
+    def _errors(self, sql: str) -> Iterator[None]:
+        try:
+            yield
+        except duckdb.Error as exc:
+            raise S3rsError(f"warehouse error ({self.label}) in {' '.join(sql.split()[:3])}...: "
+                            f"{_first_line(exc)}") from None
+
+    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self._errors(sql):
+            cursor = self.conn.execute(sql, list(params))
+            return cursor.fetchall() if cursor.description else []
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.begin()
+        try:
+            yield
+            with self._errors("COMMIT"):
+                self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def column_type(self, column: Column) -> str:
+        return duckdb_type(column)
+
+    def describe_sql(self) -> str:
+        return ("SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = "
+                "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position")
+
+    def fill_stage(self, files: list[DataFile]) -> None:
+        names = ", ".join(quote(column.name) for column in files[0].columns)
+        insert = f"INSERT INTO {STAGE} ({names}) SELECT {names} FROM {_BATCH}"
+        for data_file in files:
+            for batch in read_batches(self.store, data_file.info.key):
+                self.conn.register(_BATCH, batch)
+                try:
+                    self.run(insert)
+                finally:
+                    self.conn.unregister(_BATCH)

@@ -1,0 +1,145 @@
+"""Loading one table's stored files into the warehouse, each exactly once.
+
+The run holds the table's lock (purpose "load"), so no sync moves the watermark meanwhile. It
+loads the committed files the warehouse's ledger does not hold (in key order, which is cursor
+order, a group of files per load), and after each group mirrors the ledger into the watermark
+(`processed_s3_files`, `redshift_rows_loaded`, `redshift_status`) for operators and `s3clean`.
+The ledger, not the watermark, decides what is loaded: it is written in the group's own
+transaction, so a crash between the merge and the watermark costs nothing but the mirror, which
+the next run repairs.
+"""
+
+import time
+
+from s3rs_tui.config import Settings
+from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.events import EventSink, FilesLoaded, LoadFinished, LoadStarted, Notice, StateChanged
+from s3rs_tui.engine.parquet import table_prefix
+from s3rs_tui.errors import S3rsError, StoppedByOperator, TableError
+from s3rs_tui.store import open_store
+from s3rs_tui.store.lock import TableLock
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
+from s3rs_tui.warehouse import open_warehouse
+from s3rs_tui.warehouse.base import Warehouse
+from s3rs_tui.warehouse.datafiles import DataFile, loaded_mirror, plan_load, read_footer
+from s3rs_tui.warehouse.ledger import LedgerEntry, version
+from s3rs_tui.warehouse.merge import Target
+
+FILES_PER_LOAD = 16  # files per COPY and merge: large loads are what warehouses are fast at
+
+
+def target_for(settings: Settings, table_name: str, watermark: Watermark) -> Target:
+    """The warehouse table a MySQL table loads into, with the watermark's key and cursor."""
+    database, table, spec = settings.table(table_name)
+    if not watermark.key_column or not watermark.cursor_column:
+        raise TableError(f"the watermark of {database}.{table} names no key or cursor column: "
+                         "run a sync first")
+    return Target(settings.warehouse.schema, spec.target or table, watermark.key_column, watermark.cursor_column,
+                  f"{database}.{table}")
+
+
+def _groups(files: list[DataFile], size: int) -> list[list[DataFile]]:
+    """Consecutive files with the same columns, at most `size` at a time (one COPY needs one layout)."""
+    groups: list[list[DataFile]] = []
+    for data_file in files:
+        if groups and len(groups[-1]) < size and groups[-1][0].columns == data_file.columns:
+            groups[-1].append(data_file)
+        else:
+            groups.append([data_file])
+    return groups
+
+
+class TableLoader:
+    """Loads one table; `run()` returns the LoadFinished event it also sends to the sink."""
+
+    def __init__(self, settings: Settings, table_name: str, sink: EventSink, control: RunControl, *,
+                 break_lock: bool = False, files_per_load: int = FILES_PER_LOAD):
+        self.settings, self.sink, self.control = settings, sink, control
+        self.break_lock, self.files_per_load = break_lock, files_per_load
+        database, table, _ = settings.table(table_name)
+        self.name = f"{database}.{table}"
+        self.store = open_store(settings)
+        self.watermarks = WatermarkStore(self.store)
+        self.files = self.rows = 0
+
+    def _notice(self, message: str, level: str = "warning") -> None:
+        self.sink(Notice(self.name, message, level))
+
+    def run(self) -> LoadFinished:
+        started = time.monotonic()
+        with TableLock(self.store, self.name, purpose="load", stale_seconds=self.settings.backup.lock_stale_seconds,
+                       break_lock=self.break_lock) as lock:
+            watermark = self.watermarks.get(self.name)
+            try:
+                if watermark is None or watermark.last_s3_file is None:
+                    self._notice("nothing is stored yet: nothing to load", "info")
+                else:
+                    with open_warehouse(self.settings, self.store) as warehouse:
+                        self._load(warehouse, watermark, lock)
+            except S3rsError as exc:
+                status = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
+                self._mark(watermark, status)
+                self.sink(LoadFinished(self.name, status, self.files, self.rows, time.monotonic() - started,
+                                       str(exc)))
+                raise
+        finished = LoadFinished(self.name, "success", self.files, self.rows, time.monotonic() - started)
+        self.sink(finished)
+        return finished
+
+    def _load(self, warehouse: Warehouse, watermark: Watermark, lock: TableLock) -> None:
+        target = target_for(self.settings, self.name, watermark)
+        warehouse.prepare()
+        ledger = warehouse.loaded_files(target)
+        if ledger and warehouse.describe(target.table) is None:
+            self._notice(f"{target.label} is not in the warehouse any more: its {len(ledger)} ledger rows are "
+                         "dropped and every stored file is loaded again")
+            warehouse.forget(target)
+            ledger = {}
+        stored = list(self.store.list(table_prefix(self.name)))
+        plan = plan_load(stored, ledger, watermark)
+        for message in plan.notices(target.label):
+            self._notice(message)
+        files = [read_footer(self.store, info) for info in plan.todo]
+        self.sink(LoadStarted(self.name, len(files), warehouse.label))
+        watermark.redshift_status = "in_progress"
+        started = time.monotonic()
+        for group in _groups(files, self.files_per_load):
+            self._pause_point()
+            if self.control.stop_requested:
+                raise StoppedByOperator(f"{self.name}: load stopped by {self.control.reason} after {self.files} "
+                                        "files; every loaded file is recorded; rerun to go on")
+            if lock.lost.is_set():
+                raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
+                                "load stopped")
+            for message in warehouse.prepare_target(target, group[0].columns):
+                self._notice(message, "info")
+            rows = warehouse.load(target, group, lock.run_id)
+            ledger.update({f.info.key: LedgerEntry(f.info.key, f.info.size, version(f.info), f.rows)
+                           for f in group})
+            self.files += len(group)
+            self.rows += rows
+            watermark.redshift_rows_loaded += rows
+            watermark.processed_s3_files = loaded_mirror(stored, ledger)
+            self.watermarks.save(watermark)
+            self.sink(FilesLoaded(self.name, tuple(f.info.key for f in group), rows, self.files, self.rows,
+                                  time.monotonic() - started))
+        watermark.processed_s3_files = loaded_mirror(stored, ledger)
+        watermark.redshift_status = "success"
+        self.watermarks.save(watermark)
+
+    def _pause_point(self) -> None:
+        """Between groups is the only place a load pauses: everything loaded is recorded there."""
+        if self.control.paused:
+            self.sink(StateChanged(self.name, "paused"))
+            self.control.wait_while_paused()
+            self.sink(StateChanged(self.name, "stopping" if self.control.stop_requested else "running"))
+
+    def _mark(self, watermark: Watermark | None, status: str) -> None:
+        """Record how the load ended (best effort: the ledger already holds what was loaded)."""
+        if watermark is None or watermark.last_s3_file is None:
+            return
+        watermark.redshift_status = status
+        try:
+            self.watermarks.save(watermark)
+        except Exception:  # noqa: BLE001 - the store may be what failed
+            pass

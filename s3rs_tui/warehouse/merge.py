@@ -1,0 +1,70 @@
+"""The SQL that merges a staging table into its target: newest version of each key wins.
+
+Plain SQL that PostgreSQL, Redshift and DuckDB all run the same way: staging is de-duplicated by
+key (the same key can sit in several files), then target rows that are not newer than the staged
+version are deleted and the staged rows inserted, all inside the caller's transaction.
+Delete-then-insert rather than MERGE, because Redshift's MERGE cannot say "only when not older"
+and it is what Redshift itself runs MERGE as. A NULL cursor (a zero date) counts as the oldest.
+"""
+
+from dataclasses import dataclass
+
+from s3rs_tui.parsing import check_identifier
+
+STAGE = "s3rs_stage"    # the files as loaded (temporary table)
+NEWEST = "s3rs_newest"  # one row per key: its newest version in the staged files (temporary table)
+
+
+def quote(name: str) -> str:
+    """Double-quote an identifier after checking it is a plain one (so no quoting tricks)."""
+    return f'"{check_identifier(name)}"'
+
+
+@dataclass(frozen=True)
+class Target:
+    """A warehouse table and the two columns the merge relies on."""
+
+    schema: str
+    table: str
+    key: str
+    cursor: str
+    source: str  # the MySQL table, db.table
+
+    @property
+    def label(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def quoted(self) -> str:
+        return f"{quote(self.schema)}.{quote(self.table)}"
+
+
+def create_stage_sql(columns: list[tuple[str, str]]) -> str:
+    """Staging columns are the file's, in the file's order (Redshift's Parquet COPY maps by position)."""
+    return f"CREATE TEMP TABLE {STAGE} ({', '.join(f'{quote(n)} {t}' for n, t in columns)})"
+
+
+def dedup_sql(columns: list[str], key: str, cursor: str) -> str:
+    names = ", ".join(quote(name) for name in columns)
+    return (f"CREATE TEMP TABLE {NEWEST} AS SELECT {names} FROM (SELECT {names}, ROW_NUMBER() OVER "
+            f"(PARTITION BY {quote(key)} ORDER BY {quote(cursor)} DESC NULLS LAST) AS s3rs_rank "
+            f"FROM {STAGE}) ranked WHERE s3rs_rank = 1")
+
+
+def merge_sql(target: Target, columns: list[str], spelled: dict[str, str]) -> list[str]:
+    """Delete the target rows the staged versions replace, then insert the staged rows whose key
+    is not in the target any more. `spelled` maps lower-case names to the target's own spelling."""
+    t = target.quoted
+    key, cursor = target.key, target.cursor
+    t_key, t_cursor = f"{t}.{quote(spelled[key.lower()])}", f"{t}.{quote(spelled[cursor.lower()])}"
+    n_key, n_cursor = f"{NEWEST}.{quote(key)}", f"{NEWEST}.{quote(cursor)}"
+    delete = (f"DELETE FROM {t} USING {NEWEST} WHERE {t_key} = {n_key} AND ({t_cursor} IS NULL OR "
+              f"({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))")
+    insert = (f"INSERT INTO {t} ({', '.join(quote(spelled[c.lower()]) for c in columns)}) "
+              f"SELECT {', '.join(f'{NEWEST}.{quote(c)}' for c in columns)} FROM {NEWEST} "
+              f"LEFT JOIN {t} ON {t_key} = {n_key} WHERE {t_key} IS NULL")
+    return [delete, insert]
+
+
+def drop_temp_sql() -> list[str]:
+    return [f"DROP TABLE {NEWEST}", f"DROP TABLE {STAGE}"]

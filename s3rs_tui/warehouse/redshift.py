@@ -1,0 +1,85 @@
+"""Redshift: each group of files is one COPY from S3 through a manifest, then the shared merge.
+
+Redshift runs COPY itself, reading the files straight from the bucket: the manifest names them
+exactly (no prefix matching picks up a stray file) and, for Parquet, must give each file's size
+(`meta.content_length`). Parquet COPY maps columns by position, which is why the staging table
+has the file's columns in the file's order. On failure the first rows of Redshift's load-error
+views are shown with the error.
+"""
+
+import json
+import re
+import uuid
+
+from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.store.watermark import STATE_PREFIX
+from s3rs_tui.warehouse.datafiles import DataFile
+from s3rs_tui.warehouse.merge import STAGE, Target, quote
+from s3rs_tui.warehouse.postgres import PostgresWarehouse
+from s3rs_tui.warehouse.typemap import Column, redshift_type
+
+_ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+# The newest view (serverless and provisioned) first, then the older provisioned-only table.
+_LOAD_ERRORS = (
+    "SELECT TRIM(file_name), TRIM(column_name), error_code, TRIM(error_message) FROM sys_load_error_detail "
+    "WHERE query_id = pg_last_copy_id() ORDER BY start_time LIMIT 3",
+    "SELECT TRIM(filename), TRIM(colname), err_code, TRIM(err_reason) FROM stl_load_errors "
+    "WHERE query = pg_last_copy_id() ORDER BY starttime LIMIT 3",
+)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class RedshiftWarehouse(PostgresWarehouse):
+    kind = "redshift"
+    default_port = 5439
+
+    def __init__(self, settings, store, **kwargs):
+        role = settings.warehouse.iam_role
+        if role and not _ROLE.match(role):
+            raise ConfigError(f"config: warehouse.iam_role {role!r} is not an IAM role ARN "
+                              "(arn:aws:iam::<account>:role/<name>)")
+        if not store.url.startswith("s3://"):
+            raise ConfigError("config: [warehouse] kind = \"redshift\" loads straight from S3: set [s3] bucket")
+        # Without a role, the role set as the cluster's default is used.
+        self.iam_role = _literal(role) if role else "default"
+        super().__init__(settings, store, **kwargs)
+
+    def column_type(self, column: Column) -> str:
+        return redshift_type(column)
+
+    def table_options(self, target: Target) -> str:
+        # Merges join on the key: distributing and sorting by it keeps that join local and cheap.
+        return f" DISTKEY({quote(target.key)}) SORTKEY({quote(target.key)})"
+
+    def manifest(self, files: list[DataFile]) -> bytes:
+        entries = [{"url": self.store.url + f.info.key, "mandatory": True,
+                    "meta": {"content_length": f.info.size}} for f in files]
+        return json.dumps({"entries": entries}, indent=1).encode()
+
+    def fill_stage(self, files: list[DataFile]) -> None:
+        key = f"{STATE_PREFIX}manifests/{uuid.uuid4().hex}.manifest"
+        self.store.put_bytes(key, self.manifest(files))
+        copy = (f"COPY {STAGE} FROM {_literal(self.store.url + key)} IAM_ROLE {self.iam_role} "
+                "FORMAT AS PARQUET MANIFEST")
+        try:
+            self.run(copy)
+        except S3rsError as exc:
+            raise S3rsError(f"{exc}{self._load_errors()} (manifest {self.store.url}{key})") from None
+        self.store.delete(key)
+
+    def _load_errors(self) -> str:
+        """'; first load errors: ...' from Redshift's error views, or '' when they say nothing."""
+        self.conn.rollback()  # the failed COPY aborted the transaction; the views need a new one
+        for query in _LOAD_ERRORS:
+            try:
+                rows = self.run(query)
+            except S3rsError:
+                self.conn.rollback()
+                continue
+            if rows:
+                return "; first load errors: " + "; ".join(
+                    f"{name} column {column}: {code} {message}" for name, column, code, message in rows)
+        return ""

@@ -1,0 +1,119 @@
+"""Columns of the data files -> column types in each warehouse.
+
+A target table is made from the Parquet files themselves: every field has its Arrow type and the
+MySQL type it came from (field metadata `mysql_type`), so loading needs no MySQL connection. Types
+are spelled the way each warehouse's own catalog reports them back, so a column whose MySQL type
+changed since the table was made is found by comparing two strings.
+"""
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+_MYSQL_TYPE = re.compile(r"^\s*([a-z]+)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?")
+REDSHIFT_MAX_VARCHAR = 65535  # bytes
+REDSHIFT_MAX_VARBYTE = 1024000
+_REDSHIFT_BLOB_BYTES = {"tinyblob": 255, "blob": 65535}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a data file."""
+
+    name: str
+    arrow_type: pa.DataType
+    mysql_type: str  # as information_schema spells it: "varchar(64)", "bigint(20) unsigned"...
+
+    @property
+    def mysql_base(self) -> tuple[str, int | None, int | None]:
+        """('varchar', 64, None), ('decimal', 65, 30), ('text', None, None)..."""
+        match = _MYSQL_TYPE.match(self.mysql_type.lower())
+        if not match:
+            return "", None, None
+        name, first, second = match.groups()
+        return name, int(first) if first else None, int(second) if second else None
+
+
+def file_columns(schema: pa.Schema) -> tuple[Column, ...]:
+    return tuple(Column(field.name, field.type, (field.metadata or {}).get(b"mysql_type", b"").decode())
+                 for field in schema)
+
+
+# Arrow types with one obvious column type per warehouse: (PostgreSQL, Redshift, DuckDB).
+_FIXED = {
+    pa.int8(): ("smallint", "smallint", "TINYINT"),
+    pa.int16(): ("smallint", "smallint", "SMALLINT"),
+    pa.int32(): ("integer", "integer", "INTEGER"),
+    pa.int64(): ("bigint", "bigint", "BIGINT"),
+    pa.bool_(): ("boolean", "boolean", "BOOLEAN"),
+    pa.float32(): ("real", "real", "FLOAT"),
+    pa.float64(): ("double precision", "double precision", "DOUBLE"),
+    pa.date32(): ("date", "date", "DATE"),
+    pa.timestamp("us"): ("timestamp without time zone", "timestamp without time zone", "TIMESTAMP"),
+    # Redshift's Parquet COPY goes through Spectrum, which has no timestamptz: the UTC wall time
+    # goes into a plain TIMESTAMP there.
+    pa.timestamp("us", tz="UTC"): ("timestamp with time zone", "timestamp without time zone",
+                                   "TIMESTAMP WITH TIME ZONE"),
+}
+
+
+def postgres_type(column: Column) -> str:
+    fixed = _FIXED.get(column.arrow_type)
+    if fixed:
+        return fixed[0]
+    if pa.types.is_decimal(column.arrow_type):
+        return f"numeric({column.arrow_type.precision},{column.arrow_type.scale})"
+    if pa.types.is_binary(column.arrow_type):
+        return "bytea"
+    base, length, scale = column.mysql_base
+    if base in ("varchar", "char") and length:
+        return f"character varying({length})"  # PostgreSQL counts characters, as MySQL does
+    if base == "decimal" and length:  # wider than 38 digits: PostgreSQL's numeric still holds it
+        return f"numeric({length},{scale or 0})"
+    return "text"
+
+
+def redshift_type(column: Column) -> str:
+    fixed = _FIXED.get(column.arrow_type)
+    if fixed:
+        return fixed[1]
+    if pa.types.is_decimal(column.arrow_type):
+        return f"numeric({column.arrow_type.precision},{column.arrow_type.scale})"
+    base, length, _ = column.mysql_base
+    if pa.types.is_binary(column.arrow_type):
+        size = length if base in ("binary", "varbinary") and length else _REDSHIFT_BLOB_BYTES.get(
+            base, REDSHIFT_MAX_VARBYTE)
+        return f"varbyte({size})"
+    if base in ("varchar", "char") and length:
+        # Redshift VARCHAR lengths are bytes; utf8mb4 takes up to 4 per character.
+        return f"character varying({min(4 * length, REDSHIFT_MAX_VARCHAR)})"
+    if base == "decimal" and length:
+        return f"character varying({length + 2})"  # the exact text: sign, digits and the point
+    return f"character varying({REDSHIFT_MAX_VARCHAR})"  # TEXT, JSON, ENUM, SET, TIME...
+
+
+def duckdb_type(column: Column) -> str:
+    fixed = _FIXED.get(column.arrow_type)
+    if fixed:
+        return fixed[2]
+    if pa.types.is_decimal(column.arrow_type):
+        return f"DECIMAL({column.arrow_type.precision},{column.arrow_type.scale})"
+    if pa.types.is_binary(column.arrow_type):
+        return "BLOB"
+    return "VARCHAR"
+
+
+# Other spellings a catalog may use for the same type.
+_ALIASES = {"binary varying": "varbyte", "varbinary": "varbyte"}
+
+
+def same_type(catalog: str, wanted: str) -> bool:
+    """Does the type a warehouse reports for a column equal the type we would give it?"""
+    def normal(text: str) -> str:
+        text = re.sub(r"\s+", " ", text.strip().lower()).replace(", ", ",")
+        for alias, name in _ALIASES.items():
+            text = text.replace(alias, name)
+        return text
+
+    return normal(catalog) == normal(wanted)
