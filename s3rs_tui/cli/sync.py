@@ -12,6 +12,8 @@ from s3rs_tui.engine.plan import plan_notices
 from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
+from s3rs_tui.store import open_store
+from s3rs_tui.warehouse import check_warehouse
 from s3rs_tui.warehouse.loader import TableLoader
 from s3rs_tui.warehouse.verify import Verification, verify_table
 from s3rs_tui.status.snapshot import SnapshotWriter
@@ -45,6 +47,8 @@ def sync(
         settings.override("backup.batch_size", batch_size)
     log = HeadlessLog(DEBUG if debug else QUIET if quiet else NORMAL)
     load = _check_steps(settings.warehouse.kind, backup_only, load_only, verify_data)
+    if load:
+        check_warehouse(settings, open_store(settings))
     if dry_run:
         _dry_run(settings, tables, log, json_out)
         return

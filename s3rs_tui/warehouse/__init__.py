@@ -11,6 +11,14 @@ def require_warehouse(settings: Settings) -> None:
         raise ConfigError("no warehouse configured: set [warehouse] kind to redshift, postgres or duckdb")
 
 
+def check_warehouse(settings: Settings, store: ObjectStore) -> None:
+    """Refuse settings no load can work with before anything is done (ConfigError, exit 2)."""
+    require_warehouse(settings)
+    if settings.warehouse.kind == "redshift":
+        from s3rs_tui.warehouse.redshift import iam_role_clause
+        iam_role_clause(settings, store.url)
+
+
 def open_warehouse(settings: Settings, store: ObjectStore) -> Warehouse:
     """Connect to the configured warehouse (each driver is imported only when it is used)."""
     require_warehouse(settings)

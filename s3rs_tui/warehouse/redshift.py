@@ -32,19 +32,23 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def iam_role_clause(settings, store_url: str) -> str:
+    """The COPY's IAM_ROLE argument; ConfigError when the settings cannot work at all."""
+    role = settings.warehouse.iam_role
+    if role and not _ROLE.match(role):
+        raise ConfigError(f"config: warehouse.iam_role {role!r} is not an IAM role ARN "
+                          "(arn:aws:iam::<account>:role/<name>)")
+    if not store_url.startswith("s3://"):
+        raise ConfigError("config: [warehouse] kind = \"redshift\" loads straight from S3: set [s3] bucket")
+    return _literal(role) if role else "default"  # without a role: the cluster's default role
+
+
 class RedshiftWarehouse(PostgresWarehouse):
     kind = "redshift"
     default_port = 5439
 
     def __init__(self, settings, store, **kwargs):
-        role = settings.warehouse.iam_role
-        if role and not _ROLE.match(role):
-            raise ConfigError(f"config: warehouse.iam_role {role!r} is not an IAM role ARN "
-                              "(arn:aws:iam::<account>:role/<name>)")
-        if not store.url.startswith("s3://"):
-            raise ConfigError("config: [warehouse] kind = \"redshift\" loads straight from S3: set [s3] bucket")
-        # Without a role, the role set as the cluster's default is used.
-        self.iam_role = _literal(role) if role else "default"
+        self.iam_role = iam_role_clause(settings, store.url)
         super().__init__(settings, store, **kwargs)
 
     def column_type(self, column: Column) -> str:
