@@ -16,7 +16,7 @@ from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import check_identifier, parse_size, split_table_name
 
 WAREHOUSE_KINDS = ("none", "redshift", "postgres", "duckdb")
-READERS = ("pymysql",)
+READERS = ("pymysql", "connectorx")
 REDACTED = "********"
 
 
@@ -107,7 +107,7 @@ class BackupSettings:
     batch_size: int = setting(50000, env=("BACKUP_BATCH_SIZE",), check=_positive,
                               doc="rows per page read from MySQL")
     file_size_mb: int = setting(128, check=_not_negative,
-                                doc="a file closes at the first page after this much Parquet; 0 = a file per page")
+                                doc="a file closes once it holds this much Parquet; 0 = a file per page")
     max_workers: int = setting(2, env=("BACKUP_MAX_WORKERS",), check=_positive)
     timeout_seconds: int = setting(3600, env=("BACKUP_TIMEOUT_SECONDS",), check=_positive,
                                    doc="a read or upload silent for this long fails and is retried")
@@ -117,7 +117,8 @@ class BackupSettings:
                                       doc="rows newer than now minus this wait for the next run")
     lock_stale_seconds: int = setting(120, check=_positive,
                                       doc="a lock whose heartbeat is older than this is stale")
-    reader: str = setting("pymysql", check=_one_of(READERS))
+    reader: str = setting("pymysql", check=_one_of(READERS),
+                          doc="connectorx is faster: pip install 's3rs-tui[fast]'")
 
 
 @dataclass

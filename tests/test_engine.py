@@ -80,7 +80,7 @@ def test_page_query_uses_the_keyset_index_without_filesort(orders):
     orders.execute("ANALYZE TABLE orders")
     with pymysql.connect(**orders.server.connect_args(orders.name)) as conn:
         info = describe_table(conn, orders.name, "orders", TableSettings())
-        sql, params = keyset.page_query(info, plan_columns(info.columns),
+        sql, params = keyset.page_query(info, [p.select_sql for p in plan_columns(info.columns)],
                                         keyset.Position("2024-01-01 00:05:00", 1234), "2030-01-01", 500)
         with conn.cursor() as cur:
             cur.execute("EXPLAIN FORMAT=JSON " + sql, params)
@@ -475,3 +475,28 @@ def test_pause_holds_between_files_and_resume_goes_on(orders, local_config, sett
     worker.join(30)
     assert events[-1].status == "success" and events[-1].rows == 5000
     assert_exactly_once(orders, settings, name)
+
+
+def test_files_hold_several_pages_and_close_at_the_target_size(db, local_config, settings_for, monkeypatch):
+    from s3rs_tui.engine import parquet
+
+    db.execute("CREATE TABLE wide (id INT PRIMARY KEY, update_at DATETIME NOT NULL, a CHAR(32), b CHAR(32), "
+               "KEY (update_at, id))",
+               "INSERT INTO wide SELECT seq, '2024-01-01' + INTERVAL seq SECOND, MD5(seq), MD5(-seq) "
+               "FROM seq_1_to_60000")
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 4000)  # size is known per flushed row group
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 3000)
+    settings.override("backup.file_size_mb", 1)
+    name = f"{db.name}.wide"
+    finished, events = run_sync(settings, name)
+    stored = [e for e in events if isinstance(e, FileStored)]
+    assert finished.rows == 60000 and 2 <= len(stored) < 20  # pages of 3,000 rows, files of many
+    assert all(e.rows > 3000 for e in stored[:-1]) and all(e.bytes >= 1024**2 for e in stored[:-1])
+    store = open_store(settings)
+    for info in store.list(table_prefix(name)):
+        metadata = pq.ParquetFile(io.BytesIO(store.get_bytes(info.key)[0])).metadata
+        assert max(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)) <= 4000
+    watermark = WatermarkStore(store).get(name)
+    assert watermark.s3_file_count == len(stored) and watermark.mysql_rows_extracted == 60000
+    assert watermark.last_mysql_data_id == 60000

@@ -1,8 +1,9 @@
-"""Extraction: keyset pages through an unbuffered cursor into Arrow, read ahead in a thread.
+"""Extraction: keyset pages streamed in chunks through a bounded queue, read ahead in a thread.
 
-`PageReader` reads the next page while the engine encodes and stores the previous ones; a bounded
-queue keeps memory flat (at most `depth` pages wait). Pages arrive in cursor order, each with its
-last row's position, which becomes the watermark once the file holding it is stored.
+A page is one keyset query (`batch_size` rows); it arrives as chunks of a few thousand rows, each
+with the position of its last row. Rows come in (cursor, key) order, so the position after any
+chunk is a valid resume point: files can close at any chunk, a retry resumes from the last chunk
+taken, and memory holds a few chunks whatever the page size.
 """
 
 import queue
@@ -20,55 +21,67 @@ from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, rows_to_batch
 
-FETCH_ROWS = 10_000  # rows held as Python tuples at once; Arrow holds the rest of the page
+CHUNK_ROWS = 10_000  # rows converted at once; also what a reader holds as Python objects
 _DONE = object()
 
 
 @dataclass
-class Page:
-    batches: list[pa.RecordBatch]
-    rows: int
-    last: Position | None  # the page's last row, the watermark once its file is stored
+class Chunk:
+    batch: pa.RecordBatch
+    last: Position  # the position after this chunk's last row
     invalid_dates: dict[str, int] = field(default_factory=dict)
     read_seconds: float = 0.0
+    ends_page: bool = False  # the last chunk of its page (its query)
+
+    @property
+    def rows(self) -> int:
+        return self.batch.num_rows
 
 
-def read_page(conn: pymysql.Connection, info: TableInfo, plans: list[ColumnPlan], start: Position,
-              bound: str, limit: int) -> Page:
-    """Stream up to `limit` rows after `start` (driver errors propagate for the caller to classify)."""
-    sql, params = page_query(info, plans, start, bound, limit)
-    names = [plan.column.name for plan in plans]
-    cursor_at, key_at = names.index(info.cursor.name), names.index(info.key.name)
-    page = Page(batches=[], rows=0, last=None)
-    started = time.monotonic()
-    with unbuffered_cursor(conn) as cur:
-        cur.execute(sql, params)
-        rowparse.install(conn)
-        while rows := cur.fetchmany(FETCH_ROWS):
-            page.batches.append(rows_to_batch(plans, rows, page.invalid_dates))
-            page.rows += len(rows)
-            last = rows[-1]
-            page.last = Position(last[cursor_at].decode(), _key_value(info, last[key_at].decode()))
-    page.read_seconds = time.monotonic() - started
-    return page
+# read(conn, start, limit) -> chunks of at most `limit` rows after `start`, in order.
+ChunkSource = Callable[[pymysql.Connection, Position, int], Iterator[Chunk]]
 
 
-def _key_value(info: TableInfo, raw: str) -> object:
+def key_value(info: TableInfo, raw: str) -> object:
     """Keys travel as text; integer keys go back to int so comparisons keep using the index."""
     return int(raw) if info.key_is_integer else raw
 
 
-class PageReader:
+def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str) -> ChunkSource:
+    """The default reader: pymysql's unbuffered cursor with the raw row parser."""
+    names = [plan.column.name for plan in plans]
+    cursor_at, key_at = names.index(info.cursor.name), names.index(info.key.name)
+    columns = [plan.select_sql for plan in plans]
+
+    def read(conn: pymysql.Connection, start: Position, limit: int) -> Iterator[Chunk]:
+        sql, params = page_query(info, columns, start, bound, limit)
+        with unbuffered_cursor(conn) as cur:
+            clock = time.monotonic()
+            cur.execute(sql, params)
+            rowparse.install(conn)
+            while rows := cur.fetchmany(CHUNK_ROWS):
+                invalid: dict[str, int] = {}
+                batch = rows_to_batch(plans, rows, invalid)
+                last = rows[-1]
+                position = Position(last[cursor_at].decode(), key_value(info, last[key_at].decode()))
+                yield Chunk(batch, position, invalid, time.monotonic() - clock)
+                clock = time.monotonic()
+
+    return read
+
+
+class ChunkReader:
     """Reads pages after `start` in a background thread until the bound, the limit, or `close()`.
 
-    `fetch(start, want)` reads one page (with the caller's retries and reconnects). Iterate
-    `pages()` in the consuming thread; an error in the reader is raised there.
+    `run_query(doing, action)` runs `action(conn)` with retries and reconnects (TableSync._query);
+    a retry resumes after the last chunk already queued. Iterate `chunks()` in the consuming
+    thread; an error in the reader is raised there.
     """
 
-    def __init__(self, fetch: Callable[[Position, int], Page], start: Position, batch_size: int,
-                 limit: int | None, depth: int = 2):
-        self._fetch, self._start = fetch, start
-        self._batch_size, self._limit = batch_size, limit
+    def __init__(self, run_query: Callable, source: ChunkSource, start: Position, batch_size: int,
+                 limit: int | None, what: str, depth: int = 4):
+        self._run_query, self._source, self._what = run_query, source, what
+        self._position, self._batch_size, self._limit = start, batch_size, limit
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._closed = threading.Event()
         self.caught_up = False
@@ -76,15 +89,13 @@ class PageReader:
         self._thread.start()
 
     def _run(self) -> None:
-        position, taken = self._start, 0
+        taken = 0
         try:
             while not self._closed.is_set() and (self._limit is None or taken < self._limit):
                 want = self._batch_size if self._limit is None else min(self._batch_size, self._limit - taken)
-                page = self._fetch(position, want)
-                if page.rows:
-                    self._put(page)
-                    position, taken = page.last, taken + page.rows
-                if page.rows < want:
+                got = self._read_page(want)
+                taken += got
+                if got < want and not self._closed.is_set():
                     self.caught_up = True
                     break
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
@@ -92,15 +103,34 @@ class PageReader:
             return
         self._put(_DONE)
 
-    def _put(self, item) -> None:
+    def _read_page(self, want: int) -> int:
+        """Queue one page's chunks; each is held back until the next arrives, so the last one
+        can be marked as ending the page."""
+        got, held = 0, None
+
+        def action(conn: pymysql.Connection) -> None:  # runs again after a retry: resumes
+            nonlocal got, held
+            for chunk in self._source(conn, self._position, want - got):
+                if held is not None and not self._put(held):
+                    return
+                held, self._position, got = chunk, chunk.last, got + chunk.rows
+
+        self._run_query(self._what, action)
+        if held is not None:
+            held.ends_page = True
+            self._put(held)
+        return got
+
+    def _put(self, item) -> bool:
         while not self._closed.is_set():
             try:
                 self._queue.put(item, timeout=0.2)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
-    def pages(self) -> Iterator[Page]:
+    def chunks(self) -> Iterator[Chunk]:
         while True:
             item = self._queue.get()
             if item is _DONE:
@@ -110,6 +140,6 @@ class PageReader:
             yield item
 
     def close(self) -> None:
-        """Stop reading ahead; waits for the page being read (bounded by batch_size)."""
+        """Stop reading ahead; waits for the query in flight to be drained (at most a page)."""
         self._closed.set()
         self._thread.join()

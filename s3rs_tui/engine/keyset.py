@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 import pymysql
 
 from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.engine.typemap import ColumnPlan
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import quote_identifier
 
@@ -44,13 +43,12 @@ def _range_sql(info: TableInfo, start: Position) -> tuple[str, list]:
                                                                    start.key]
 
 
-def page_query(info: TableInfo, plans: list[ColumnPlan], start: Position, bound: str,
+def page_query(info: TableInfo, columns: list[str], start: Position, bound: str,
                limit: int) -> tuple[str, list]:
-    """SELECT for one page of at most `limit` rows after `start`."""
+    """SELECT `columns` (SQL expressions) for one page of at most `limit` rows after `start`."""
     where, params = _range_sql(info, start)
     c, k = quote_identifier(info.cursor.name), quote_identifier(info.key.name)
-    columns = ", ".join(plan.select_sql for plan in plans)
-    sql = f"SELECT {columns} FROM {info.quoted} WHERE {where} ORDER BY {c}, {k} LIMIT %s"
+    sql = f"SELECT {', '.join(columns)} FROM {info.quoted} WHERE {where} ORDER BY {c}, {k} LIMIT %s"
     return sql, [*params, bound, int(limit)]
 
 

@@ -51,11 +51,10 @@ class ParquetFile:
         self._pending_rows = 0
         self._schema = schema
 
-    def add(self, batches: list[pa.RecordBatch]) -> None:
-        for batch in batches:
-            self._pending.append(batch)
-            self._pending_rows += batch.num_rows
-            self.rows += batch.num_rows
+    def add(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self.rows += batch.num_rows
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
 

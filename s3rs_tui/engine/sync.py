@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.events import (EventSink, FileStored, Notice, Retrying, RunFinished, RunStarted,
                                     StateChanged)
-from s3rs_tui.engine.extract import Page, PageReader, read_page
+from s3rs_tui.engine.cxreader import connection_url, cx_chunks
+from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import peak_rss_mb, rss_mb, use_compact_arrow_allocator
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
@@ -176,17 +177,16 @@ class TableSync:
         schema = arrow_schema(plans)
         self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, position.key, bound,
                              min(estimate, limit) if limit else estimate, batch_size, self.store.url))
-        reader = PageReader(lambda start, want: self._query(
-            f"reading {self.name}", lambda c: read_page(c, info, plans, start, bound, want)),
-            position, batch_size, limit)
+        reader = ChunkReader(self._query, self._chunk_source(info, plans, bound), position, batch_size,
+                             limit, f"reading {self.name}")
         current: ParquetFile | None = None
         try:
-            for page in reader.pages():
+            for chunk in reader.chunks():
                 if current is None:
                     current, file_start = self._new_file(schema), position
-                self._add_page(run, current, page)
-                position = page.last
-                if self._file_is_done(current):
+                self._add_chunk(run, current, chunk)
+                position = chunk.last
+                if self._file_is_done(current, chunk):
                     self._store_file(run, current, file_start, position)
                     current = None
                     self._pause_point()
@@ -206,20 +206,29 @@ class TableSync:
         self._mark(run, "success")
         return self._finished(run, "success", run.started, caught_up=caught_up)
 
+    def _chunk_source(self, info: TableInfo, plans, bound: str) -> ChunkSource:
+        """The configured reader; both share the keyset SQL and the Arrow conversion."""
+        if self.settings.backup.reader == "connectorx":
+            return cx_chunks(connection_url(self.settings.mysql, info.database), info, plans, bound)
+        return pymysql_chunks(info, plans, bound)
+
     def _new_file(self, schema) -> ParquetFile:
         return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema)
 
-    def _add_page(self, run: _Run, file: ParquetFile, page: Page) -> None:
+    def _add_chunk(self, run: _Run, file: ParquetFile, chunk: Chunk) -> None:
         clock = time.monotonic()
-        file.add(page.batches)
+        file.add(chunk.batch)
         run.step_seconds["encode"] += time.monotonic() - clock
-        run.step_seconds["read"] += page.read_seconds
-        _add_counts(run.file_invalid_dates, page.invalid_dates)
+        run.step_seconds["read"] += chunk.read_seconds
+        _add_counts(run.file_invalid_dates, chunk.invalid_dates)
 
-    def _file_is_done(self, file: ParquetFile) -> bool:
-        """Close at a page boundary once big enough, or now when the run is asked to stop or pause."""
+    def _file_is_done(self, file: ParquetFile, chunk: Chunk) -> bool:
+        """Close once big enough (file_size_mb = 0: at each page's end), or now when the run is
+        asked to stop or pause."""
+        if self.control.stop_requested or self.control.paused:
+            return True
         target = self.settings.backup.file_size_mb * 1024**2
-        return file.size >= target or self.control.stop_requested or self.control.paused
+        return chunk.ends_page if target == 0 else file.size >= target
 
     def _pause_point(self) -> None:
         """Between files is the only place a run pauses: the watermark is exact here."""

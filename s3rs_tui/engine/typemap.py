@@ -34,10 +34,14 @@ _FIXED = {
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
 _DATES = {"date", "datetime", "timestamp"}
+# Text types connectorx reads natively as strings; other text-mapped types go through CAST AS CHAR.
+# connectorx parses DECIMAL through a 96-bit mantissa: beyond 28 digits it fails, so those go as text.
+_CX_DECIMAL_DIGITS = 28
+_CX_NATIVE_TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
 # Binary-charset columns arrive as bytes; spatial values are WKB with an SRID prefix.
-_BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point",
-           "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
-           "geometrycollection"}
+_SPATIAL = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+            "geometrycollection"}
+_BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"} | _SPATIAL
 _MAX_DECIMAL128_PRECISION = 38
 # Zero parts MariaDB may store ('0000-00-00', '2024-02-00', '2024-00-10') that no calendar has.
 _ZERO_DATE_PART = r"^(0000-|\d{4}-00-|\d{4}-\d{2}-00)"
@@ -59,11 +63,12 @@ class MySQLColumn:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """How one column is selected and which Arrow type its text becomes."""
+    """How one column is selected by each reader and which Arrow type it becomes."""
 
     column: MySQLColumn
     arrow_type: pa.DataType
-    select_sql: str
+    select_sql: str  # for pymysql: every value arrives as the server's text
+    cx_sql: str      # for connectorx: native where it is exact, else a form it carries exactly
     is_date: bool
 
 
@@ -75,10 +80,10 @@ def plan_columns(columns: list[MySQLColumn]) -> list[ColumnPlan]:
 def _plan(column: MySQLColumn) -> ColumnPlan:
     quoted = quote_identifier(column.name)
     data_type = column.data_type.lower()
-    select_sql = quoted
+    value_sql = quoted
     if data_type == "bit":
-        # BIT arrives as raw big-endian bytes; the server turns it into decimal text for us.
-        select_sql = f"CAST({quoted} AS UNSIGNED) AS {quoted}"
+        # BIT arrives as raw big-endian bytes; the server turns it into a number for us.
+        value_sql = f"CAST({quoted} AS UNSIGNED)"
         width = column.numeric_precision or 1
         arrow_type = pa.bool_() if width == 1 else pa.int64() if width < 64 else _UINT64
     elif data_type in _INTEGERS:
@@ -91,7 +96,30 @@ def _plan(column: MySQLColumn) -> ColumnPlan:
         # Floats, YEAR and dates have one fixed type. Everything else keeps the server's exact
         # text: text, ENUM, SET, JSON, TIME (beyond time64's range), DECIMAL over 38 digits, unknowns.
         arrow_type = _FIXED.get(data_type, pa.string())
-    return ColumnPlan(column, arrow_type, select_sql, data_type in _DATES)
+    if data_type == "float":
+        # FLOAT's text has 6 significant digits; as DOUBLE it prints the exact stored value.
+        value_sql = f"CAST({quoted} AS DOUBLE)"
+    select_sql = quoted if value_sql == quoted else f"{value_sql} AS {quoted}"
+    return ColumnPlan(column, arrow_type, select_sql, _cx_sql(column, quoted, arrow_type),
+                      data_type in _DATES)
+
+
+def _cx_sql(column: MySQLColumn, quoted: str, arrow_type: pa.DataType) -> str:
+    """connectorx panics on zero dates and knows no spatial types: dates travel as numbers
+    (YYYYMMDDhhmmss[.ffffff], as cheap as native), spatial values as their stored bytes; types
+    it widens (DECIMAL, unsigned) are cast back exactly in Arrow; the rest travels as text."""
+    data_type = column.data_type
+    if data_type in _DATES or data_type == "year":
+        return f"{quoted} + 0 AS {quoted}"
+    if data_type == "bit":
+        return f"CAST({quoted} AS UNSIGNED) AS {quoted}"
+    if data_type in _SPATIAL:
+        return f"CAST({quoted} AS BINARY) AS {quoted}"
+    if data_type == "decimal" and (column.numeric_precision or 0) > _CX_DECIMAL_DIGITS:
+        return f"CAST({quoted} AS CHAR) AS {quoted}"
+    if arrow_type != pa.string() or data_type in _CX_NATIVE_TEXT:
+        return quoted
+    return f"CAST({quoted} AS CHAR) AS {quoted}"
 
 
 def arrow_schema(plans: list[ColumnPlan]) -> pa.Schema:
@@ -113,26 +141,62 @@ def rows_to_batch(plans: list[ColumnPlan], rows: list[tuple],
 
 def columns_to_batch(plans: list[ColumnPlan], raw: list[pa.Array],
                      invalid_dates: dict[str, int]) -> pa.RecordBatch:
-    """Columns of the server's text (binary or string arrays, in plan order) -> a typed batch."""
+    """Columns as a reader delivers them (the server's text as binary or string arrays; or, from
+    connectorx, numbers) in plan order -> a typed batch."""
     arrays = []
     for plan, values in zip(plans, raw):
-        if plan.arrow_type == pa.binary():
-            arrays.append(values.cast(pa.binary()))
-            continue
-        text = values.cast(pa.string())  # validates UTF-8 in C
         if plan.is_date:
-            array, nulled = _dates(text, plan.arrow_type)
+            array, nulled = _dates(values, plan)
             if nulled:
                 name = plan.column.name
                 invalid_dates[name] = invalid_dates.get(name, 0) + nulled
-        else:
+        elif plan.arrow_type == pa.binary():
+            array = values.cast(pa.binary())
+        elif _is_text(values.type):
+            text = values.cast(pa.string())  # validates UTF-8 in C
             array = text if plan.arrow_type == pa.string() else pc.cast(text, plan.arrow_type)
+        else:
+            array = pc.cast(values, plan.arrow_type)  # a safe cast: refuses to lose anything
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(plans))
 
 
-def _dates(text: pa.Array, arrow_type: pa.DataType) -> tuple[pa.Array, int]:
-    """Parse date text, turning zero and impossible dates into NULL; returns (array, nulled)."""
+def _is_text(data_type: pa.DataType) -> bool:
+    return (pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type)
+            or pa.types.is_string(data_type) or pa.types.is_large_string(data_type))
+
+
+def _dates(values: pa.Array, plan: ColumnPlan) -> tuple[pa.Array, int]:
+    """Dates as text or as numbers -> the date type; zero and impossible dates become NULL.
+    Returns (array, how many non-NULL values became NULL)."""
+    if _is_text(values.type):
+        array = _dates_from_text(values.cast(pa.string()), plan.arrow_type)
+    else:
+        array = _dates_from_number(values, plan.arrow_type, plan.column.data_type == "date")
+    return array, array.null_count - values.null_count
+
+
+def _dates_from_number(values: pa.Array, arrow_type: pa.DataType, is_date: bool) -> pa.Array:
+    """`col + 0` numbers: YYYYMMDD, or YYYYMMDDhhmmss with microseconds as a decimal fraction."""
+    whole = pc.cast(values, pa.int64(), safe=False)  # drops the fraction (values are >= 0)
+    digits = 8 if is_date else 14
+    text = pc.utf8_lpad(pc.cast(whole, pa.string()), width=digits, padding="0")
+    year_zero = pc.less(whole, 10 ** (digits - 4))
+    text = pc.if_else(year_zero, pa.scalar(None, pa.string()), text)
+    moment = pc.strptime(text, format="%Y%m%d" if is_date else "%Y%m%d%H%M%S", unit="us", error_is_null=True)
+    # strptime rolls Feb 30 over to Mar 1: a day that changed was not a real date.
+    day = pc.cast(pc.utf8_slice_codeunits(text, 6, 8), pa.int64())
+    moment = pc.if_else(pc.equal(pc.day(moment), day), moment, pa.scalar(None, moment.type))
+    if pa.types.is_decimal(values.type):
+        exact = pc.cast(values, pa.decimal128(26, 6))  # narrow first: arithmetic widens precision
+        fraction = pc.subtract(exact, pc.cast(whole, exact.type))
+        micros = pc.cast(pc.multiply(fraction, pa.scalar(10**6, pa.decimal128(7, 0))), pa.int64(), safe=False)
+        moment = pc.add(moment, pc.cast(micros, pa.duration("us")))
+    return _cast_dates(moment, arrow_type)
+
+
+def _dates_from_text(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """Parse date text, turning zero and impossible dates into NULL."""
     zero = pc.match_substring_regex(text, _ZERO_DATE_PART)
     valid = pc.if_else(zero, pa.scalar(None, pa.string()), text)
     try:
@@ -142,7 +206,7 @@ def _dates(text: pa.Array, arrow_type: pa.DataType) -> tuple[pa.Array, int]:
         valid = pa.array([value if _is_real_date(value) else None for value in valid.to_pylist()],
                          pa.string())
         array = _cast_dates(valid, arrow_type)
-    return array, array.null_count - text.null_count
+    return array
 
 
 def _cast_dates(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:

@@ -1,0 +1,87 @@
+"""The fast reader: connectorx (Rust) streams a keyset page straight into Arrow.
+
+Same keyset SQL as the default reader (keyset.page_query), with each column in the form
+ColumnPlan.cx_sql gives (dates as numbers, spatial as bytes, odd types as text), then typed by the
+same Arrow code (typemap.columns_to_batch). That makes both readers write the same schema and
+values: connectorx left to itself widens DECIMAL(18,4) to decimal(38,10), returns BIGINT UNSIGNED as
+uint64 and panics on zero dates. The cursor also travels as the server's text, so the watermark is
+spelled exactly as the default reader spells it.
+
+connectorx has no parameter binding, so the page's parameters are rendered by pymysql's own
+escaping on the engine's connection. Optional: `pip install s3rs-tui[fast]`.
+"""
+
+import time
+from typing import Iterator
+from urllib.parse import quote
+
+import pyarrow as pa
+import pymysql
+
+from s3rs_tui.config import MySQLSettings
+from s3rs_tui.engine.extract import CHUNK_ROWS, Chunk, ChunkSource, key_value
+from s3rs_tui.engine.keyset import Position, page_query
+from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
+from s3rs_tui.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.parsing import quote_identifier
+
+_UTC = "SET time_zone = '+00:00'"  # as on the engine's own connections: TIMESTAMPs read in UTC
+_TRANSIENT_HINTS = ("connect", "timed out", "broken pipe", "reset by peer", "lost connection",
+                    "gone away", "os error")
+
+
+def connection_url(settings: MySQLSettings, database: str) -> str:
+    """mysql:// URL for connectorx (which refuses ?charset=; it speaks utf8mb4 already)."""
+    try:
+        import connectorx  # noqa: F401 - only checking it is there
+    except ImportError:
+        raise ConfigError("[backup] reader = \"connectorx\" needs the fast extra: "
+                          "pip install 's3rs-tui[fast]'") from None
+    if settings.unix_socket:
+        raise ConfigError("[backup] reader = \"connectorx\" cannot use [mysql] unix_socket: use host and port")
+    user, password = quote(settings.user, safe=""), quote(settings.password, safe="")
+    return f"mysql://{user}:{password}@{settings.host}:{settings.port}/{quote(database, safe='')}"
+
+
+def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str) -> ChunkSource:
+    """The fast reader as a ChunkSource; `conn` (pymysql) only renders the query's parameters."""
+    import connectorx
+
+    cursor_text = f"CAST({quote_identifier(info.cursor.name)} AS CHAR) AS `s3rs_cursor_text`"
+    columns = [plan.cx_sql for plan in plans] + [cursor_text]
+    key_at = [plan.column.name for plan in plans].index(info.key.name)
+
+    def read(conn: pymysql.Connection, start: Position, limit: int) -> Iterator[Chunk]:
+        sql, params = page_query(info, columns, start, bound, limit)
+        with conn.cursor() as cur:
+            rendered = cur.mogrify(sql, params)
+        clock = time.monotonic()
+        try:
+            stream = connectorx.read_sql(url, rendered, return_type="arrow_stream", batch_size=CHUNK_ROWS,
+                                         pre_execution_query=[_UTC])
+            for raw in stream:
+                if not raw.num_rows:
+                    continue
+                invalid: dict[str, int] = {}
+                batch = columns_to_batch(plans, [raw.column(i) for i in range(len(plans))], invalid)
+                position = Position(_last(raw.column(len(plans))), key_value(info, str(_last(raw.column(key_at)))))
+                yield Chunk(batch, position, invalid, time.monotonic() - clock)
+                clock = time.monotonic()
+        except BaseException as exc:  # noqa: BLE001 - Rust panics are BaseExceptions; classify them all
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, S3rsError)):
+                raise
+            raise _classify(exc, url) from None
+
+    return read
+
+
+def _last(column: pa.Array):
+    return column[len(column) - 1].as_py()
+
+
+def _classify(exc: BaseException, url: str) -> S3rsError:
+    message = str(exc).replace(url, "mysql://...").splitlines()[0] if str(exc) else type(exc).__name__
+    if any(hint in message.lower() for hint in _TRANSIENT_HINTS):
+        return TransientError(f"connectorx lost MySQL: {message}")
+    return S3rsError(f"connectorx failed: {message}")

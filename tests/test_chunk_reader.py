@@ -1,0 +1,83 @@
+"""ChunkReader's own logic: read-ahead, page ends, limits, and resuming after a failure mid-page."""
+
+import pyarrow as pa
+import pytest
+
+from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.extract import Chunk, ChunkReader
+from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.retry import with_retries
+from s3rs_tui.errors import S3rsError, TransientError
+
+ROWS = list(range(1, 96))  # keys 1..95 in cursor order
+
+
+def source(fail_after_chunks: int | None = None, chunk_rows: int = 4):
+    """A ChunkSource over ROWS; the first call can fail after some chunks, like a dropped link."""
+    calls = []
+
+    def read(_conn, start: Position, limit: int):
+        calls.append((start.key, limit))
+        after = start.key or 0
+        keys = [k for k in ROWS if k > after][:limit]
+        for n, i in enumerate(range(0, len(keys), chunk_rows)):
+            if fail_after_chunks is not None and len(calls) == 1 and n == fail_after_chunks:
+                raise TransientError("connection lost")
+            part = keys[i:i + chunk_rows]
+            yield Chunk(pa.record_batch([pa.array(part)], names=["id"]), Position("2024-01-01", part[-1]))
+
+    return read, calls
+
+
+def run_query(_what, action):
+    return with_retries(lambda: action(None), attempts=2, control=RunControl(), on_retry=lambda *a: None,
+                        base_delay=0)
+
+
+def collect(reader: ChunkReader) -> list[Chunk]:
+    try:
+        return list(reader.chunks())
+    finally:
+        reader.close()
+
+
+def test_pages_are_read_in_order_with_their_ends_marked():
+    read, calls = source()
+    chunks = collect(ChunkReader(run_query, read, Position(), batch_size=10, limit=None, what="t"))
+    keys = [k for c in chunks for k in c.batch.column(0).to_pylist()]
+    assert keys == ROWS
+    ends = [c.last.key for c in chunks if c.ends_page]
+    assert ends == [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
+    assert [limit for _, limit in calls] == [10] * 10  # the last page came back short: caught up
+
+
+def test_a_failure_mid_page_resumes_after_the_last_chunk_taken():
+    read, calls = source(fail_after_chunks=2)
+    reader = ChunkReader(run_query, read, Position(), batch_size=10, limit=None, what="t")
+    keys = [k for c in collect(reader) for k in c.batch.column(0).to_pylist()]
+    assert keys == ROWS and reader.caught_up
+    assert calls[:2] == [(None, 10), (8, 2)]  # resumed after key 8 for the 2 rows left of that page
+
+
+def test_limit_is_exact():
+    read, _ = source()
+    reader = ChunkReader(run_query, read, Position(), batch_size=10, limit=23, what="t")
+    keys = [k for c in collect(reader) for k in c.batch.column(0).to_pylist()]
+    assert keys == ROWS[:23] and not reader.caught_up
+
+
+def test_an_error_reaches_the_consumer():
+    def broken(_conn, start, limit):
+        raise S3rsError("table dropped")
+        yield  # pragma: no cover - makes this a generator
+
+    with pytest.raises(S3rsError, match="table dropped"):
+        collect(ChunkReader(run_query, broken, Position(), batch_size=10, limit=None, what="t"))
+
+
+def test_close_stops_reading_ahead():
+    read, calls = source()
+    reader = ChunkReader(run_query, read, Position(), batch_size=10, limit=None, what="t", depth=1)
+    first = next(reader.chunks())
+    reader.close()
+    assert first.last.key == 4 and len(calls) <= 2
