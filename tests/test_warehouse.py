@@ -383,3 +383,10 @@ def test_errors_inside_the_warehouse_are_one_line(db, orders, pg, pg_config, set
     with pytest.raises(S3rsError, match="warehouse error .* violates check constraint"):
         load(settings, orders)
     assert ledger(pg) == [] and watermark(settings, orders).redshift_status == "failed"
+
+
+def test_status_reaches_the_warehouse(orders, pg_config):
+    result = run_cli("status", "--json", config=pg_config)
+    assert result.returncode == 0, result.stdout
+    assert json.loads(result.stdout)["warehouse"].startswith("ok: postgres at 127.0.0.1:")
+    assert "PostgreSQL 15" in json.loads(result.stdout)["warehouse"]

@@ -52,16 +52,11 @@ def _check_warehouse(settings: Settings) -> str:
         return "none configured ([warehouse] kind = \"none\")"
     if warehouse.kind == "duckdb":
         return f"duckdb file {warehouse.path} (embedded, nothing to reach)"
-    import psycopg2  # only needed for this check
+    from s3rs_tui.warehouse import open_warehouse  # only needed for this check
 
-    conn = psycopg2.connect(host=warehouse.host, port=warehouse.port, dbname=warehouse.database,
-                            user=warehouse.user, password=warehouse.password, connect_timeout=10)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT version()")
-            return f"{warehouse.kind} at {warehouse.host}:{warehouse.port}: {cur.fetchone()[0][:60]}"
-    finally:
-        conn.close()
+    with open_warehouse(settings, open_store(settings)) as connection:
+        (version,), = connection.run("SELECT version()")
+        return f"{connection.label}: {version[:60]}"
 
 
 def status(ctx: typer.Context,

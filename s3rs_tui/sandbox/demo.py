@@ -2,7 +2,8 @@
 
 Starts a throwaway MariaDB in the demo folder, fills a realistic settlement table (reused when it
 already holds the asked number of rows), syncs it to the local folder store with the same engine
-and log as `s3rs sync`, and says where the files and the watermark are.
+and log as `s3rs sync`, loads it into the embedded DuckDB warehouse (a file in the demo folder),
+verifies that MySQL and DuckDB agree, and says where everything is.
 """
 
 from pathlib import Path
@@ -15,18 +16,22 @@ from s3rs_tui.engine.events import Notice, RunFinished
 from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.errors import S3rsError
 from s3rs_tui.sandbox.mariadb import PASSWORD, USER, start_mariadb
 from s3rs_tui.sandbox.sample_data import TABLE, create_settlement_table
 from s3rs_tui.store.watermark import WatermarkStore
+from s3rs_tui.warehouse.loader import TableLoader
+from s3rs_tui.warehouse.verify import verify_table
 
 DATABASE = "settlement"
 NAME = f"{DATABASE}.{TABLE}"
 
 
-def _config_text(port: int, store: Path, batch_size: int) -> str:
+def _config_text(port: int, store: Path, warehouse: Path, batch_size: int) -> str:
     return (f'[mysql]\nhost = "127.0.0.1"\nport = {port}\nuser = "{USER}"\ndatabase = "{DATABASE}"\n'
             f'# password: export S3RS_MYSQL_PASSWORD={PASSWORD}\n\n'
-            f'[s3]\nlocal_path = "{store}"\n\n[backup]\nbatch_size = {batch_size}\n\n'
+            f'[s3]\nlocal_path = "{store}"\n\n[warehouse]\nkind = "duckdb"\npath = "{warehouse}"\n\n'
+            f'[backup]\nbatch_size = {batch_size}\n\n'
             f'[tables."{NAME}"]\ncursor_column = "update_at"\nkey_column = "id"\n')
 
 
@@ -54,21 +59,28 @@ def run_demo(folder: Path, rows: int, batch_size: int, keep_server: bool) -> Run
     try:
         _fill(server, rows, log)
         config = folder / "s3rs.toml"
-        config.write_text(_config_text(server.port, folder / "store", batch_size))
+        config.write_text(_config_text(server.port, folder / "store", folder / "warehouse.duckdb", batch_size))
         settings = load_settings(str(config), environ={"S3RS_MYSQL_PASSWORD": PASSWORD})
         settings.tables[NAME] = TableSettings(cursor_column="update_at", key_column="id")
         control = RunControl()
         with stop_on_signals(control, lambda message: log(Notice("-", message))):
             finished = TableSync(settings, NAME, log, control).run()
+            loaded = TableLoader(settings, NAME, log, control).run()
+            check = verify_table(settings, NAME, log)
         store_folder = Path(settings.s3.local_path) / settings.s3.prefix
         print(f"\nDone: {finished.rows:,} rows in {finished.files} Parquet files "
-              f"({finished.rows_per_minute:,.0f} rows/min).")
+              f"({finished.rows_per_minute:,.0f} rows/min); {loaded.rows:,} rows loaded into DuckDB.")
+        print(f"  verify:    {check.summary()}")
         print(f"  files:     {store_folder / table_prefix(NAME)}")
         print(f"  watermark: {store_folder / WatermarkStore.key(NAME)}")
+        print(f"  warehouse: {settings.warehouse.path}  (table {settings.warehouse.schema}.{TABLE})")
         print(f"  config:    {config}  (run the demo again: it resumes and finds nothing new)")
         if keep_server:
             print(f"  MariaDB still running on 127.0.0.1:{server.port} (pid {server.pid}); try:\n"
-                  f"    S3RS_MYSQL_PASSWORD={PASSWORD} s3rs --config {config} watermark get -t {NAME}")
+                  f"    S3RS_MYSQL_PASSWORD={PASSWORD} s3rs --config {config} watermark get -t {NAME}\n"
+                  f"    S3RS_MYSQL_PASSWORD={PASSWORD} s3rs --config {config} verify -t {NAME}")
+        if not check.agrees:
+            raise S3rsError(check.summary())
         return finished
     finally:
         if not keep_server:
