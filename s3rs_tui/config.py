@@ -30,6 +30,11 @@ def _not_negative(value: int | float) -> None:
         raise ValueError("must not be negative")
 
 
+def _fraction(value: float) -> None:
+    if not 0 < value <= 1:
+        raise ValueError("must be a fraction between 0 and 1 (like 0.8)")
+
+
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], None]:
     def check(value: str) -> None:
         if value not in choices:
@@ -112,7 +117,12 @@ class BackupSettings:
     timeout_seconds: int = setting(3600, env=("BACKUP_TIMEOUT_SECONDS",), check=_positive,
                                    doc="a read or upload silent for this long fails and is retried")
     retry_attempts: int = setting(5, env=("BACKUP_RETRY_ATTEMPTS",), check=_not_negative)
-    memory_limit_mb: int = setting(2048, env=("BACKUP_MEMORY_LIMIT_MB",), check=_positive)
+    memory_limit_mb: int = setting(2048, env=("BACKUP_MEMORY_LIMIT_MB",), check=_positive,
+                                   doc="over this RSS a run halves its batch size")
+    gc_threshold: float = setting(0.8, env=("BACKUP_GC_THRESHOLD",), check=_fraction,
+                                  doc="share of memory_limit_mb past which memory is freed")
+    memory_check_interval: int = setting(5, env=("BACKUP_MEMORY_CHECK_INTERVAL",), check=_positive,
+                                         doc="check RSS every this many chunks (10k rows)")
     safety_lag_seconds: int = setting(5, check=_not_negative,
                                       doc="rows newer than now minus this wait for the next run")
     lock_stale_seconds: int = setting(120, check=_positive,
@@ -249,6 +259,11 @@ def _coerce(raw: Any, kind: type, is_size: bool) -> Any:
         if text in ("0", "false", "no", "off", ""):
             return False
         raise ValueError("must be true or false")
+    if kind is float:
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            raise ValueError("must be a number") from None
     if kind is int:
         if isinstance(raw, bool):
             raise ValueError("must be a whole number")

@@ -6,6 +6,7 @@ import pytest
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.extract import Chunk, ChunkReader
 from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.retry import with_retries
 from s3rs_tui.errors import S3rsError, TransientError
 
@@ -43,7 +44,7 @@ def collect(reader: ChunkReader) -> list[Chunk]:
 
 def test_pages_are_read_in_order_with_their_ends_marked():
     read, calls = source()
-    chunks = collect(ChunkReader(run_query, read, Position(), batch_size=10, limit=None, what="t"))
+    chunks = collect(ChunkReader(run_query, read, Position(), MemoryBudget(10), limit=None, what="t"))
     keys = [k for c in chunks for k in c.batch.column(0).to_pylist()]
     assert keys == ROWS
     ends = [c.last.key for c in chunks if c.ends_page]
@@ -53,7 +54,7 @@ def test_pages_are_read_in_order_with_their_ends_marked():
 
 def test_a_failure_mid_page_resumes_after_the_last_chunk_taken():
     read, calls = source(fail_after_chunks=2)
-    reader = ChunkReader(run_query, read, Position(), batch_size=10, limit=None, what="t")
+    reader = ChunkReader(run_query, read, Position(), MemoryBudget(10), limit=None, what="t")
     keys = [k for c in collect(reader) for k in c.batch.column(0).to_pylist()]
     assert keys == ROWS and reader.caught_up
     assert calls[:2] == [(None, 10), (8, 2)]  # resumed after key 8 for the 2 rows left of that page
@@ -61,7 +62,7 @@ def test_a_failure_mid_page_resumes_after_the_last_chunk_taken():
 
 def test_limit_is_exact():
     read, _ = source()
-    reader = ChunkReader(run_query, read, Position(), batch_size=10, limit=23, what="t")
+    reader = ChunkReader(run_query, read, Position(), MemoryBudget(10), limit=23, what="t")
     keys = [k for c in collect(reader) for k in c.batch.column(0).to_pylist()]
     assert keys == ROWS[:23] and not reader.caught_up
 
@@ -72,12 +73,12 @@ def test_an_error_reaches_the_consumer():
         yield  # pragma: no cover - makes this a generator
 
     with pytest.raises(S3rsError, match="table dropped"):
-        collect(ChunkReader(run_query, broken, Position(), batch_size=10, limit=None, what="t"))
+        collect(ChunkReader(run_query, broken, Position(), MemoryBudget(10), limit=None, what="t"))
 
 
 def test_close_stops_reading_ahead():
     read, calls = source()
-    reader = ChunkReader(run_query, read, Position(), batch_size=10, limit=None, what="t", depth=1)
+    reader = ChunkReader(run_query, read, Position(), MemoryBudget(10), limit=None, what="t", depth=1)
     first = next(reader.chunks())
     reader.close()
     assert first.last.key == 4 and len(calls) <= 2

@@ -4,6 +4,7 @@
 exactly one Parquet file, and no other version is.
 """
 
+import functools
 import io
 import json
 import random
@@ -478,13 +479,15 @@ def test_pause_holds_between_files_and_resume_goes_on(orders, local_config, sett
 
 
 def test_files_hold_several_pages_and_close_at_the_target_size(db, local_config, settings_for, monkeypatch):
-    from s3rs_tui.engine import parquet
+    from s3rs_tui.engine import sync as sync_module
+    from s3rs_tui.engine.memory import MemoryBudget
 
     db.execute("CREATE TABLE wide (id INT PRIMARY KEY, update_at DATETIME NOT NULL, a CHAR(32), b CHAR(32), "
                "KEY (update_at, id))",
                "INSERT INTO wide SELECT seq, '2024-01-01' + INTERVAL seq SECOND, MD5(seq), MD5(-seq) "
                "FROM seq_1_to_60000")
-    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 4000)  # size is known per flushed row group
+    # a file's size is known per flushed row group: small row groups for a small table
+    monkeypatch.setattr(sync_module, "MemoryBudget", functools.partial(MemoryBudget, row_group_rows=4000))
     settings = settings_for(local_config)
     settings.override("backup.batch_size", 3000)
     settings.override("backup.file_size_mb", 1)
@@ -500,3 +503,21 @@ def test_files_hold_several_pages_and_close_at_the_target_size(db, local_config,
     watermark = WatermarkStore(store).get(name)
     assert watermark.s3_file_count == len(stored) and watermark.mysql_rows_extracted == 60000
     assert watermark.last_mysql_data_id == 60000
+
+
+def test_memory_guard_halves_the_batch_size_when_over_the_limit(db, local_config, settings_for):
+    db.execute("CREATE TABLE wide (id INT PRIMARY KEY, update_at DATETIME NOT NULL, a TEXT, "
+               "KEY (update_at, id))",
+               "INSERT INTO wide SELECT seq, '2024-01-01' + INTERVAL seq SECOND, REPEAT(MD5(seq), 30) "
+               "FROM seq_1_to_40000")
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 8000)
+    settings.override("backup.memory_limit_mb", 50)  # below any Python process: always over
+    settings.override("backup.memory_check_interval", 1)
+    name = f"{db.name}.wide"
+    finished, events = run_sync(settings, name)
+    halved = [e.message for e in events if isinstance(e, Notice) and "halved" in e.message]
+    assert halved and "batch size halved to 4,000 rows" in halved[0]
+    assert "500 rows" in halved[-1] or len(halved) >= 3
+    assert finished.rows == 40000 and finished.status == "success"
+    assert_exactly_once(db, settings, name, "wide")

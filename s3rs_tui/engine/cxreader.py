@@ -19,7 +19,8 @@ import pyarrow as pa
 import pymysql
 
 from s3rs_tui.config import MySQLSettings
-from s3rs_tui.engine.extract import CHUNK_ROWS, Chunk, ChunkSource, key_value
+from s3rs_tui.engine.extract import Chunk, ChunkSource, key_value
+from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.keyset import Position, page_query
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
@@ -44,7 +45,8 @@ def connection_url(settings: MySQLSettings, database: str) -> str:
     return f"mysql://{user}:{password}@{settings.host}:{settings.port}/{quote(database, safe='')}"
 
 
-def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str) -> ChunkSource:
+def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
+              budget: MemoryBudget) -> ChunkSource:
     """The fast reader as a ChunkSource; `conn` (pymysql) only renders the query's parameters."""
     import connectorx
 
@@ -58,7 +60,7 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str) ->
             rendered = cur.mogrify(sql, params)
         clock = time.monotonic()
         try:
-            stream = connectorx.read_sql(url, rendered, return_type="arrow_stream", batch_size=CHUNK_ROWS,
+            stream = connectorx.read_sql(url, rendered, return_type="arrow_stream", batch_size=budget.chunk_rows,
                                          pre_execution_query=[_UTC])
             for raw in stream:
                 if not raw.num_rows:

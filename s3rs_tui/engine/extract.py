@@ -17,11 +17,11 @@ import pymysql
 
 from s3rs_tui.engine import rowparse
 from s3rs_tui.engine.keyset import Position, page_query
+from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, rows_to_batch
 
-CHUNK_ROWS = 10_000  # rows converted at once; also what a reader holds as Python objects
 _DONE = object()
 
 
@@ -47,7 +47,7 @@ def key_value(info: TableInfo, raw: str) -> object:
     return int(raw) if info.key_is_integer else raw
 
 
-def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str) -> ChunkSource:
+def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget: MemoryBudget) -> ChunkSource:
     """The default reader: pymysql's unbuffered cursor with the raw row parser."""
     names = [plan.column.name for plan in plans]
     cursor_at, key_at = names.index(info.cursor.name), names.index(info.key.name)
@@ -59,7 +59,7 @@ def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str) -> Chun
             clock = time.monotonic()
             cur.execute(sql, params)
             rowparse.install(conn)
-            while rows := cur.fetchmany(CHUNK_ROWS):
+            while rows := cur.fetchmany(budget.chunk_rows):
                 invalid: dict[str, int] = {}
                 batch = rows_to_batch(plans, rows, invalid)
                 last = rows[-1]
@@ -78,10 +78,10 @@ class ChunkReader:
     thread; an error in the reader is raised there.
     """
 
-    def __init__(self, run_query: Callable, source: ChunkSource, start: Position, batch_size: int,
+    def __init__(self, run_query: Callable, source: ChunkSource, start: Position, budget: MemoryBudget,
                  limit: int | None, what: str, depth: int = 4):
         self._run_query, self._source, self._what = run_query, source, what
-        self._position, self._batch_size, self._limit = start, batch_size, limit
+        self._position, self._budget, self._limit = start, budget, limit
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._closed = threading.Event()
         self.caught_up = False
@@ -92,7 +92,8 @@ class ChunkReader:
         taken = 0
         try:
             while not self._closed.is_set() and (self._limit is None or taken < self._limit):
-                want = self._batch_size if self._limit is None else min(self._batch_size, self._limit - taken)
+                size = self._budget.batch_size  # read per page: the memory guard may halve it
+                want = size if self._limit is None else min(size, self._limit - taken)
                 got = self._read_page(want)
                 taken += got
                 if got < want and not self._closed.is_set():

@@ -1,7 +1,11 @@
-"""Resident memory of this process, for progress lines and the memory limit (Linux /proc, no deps)."""
+"""Memory: resident size of this process (Linux /proc, no deps), the allocator, and the guard that
+keeps a run under memory_limit_mb."""
 
+import gc
 import os
 import resource
+from dataclasses import dataclass
+from typing import Callable
 
 import pyarrow as pa
 
@@ -29,3 +33,50 @@ def use_compact_arrow_allocator() -> None:
     except NotImplementedError:
         pool = pa.system_memory_pool()
     pa.set_memory_pool(pool)
+
+
+_FLOOR_ROWS = 500
+
+
+@dataclass
+class MemoryBudget:
+    """How much a run holds at once; the guard halves it under memory pressure, mid-run."""
+
+    batch_size: int                  # rows per keyset query
+    chunk_rows: int = 10_000         # rows converted to Arrow at once
+    row_group_rows: int = 131_072    # rows buffered before a Parquet row group is written
+
+    def halve(self) -> bool:
+        """Halve everything that can still shrink; False when all are at their floor."""
+        before = (self.batch_size, self.chunk_rows, self.row_group_rows)
+        self.batch_size = max(_FLOOR_ROWS, self.batch_size // 2)
+        self.chunk_rows = max(_FLOOR_ROWS, self.chunk_rows // 2)
+        self.row_group_rows = max(_FLOOR_ROWS, self.row_group_rows // 2)
+        return before != (self.batch_size, self.chunk_rows, self.row_group_rows)
+
+
+class MemoryGuard:
+    """Checks RSS every `check_every` chunks. Past `gc_threshold` of the limit it frees what it
+    can (Python garbage, Arrow's cached pages); still over the limit, it halves the budget for the
+    rest of the run and says so through `notify`."""
+
+    def __init__(self, budget: MemoryBudget, limit_mb: int, gc_threshold: float, check_every: int,
+                 notify: Callable[[str], None]):
+        self.budget, self.limit_mb, self.gc_threshold = budget, limit_mb, gc_threshold
+        self.check_every, self.notify = check_every, notify
+        self._chunks = 0
+
+    def after_chunk(self) -> None:
+        self._chunks += 1
+        if self._chunks % self.check_every:
+            return
+        rss = rss_mb()
+        if rss < self.limit_mb * self.gc_threshold:
+            return
+        gc.collect()
+        pa.default_memory_pool().release_unused()
+        rss = rss_mb()
+        if rss > self.limit_mb and self.budget.halve():
+            self.notify(f"RSS {rss:.0f} MB is over memory_limit_mb {self.limit_mb}: batch size halved to "
+                        f"{self.budget.batch_size:,} rows (chunks {self.budget.chunk_rows:,}, row groups "
+                        f"{self.budget.row_group_rows:,}) for the rest of this run")

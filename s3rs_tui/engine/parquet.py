@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import TableInfo
 
-ROW_GROUP_ROWS = 131_072  # large enough for fast scans, small enough for readers with little memory
 DATA_PREFIX = "data/"
 
 
@@ -39,12 +39,13 @@ def data_key(info: TableInfo, start: Position) -> str:
 
 
 class ParquetFile:
-    """One data file being written: pages go in as they arrive, buffered into row groups of
-    ROW_GROUP_ROWS, so memory holds at most a row group whatever the file size. zstd; timestamps
-    in microseconds (nanoseconds confuse Redshift and Spectrum)."""
+    """One data file being written: chunks go in as they arrive, buffered into row groups of
+    budget.row_group_rows (128k rows unless the memory guard shrank it), so memory holds at most a
+    row group whatever the file size. zstd; timestamps in microseconds (nanoseconds confuse Redshift
+    and Spectrum)."""
 
-    def __init__(self, path: Path, schema: pa.Schema):
-        self.path, self.rows = path, 0
+    def __init__(self, path: Path, schema: pa.Schema, budget: MemoryBudget):
+        self.path, self.rows, self._budget = path, 0, budget
         self._writer = pq.ParquetWriter(path, schema, compression="zstd", coerce_timestamps="us",
                                         allow_truncated_timestamps=False)
         self._pending: list[pa.RecordBatch] = []
@@ -55,13 +56,13 @@ class ParquetFile:
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         self.rows += batch.num_rows
-        if self._pending_rows >= ROW_GROUP_ROWS:
+        if self._pending_rows >= self._budget.row_group_rows:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             table = pa.Table.from_batches(self._pending, schema=self._schema)
-            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            self._writer.write_table(table, row_group_size=self._budget.row_group_rows)
             self._pending, self._pending_rows = [], 0
 
     @property

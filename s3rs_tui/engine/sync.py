@@ -15,7 +15,8 @@ from s3rs_tui.engine.events import (EventSink, FileStored, Notice, Retrying, Run
 from s3rs_tui.engine.cxreader import connection_url, cx_chunks
 from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
 from s3rs_tui.engine.keyset import Position
-from s3rs_tui.engine.memory import peak_rss_mb, rss_mb, use_compact_arrow_allocator
+from s3rs_tui.engine.memory import (MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb,
+                                    use_compact_arrow_allocator)
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.parquet import ParquetFile, data_key
@@ -177,15 +178,19 @@ class TableSync:
         schema = arrow_schema(plans)
         self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, position.key, bound,
                              min(estimate, limit) if limit else estimate, batch_size, self.store.url))
-        reader = ChunkReader(self._query, self._chunk_source(info, plans, bound), position, batch_size,
+        budget = MemoryBudget(batch_size)
+        guard = MemoryGuard(budget, self.settings.backup.memory_limit_mb, self.settings.backup.gc_threshold,
+                            self.settings.backup.memory_check_interval, self._notice)
+        reader = ChunkReader(self._query, self._chunk_source(info, plans, bound, budget), position, budget,
                              limit, f"reading {self.name}")
         current: ParquetFile | None = None
         try:
             for chunk in reader.chunks():
                 if current is None:
-                    current, file_start = self._new_file(schema), position
+                    current, file_start = self._new_file(schema, budget), position
                 self._add_chunk(run, current, chunk)
                 position = chunk.last
+                guard.after_chunk()
                 if self._file_is_done(current, chunk):
                     self._store_file(run, current, file_start, position)
                     current = None
@@ -206,14 +211,14 @@ class TableSync:
         self._mark(run, "success")
         return self._finished(run, "success", run.started, caught_up=caught_up)
 
-    def _chunk_source(self, info: TableInfo, plans, bound: str) -> ChunkSource:
+    def _chunk_source(self, info: TableInfo, plans, bound: str, budget: MemoryBudget) -> ChunkSource:
         """The configured reader; both share the keyset SQL and the Arrow conversion."""
         if self.settings.backup.reader == "connectorx":
-            return cx_chunks(connection_url(self.settings.mysql, info.database), info, plans, bound)
-        return pymysql_chunks(info, plans, bound)
+            return cx_chunks(connection_url(self.settings.mysql, info.database), info, plans, bound, budget)
+        return pymysql_chunks(info, plans, bound, budget)
 
-    def _new_file(self, schema) -> ParquetFile:
-        return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema)
+    def _new_file(self, schema, budget: MemoryBudget) -> ParquetFile:
+        return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema, budget)
 
     def _add_chunk(self, run: _Run, file: ParquetFile, chunk: Chunk) -> None:
         clock = time.monotonic()
