@@ -5,6 +5,7 @@ and the ledger naming exactly the committed files, whatever crashed when.
 """
 
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -33,6 +34,21 @@ def pg_config(tmp_path, db, bucket, s3_endpoint, pg):
 def orders(db):
     make_table(db, rows=ROWS)
     return f"{db.name}.orders"
+
+
+@pytest.fixture
+def synced(orders, pg_config, settings_for):
+    """Settings (500 rows a file) after the table's files are stored: 4 files."""
+    settings = settings_with_batch(settings_for, pg_config)
+    sync(settings, orders)
+    return settings
+
+
+@pytest.fixture
+def loaded(orders, synced):
+    """Settings after the table is stored and loaded."""
+    load(synced, orders)
+    return synced
 
 
 def sync(settings, name) -> None:
@@ -79,9 +95,24 @@ class Crash(BaseException):
     """Stands for the process dying: nothing in the loader catches a BaseException."""
 
 
-def test_full_sync_loads_every_row_once_and_mirrors_the_ledger(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
+@contextmanager
+def crash_on_save(monkeypatch, when):
+    """The process dies at the watermark write for which `when(watermark)` holds."""
+    real_save = WatermarkStore.save
+
+    def save(self, mark):
+        if when(mark):
+            raise Crash()
+        real_save(self, mark)
+
+    monkeypatch.setattr(WatermarkStore, "save", save)
+    with pytest.raises(Crash):
+        yield
+    monkeypatch.setattr(WatermarkStore, "save", real_save)
+
+
+def test_full_sync_loads_every_row_once_and_mirrors_the_ledger(db, orders, pg, pg_config, synced):
+    settings = synced
     finished, events = load(settings, orders)
     assert (finished.status, finished.files, finished.rows) == ("success", 4, ROWS)
     assert sum(isinstance(e, FilesLoaded) for e in events) == 2  # two files per load
@@ -96,10 +127,8 @@ def test_full_sync_loads_every_row_once_and_mirrors_the_ledger(db, orders, pg, p
                      "note": "character varying"}
 
 
-def test_a_rerun_without_new_rows_loads_nothing(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_a_rerun_without_new_rows_loads_nothing(db, orders, pg, pg_config, loaded):
+    settings = loaded
     before = pg.execute("SELECT file_key, loaded_at FROM public.s3rs_loaded_files ORDER BY 1")
     sync(settings, orders)
     finished, events = load(settings, orders)
@@ -109,10 +138,8 @@ def test_a_rerun_without_new_rows_loads_nothing(db, orders, pg, pg_config, setti
     assert target(pg) == source(db)
 
 
-def test_updated_rows_merge_into_one_row_per_key_with_the_newest_values(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_updated_rows_merge_into_one_row_per_key_with_the_newest_values(db, orders, pg, pg_config, loaded):
+    settings = loaded
     # Updated twice between loads: the same key then sits in two stored files of one load.
     db.execute("UPDATE orders SET update_at = '2024-02-01 00:00:00', note = 'first' WHERE id <= 300")
     sync(settings, orders)
@@ -127,10 +154,8 @@ def test_updated_rows_merge_into_one_row_per_key_with_the_newest_values(db, orde
     assert {rows[i][2] for i in range(101, 301)} == {"first"}
 
 
-def test_an_older_version_never_overwrites_a_newer_one(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_an_older_version_never_overwrites_a_newer_one(db, orders, pg, pg_config, loaded):
+    settings = loaded
     db.execute("UPDATE orders SET update_at = '2024-03-01', note = 'newer' WHERE id = 7")
     sync(settings, orders)
     load(settings, orders)
@@ -148,20 +173,10 @@ def test_an_older_version_never_overwrites_a_newer_one(db, orders, pg, pg_config
     assert target(pg) == source(db)
 
 
-def test_crash_between_merge_and_watermark_then_rerun(db, orders, pg, pg_config, settings_for, monkeypatch):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    real_save = WatermarkStore.save
-
-    def crash_after_first_group(self, mark):
-        if mark.redshift_status == "in_progress" and mark.processed_s3_files:
-            raise Crash()
-        real_save(self, mark)
-
-    monkeypatch.setattr(WatermarkStore, "save", crash_after_first_group)
-    with pytest.raises(Crash):
+def test_crash_between_merge_and_watermark_then_rerun(db, orders, pg, pg_config, synced, monkeypatch):
+    settings = synced
+    with crash_on_save(monkeypatch, lambda mark: mark.redshift_status == "in_progress" and mark.processed_s3_files):
         load(settings, orders)
-    monkeypatch.setattr(WatermarkStore, "save", real_save)
     keys = stored_keys(settings, orders)
     assert ledger(pg) == keys[:2]  # the group's merge and ledger rows committed together
     assert watermark(settings, orders).processed_s3_files == []  # the mirror did not
@@ -171,10 +186,9 @@ def test_crash_between_merge_and_watermark_then_rerun(db, orders, pg, pg_config,
     assert watermark(settings, orders).processed_s3_files == keys
 
 
-def test_crash_inside_the_load_transaction_leaves_nothing_behind(db, orders, pg, pg_config, settings_for,
+def test_crash_inside_the_load_transaction_leaves_nothing_behind(db, orders, pg, pg_config, synced,
                                                                  monkeypatch):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
+    settings = synced
     real_load = Warehouse.load
     calls = []
 
@@ -202,17 +216,8 @@ def test_crash_inside_the_load_transaction_leaves_nothing_behind(db, orders, pg,
 
 def test_a_file_stored_after_the_watermark_is_not_loaded(db, orders, pg, pg_config, settings_for, monkeypatch):
     settings = settings_with_batch(settings_for, pg_config)
-    real_save = WatermarkStore.save
-
-    def crash_on_third_file(self, mark):
-        if mark.s3_file_count == 3:
-            raise Crash()
-        real_save(self, mark)
-
-    monkeypatch.setattr(WatermarkStore, "save", crash_on_third_file)
-    with pytest.raises(Crash):
+    with crash_on_save(monkeypatch, lambda mark: mark.s3_file_count == 3):  # stored, not committed
         sync(settings, orders)
-    monkeypatch.setattr(WatermarkStore, "save", real_save)
     keys = stored_keys(settings, orders)
     assert len(keys) == 3 and watermark(settings, orders).last_s3_file == keys[1]
     finished, events = load(settings, orders)
@@ -223,10 +228,8 @@ def test_a_file_stored_after_the_watermark_is_not_loaded(db, orders, pg, pg_conf
     assert target(pg) == source(db)
 
 
-def test_watermark_reset_rewrites_files_and_they_load_again(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_watermark_reset_rewrites_files_and_they_load_again(db, orders, pg, pg_config, loaded):
+    settings = loaded
     # Changed behind the cursor's back (update_at kept): only a full re-read brings it.
     db.execute("UPDATE orders SET note = 'fixed by hand' WHERE id = 42")
     assert run_cli("watermark", "reset", "-t", orders, "--yes", config=pg_config).returncode == 0
@@ -238,10 +241,8 @@ def test_watermark_reset_rewrites_files_and_they_load_again(db, orders, pg, pg_c
     assert target(pg) == source(db)
 
 
-def test_a_new_mysql_column_is_added_to_the_target(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_a_new_mysql_column_is_added_to_the_target(db, orders, pg, pg_config, loaded):
+    settings = loaded
     db.execute("ALTER TABLE orders ADD COLUMN channel VARCHAR(20) NULL AFTER amount")
     db.execute("UPDATE orders SET channel = 'web', update_at = '2024-02-01' WHERE id <= 10")
     sync(settings, orders)
@@ -253,10 +254,8 @@ def test_a_new_mysql_column_is_added_to_the_target(db, orders, pg, pg_config, se
     assert target(pg) == source(db)
 
 
-def test_a_changed_column_type_stops_with_a_clear_message(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_a_changed_column_type_stops_with_a_clear_message(db, orders, pg, pg_config, loaded):
+    settings = loaded
     db.execute("ALTER TABLE orders MODIFY amount VARCHAR(30)")
     db.execute("UPDATE orders SET update_at = '2024-02-01' WHERE id <= 10")
     result = run_cli("sync", "-t", orders, config=pg_config)
@@ -269,10 +268,8 @@ def test_a_changed_column_type_stops_with_a_clear_message(db, orders, pg, pg_con
         load(settings, orders)
 
 
-def test_loaded_files_missing_from_the_store_are_reported(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_loaded_files_missing_from_the_store_are_reported(db, orders, pg, pg_config, loaded):
+    settings = loaded
     open_store(settings).delete(stored_keys(settings, orders)[0])
     finished, events = load(settings, orders)
     assert finished.files == 0
@@ -280,10 +277,8 @@ def test_loaded_files_missing_from_the_store_are_reported(db, orders, pg, pg_con
     assert len(target(pg)) == ROWS
 
 
-def test_a_dropped_target_table_is_loaded_again_from_every_file(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
-    load(settings, orders)
+def test_a_dropped_target_table_is_loaded_again_from_every_file(db, orders, pg, pg_config, loaded):
+    settings = loaded
     pg.execute("DROP TABLE public.orders")
     finished, events = load(settings, orders)
     assert finished.files == 4
@@ -291,9 +286,8 @@ def test_a_dropped_target_table_is_loaded_again_from_every_file(db, orders, pg, 
     assert target(pg) == source(db)
 
 
-def test_a_stop_request_ends_the_load_between_groups(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
+def test_a_stop_request_ends_the_load_between_groups(db, orders, pg, pg_config, synced):
+    settings = synced
     control = RunControl()
     control.request_stop("SIGTERM")
     with pytest.raises(StoppedByOperator, match="rerun to go on"):
@@ -375,9 +369,8 @@ def test_loading_needs_nothing_stored_to_be_a_no_op(orders, pg_config, settings_
     assert any(isinstance(e, Notice) and "nothing is stored yet" in e.message for e in events)
 
 
-def test_errors_inside_the_warehouse_are_one_line(db, orders, pg, pg_config, settings_for):
-    settings = settings_with_batch(settings_for, pg_config)
-    sync(settings, orders)
+def test_errors_inside_the_warehouse_are_one_line(db, orders, pg, pg_config, synced):
+    settings = synced
     pg.execute("CREATE TABLE public.orders (id numeric(20,0) PRIMARY KEY, update_at timestamp, "
                "amount numeric(18,4), note varchar(64) CHECK (note <> 'note 7'))")
     with pytest.raises(S3rsError, match="warehouse error .* violates check constraint"):

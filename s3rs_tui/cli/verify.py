@@ -20,8 +20,8 @@ def verify(ctx: typer.Context,
     if json_out:
         print_json(result.as_dict())
     else:
-        typer.echo(f"{result.table}: MySQL {result.mysql_rows:,} rows, {result.target} {result.warehouse_rows:,} "
-                   f"rows, {result.chunks} chunks, up to {result.up_to}")
+        typer.echo(f"{result.table}: MySQL {result.mysql_rows:,} rows, {result.target} "
+                   f"{result.warehouse_rows:,} rows, {result.chunks} chunks, up to {result.up_to}")
         if result.pending:
             typer.echo(f"{result.table}: {result.pending} rows changed in MySQL after the watermark "
                        "(the next sync loads them)")

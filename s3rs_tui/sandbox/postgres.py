@@ -24,7 +24,8 @@ def _bin_dir() -> Path:
     """The newest installed PostgreSQL's binaries (Debian: /usr/lib/postgresql/<major>/bin)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
     if not found:
-        raise SandboxError("PostgreSQL is not installed: apt-get install postgresql (bash scripts/bootstrap.sh)")
+        raise SandboxError("PostgreSQL is not installed: apt-get install postgresql "
+                           "(bash scripts/bootstrap.sh does)")
     return found[-1].parent
 
 
@@ -40,11 +41,12 @@ class PostgresServer:
 
     def connect_args(self, database: str = "postgres") -> dict:
         """Keyword arguments for psycopg2.connect (and our [warehouse] settings)."""
-        return {"host": "127.0.0.1", "port": self.port, "user": USER, "password": PASSWORD, "dbname": database}
+        return {"host": "127.0.0.1", "port": self.port, "user": USER, "password": PASSWORD,
+                "dbname": database}
 
     def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(_as_server_user([str(self.bin_dir / "pg_ctl"), "-D", str(self.base_dir / "data"),
-                                               *args]), cwd="/", capture_output=True, text=True)
+        command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.base_dir / "data"), *args]
+        return subprocess.run(_as_server_user(command), cwd="/", capture_output=True, text=True)
 
     def stop(self) -> None:
         """Fast shutdown of our server, then its folder goes."""
@@ -62,8 +64,9 @@ def start_postgres() -> PostgresServer:
         shutil.chown(base_dir, _SERVER_USER, _SERVER_USER)
     server = PostgresServer(base_dir, free_port(), bin_dir)
     initdb = subprocess.run(_as_server_user([
-        str(bin_dir / "initdb"), "-D", str(base_dir / "data"), "-U", "postgres", "--encoding=UTF8", "--locale=C",
-        "--auth-local=trust", "--auth-host=scram-sha-256"]), cwd="/", capture_output=True, text=True)
+        str(bin_dir / "initdb"), "-D", str(base_dir / "data"), "-U", "postgres", "--encoding=UTF8",
+        "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"]),
+        cwd="/", capture_output=True, text=True)
     if initdb.returncode:
         raise SandboxError(f"initdb failed: {initdb.stderr.strip()[-500:]}")
     options = (f"-p {server.port} -k {base_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -71,7 +74,8 @@ def start_postgres() -> PostgresServer:
     started = server._pg_ctl("-l", str(base_dir / "server.log"), "-w", "-t", "60", "-o", options, "start")
     if started.returncode:
         log = base_dir / "server.log"
-        raise SandboxError(f"postgres did not start: {log.read_text()[-500:] if log.exists() else started.stderr}")
+        tail = log.read_text()[-500:] if log.exists() else started.stderr
+        raise SandboxError(f"postgres did not start: {tail}")
     conn = psycopg2.connect(host=str(base_dir), port=server.port, user="postgres", dbname="postgres")
     try:
         conn.autocommit = True

@@ -7,16 +7,23 @@ transaction: a crash at any point leaves either all of it or none of it.
 """
 
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from s3rs_tui.errors import TableError
+from s3rs_tui.errors import S3rsError, TableError
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse import ledger, merge
 from s3rs_tui.warehouse.datafiles import DataFile
 from s3rs_tui.warehouse.ledger import LedgerEntry
 from s3rs_tui.warehouse.merge import Target, quote
 from s3rs_tui.warehouse.typemap import Column, same_type
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver's message, first line only (PostgreSQL's carry a DETAIL and a caret below it)."""
+    text = (getattr(exc, "pgerror", None) or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class Warehouse(ABC):
@@ -31,14 +38,23 @@ class Warehouse(ABC):
     # -- what each warehouse provides -----------------------------------------------------------
 
     label = ""  # for people: "postgres at host:5432/db"
+    driver_error: type[Exception] | tuple[type[Exception], ...] = ()  # what its driver raises
 
     @abstractmethod
-    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        """Execute one statement (autocommit outside `transaction()`); its rows, if any."""
+    def execute(self, sql: str, params: list) -> list[tuple]:
+        """Run one statement with the driver; its rows, if any."""
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager:
-        """Everything run inside commits together or not at all."""
+    def begin(self) -> None:
+        ...
+
+    @abstractmethod
+    def commit(self) -> None:
+        ...
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Roll back, quietly when the connection is gone (the server rolls back by itself)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -67,6 +83,35 @@ class Warehouse(ABC):
         self.close()
 
     # -- shared ---------------------------------------------------------------------------------
+
+    def translate(self, exc: Exception, sql: str) -> S3rsError:
+        """A driver error as one line naming the statement's first words."""
+        return S3rsError(f"warehouse error ({self.label}) in {' '.join(sql.split()[:3])}...: "
+                         f"{first_line(exc)}")
+
+    @contextmanager
+    def errors(self, sql: str) -> Iterator[None]:
+        try:
+            yield
+        except self.driver_error as exc:
+            raise self.translate(exc, sql) from None
+
+    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """Execute one statement (autocommit outside `transaction()`); its rows, if any."""
+        with self.errors(sql):
+            return self.execute(sql, list(params))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything run inside commits together or not at all."""
+        self.begin()
+        try:
+            yield
+            with self.errors("COMMIT"):
+                self.commit()
+        except BaseException:
+            self.rollback()
+            raise
 
     def describe(self, table: str) -> dict[str, tuple[str, str]] | None:
         """lower-case column name -> (its spelling, its type); None when the table is missing."""
@@ -122,7 +167,8 @@ class Warehouse(ABC):
         spelled = {lower: name for lower, (name, _) in (self.describe(target.table) or {}).items()}
         now = datetime.now(timezone.utc).isoformat()
         record = [value for f in files for value in (
-            target.label, f.info.key, f.info.size, ledger.version(f.info), f.rows, target.source, run_id, now)]
+            target.label, f.info.key, f.info.size, ledger.version(f.info), f.rows, target.source, run_id,
+            now)]
         with self.transaction():
             self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in columns]))
             self.fill_stage(files)

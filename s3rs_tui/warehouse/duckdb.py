@@ -4,16 +4,14 @@ Files are read with pyarrow (so local and S3 stores both work without DuckDB ext
 would need a download) and handed to DuckDB as Arrow batches.
 """
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
 from s3rs_tui.config import Settings
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.store import ObjectStore
-from s3rs_tui.warehouse.base import Warehouse
+from s3rs_tui.warehouse.base import Warehouse, first_line
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
 from s3rs_tui.warehouse.merge import STAGE, quote
 from s3rs_tui.warehouse.typemap import Column, duckdb_type
@@ -21,14 +19,10 @@ from s3rs_tui.warehouse.typemap import Column, duckdb_type
 _BATCH = "s3rs_batch"
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
     param = "?"
+    driver_error = duckdb.Error
 
     def __init__(self, settings: Settings, store: ObjectStore):
         super().__init__(settings.warehouse.schema, store)
@@ -41,31 +35,23 @@ class DuckDBWarehouse(Warehouse):
                                                           "autoload_known_extensions": False})
         except (duckdb.Error, OSError) as exc:
             raise S3rsError(f"cannot open the DuckDB file {path} (is another process using it?): "
-                            f"{_first_line(exc)}") from None
+                            f"{first_line(exc)}") from None
 
-    @contextmanager
-    def _errors(self, sql: str) -> Iterator[None]:
-        try:
-            yield
-        except duckdb.Error as exc:
-            raise S3rsError(f"warehouse error ({self.label}) in {' '.join(sql.split()[:3])}...: "
-                            f"{_first_line(exc)}") from None
+    def execute(self, sql: str, params: list) -> list[tuple]:
+        cursor = self.conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
 
-    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        with self._errors(sql):
-            cursor = self.conn.execute(sql, list(params))
-            return cursor.fetchall() if cursor.description else []
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def begin(self) -> None:
         self.conn.begin()
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
         try:
-            yield
-            with self._errors("COMMIT"):
-                self.conn.commit()
-        except BaseException:
             self.conn.rollback()
-            raise
+        except duckdb.Error:
+            pass
 
     def close(self) -> None:
         self.conn.close()

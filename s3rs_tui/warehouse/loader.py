@@ -34,8 +34,8 @@ def target_for(settings: Settings, table_name: str, watermark: Watermark) -> Tar
     if not watermark.key_column or not watermark.cursor_column:
         raise TableError(f"the watermark of {database}.{table} names no key or cursor column: "
                          "run a sync first")
-    return Target(settings.warehouse.schema, spec.target or table, watermark.key_column, watermark.cursor_column,
-                  f"{database}.{table}")
+    return Target(settings.warehouse.schema, spec.target or table, watermark.key_column,
+                  watermark.cursor_column, f"{database}.{table}")
 
 
 def _groups(files: list[DataFile], size: int) -> list[list[DataFile]]:
@@ -67,8 +67,8 @@ class TableLoader:
 
     def run(self) -> LoadFinished:
         started = time.monotonic()
-        with TableLock(self.store, self.name, purpose="load", stale_seconds=self.settings.backup.lock_stale_seconds,
-                       break_lock=self.break_lock) as lock:
+        with TableLock(self.store, self.name, purpose="load", break_lock=self.break_lock,
+                       stale_seconds=self.settings.backup.lock_stale_seconds) as lock:
             watermark = self.watermarks.get(self.name)
             try:
                 if watermark is None or watermark.last_s3_file is None:
@@ -91,8 +91,8 @@ class TableLoader:
         warehouse.prepare()
         ledger = warehouse.loaded_files(target)
         if ledger and warehouse.describe(target.table) is None:
-            self._notice(f"{target.label} is not in the warehouse any more: its {len(ledger)} ledger rows are "
-                         "dropped and every stored file is loaded again")
+            self._notice(f"{target.label} is not in the warehouse any more: its {len(ledger)} ledger rows "
+                         "are dropped and every stored file is loaded again")
             warehouse.forget(target)
             ledger = {}
         stored = list(self.store.list(table_prefix(self.name)))
@@ -106,8 +106,8 @@ class TableLoader:
         for group in _groups(files, self.files_per_load):
             self._pause_point()
             if self.control.stop_requested:
-                raise StoppedByOperator(f"{self.name}: load stopped by {self.control.reason} after {self.files} "
-                                        "files; every loaded file is recorded; rerun to go on")
+                raise StoppedByOperator(f"{self.name}: load stopped by {self.control.reason} after "
+                                        f"{self.files} files; every loaded file is recorded; rerun to go on")
             if lock.lost.is_set():
                 raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
                                 "load stopped")

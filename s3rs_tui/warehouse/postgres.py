@@ -4,8 +4,6 @@ Also the connection, catalog and error handling Redshift shares (it speaks the s
 """
 
 import io
-from contextlib import contextmanager
-from typing import Iterator
 
 import psycopg2
 import pyarrow as pa
@@ -14,7 +12,7 @@ import pyarrow.csv as pacsv
 from s3rs_tui.config import Settings
 from s3rs_tui.errors import S3rsError, TransientError
 from s3rs_tui.store import ObjectStore
-from s3rs_tui.warehouse.base import Warehouse
+from s3rs_tui.warehouse.base import Warehouse, first_line
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
 from s3rs_tui.warehouse.merge import STAGE, quote
 from s3rs_tui.warehouse.typemap import Column, postgres_type
@@ -22,14 +20,10 @@ from s3rs_tui.warehouse.typemap import Column, postgres_type
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")  # NULL unquoted, '' quoted
 
 
-def _first_line(exc: Exception) -> str:
-    text = (getattr(exc, "pgerror", None) or str(exc) or type(exc).__name__).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class PostgresWarehouse(Warehouse):
     kind = "postgres"
     default_port = 5432
+    driver_error = psycopg2.Error
 
     def __init__(self, settings: Settings, store: ObjectStore, connect=psycopg2.connect):
         warehouse = settings.warehouse
@@ -42,43 +36,33 @@ class PostgresWarehouse(Warehouse):
                                 user=warehouse.user, password=warehouse.password, connect_timeout=10,
                                 application_name="s3rs")
         except psycopg2.Error as exc:
-            raise TransientError(f"cannot connect to the warehouse ({self.label}): {_first_line(exc)}") from None
+            raise TransientError(f"cannot connect to the warehouse ({self.label}): "
+                                 f"{first_line(exc)}") from None
         self.conn.autocommit = True
 
-    @contextmanager
-    def _errors(self, sql: str) -> Iterator[None]:
-        """Driver errors leave as one line naming the statement's first words."""
-        try:
-            yield
-        except psycopg2.OperationalError as exc:
-            raise TransientError(f"lost the warehouse connection ({self.label}): {_first_line(exc)}") from None
-        except psycopg2.Error as exc:
-            raise S3rsError(f"warehouse error ({self.label}) in {' '.join(sql.split()[:3])}...: "
-                            f"{_first_line(exc)}") from None
+    def translate(self, exc: Exception, sql: str) -> S3rsError:
+        if isinstance(exc, psycopg2.OperationalError):  # the connection is gone: a rerun can work
+            return TransientError(f"lost the warehouse connection ({self.label}): {first_line(exc)}")
+        return super().translate(exc, sql)
 
-    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        with self._errors(sql), self.conn.cursor() as cur:
+    def execute(self, sql: str, params: list) -> list[tuple]:
+        with self.conn.cursor() as cur:
             cur.execute(sql, tuple(params) or None)
             return cur.fetchall() if cur.description else []
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def begin(self) -> None:
         self.conn.autocommit = False
+
+    def commit(self) -> None:
+        self.conn.commit()
+        self.conn.autocommit = True
+
+    def rollback(self) -> None:
         try:
-            yield
-            with self._errors("COMMIT"):
-                self.conn.commit()
-        except BaseException:
-            try:
-                self.conn.rollback()
-            except psycopg2.Error:  # the connection is gone: the server rolls back by itself
-                pass
-            raise
-        finally:
-            try:
-                self.conn.autocommit = True
-            except psycopg2.Error:
-                pass
+            self.conn.rollback()
+            self.conn.autocommit = True
+        except psycopg2.Error:
+            pass
 
     def close(self) -> None:
         self.conn.close()
@@ -98,7 +82,7 @@ class PostgresWarehouse(Warehouse):
         copy = f"COPY {STAGE} ({names}) FROM STDIN WITH (FORMAT csv)"
         for data_file in files:
             for batch in read_batches(self.store, data_file.info.key):
-                with self._errors(copy), self.conn.cursor() as cur:
+                with self.errors(copy), self.conn.cursor() as cur:
                     cur.copy_expert(copy, io.BytesIO(_csv(batch)))
 
 

@@ -76,12 +76,12 @@ class RedshiftWarehouse(PostgresWarehouse):
 
     def _load_errors(self) -> str:
         """'; first load errors: ...' from Redshift's error views, or '' when they say nothing."""
-        self.conn.rollback()  # the failed COPY aborted the transaction; the views need a new one
+        self.rollback()  # the failed COPY aborted the transaction; the views need a new one
         for query in _LOAD_ERRORS:
             try:
                 rows = self.run(query)
             except S3rsError:
-                self.conn.rollback()
+                self.rollback()
                 continue
             if rows:
                 return "; first load errors: " + "; ".join(

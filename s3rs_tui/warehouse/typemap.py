@@ -58,50 +58,44 @@ _FIXED = {
 }
 
 
-def postgres_type(column: Column) -> str:
-    fixed = _FIXED.get(column.arrow_type)
-    if fixed:
-        return fixed[0]
+def _fixed(column: Column, warehouse: int, decimal: str) -> str | None:
+    """The type of a column whose Arrow type alone decides it, or None."""
     if pa.types.is_decimal(column.arrow_type):
-        return f"numeric({column.arrow_type.precision},{column.arrow_type.scale})"
+        return decimal.format(column.arrow_type.precision, column.arrow_type.scale)
+    fixed = _FIXED.get(column.arrow_type)
+    return fixed[warehouse] if fixed else None
+
+
+def postgres_type(column: Column) -> str:
+    base, length, scale = column.mysql_base
     if pa.types.is_binary(column.arrow_type):
         return "bytea"
-    base, length, scale = column.mysql_base
-    if base in ("varchar", "char") and length:
+    if base in ("varchar", "char") and length and pa.types.is_string(column.arrow_type):
         return f"character varying({length})"  # PostgreSQL counts characters, as MySQL does
-    if base == "decimal" and length:  # wider than 38 digits: PostgreSQL's numeric still holds it
-        return f"numeric({length},{scale or 0})"
-    return "text"
+    if base == "decimal" and length and pa.types.is_string(column.arrow_type):
+        return f"numeric({length},{scale or 0})"  # wider than 38 digits: PostgreSQL's numeric holds it
+    return _fixed(column, 0, "numeric({},{})") or "text"
 
 
 def redshift_type(column: Column) -> str:
-    fixed = _FIXED.get(column.arrow_type)
-    if fixed:
-        return fixed[1]
-    if pa.types.is_decimal(column.arrow_type):
-        return f"numeric({column.arrow_type.precision},{column.arrow_type.scale})"
     base, length, _ = column.mysql_base
     if pa.types.is_binary(column.arrow_type):
         size = length if base in ("binary", "varbinary") and length else _REDSHIFT_BLOB_BYTES.get(
             base, REDSHIFT_MAX_VARBYTE)
         return f"varbyte({size})"
-    if base in ("varchar", "char") and length:
+    if base in ("varchar", "char") and length and pa.types.is_string(column.arrow_type):
         # Redshift VARCHAR lengths are bytes; utf8mb4 takes up to 4 per character.
         return f"character varying({min(4 * length, REDSHIFT_MAX_VARCHAR)})"
-    if base == "decimal" and length:
+    if base == "decimal" and length and pa.types.is_string(column.arrow_type):
         return f"character varying({length + 2})"  # the exact text: sign, digits and the point
-    return f"character varying({REDSHIFT_MAX_VARCHAR})"  # TEXT, JSON, ENUM, SET, TIME...
+    # TEXT, JSON, ENUM, SET, TIME...
+    return _fixed(column, 1, "numeric({},{})") or f"character varying({REDSHIFT_MAX_VARCHAR})"
 
 
 def duckdb_type(column: Column) -> str:
-    fixed = _FIXED.get(column.arrow_type)
-    if fixed:
-        return fixed[2]
-    if pa.types.is_decimal(column.arrow_type):
-        return f"DECIMAL({column.arrow_type.precision},{column.arrow_type.scale})"
     if pa.types.is_binary(column.arrow_type):
         return "BLOB"
-    return "VARCHAR"
+    return _fixed(column, 2, "DECIMAL({},{})") or "VARCHAR"
 
 
 # Other spellings a catalog may use for the same type.

@@ -111,7 +111,8 @@ class RangeDiff:
     changed: list[str] = field(default_factory=list)  # both, with different values
 
     def describe(self) -> str:
-        parts = [f"{len(keys)} {what} ({', '.join(keys[:_SHOWN_KEYS])}{', ...' if len(keys) > _SHOWN_KEYS else ''})"
+        parts = [f"{len(keys)} {what} ({', '.join(keys[:_SHOWN_KEYS])}"
+                 f"{', ...' if len(keys) > _SHOWN_KEYS else ''})"
                  for what, keys in (("changed", self.changed), ("missing in the warehouse", self.missing),
                                     ("only in the warehouse", self.extra)) if keys]
         return f"{self.label}: " + ", ".join(parts)
@@ -137,11 +138,13 @@ class Verification:
         if self.agrees:
             return (f"{self.table}: MySQL and {self.target} agree: {self.mysql_rows:,} rows in {self.chunks} "
                     f"chunks up to {self.up_to}")
-        return (f"{self.table}: {len(self.ranges)} key ranges differ between MySQL ({self.mysql_rows:,} rows) "
-                f"and {self.target} ({self.warehouse_rows:,} rows) up to {self.up_to}: "
+        return (f"{self.table}: {len(self.ranges)} key ranges differ between MySQL "
+                f"({self.mysql_rows:,} rows) and {self.target} ({self.warehouse_rows:,} rows) "
+                f"up to {self.up_to}: "
                 + "; ".join(r.describe() for r in self.ranges[:3])
                 + (f"; and {len(self.ranges) - 3} more" if len(self.ranges) > 3 else "")
-                + ": re-sync those rows (update their cursor column in MySQL) or `s3rs watermark set` before them")
+                + ": re-sync those rows (touch their cursor column in MySQL, or `s3rs watermark set` "
+                  "before them)")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "agrees": self.agrees}
@@ -154,7 +157,8 @@ class _Side:
                  chunk_keys: int, param: str):
         self.dialect, self.table, self.param = dialect, table, param
         self.key = dialect.quote(key)
-        row = dialect.row_text([dialect.text[kind].format(c=dialect.quote(name)) for name, kind in kinds.items()])
+        row = dialect.row_text([dialect.text[kind].format(c=dialect.quote(name))
+                                for name, kind in kinds.items()])
         self.row_md5 = dialect.md5.format(t=row)
         self.row_hash = dialect.hash_int.format(h=self.row_md5, n=_HASH_DIGITS, bits=4 * _HASH_DIGITS)
         self.key_text = dialect.key_text.format(c=self.key)
@@ -165,7 +169,8 @@ class _Side:
                                                  bits=4 * _BUCKET_DIGITS)
 
     def chunks_sql(self, where: str = "") -> str:
-        total = f"CAST({self.row_hash} AS {self.dialect.sum_type})" if self.dialect.sum_type else self.row_hash
+        sum_type = self.dialect.sum_type
+        total = f"CAST({self.row_hash} AS {sum_type})" if sum_type else self.row_hash
         return (f"SELECT {self.chunk} AS s3rs_chunk, COUNT(*), SUM({total}) FROM {self.table}"
                 + (f" WHERE {where}" if where else "") + " GROUP BY s3rs_chunk")
 
@@ -232,10 +237,11 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, waterm
         else:
             kinds[plan.column.name] = kind
     position = (watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
-    result = Verification(info.name, warehouse.label, f"({position[0]}, {position[1]})", skipped_columns=skipped)
+    result = Verification(info.name, warehouse.label, f"({position[0]}, {position[1]})",
+                          skipped_columns=skipped)
     if skipped:
-        sink(Notice(info.name, f"not compared: {', '.join(skipped)} (floating point, or not in the warehouse)",
-                    "info"))
+        sink(Notice(info.name, f"not compared: {', '.join(skipped)} (floating point, or not in the "
+                               "warehouse)", "info"))
     mysql = _Side(MYSQL, info.quoted, info.key.name, kinds, info.key_is_integer, chunk_keys, "%s")
     dialect = DIALECTS[warehouse.kind]
     spelled = {columns[name.lower()][0]: kind for name, kind in kinds.items()}
