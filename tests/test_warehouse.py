@@ -383,3 +383,22 @@ def test_status_reaches_the_warehouse(orders, pg_config):
     assert result.returncode == 0, result.stdout
     assert json.loads(result.stdout)["warehouse"].startswith("ok: postgres at 127.0.0.1:")
     assert "PostgreSQL 15" in json.loads(result.stdout)["warehouse"]
+
+
+def test_files_the_ledger_does_not_know_are_reported_and_loaded(db, orders, pg, loaded):
+    pg.execute("DELETE FROM public.s3rs_loaded_files")  # as in a restored or different warehouse
+    finished, events = load(loaded, orders)
+    assert finished.files == 4
+    assert any(isinstance(e, Notice) and "4 files the watermark lists as loaded are not in the ledger"
+               in e.message for e in events)
+    assert target(pg) == source(db) and ledger(pg) == stored_keys(loaded, orders)
+
+
+def test_s3clean_keeps_the_files_not_loaded_yet(db, orders, pg, pg_config, loaded):
+    db.execute("UPDATE orders SET update_at = '2024-02-01' WHERE id = 1")
+    sync(loaded, orders)  # stored, not loaded
+    keys = stored_keys(loaded, orders)
+    result = run_cli("s3clean", "clean", "-t", "orders", "--yes", config=pg_config)
+    assert result.returncode == 0, result.stderr
+    assert "1 not yet loaded into the warehouse kept" in result.stdout
+    assert stored_keys(loaded, orders) == keys[-1:]
