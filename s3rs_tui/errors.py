@@ -41,6 +41,12 @@ class TransientError(S3rsError):
     exit_code = 1
 
 
+class RunTimedOut(S3rsError):
+    """A run went past its time limit and stopped at a file boundary, watermark saved."""
+
+    exit_code = 1
+
+
 class StoppedByOperator(S3rsError):
     """Ctrl+C, SIGTERM or SIGHUP: the watermark covers exactly what is stored."""
 

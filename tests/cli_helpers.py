@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 BASE_TIME = datetime(2024, 1, 1, 0, 0, 0)
 
 
-def run_cli(*args, config=None, env=None, input=None, timeout=120) -> subprocess.CompletedProcess:
+def run_cli(*args, config=None, env=None, input=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
     """Run `python -m s3rs_tui [--config CONFIG] ARGS...`; returns the CompletedProcess with text
     stdout/stderr. `env` is added to os.environ (conftest already put the AWS test keys there).
     stdin is `input` when given, else empty (never a terminal), so confirmations insist on --yes."""
@@ -31,7 +31,7 @@ def run_cli(*args, config=None, env=None, input=None, timeout=120) -> subprocess
                *[str(arg) for arg in args]]
     environment = {**os.environ, **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout,
-                          input=input if input is not None else "")
+                          input=input if input is not None else "", cwd=cwd)
 
 
 def cursor_time(index: int, rows: int, per_second: int = 4, start: datetime = BASE_TIME) -> datetime:

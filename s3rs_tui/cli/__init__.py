@@ -16,13 +16,14 @@ except ImportError:  # older typer runs on click itself
     from click import ClickException
 
 from s3rs_tui import __version__
-from s3rs_tui.cli import demo, info, s3clean, sync, verify, watermark
+from s3rs_tui.cli import demo, info, progressive, s3clean, sync, verify, watermark
 from s3rs_tui.errors import S3rsError
 
 app = typer.Typer(name="s3rs", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="Exact, resumable MySQL -> Parquet -> S3 backups, loaded into a warehouse.")
 app.command()(sync.sync)
+app.command()(progressive.progressive)
 app.command()(verify.verify)
 app.command()(info.config)
 app.command()(info.status)

@@ -9,8 +9,8 @@ import time
 from typing import TextIO
 
 from s3rs_tui.cli.common import human_bytes
-from s3rs_tui.engine.events import (Event, FilesLoaded, FileStored, LoadFinished, LoadStarted, Notice, Retrying,
-                                    RunFinished, RunStarted)
+from s3rs_tui.engine.events import (ChunkProgress, Event, FilesLoaded, FileStored, LoadFinished, LoadStarted,
+                                    Notice, Retrying, RunFinished, RunStarted)
 
 QUIET, NORMAL, DEBUG = 0, 1, 2
 
@@ -72,6 +72,13 @@ class HeadlessLog:
         if isinstance(event, LoadFinished):
             return (f"{event.table} load {event.status}: {event.files} files, {event.rows:,} rows, "
                     f"{event.elapsed_seconds:.1f}s" + (f": {event.error}" if event.error else ""))
+        if isinstance(event, ChunkProgress):
+            if event.status == "started" and self.verbosity < NORMAL:
+                return None
+            of = f" of {event.max_chunks}" if event.max_chunks else ""
+            return (f"{event.table} chunk {event.chunk}{of} {event.status}: {event.rows_done:,} rows so far "
+                    f"(~{event.estimated_rows:,} to go at the start), {event.rows_per_minute:,.0f} rows/min"
+                    + (f": {event.error}" if event.error else ""))
         return None
 
     @staticmethod

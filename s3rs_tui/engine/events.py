@@ -111,6 +111,19 @@ class LoadFinished(Event):
     error: str = ""
 
 
+@dataclass(frozen=True)
+class ChunkProgress(Event):
+    """A progressive run started, finished or failed one chunk (a bounded sync)."""
+
+    chunk: int
+    max_chunks: int | None       # None: until caught up
+    status: str                  # "started" | "done" | "caught up" | "failed"
+    rows_done: int               # by this progressive run so far
+    estimated_rows: int          # still to go when the progressive run started
+    rows_per_minute: float
+    error: str = ""
+
+
 EventSink = Callable[[Event], None]
 
 

@@ -24,7 +24,7 @@ from s3rs_tui.engine.retry import with_retries
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
-from s3rs_tui.errors import S3rsError, StoppedByOperator, TableError
+from s3rs_tui.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore, utc_now
@@ -35,6 +35,7 @@ class SyncOptions:
     limit: int | None = None       # take at most this many rows in this run
     break_lock: bool = False
     backup_strategy: str = "sequential"
+    deadline: float | None = None  # time.monotonic() after which the run stops at a file boundary
 
 
 @dataclass
@@ -121,7 +122,7 @@ class TableSync:
                 run = _Run(info, self._open_watermark(info), lock, started)
                 finished = self._extract(run)
         except S3rsError as exc:
-            status = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
+            status = "interrupted" if isinstance(exc, (StoppedByOperator, RunTimedOut)) else "failed"
             self._mark(run, status)
             self.sink(self._finished(run, status, started, error=str(exc)))
             raise
@@ -152,17 +153,17 @@ class TableSync:
         return self._query("reading the table definition",
                            lambda conn: describe_table(conn, self.database, self.table, self.spec))
 
-    def _plan(self, info: TableInfo, watermark: Watermark) -> Plan:
+    def _plan(self, info: TableInfo, watermark: Watermark, exact: bool = False) -> Plan:
         start = Position(watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
         return make_plan(self._query, info, start, self.spec.cursor_timezone,
-                         self.settings.backup.safety_lag_seconds)
+                         self.settings.backup.safety_lag_seconds, exact)
 
-    def dry_run(self) -> tuple[TableInfo, Watermark, Plan]:
+    def dry_run(self, exact: bool = False) -> tuple[TableInfo, Watermark, Plan]:
         """Everything a run would decide, without the lock and without writing anything."""
         try:
             info = self._connect_and_describe()
             watermark = self.watermarks.get_or_new(self.name)
-            return info, watermark, self._plan(info, watermark)
+            return info, watermark, self._plan(info, watermark, exact)
         finally:
             close_quietly(self.conn)
 
@@ -195,7 +196,7 @@ class TableSync:
                     self._store_file(run, current, file_start, position)
                     current = None
                     self._pause_point()
-                    if self.control.stop_requested:
+                    if self.control.stop_requested or self._past_deadline():
                         break
             if current is not None:
                 self._store_file(run, current, file_start, position)
@@ -205,6 +206,9 @@ class TableSync:
             if current is not None:
                 current.abandon()
         caught_up = reader.caught_up
+        if self._past_deadline() and not caught_up:
+            raise RunTimedOut(f"{self.name}: the time allowed ran out after {run.files} files; the watermark "
+                              f"is at {position.label()}")
         if self.control.stop_requested and not caught_up:
             raise StoppedByOperator(f"{self.name}: stopped by {self.control.reason} after {run.files} files; "
                                     f"the watermark is at {position.label()}; rerun to resume")
@@ -230,10 +234,13 @@ class TableSync:
     def _file_is_done(self, file: ParquetFile, chunk: Chunk) -> bool:
         """Close once big enough (file_size_mb = 0: at each page's end), or now when the run is
         asked to stop or pause."""
-        if self.control.stop_requested or self.control.paused:
+        if self.control.stop_requested or self.control.paused or self._past_deadline():
             return True
         target = self.settings.backup.file_size_mb * 1024**2
         return chunk.ends_page if target == 0 else file.size >= target
+
+    def _past_deadline(self) -> bool:
+        return self.options.deadline is not None and time.monotonic() > self.options.deadline
 
     def _pause_point(self) -> None:
         """Between files is the only place a run pauses: the watermark is exact here."""

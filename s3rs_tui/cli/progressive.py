@@ -1,0 +1,132 @@
+"""`s3rs progressive TABLE`: a 10M-100M+ row table in bounded chunks, left to run for days.
+
+Replaces the older system's flexible_progressive_backup.py and its shell loops. Every line also goes
+to progressive_<table>_<time>.log in the current folder; a status line comes every
+--monitor-interval seconds.
+"""
+
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from s3rs_tui.cli.common import print_json, settings_from
+from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
+from s3rs_tui.engine.control import RunControl, stop_on_signals
+from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, tee
+from s3rs_tui.engine.memory import rss_mb
+from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
+from s3rs_tui.errors import ConfigError
+from s3rs_tui.parsing import parse_timestamp
+from s3rs_tui.status.snapshot import SnapshotWriter
+from s3rs_tui.store import open_store
+from s3rs_tui.warehouse import check_warehouse
+from s3rs_tui.warehouse.loader import TableLoader
+
+MODES = ("backup-only", "full")
+ESTIMATES = ("fast", "exact")
+
+
+class Monitor:
+    """Keeps the latest progress from the events and prints a status line every `interval` s."""
+
+    def __init__(self, write: Callable[[str], None], interval: float):
+        self.write, self.interval = write, interval
+        self.chunk: ChunkProgress | None = None
+        self.run_rows = self.files = 0
+        self._done = threading.Event()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ChunkProgress):
+            self.chunk, self.run_rows = event, 0
+        elif isinstance(event, FileStored):
+            self.run_rows, self.files = event.run_rows, self.files + 1
+
+    def line(self) -> str:
+        chunk = self.chunk
+        if chunk is None:
+            return "progressive: starting"
+        rows = chunk.rows_done + (self.run_rows if chunk.status == "started" else 0)
+        of = f" of {chunk.max_chunks}" if chunk.max_chunks else ""
+        eta = "-"
+        if chunk.rows_per_minute > 0 and chunk.estimated_rows > rows:
+            eta = time.strftime("%H:%M:%S", time.gmtime((chunk.estimated_rows - rows) / chunk.rows_per_minute * 60))
+        return (f"{chunk.table} chunk {chunk.chunk}{of}: {rows:,} of ~{chunk.estimated_rows:,} rows, "
+                f"{chunk.rows_per_minute:,.0f} rows/min, ETA {eta}, RSS {rss_mb():.0f} MB, {self.files} files")
+
+    def start(self) -> None:
+        def loop():
+            while not self._done.wait(self.interval):
+                self.write(self.line())
+
+        threading.Thread(target=loop, name="s3rs-monitor", daemon=True).start()
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def progressive(
+    ctx: typer.Context,
+    table: str = typer.Argument(..., help="db.table (or table in [mysql] database)"),
+    chunk_size: int = typer.Option(250_000, "--chunk-size", min=1, help="rows per chunk (never more)"),
+    max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="stop after N chunks"),
+    timeout_minutes: Optional[float] = typer.Option(None, "--timeout-minutes", min=0.01,
+                                                    help="per chunk; then it stops at a file boundary "
+                                                         "and is retried"),
+    mode: str = typer.Option("backup-only", "--mode", help="backup-only, or full (also load)"),
+    load_at_end: bool = typer.Option(False, "--load-at-end", help="with --mode full: load once at the end"),
+    monitor_interval: float = typer.Option(60, "--monitor-interval", min=0.1, help="seconds between status lines"),
+    start_timestamp: Optional[str] = typer.Option(None, "--start-timestamp",
+                                                  help="start here when the table has no watermark yet"),
+    restart: bool = typer.Option(False, "--restart", help="let --start-timestamp replace existing progress"),
+    pause_seconds: float = typer.Option(0, "--pause-seconds", min=0, help="pause between chunks"),
+    estimate: str = typer.Option("fast", "--estimate", help="rows to go for the ETA: fast (EXPLAIN) or exact"),
+    no_ui: bool = typer.Option(False, "--no-ui", help="log lines instead of the dashboard"),
+    debug: bool = typer.Option(False, "--debug", help="more detail in the log"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings, status lines and the end"),
+    json_out: bool = typer.Option(False, "--json", help="print a final JSON summary on stdout"),
+) -> None:
+    """Back up a huge table in chunks until it is caught up; rerun the same command to resume."""
+    settings = settings_from(ctx)
+    if mode not in MODES or estimate not in ESTIMATES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}; --estimate one of {', '.join(ESTIMATES)}")
+    if load_at_end and mode != "full":
+        raise ConfigError("--load-at-end goes with --mode full")
+    try:
+        start = parse_timestamp(start_timestamp) if start_timestamp else None
+    except ValueError as exc:
+        raise ConfigError(f"--start-timestamp: {exc}") from None
+    database, name, _ = settings.table(table)
+    full_name = f"{database}.{name}"
+    if mode == "full":
+        if settings.warehouse.kind == "none":
+            raise ConfigError("--mode full needs a warehouse: set [warehouse] kind (redshift, postgres or duckdb)")
+        check_warehouse(settings, open_store(settings))
+    verbosity = DEBUG if debug else QUIET if quiet else NORMAL
+    log_path = Path(f"progressive_{full_name}_{time.strftime('%Y%m%d_%H%M%S')}.log")
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        log, file_log = HeadlessLog(verbosity), HeadlessLog(max(verbosity, NORMAL), log_file)
+        monitor = Monitor(lambda line: (log.write(line), file_log.write(line)), monitor_interval)
+        sink = tee(log, file_log, monitor, SnapshotWriter(formatter=log.format))
+        control = RunControl()
+
+        def load(_finished=None):
+            TableLoader(settings, full_name, sink, control).run()
+
+        options = ProgressiveOptions(chunk_size, max_chunks, timeout_minutes, pause_seconds, start, restart,
+                                     estimate == "exact")
+        after_chunk = load if mode == "full" and not load_at_end else (lambda finished: None)
+        file_log.write(f"s3rs progressive {full_name}: log file {log_path.resolve()}")
+        monitor.start()
+        try:
+            with stop_on_signals(control, lambda message: sink(Notice(full_name, message))):
+                result = ProgressiveRun(settings, full_name, sink, control, options, after_chunk).run()
+                if load_at_end:
+                    load()
+        finally:
+            monitor.stop()
+    if json_out:
+        print_json({**asdict(result), "table": full_name, "log_file": str(log_path.resolve())})

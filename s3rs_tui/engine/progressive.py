@@ -1,0 +1,114 @@
+"""Progressive backups: a huge table taken in bounded chunks, each a sync of at most `chunk_size`
+rows, until it is caught up. A chunk that fails (or runs out of time: it stops at a file boundary
+with its watermark saved) is retried; three failures in a row end the run. Rerunning resumes.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from s3rs_tui.config import Settings
+from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.events import ChunkProgress, EventSink, Notice, RunFinished
+from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.store import open_store
+from s3rs_tui.store.lock import TableLock
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
+
+MAX_FAILURES_IN_A_ROW = 3
+
+
+@dataclass
+class ProgressiveOptions:
+    chunk_size: int = 250_000
+    max_chunks: int | None = None
+    timeout_minutes: float | None = None
+    pause_seconds: float = 0
+    start_timestamp: str | None = None
+    restart: bool = False
+    exact_estimate: bool = False
+    retry_delay_seconds: float = 5  # times the failures in a row, at most a minute
+
+
+@dataclass
+class ProgressiveResult:
+    chunks: int
+    rows: int
+    caught_up: bool
+    elapsed_seconds: float
+
+
+def set_start(settings: Settings, table: str, timestamp: str, restart: bool) -> None:
+    """--start-timestamp: only for a table with no progress, unless --restart (which keeps a backup
+    of the old watermark), so a rerun of the same command can never throw progress away."""
+    store = open_store(settings)
+    watermarks = WatermarkStore(store)
+    current = watermarks.get(table)
+    if current is not None and current.has_position and not restart:
+        raise ConfigError(f"{table} already has progress (watermark at {current.last_mysql_data_timestamp} / "
+                          f"{current.last_mysql_data_id}): --start-timestamp is refused; rerun without it to "
+                          "resume, or add --restart to start over from that timestamp")
+    with TableLock(store, table, purpose="progressive start", stale_seconds=settings.backup.lock_stale_seconds):
+        if current is not None:
+            watermarks.backup(table)
+        watermarks.save(Watermark(table_name=table, last_mysql_data_timestamp=timestamp))
+
+
+class ProgressiveRun:
+    """Runs the chunks; `after_chunk(result)` lets the caller load each chunk (mode full)."""
+
+    def __init__(self, settings: Settings, table: str, sink: EventSink, control: RunControl,
+                 options: ProgressiveOptions, after_chunk: Callable[[RunFinished], None] = lambda r: None):
+        database, name, _ = settings.table(table)
+        self.settings, self.table, self.sink, self.control = settings, f"{database}.{name}", sink, control
+        self.options, self.after_chunk = options, after_chunk
+
+    def run(self) -> ProgressiveResult:
+        options, started = self.options, time.monotonic()
+        if options.start_timestamp:
+            set_start(self.settings, self.table, options.start_timestamp, options.restart)
+        _, _, plan = TableSync(self.settings, self.table, self.sink, self.control).dry_run(options.exact_estimate)
+        estimate = plan.estimated_rows
+        chunk, rows, failures, caught_up = 0, 0, 0, False
+        while not caught_up and (options.max_chunks is None or chunk < options.max_chunks):
+            chunk += 1
+            self._progress(chunk, "started", rows, estimate, started)
+            try:
+                finished = self._chunk()
+            except (StoppedByOperator, TableLockedError, ConfigError):
+                raise
+            except S3rsError as exc:
+                failures += 1
+                self._progress(chunk, "failed", rows, estimate, started, str(exc))
+                if failures >= MAX_FAILURES_IN_A_ROW:
+                    raise S3rsError(f"{self.table}: {failures} chunks failed in a row, last: {exc}; the "
+                                    "watermark is at the last stored file: rerun to resume") from exc
+                chunk -= 1  # the same chunk again, from its saved watermark
+                delay = min(60, options.retry_delay_seconds * failures)
+                self.sink(Notice(self.table, f"chunk failed ({failures}/{MAX_FAILURES_IN_A_ROW}), retrying in "
+                                             f"{delay:.0f}s: {exc}"))
+                if self.control.sleep(delay):
+                    raise StoppedByOperator(f"{self.table}: stopped while waiting to retry a chunk") from exc
+                continue
+            failures = 0
+            rows += finished.rows
+            self.after_chunk(finished)
+            caught_up = finished.caught_up
+            self._progress(chunk, "caught up" if caught_up else "done", rows, estimate, started)
+            if not caught_up and options.pause_seconds and self.control.sleep(options.pause_seconds):
+                break
+        if caught_up:
+            self.sink(Notice(self.table, f"caught up after {chunk} chunks and {rows:,} rows", "info"))
+        return ProgressiveResult(chunk, rows, caught_up, time.monotonic() - started)
+
+    def _chunk(self) -> RunFinished:
+        timeout = self.options.timeout_minutes
+        deadline = time.monotonic() + timeout * 60 if timeout else None
+        options = SyncOptions(limit=self.options.chunk_size, backup_strategy="progressive", deadline=deadline)
+        return TableSync(self.settings, self.table, self.sink, self.control, options).run()
+
+    def _progress(self, chunk: int, status: str, rows: int, estimate: int, started: float, error: str = "") -> None:
+        elapsed = time.monotonic() - started
+        self.sink(ChunkProgress(self.table, chunk, self.options.max_chunks, status, rows, estimate,
+                                rows * 60 / elapsed if elapsed > 0 else 0.0, error))
