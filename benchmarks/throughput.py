@@ -1,46 +1,70 @@
-"""Throughput of `s3rs sync` against bare pymysql reads, on a throwaway MariaDB.
+"""Throughput of `s3rs sync` next to its neighbours, for the same rows, in one run.
 
-    .venv/bin/python benchmarks/throughput.py --rows 1000000 [--batch-size 50000] [--repeat 3]
-        [--keep-server DIR] [--reader-only] [--json-out FILE]
+    .venv/bin/python benchmarks/throughput.py --rows 2000000 --repeat 3 [--seed 0] [--batch-size 50000]
+        [--keep-server DIR | --mysql HOST:PORT --mysql-user U --mysql-password P --database DB]
+        [--only ceiling,pymysql,s3rs-pymysql,...] [--json-out FILE]
 
-1. Starts a MariaDB server (s3rs_tui.sandbox.mariadb) in a temporary folder, or in --keep-server DIR
-   so the generated table is kept between invocations (the server itself is stopped every run).
-2. Creates database `bench` and the benchmark table with --rows rows (skipped when it already holds
-   exactly that many).
-3. Measures, --repeat times each, every reader in a fresh child process (peak RSS per run, from
-   os.wait4's rusage):
-     * bare pymysql: SSCursor (unbuffered), default converters, fetchmany(10000), rows dropped;
-     * bare pymysql no decoders: the same with conv= encoders only (no decoders: values come back as
-       str/bytes), as the engine reads (a literal conv={} breaks pymysql's own SET AUTOCOMMIT);
-     * s3rs sync: `s3rs --config ... sync -t bench.<table> --no-ui --json --batch-size B` into a fresh
-       local store folder (skipped with --reader-only).
-4. Prints median rows/min, median seconds and peak RSS per reader, the tool's ratio against each
-   baseline, the machine and the parameters; --json-out writes the same figures as JSON.
+1. MariaDB: starts a throwaway server (s3rs_tui.sandbox.mariadb) on 127.0.0.1 in a temporary folder,
+   or in --keep-server DIR so the generated table is kept between invocations (the server itself is
+   stopped every run); or, with --mysql HOST:PORT, uses that server as it is.
+2. Creates the benchmark table (s3rs_tui.sandbox.sample_data: the shape of
+   settlement_normal_delivery_detail, --rows rows from --seed) in --database, unless it already holds
+   exactly those rows (same count and seed, recorded in the table comment).
+3. When a selected line stores to S3, starts a moto S3 server on 127.0.0.1 (a free port) and creates a
+   bucket; every run writes under its own prefix, which is emptied after the run.
+4. Measures every selected line (MEASUREMENTS below), --repeat times, interleaved so that drift of the
+   machine hits every line alike. Each run is one fresh child process in a fresh folder, timed by
+   `time_child` (wall seconds; peak RSS from os.wait4's rusage), and checked: exit code 0, and the rows
+   it reports or stored equal the table's.
+5. Prints, per line, the medians over the repeats of rows/min, seconds and peak RSS, and the ratio of
+   its rows/min to the ceiling's; --json-out writes every figure as JSON. Stops everything it started.
 """
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DATABASE = "bench"
 FETCH_ROWS = 10_000
-# "no decoders" is conv=encoders only (what the engine passes): values come back as str/bytes.
-BASELINES = {"bare pymysql": "default", "bare pymysql no decoders": "none"}
-TOOL = "s3rs sync"
+# The S3 server and every child get these; the metadata address is never probed (127.0.0.1 only).
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "s3rsbench", "AWS_SECRET_ACCESS_KEY": "s3rsbenchsecret",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 
-# What a baseline child runs: read the whole table unbuffered, drop the rows, print the count.
-CHILD_READ = """
+# Forks and times one command, then writes "seconds peak-RSS-KB exit-code" to the file argv[1].
+LAUNCHER = """
+import os, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(command[0], command)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(report, "w") as f:
+    f.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+# Bare pymysql: read the whole table unbuffered, drop the rows, print the count.
+CHILD_PYMYSQL = """
 import json, sys, pymysql, pymysql.converters, pymysql.cursors
 host, port, user, password, database, table, conv = sys.argv[1:8]
 # conv={} proper would also drop the encoders pymysql needs for its own SET AUTOCOMMIT.
@@ -51,13 +75,30 @@ rows = 0
 with conn.cursor() as cur:
     cur.execute(f"SELECT * FROM `{table}`")
     while True:
-        chunk = cur.fetchmany(%d)
+        chunk = cur.fetchmany(FETCH_ROWS)
         if not chunk:
             break
         rows += len(chunk)
 conn.close()
 print(json.dumps({"rows": rows}))
-""" % FETCH_ROWS
+""".replace("FETCH_ROWS", str(FETCH_ROWS))
+
+# dlt: sql_table with the pyarrow backend, to a filesystem destination as Parquet (rows counted after).
+CHILD_DLT = """
+import sys
+from pathlib import Path
+import dlt, sqlalchemy
+from dlt.sources.sql_database import sql_table
+host, port, user, password, database, table, batch, out = sys.argv[1:9]
+url = sqlalchemy.engine.URL.create("mysql+pymysql", username=user, password=password, host=host,
+                                   port=int(port), database=database, query={"charset": "utf8mb4"})
+source = sql_table(credentials=sqlalchemy.create_engine(url), table=table, backend="pyarrow",
+                   chunk_size=int(batch))
+pipeline = dlt.pipeline(pipeline_name="bench", dataset_name="bench",
+                        pipelines_dir=str(Path(out, "pipelines")),
+                        destination=dlt.destinations.filesystem(Path(out, "store").as_uri()))
+pipeline.run(source, loader_file_format="parquet")
+"""
 
 
 class MeasureError(RuntimeError):
@@ -68,23 +109,41 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_measured(command: list[str], cwd: Path, env: dict[str, str]) -> dict:
-    """Run a child to completion; wall seconds, peak RSS (MB), exit code, stdout and stderr."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+def tail(text: str, lines: int = 25) -> str:
+    return "\n".join("    " + line for line in text.rstrip().splitlines()[-lines:]) or "    (empty)"
+
+
+def time_child(command: list[str], cwd: Path, env: dict[str, str], stdout_to_devnull: bool = False) -> dict:
+    """Run one child to completion: wall seconds, peak RSS (MB, from wait4), exit code, its output.
+
+    Linux carries the forking process's high-water RSS into a child across fork and exec, so a child
+    forked from this (large) process would report at least our size. The child is therefore forked by
+    LAUNCHER, a bare interpreter of about 7 MB (the floor of every peak RSS here), which times it and
+    reads its rusage with os.wait4. Launcher and child get their own process group, killed whole if we
+    are interrupted while they run."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", prefix="s3rs-bench-") as timing:
+        launcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, timing.name, *command],
+                                    cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL if stdout_to_devnull else out, stderr=err,
+                                    start_new_session=True)
+        try:
+            launcher.wait()
+        except BaseException:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+            raise
+        measured = timing.read().split()
+        if launcher.returncode or len(measured) != 3:
+            raise MeasureError(f"the launcher failed (exit {launcher.returncode}) for {command[0]}")
         out.seek(0)
         err.seek(0)
-        return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024,  # ru_maxrss is KB on Linux
-                "returncode": process.returncode,
+        return {"seconds": float(measured[0]), "peak_rss_mb": int(measured[1]) / 1024,  # KB on Linux
+                "returncode": int(measured[2]),
                 "stdout": out.read().decode(errors="replace"), "stderr": err.read().decode(errors="replace")}
 
 
-def last_json_object(text: str) -> dict | None:
+def last_json_object(text: str) -> dict:
     """The JSON summary a command printed: the whole output, else its last line that parses."""
     candidates = [text.strip()] + [line.strip() for line in reversed(text.strip().splitlines())]
     for candidate in candidates:
@@ -93,96 +152,267 @@ def last_json_object(text: str) -> dict | None:
                 return json.loads(candidate)
             except ValueError:
                 continue
+    return {}
+
+
+@dataclass
+class S3Server:
+    """A moto S3 server of ours on 127.0.0.1, with one bucket."""
+    process: subprocess.Popen
+    endpoint: str
+    bucket: str
+    client: object
+
+    @classmethod
+    def start(cls, folder: Path, env: dict[str, str]) -> "S3Server":
+        import boto3
+
+        from s3rs_tui.sandbox.mariadb import free_port
+
+        port = free_port()
+        with open(folder / "moto.log", "wb") as server_log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                env=env, stdin=subprocess.DEVNULL, stdout=server_log, stderr=server_log,
+                start_new_session=True)
+        endpoint = f"http://127.0.0.1:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name=AWS_ENV["AWS_DEFAULT_REGION"],
+                              aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+        server = cls(process, endpoint, "s3rs-bench", client)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=server.bucket)
+                return server
+            except Exception:  # noqa: BLE001 - not up yet, whatever the error
+                if time.monotonic() > deadline or process.poll() is not None:
+                    server.stop()
+                    raise MeasureError(f"moto S3 server did not start (see {folder / 'moto.log'})") from None
+                time.sleep(0.2)
+
+    def objects(self, prefix: str) -> list[dict]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item for page in pages for item in page.get("Contents", [])]
+
+    def delete(self, prefix: str) -> None:
+        keys = [{"Key": item["Key"]} for item in self.objects(prefix)]
+        for start in range(0, len(keys), 1000):
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys[start:start + 1000]})
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Bench:
+    """What every run needs: where the rows are, the run parameters, the S3 server, the environment."""
+    mysql: dict  # host, port, user, password
+    database: str
+    table: str
+    rows: int
+    batch_size: int
+    work: Path
+    env: dict[str, str]
+    s3: S3Server | None = None
+
+
+@dataclass
+class Child:
+    """One timed run: its command, and how to tell what it did (a dict with "rows", maybe more)."""
+    command: list[str]
+    figures: Callable[[str], dict]  # from its stdout (and its store) once it has exited 0
+    env: dict[str, str] = field(default_factory=dict)
+    stdout_to_devnull: bool = False
+
+
+# ---- stores: what a run wrote (files, MB, and rows where the Parquet footers tell) ----
+
+def local_output(store: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    files = [p for p in store.rglob("*") if p.is_file()]
+    parquet = [p for p in files if p.suffix == ".parquet"]
+    return {"parquet_files": len(parquet), "store_mb": sum(p.stat().st_size for p in files) / 2**20,
+            "stored_rows": sum(pq.ParquetFile(p).metadata.num_rows for p in parquet)}
+
+
+def s3_output(server: S3Server, prefix: str) -> dict:
+    """What the run stored under its prefix; then empties the prefix (moto keeps objects in memory)."""
+    objects = server.objects(prefix)
+    server.delete(prefix)
+    return {"parquet_files": sum(o["Key"].endswith(".parquet") for o in objects),
+            "store_mb": sum(o["Size"] for o in objects) / 2**20}
+
+
+# ---- the lines of the table: how to run each ----
+
+def ceiling(bench: Bench, run_dir: Path) -> Child:
+    m = bench.mysql
+    command = [shutil.which("mariadb"), "--no-defaults", "--batch", "--quick",
+               "--default-character-set=utf8mb4", f"--host={m['host']}", f"--port={m['port']}",
+               f"--user={m['user']}", f"--database={bench.database}", "-e", f"SELECT * FROM `{bench.table}`"]
+    # Its TSV goes to /dev/null: nothing to count; exit 0 after --quick streamed the whole result.
+    return Child(command, lambda stdout: {"rows": bench.rows}, env={"MYSQL_PWD": m["password"]},
+                 stdout_to_devnull=True)
+
+
+def bare_pymysql(conv: str, bench: Bench, run_dir: Path) -> Child:
+    m = bench.mysql
+    command = [sys.executable, "-c", CHILD_PYMYSQL, m["host"], str(m["port"]), m["user"], m["password"],
+               bench.database, bench.table, conv]
+    return Child(command, lambda stdout: {"rows": last_json_object(stdout).get("rows")})
+
+
+def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path) -> Child:
+    q, m = json.dumps, bench.mysql  # a JSON string is a TOML basic string
+    if to_s3:
+        prefix = f"{run_dir.name}-{uuid.uuid4().hex[:8]}/"  # a fresh prefix for every run
+        store_settings = (f"bucket = {q(bench.s3.bucket)}\nendpoint_url = {q(bench.s3.endpoint)}\n"
+                          f"prefix = {q(prefix)}\n")
+        output = partial(s3_output, bench.s3, prefix)
+    else:
+        store = run_dir / "store"
+        store_settings = f"local_path = {q(str(store))}\n"
+        output = partial(local_output, store)
+    config = run_dir / "s3rs.toml"
+    config.write_text(
+        f"[mysql]\nhost = {q(m['host'])}\nport = {m['port']}\nuser = {q(m['user'])}\n"
+        f"password = {q(m['password'])}\ndatabase = {q(bench.database)}\n\n[s3]\n{store_settings}\n"
+        f"[backup]\nreader = {q(reader)}\nsafety_lag_seconds = 0\n")
+    command = [sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t",
+               f"{bench.database}.{bench.table}", "--no-ui", "--json", "--batch-size", str(bench.batch_size)]
+
+    def figures(stdout: str) -> dict:
+        return {"rows": last_json_object(stdout).get("rows"), **output()}
+
+    return Child(command, figures, env={"S3RS_STATE_DIR": str(run_dir / "state")})
+
+
+def dlt_pyarrow(bench: Bench, run_dir: Path) -> Child:
+    m = bench.mysql
+    command = [sys.executable, "-c", CHILD_DLT, m["host"], str(m["port"]), m["user"], m["password"],
+               bench.database, bench.table, str(bench.batch_size), str(run_dir)]
+
+    def figures(stdout: str) -> dict:
+        stored = local_output(run_dir / "store")
+        return {"rows": stored["stored_rows"], **stored}
+
+    # No telemetry (127.0.0.1 only), and dlt's own folders inside the run's.
+    return Child(command, figures,
+                 env={"RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(run_dir / "dlt")})
+
+
+@dataclass(frozen=True)
+class Measurement:
+    label: str
+    child: Callable[[Bench, Path], Child]
+    needs: tuple[str, ...] = ()  # modules that must import (in a child), else the line is skipped
+    s3: bool = False             # stores to the S3 server
+
+
+CX = ("connectorx",)
+# The lines of the table, in print order; --only takes these names.
+MEASUREMENTS = {
+    "ceiling": Measurement("mariadb --batch --quick, TSV to /dev/null", ceiling),
+    "pymysql": Measurement("bare pymysql fetch, default converters", partial(bare_pymysql, "default")),
+    "pymysql-nodecode": Measurement("bare pymysql fetch, no decoders", partial(bare_pymysql, "none")),
+    "s3rs-pymysql": Measurement("s3rs sync, reader pymysql, local folder",
+                                partial(s3rs_sync, "pymysql", False)),
+    "s3rs-connectorx": Measurement("s3rs sync, reader connectorx, local folder",
+                                   partial(s3rs_sync, "connectorx", False), needs=CX),
+    "s3rs-pymysql-s3": Measurement("s3rs sync, reader pymysql, S3 (moto)",
+                                   partial(s3rs_sync, "pymysql", True), s3=True),
+    "s3rs-connectorx-s3": Measurement("s3rs sync, reader connectorx, S3 (moto)",
+                                      partial(s3rs_sync, "connectorx", True), needs=CX, s3=True),
+    "dlt": Measurement("dlt sql_table, pyarrow backend, local Parquet", dlt_pyarrow,
+                       needs=("dlt", "sqlalchemy")),
+}
+
+
+def skip_reason(name: str) -> str | None:
+    """Why a line cannot run here (None: it can)."""
+    if name == "ceiling" and not shutil.which("mariadb"):
+        return "mariadb client not installed"
+    for module in MEASUREMENTS[name].needs:
+        command = [sys.executable, "-c", f"import {module}"]
+        if subprocess.run(command, capture_output=True, check=False).returncode:
+            return f"{module} not installed"
     return None
 
 
-def child_env() -> dict[str, str]:
-    """Our environment without s3rs settings that would override the generated config."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3RS_", "BACKUP_", "S3_"))}
-    env["AWS_EC2_METADATA_DISABLED"] = "true"
-    return env
+def measure(name: str, bench: Bench, index: int) -> dict:
+    """One run of one line in a fresh folder (removed afterwards); its figures, checked."""
+    run_dir = bench.work / f"{name}-{index}"
+    run_dir.mkdir(parents=True)
+    try:
+        child = MEASUREMENTS[name].child(bench, run_dir)
+        result = time_child(child.command, run_dir, {**bench.env, **child.env}, child.stdout_to_devnull)
+        if result["returncode"]:
+            raise MeasureError(f"exited with {result['returncode']}; stderr tail:\n"
+                               f"{tail(result['stderr'] or result['stdout'])}")
+        figures = child.figures(result["stdout"])
+        for key in ("rows", "stored_rows"):
+            if key in figures and figures[key] != bench.rows:
+                raise MeasureError(f"{key} = {figures[key]}, expected {bench.rows}; stderr tail:\n"
+                                   f"{tail(result['stderr'])}")
+        return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], **figures}
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def measure_baseline(name: str, server, table: str, rows: int, work: Path) -> dict:
-    args = server.connect_args()
-    command = [sys.executable, "-c", CHILD_READ, args["host"], str(args["port"]), args["user"],
-               args["password"], DATABASE, table, BASELINES[name]]
-    result = run_measured(command, work, child_env())
-    summary = last_json_object(result["stdout"])
-    if result["returncode"] or not summary:
-        raise MeasureError(f"{name} failed (exit {result['returncode']}):\n{tail(result['stderr'])}")
-    if summary["rows"] != rows:
-        raise MeasureError(f"{name} read {summary['rows']} rows, expected {rows}")
-    return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "rows": summary["rows"]}
+def summarize(runs: list[dict]) -> dict:
+    out = {"runs": len(runs), "median_seconds": statistics.median(r["seconds"] for r in runs),
+           "median_rows_per_min": statistics.median(r["rows"] / r["seconds"] * 60 for r in runs),
+           "median_peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+           "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+           "seconds": [r["seconds"] for r in runs], "peak_rss_mb": [r["peak_rss_mb"] for r in runs]}
+    if "store_mb" in runs[-1]:
+        out.update(parquet_files=runs[-1]["parquet_files"], store_mb=runs[-1]["store_mb"])
+    return out
 
 
-def measure_tool(server, table: str, rows: int, batch_size: int, work: Path, index: int) -> dict:
-    s3rs = Path(sys.executable).parent / "s3rs"
-    if not s3rs.exists():
-        raise MeasureError(f"{s3rs} not found: install the project in the venv (pip install -e .)")
-    run_dir = work / f"tool-{index}"
-    store = run_dir / "store"
-    store.mkdir(parents=True)
-    args = server.connect_args()
-    config = run_dir / "s3rs.toml"
-    config.write_text(
-        f'[mysql]\nhost = "{args["host"]}"\nport = {args["port"]}\nuser = "{args["user"]}"\n'
-        f'password = "{args["password"]}"\ndatabase = "{DATABASE}"\n\n'
-        f'[s3]\nlocal_path = "{store}"\n\n[backup]\nsafety_lag_seconds = 0\n')
-    command = [str(s3rs), "--config", str(config), "sync", "-t", f"{DATABASE}.{table}", "--no-ui",
-               "--json", "--batch-size", str(batch_size)]
-    result = run_measured(command, run_dir, child_env())  # cwd: a fresh folder, no stray local state
-    summary = last_json_object(result["stdout"])
-    if result["returncode"]:
-        raise MeasureError(f"`{' '.join(command)}` exited with {result['returncode']}; stderr tail:\n"
-                           f"{tail(result['stderr'] or result['stdout'])}")
-    if not summary or not isinstance(summary.get("rows"), int):
-        raise MeasureError(f"`{' '.join(command)}` printed no JSON summary with \"rows\"; stdout tail:\n"
-                           f"{tail(result['stdout'])}\nstderr tail:\n{tail(result['stderr'])}")
-    if summary["rows"] != rows:
-        raise MeasureError(f"s3rs sync reported {summary['rows']} rows, expected {rows}")
-    files = [p for p in store.rglob("*") if p.is_file()]
-    parquet = [p for p in files if p.suffix == ".parquet"]
-    measured = {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], "rows": summary["rows"],
-                "store_bytes": sum(p.stat().st_size for p in files),
-                "parquet_files": len(parquet), "summary": summary}
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return measured
+# ---- the table ----
 
-
-def tail(text: str, lines: int = 25) -> str:
-    return "\n".join("    " + line for line in text.rstrip().splitlines()[-lines:]) or "    (empty)"
-
-
-def prepare_table(server, table: str, rows: int) -> dict:
-    """Create the table with `rows` rows unless it already holds exactly that many."""
+def prepare_table(bench: Bench, seed: int) -> dict:
+    """Create the table with `rows` rows from `seed` unless it already holds exactly those."""
     import pymysql
 
     from s3rs_tui.sandbox.sample_data import create_settlement_table
 
-    with pymysql.connect(**server.connect_args(), autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
-        cur.execute("SELECT COUNT(*) FROM information_schema.tables"
-                    " WHERE table_schema = %s AND table_name = %s", (DATABASE, table))
+    database, table, rows = bench.database, bench.table, bench.rows
+    comment = f"s3rs benchmark: rows={rows} seed={seed}"
+    with pymysql.connect(**bench.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        cur.execute("SELECT table_comment FROM information_schema.tables WHERE table_schema = %s"
+                    " AND table_name = %s", (database, table))
+        found = cur.fetchone()
         existing = None
-        if cur.fetchone()[0]:
-            cur.execute(f"SELECT COUNT(*) FROM `{DATABASE}`.`{table}`")
+        if found and found[0] == comment:
+            cur.execute(f"SELECT COUNT(*) FROM `{database}`.`{table}`")
             existing = cur.fetchone()[0]
+        generated = None
         if existing == rows:
-            log(f"table {DATABASE}.{table} already holds {rows:,} rows: reusing it")
-            generated = None
+            log(f"table {database}.{table} already holds {rows:,} rows of seed {seed}: reusing it")
         else:
-            log(f"generating {rows:,} rows in {DATABASE}.{table} ...")
+            log(f"generating {rows:,} rows (seed {seed}) in {database}.{table} ...")
             start = time.perf_counter()
 
             def progress(done: int, total: int) -> None:
                 log(f"  {done:,}/{total:,} rows ({time.perf_counter() - start:.1f}s)")
 
-            create_settlement_table(conn, DATABASE, table, rows, progress=progress)
+            create_settlement_table(conn, database, table, rows, progress=progress, seed=seed)
+            cur.execute(f"ALTER TABLE `{database}`.`{table}` COMMENT = %s", (comment,))
             generated = time.perf_counter() - start
             log(f"generated in {generated:.1f}s")
         cur.execute("SELECT data_length, index_length, avg_row_length FROM information_schema.tables"
-                    " WHERE table_schema = %s AND table_name = %s", (DATABASE, table))
+                    " WHERE table_schema = %s AND table_name = %s", (database, table))
         data_length, index_length, avg_row_length = cur.fetchone()
         cur.execute("SELECT VERSION()")
         version = cur.fetchone()[0]
@@ -190,114 +420,160 @@ def prepare_table(server, table: str, rows: int) -> dict:
             "avg_row_length": avg_row_length, "mariadb_version": version}
 
 
-def machine(table_info: dict) -> dict:
+def machine(mariadb_version: str) -> dict:
     cpu = ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
         pass
-    import pymysql
+
+    def version(package: str) -> str:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
 
     return {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "cpu": cpu, "mariadb": table_info["mariadb_version"], "python": platform.python_version(),
-            "pymysql": pymysql.__version__, "platform": platform.platform()}
+            "cpu": cpu, "mariadb": mariadb_version, "python": platform.python_version(),
+            **{p: version(p) for p in ("pymysql", "pyarrow", "connectorx", "dlt", "moto")},
+            "platform": platform.platform()}
 
 
-def summarize(runs: list[dict]) -> dict:
-    seconds = [r["seconds"] for r in runs]
-    rates = [r["rows"] / r["seconds"] * 60 for r in runs]
-    out = {"runs": len(runs), "median_seconds": statistics.median(seconds),
-           "median_rows_per_min": statistics.median(rates), "min_seconds": min(seconds),
-           "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-           "median_peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
-           "seconds": seconds}
-    if runs and "store_bytes" in runs[0]:
-        out["store_mb"] = runs[-1]["store_bytes"] / 2**20
-        out["parquet_files"] = runs[-1]["parquet_files"]
-        out["summary"] = runs[-1]["summary"]
-    return out
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def report(results: dict, env: dict, params: dict, errors: dict) -> None:
+def report(results: dict, skipped: dict, errors: dict, env: dict, params: dict) -> None:
     print()
-    print(f"machine:    nproc {env['nproc']}, {env['cpu'] or 'unknown CPU'}")
-    print(f"            MariaDB {env['mariadb']}, Python {env['python']}, pymysql {env['pymysql']}")
-    print(f"parameters: rows {params['rows']:,}, batch size {params['batch_size']:,},"
-          f" repeat {params['repeat']}, fetchmany {FETCH_ROWS:,}, buffer pool {params['buffer_pool_mb']} MB")
+    print(f"machine:    nproc {env['nproc']}, {env['cpu'] or 'unknown CPU'};"
+          f" load average {params['load_before']} (start), {params['load_after']} (end)")
+    print(f"            MariaDB {env['mariadb']}, Python {env['python']}, pymysql {env['pymysql']},"
+          f" pyarrow {env['pyarrow']}, connectorx {env['connectorx']}, dlt {env['dlt']}")
+    print(f"parameters: rows {params['rows']:,}, seed {params['seed']}, batch size {params['batch_size']:,},"
+          f" repeat {params['repeat']} (medians), fetchmany {FETCH_ROWS:,}")
     print(f"table:      {params['table']}: data {params['data_mb']:.0f} MB,"
           f" index {params['index_mb']:.0f} MB, avg row {params['avg_row_length']} B")
     print()
-    header = f"{'reader':<28}{'rows/min (median)':>20}{'seconds (median)':>18}{'peak RSS MB':>13}"
+    ceiling_rate = results.get("ceiling", {}).get("median_rows_per_min")
+    header = (f"{'line':<20}{'what':<46}{'rows/min':>13}{'seconds':>10}{'peak RSS MB':>13}"
+              f"{'vs ceiling':>12}")
     print(header)
     print("-" * len(header))
-    for name, figures in results.items():
-        print(f"{name:<28}{figures['median_rows_per_min']:>20,.0f}{figures['median_seconds']:>18.2f}"
-              f"{figures['peak_rss_mb']:>13.0f}")
-    for name in errors:
-        print(f"{name:<28}{'FAILED':>20}")
-    tool = results.get(TOOL)
-    if tool:
-        print()
-        for baseline in BASELINES:
-            if baseline in results:
-                ratio = tool["median_rows_per_min"] / results[baseline]["median_rows_per_min"]
-                tool.setdefault("ratios", {})[baseline] = ratio
-                print(f"tool / {baseline} = {ratio:.2f}x")
-        if "store_mb" in tool:
-            print(f"tool output: {tool['parquet_files']} Parquet files,"
-                  f" {tool['store_mb']:.1f} MB in the store")
+    for name, measurement in MEASUREMENTS.items():
+        if name not in params["only"]:
+            continue
+        start = f"{name:<20}{measurement.label:<46}"
+        if name in results:
+            figures = results[name]
+            if ceiling_rate:
+                figures["vs_ceiling"] = figures["median_rows_per_min"] / ceiling_rate
+            ratio = f"{figures['vs_ceiling']:.2f}x" if ceiling_rate else "-"
+            print(f"{start}{figures['median_rows_per_min']:>13,.0f}{figures['median_seconds']:>10.2f}"
+                  f"{figures['median_peak_rss_mb']:>13.0f}{ratio:>12}")
+        elif name in skipped:
+            print(f"{start}  skipped: {skipped[name]}")
+        else:
+            print(f"{start}  FAILED")
+    stored = [(name, f) for name, f in results.items() if "store_mb" in f]
+    if stored:
+        print("\nstored by the last run of each line:")
+        for name, figures in stored:
+            print(f"  {name:<20}{figures['parquet_files']} Parquet files, {figures['store_mb']:.1f} MB")
     for name, message in errors.items():
         print(f"\n{name} FAILED: {message}", file=sys.stderr)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="lines: " + ", ".join(MEASUREMENTS))
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=50_000, help="passed to s3rs sync")
+    parser.add_argument("--seed", type=int, default=0, help="data seed (0: the original table)")
+    parser.add_argument("--batch-size", type=int, default=50_000,
+                        help="s3rs sync --batch-size; dlt chunk_size")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", metavar="LIST", help="comma-separated lines to run (default: all)")
     parser.add_argument("--keep-server", metavar="DIR", type=Path,
-                        help="server folder reused across invocations (table generated once)")
-    parser.add_argument("--reader-only", action="store_true",
-                        help="measure only the bare pymysql baselines, not s3rs sync")
+                        help="throwaway server's folder, reused across invocations (table generated once)")
     parser.add_argument("--buffer-pool-mb", type=int, default=1024,
-                        help="InnoDB buffer pool of the server (default 1024: the table stays cached)")
+                        help="InnoDB buffer pool of the throwaway server (default 1024: the table stays"
+                             " cached)")
+    parser.add_argument("--mysql", metavar="HOST:PORT", help="use this server instead of a throwaway one")
+    parser.add_argument("--mysql-user", default="root")
+    parser.add_argument("--mysql-password", default="")
+    parser.add_argument("--database", default="bench", help="where the table is created (default bench)")
     parser.add_argument("--table", default="settlement_normal_delivery_detail")
     parser.add_argument("--json-out", metavar="FILE", type=Path)
     opts = parser.parse_args()
     if opts.rows <= 0 or opts.repeat <= 0 or opts.batch_size <= 0:
         parser.error("--rows, --repeat and --batch-size must be positive")
+    if opts.mysql and opts.keep_server:
+        parser.error("--mysql and --keep-server exclude each other")
+    if opts.mysql:
+        host, _, port = opts.mysql.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error("--mysql takes HOST:PORT")
+        opts.mysql = {"host": host, "port": int(port), "user": opts.mysql_user,
+                      "password": opts.mysql_password}
+    only = {n.strip() for n in opts.only.split(",") if n.strip()} if opts.only else set(MEASUREMENTS)
+    unknown = sorted(only - set(MEASUREMENTS))
+    if unknown or not only:
+        parser.error(f"--only: unknown line {', '.join(unknown)}; lines: {', '.join(MEASUREMENTS)}")
+    opts.only = [name for name in MEASUREMENTS if name in only]  # in table order
+    return opts
 
-    from s3rs_tui.sandbox.mariadb import start_mariadb
 
-    base = opts.keep_server.resolve() if opts.keep_server else Path(tempfile.mkdtemp(prefix="s3rs-bench-"))
-    base.mkdir(parents=True, exist_ok=True)
+def main() -> int:
+    opts = parse_args()
+    # Ctrl+C (even when started with SIGINT ignored), SIGTERM and SIGHUP unwind through the finally
+    # below, which stops everything this run started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, lambda signum, frame: sys.exit(128 + signum))
+    load_before = load_average()
+    os.environ.update(AWS_ENV)  # our own boto3 too
+    # Children: our environment without s3rs settings that would override the generated config.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3RS_", "BACKUP_", "S3_"))}
+    skipped = {name: reason for name in opts.only if (reason := skip_reason(name))}
+    names = [name for name in opts.only if name not in skipped]
+    for name, reason in skipped.items():
+        log(f"{name}: skipped ({reason})")
+
     work = Path(tempfile.mkdtemp(prefix="s3rs-bench-work-"))
-    log(f"starting MariaDB in {base} ...")
-    server = start_mariadb(base, buffer_pool_mb=opts.buffer_pool_mb, databases=(DATABASE,))
-    results: dict[str, dict] = {}
+    base = None if opts.mysql else (opts.keep_server.resolve() if opts.keep_server
+                                    else Path(tempfile.mkdtemp(prefix="s3rs-bench-")))
+    server = None
+    bench = None
+    runs: dict[str, list[dict]] = {name: [] for name in names}
     errors: dict[str, str] = {}
     try:
-        table_info = prepare_table(server, opts.table, opts.rows)
-        env = machine(table_info)
-        names = list(BASELINES) + ([] if opts.reader_only else [TOOL])
-        log("warm-up: one untimed bare read (buffer pool and page cache)")
+        if opts.mysql:
+            mysql = opts.mysql
+        else:
+            from s3rs_tui.sandbox.mariadb import start_mariadb
+
+            base.mkdir(parents=True, exist_ok=True)
+            log(f"starting MariaDB in {base} ...")
+            server = start_mariadb(base, buffer_pool_mb=opts.buffer_pool_mb, databases=(opts.database,))
+            mysql = server.connect_args()
+        bench = Bench(mysql, opts.database, opts.table, opts.rows, opts.batch_size, work, env)
+        table_info = prepare_table(bench, opts.seed)
+        if any(MEASUREMENTS[name].s3 for name in names):
+            log("starting the moto S3 server ...")
+            bench.s3 = S3Server.start(work, env)
+        warm_up = "ceiling" if not skip_reason("ceiling") else "pymysql-nodecode"
+        log(f"warm-up: one untimed {warm_up} read (buffer pool and page cache)")
         try:
-            measure_baseline("bare pymysql no decoders", server, opts.table, opts.rows, work)
+            measure(warm_up, bench, -1)
         except MeasureError as exc:
             raise SystemExit(f"warm-up read failed: {exc}") from None
-        runs: dict[str, list[dict]] = {name: [] for name in names}
         for index in range(opts.repeat):
-            for name in names:  # interleaved, so drift of the machine hits every reader alike
+            for name in names:  # interleaved, so drift of the machine hits every line alike
                 if name in errors:
                     continue
                 try:
-                    if name == TOOL:
-                        run = measure_tool(server, opts.table, opts.rows, opts.batch_size, work, index)
-                    else:
-                        run = measure_baseline(name, server, opts.table, opts.rows, work)
+                    run = measure(name, bench, index)
                 except MeasureError as exc:
                     errors[name] = str(exc)
                     log(f"{name}: FAILED")
@@ -306,25 +582,35 @@ def main() -> int:
                 rate = run["rows"] / run["seconds"] * 60
                 log(f"run {index + 1}/{opts.repeat} {name}: {run['seconds']:.2f}s, {rate:,.0f} rows/min,"
                     f" peak RSS {run['peak_rss_mb']:.0f} MB")
-        results = {name: summarize(r) for name, r in runs.items() if r}
     finally:
-        log("stopping MariaDB")
-        server.stop()
+        if bench and bench.s3:
+            log("stopping the S3 server")
+            bench.s3.stop()
+        if server:
+            log("stopping MariaDB")
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
-        if not opts.keep_server:
+        if base and not opts.keep_server:
             shutil.rmtree(base, ignore_errors=True)
 
-    params = {"rows": opts.rows, "batch_size": opts.batch_size, "repeat": opts.repeat,
-              "buffer_pool_mb": opts.buffer_pool_mb, "table": f"{DATABASE}.{opts.table}",
-              "fetchmany": FETCH_ROWS, **{k: table_info[k] for k in
-                                          ("data_mb", "index_mb", "avg_row_length", "generated_seconds")}}
-    report(results, env, params, errors)
+    results = {name: summarize(r) for name, r in runs.items() if r}
+    env_info = machine(table_info["mariadb_version"])
+    params = {"rows": opts.rows, "seed": opts.seed, "batch_size": opts.batch_size, "repeat": opts.repeat,
+              "only": opts.only, "buffer_pool_mb": None if opts.mysql else opts.buffer_pool_mb,
+              "table": f"{opts.database}.{opts.table}", "fetchmany": FETCH_ROWS,
+              "load_before": load_before, "load_after": load_average(),
+              **{k: table_info[k] for k in ("data_mb", "index_mb", "avg_row_length", "generated_seconds")}}
+    report(results, skipped, errors, env_info, params)
     if opts.json_out:
-        opts.json_out.write_text(json.dumps({"machine": env, "parameters": params, "results": results,
-                                             "errors": errors}, indent=2, default=str) + "\n")
+        opts.json_out.write_text(json.dumps({"machine": env_info, "parameters": params, "results": results,
+                                             "skipped": skipped, "errors": errors}, indent=2) + "\n")
         log(f"figures written to {opts.json_out}")
     return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted: everything this run started is stopped")
+        sys.exit(130)

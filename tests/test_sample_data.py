@@ -1,14 +1,16 @@
 """The benchmark table generator: shape, data distribution and determinism, on the real MariaDB."""
 
+import pytest
+
 from s3rs_tui.sandbox import sample_data
 from s3rs_tui.sandbox.sample_data import TABLE, create_settlement_table
 
 ROWS = 20_000
 
 
-def generate(db, table=TABLE, rows=ROWS, progress=None):
+def generate(db, table=TABLE, rows=ROWS, progress=None, seed=0):
     with db.connect() as conn:
-        create_settlement_table(conn, db.name, table=table, rows=rows, progress=progress)
+        create_settlement_table(conn, db.name, table=table, rows=rows, progress=progress, seed=seed)
 
 
 def one(db, sql):
@@ -25,8 +27,9 @@ def test_table_has_the_benchmark_ddl_and_exact_ids(db):
         ROWS, 1, ROWS, ROWS)
 
 
-def test_distribution(db):
-    generate(db)
+@pytest.mark.parametrize("seed", [0, 7])
+def test_distribution(db, seed):
+    generate(db, seed=seed)
     t = f"`{TABLE}`"
 
     # Groups of 50 consecutive ids share one create_at second, one group per minute.
@@ -101,3 +104,27 @@ def test_same_rows_give_the_same_table_whatever_the_chunking(db, monkeypatch):
     digest = "SELECT MD5(GROUP_CONCAT(CONCAT_WS('|', id, order_no, consignee_name, update_at) ORDER BY id))" \
              " FROM `{}` WHERE id <= 1000"
     assert one(db, digest.format("first")) == one(db, digest.format("second"))
+
+
+def test_another_seed_gives_other_values_with_the_same_shape(db):
+    generate(db, table="seed0")
+    generate(db, table="seed7", seed=7)
+    generate(db, table="seed7_again", seed=7)
+    checksums = dict(db.execute("CHECKSUM TABLE `seed0`, `seed7`, `seed7_again`"))
+    assert checksums[f"{db.name}.seed7"] == checksums[f"{db.name}.seed7_again"]
+    assert checksums[f"{db.name}.seed7"] != checksums[f"{db.name}.seed0"]
+
+    # The same ids and columns, but (nearly) every row has other values.
+    shape = "SELECT COUNT(*), MIN(id), MAX(id), COUNT(DISTINCT create_at) FROM `{}`"
+    assert one(db, shape.format("seed0")) == one(db, shape.format("seed7")) == (ROWS, 1, ROWS, ROWS // 50)
+    differing = one(db, """
+        SELECT SUM(NOT (a.consignee_name <=> b.consignee_name AND a.waybill_no <=> b.waybill_no
+                        AND a.update_at <=> b.update_at))
+        FROM `seed0` a JOIN `seed7` b USING (id)""")[0]
+    assert differing > ROWS * 0.9
+    # The script mix (CJK / Latin / Cyrillic) stays about the same.
+    currencies = "SELECT currency, COUNT(*) FROM `{}` GROUP BY currency ORDER BY currency"
+    for (currency, n0), (other, n7) in zip(db.execute(currencies.format("seed0")),
+                                           db.execute(currencies.format("seed7"))):
+        assert currency == other
+        assert abs(n0 - n7) < ROWS * 0.03
