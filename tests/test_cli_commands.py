@@ -550,7 +550,7 @@ def test_table_without_cursor_column(db, local_config, tmp_path):
     (["sync", "-t", "orders", "--limit", "0"], "--limit"),
     (["sync", "-t", "orders", "--no-such-option"], "no such option"),
     (["sync"], "--table"),
-    (["sync", "-t", "orders", "--strategy", "parallel"], "--strategy"),
+    (["sync", "-t", "orders", "--strategy", "sideways"], "--strategy"),
     (["watermark", "set", "-t", "orders", "--timestamp", "2024-01-01 00:00:00", "--id", " ", "--yes"], "--id"),
 ])
 def test_bad_usage_exits_2(db, local_config, tmp_path, args, fragment):
@@ -669,7 +669,7 @@ def test_dry_run_writes_nothing(db, local_config, tmp_path):
     assert table["table"] == f"{db.name}.orders"
     assert table["start_timestamp"] is None and table["rows_extracted_so_far"] == 0
     assert table["estimated_rows"] > 0 and table["keyset_index"] is True
-    assert table["estimated_files"] == -(-table["estimated_rows"] // 100)
+    assert table["estimated_pages"] == -(-table["estimated_rows"] // 100)
     assert parquet_files(tmp_path / "store") == []
     assert not watermark_file(tmp_path, db).exists()
     assert [path for path in (base(tmp_path) / "_state").rglob("*") if path.is_file()] == []

@@ -7,26 +7,28 @@ import typer
 
 from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
-from s3rs_tui.engine.events import LoadFinished, Notice, RunFinished, tee
+from s3rs_tui.engine.events import Notice, tee
+from s3rs_tui.engine.jobs import Steps, TableJobs, TableOutcome
 from s3rs_tui.engine.plan import plan_notices
 from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import SyncOptions, TableSync
-from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
+from s3rs_tui.errors import ConfigError, S3rsError
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
-from s3rs_tui.warehouse.loader import TableLoader
-from s3rs_tui.warehouse.verify import Verification, verify_table
 from s3rs_tui.status.snapshot import SnapshotWriter
 
-STRATEGIES = ("sequential",)
+STRATEGIES = ("parallel", "sequential")
 
 
 def sync(
     ctx: typer.Context,
-    tables: list[str] = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database); repeatable"),
-    strategy: str = typer.Option("sequential", "--strategy", "-s", help="how several tables run: sequential"),
+    tables: Optional[list[str]] = typer.Option(None, "--table", "-t",
+                                               help="db.table (or table in [mysql] database); repeatable"),
+    all_tables: bool = typer.Option(False, "--all", help="every table in the config's [tables.*]"),
+    strategy: str = typer.Option("parallel", "--strategy", "-s",
+                                 help="several tables: parallel (up to max_workers at once) or sequential"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="take at most N rows this run"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="rows per Parquet file"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="rows per page read from MySQL"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan, write nothing"),
     backup_only: bool = typer.Option(False, "--backup-only", help="stop once the files are stored"),
     load_only: bool = typer.Option(False, "--load-only", "--redshift-only",
@@ -41,6 +43,7 @@ def sync(
 ) -> None:
     """Back up tables: every row after the watermark, up to now minus the safety lag."""
     settings = settings_from(ctx)
+    names = _table_names(settings, tables or [], all_tables)
     if strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
     if batch_size is not None:
@@ -50,42 +53,66 @@ def sync(
     if load:
         check_warehouse(settings, open_store(settings))
     if dry_run:
-        _dry_run(settings, tables, log, json_out)
+        _dry_run(settings, names, log, json_out)
         return
     control = RunControl()
-    options = SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy)
-    results: list[RunFinished] = []
-    loads: list[LoadFinished] = []
-    checks: list[Verification] = []
-    failure: S3rsError | None = None
     sink = tee(log, SnapshotWriter(formatter=log.format))  # the snapshot is what `s3rs watch` shows
+    jobs = TableJobs(settings, sink, control, SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy),
+                     Steps(extract=not load_only, load=load, verify=verify_data))
+    workers = settings.backup.max_workers if strategy == "parallel" else 1
     with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))):
-        for name in tables:
-            if control.stop_requested:
-                break
-            try:
-                if not load_only:
-                    results.append(TableSync(settings, name, sink, control, options).run())
-                if load:
-                    loads.append(TableLoader(settings, name, sink, control, break_lock=break_lock).run())
-                if verify_data:
-                    checks.append(verify_table(settings, name, sink))
-                    if not checks[-1].agrees:
-                        failure = failure or S3rsError(checks[-1].summary())
-            except StoppedByOperator as exc:
-                failure = exc
-                break
-            except S3rsError as exc:
-                log(Notice(name, str(exc), "error"))
-                failure = failure or exc
+        outcomes = jobs.run_many(names, workers)
+    if len(names) > 1:
+        _print_summary(outcomes)
     if json_out:
-        print_json({"status": "success" if failure is None else "failed",
-                    "rows": sum(r.rows for r in results), "files": sum(r.files for r in results),
-                    "bytes": sum(r.bytes for r in results), "tables": [asdict(r) for r in results],
-                    "loads": [asdict(r) for r in loads], "verifications": [c.as_dict() for c in checks],
-                    "error": str(failure) if failure else None})
-    if failure is not None:
-        raise failure
+        print_json(_summary_document(outcomes))
+    _raise_worst(names, outcomes)
+
+
+def _table_names(settings, tables: list[str], all_tables: bool) -> list[str]:
+    if all_tables and tables:
+        raise ConfigError("give tables with -t or use --all, not both")
+    if all_tables:
+        if not settings.tables:
+            raise ConfigError("--all: the config has no [tables.\"db.table\"] sections")
+        return list(settings.tables)
+    if not tables:
+        raise ConfigError("which tables? give --table/-t db.table (repeatable) or --all")
+    return [".".join(settings.table(name)[:2]) for name in dict.fromkeys(tables)]
+
+
+def _print_summary(outcomes: list[TableOutcome]) -> None:
+    typer.echo(f"{'table':40} {'status':12} {'rows':>12} {'files':>6} {'seconds':>8}", err=True)
+    for outcome in outcomes:
+        typer.echo(f"{outcome.table:40} {outcome.status:12} {outcome.rows:>12,} {outcome.files:>6} "
+                   f"{outcome.seconds:>8.1f}", err=True)
+
+
+def _summary_document(outcomes: list[TableOutcome]) -> dict:
+    failed = [o for o in outcomes if o.status in ("failed", "interrupted")]
+    return {"status": "failed" if failed else "success",
+            "rows": sum(o.rows for o in outcomes), "files": sum(o.files for o in outcomes),
+            "bytes": sum(o.extracted.bytes for o in outcomes if o.extracted),
+            "tables": [{**(asdict(o.extracted) if o.extracted else {"table": o.table}),
+                        "status": o.status, "seconds": o.seconds,
+                        "error": str(o.error) if o.error else ""} for o in outcomes],
+            "loads": [asdict(o.loaded) for o in outcomes if o.loaded],
+            "verifications": [o.verification.as_dict() for o in outcomes if o.verification],
+            "error": str(failed[0].error) if failed else None}
+
+
+def _raise_worst(names: list[str], outcomes: list[TableOutcome]) -> None:
+    """130 if stopped, 3 if the only table was locked, 2 for bad input, else 1 if any failed."""
+    stopped = [o for o in outcomes if o.status == "interrupted"]
+    if stopped:
+        raise stopped[0].error
+    failed = [o for o in outcomes if o.status == "failed"]
+    if not failed:
+        return
+    if len(failed) == 1 and len(names) == 1:
+        raise failed[0].error
+    raise S3rsError(f"{len(failed)} of {len(names)} tables failed: "
+                    + "; ".join(f"{o.table}: {o.error}" for o in failed))
 
 
 def _check_steps(kind: str, backup_only: bool, load_only: bool, verify_data: bool) -> bool:
@@ -104,17 +131,20 @@ def _dry_run(settings, tables: list[str], log: HeadlessLog, json_out: bool) -> N
     plans = []
     for name in tables:
         info, watermark, plan = TableSync(settings, name, log, RunControl()).dry_run()
-        files = -(-plan.estimated_rows // batch)
+        pages = -(-plan.estimated_rows // batch)
+        file_size = settings.backup.file_size_mb
         plans.append({"table": info.name, "start_timestamp": plan.start.timestamp, "start_id": plan.start.key,
                       "upper_bound": plan.bound, "estimated_rows": plan.estimated_rows,
-                      "estimated_files": files, "batch_size": batch, "keyset_index": info.has_keyset_index,
+                      "estimated_pages": pages, "batch_size": batch, "file_size_mb": file_size,
+                      "keyset_index": info.has_keyset_index,
                       "null_cursor_rows": plan.null_cursor_rows, "future_cursor_rows": plan.future_cursor_rows,
                       "rows_extracted_so_far": watermark.mysql_rows_extracted})
         for message in plan_notices(plan, info):
             log(Notice(info.name, message))
         if not json_out:
+            files = "a file per page" if file_size == 0 else f"files of up to ~{file_size} MB"
             typer.echo(f"{info.name}: from {plan.start.label()} to before {plan.bound}: "
-                       f"~{plan.estimated_rows:,} rows in ~{files:,} files of {batch:,} rows "
+                       f"~{plan.estimated_rows:,} rows in ~{pages:,} pages of {batch:,} rows, {files} "
                        f"(estimate from EXPLAIN; nothing written)")
     if json_out:
         print_json({"dry_run": True, "tables": plans})

@@ -1,0 +1,100 @@
+"""Table jobs: extract, then load and verify as asked; and many tables at once.
+
+Each table runs in its own thread with its own connection, lock and watermark; one failing table
+does not stop the others. With several tables, a table locked by another run (another host
+sharing the bucket, say) is skipped rather than failed, so `sync --all` on two machines shares the
+work: each takes whichever tables it locks first.
+"""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from s3rs_tui.config import Settings
+from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.events import EventSink, LoadFinished, Notice, RunFinished
+from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
+
+
+@dataclass(frozen=True)
+class Steps:
+    extract: bool = True
+    load: bool = False
+    verify: bool = False
+
+
+@dataclass
+class TableOutcome:
+    table: str
+    status: str = "pending"  # success | failed | skipped (locked elsewhere) | interrupted
+    extracted: RunFinished | None = None
+    loaded: LoadFinished | None = None
+    verification: object = None  # warehouse.verify.Verification
+    error: S3rsError | None = None
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return self.extracted.rows if self.extracted else 0
+
+    @property
+    def files(self) -> int:
+        return self.extracted.files if self.extracted else 0
+
+
+@dataclass
+class TableJobs:
+    settings: Settings
+    sink: EventSink
+    control: RunControl
+    options: SyncOptions = field(default_factory=SyncOptions)
+    steps: Steps = field(default_factory=Steps)
+
+    def run_one(self, name: str, skip_if_locked: bool = False) -> TableOutcome:
+        """Extract, load, verify one table; errors end up in the outcome (StoppedByOperator too)."""
+        from s3rs_tui.warehouse.loader import TableLoader  # the warehouse layer sits on the engine
+        from s3rs_tui.warehouse.verify import verify_table
+
+        outcome, started = TableOutcome(name), time.monotonic()
+        try:
+            if self.steps.extract:
+                outcome.extracted = TableSync(self.settings, name, self.sink, self.control, self.options).run()
+            if self.steps.load:
+                outcome.loaded = TableLoader(self.settings, name, self.sink, self.control,
+                                             break_lock=self.options.break_lock).run()
+            if self.steps.verify:
+                outcome.verification = verify_table(self.settings, name, self.sink)
+                if not outcome.verification.agrees:
+                    raise S3rsError(outcome.verification.summary())
+            outcome.status = "success"
+        except TableLockedError as exc:
+            outcome.status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
+            self.sink(Notice(name, f"skipped: {exc}" if skip_if_locked else str(exc),
+                             "info" if skip_if_locked else "error"))
+        except StoppedByOperator as exc:
+            outcome.status, outcome.error = "interrupted", exc
+        except S3rsError as exc:
+            outcome.status, outcome.error = "failed", exc
+            self.sink(Notice(name, str(exc), "error"))
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    def run_many(self, names: list[str], workers: int) -> list[TableOutcome]:
+        """Up to `workers` tables at once; results in the order given."""
+        several = len(names) > 1
+        if workers <= 1 or not several:
+            outcomes = []
+            for name in names:
+                if self.control.stop_requested:
+                    break
+                outcomes.append(self.run_one(name, skip_if_locked=several))
+            return outcomes
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3rs-table") as pool:
+            futures = [pool.submit(self._run_unless_stopped, name) for name in names]
+            return [future.result() for future in futures]
+
+    def _run_unless_stopped(self, name: str) -> TableOutcome:
+        if self.control.stop_requested:
+            return TableOutcome(name, "interrupted", error=StoppedByOperator("not started: stop requested"))
+        return self.run_one(name, skip_if_locked=True)
