@@ -16,10 +16,11 @@ except ImportError:  # older typer runs on click itself
     from click import ClickException
 
 from s3rs_tui import __version__
-from s3rs_tui.cli import demo, info, progressive, s3clean, sync, verify, watermark
+from s3rs_tui.cli import dashboard, demo, info, progressive, s3clean, sync, verify, watermark
+from s3rs_tui.cli.common import on_terminal
 from s3rs_tui.errors import S3rsError
 
-app = typer.Typer(name="s3rs", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(name="s3rs", no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="Exact, resumable MySQL -> Parquet -> S3 backups, loaded into a warehouse.")
 app.command()(sync.sync)
@@ -28,6 +29,8 @@ app.command()(verify.verify)
 app.command()(info.config)
 app.command()(info.status)
 app.command()(demo.demo)
+app.command()(dashboard.ui)
+app.command()(dashboard.watch)
 app.add_typer(watermark.app, name="watermark")
 app.add_typer(s3clean.app, name="s3clean")
 
@@ -38,14 +41,23 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def root(
+    ctx: typer.Context,
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML settings file "
                                           "(default: $S3RS_CONFIG, else ./s3rs.toml)"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="print the version and exit"),
 ) -> None:
-    """Back up MySQL tables incrementally to Parquet files in S3 or a local folder."""
+    """Back up MySQL tables incrementally to Parquet files in S3 or a local folder.
+
+    Without a command: the dashboard on a terminal, else this help."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not on_terminal():
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    dashboard.ui(ctx, [])
 
 
 def error_log_path() -> Path:

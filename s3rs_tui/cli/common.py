@@ -1,6 +1,7 @@
 """Helpers shared by the commands: settings from the context, confirmations, JSON output."""
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -38,3 +39,11 @@ def human_bytes(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} TB"
+
+
+def on_terminal() -> bool:
+    """A person is there: keys come in and the screen goes out to a terminal (so the dashboard
+    opens; cron, nohup, CI and pipes get the headless log)."""
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    return all(stream is not None and stream.isatty() for stream in streams) and \
+        os.environ.get("TERM", "") != "dumb"

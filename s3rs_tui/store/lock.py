@@ -48,6 +48,12 @@ def _parse(document: bytes) -> LockInfo | None:
         return None
 
 
+def read_lock(store: ObjectStore, table: str) -> LockInfo | None:
+    """Who holds the table's lock now (None when nobody, or when the document is unreadable)."""
+    found = store.get_bytes(lock_key(table))
+    return _parse(found[0]) if found else None
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

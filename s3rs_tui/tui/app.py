@@ -1,0 +1,323 @@
+"""The dashboard app: the tables list, the selected table's panels, the log pane, and the keys
+that start, pause and stop runs and open the watermark, cleanup, config and help screens.
+
+Runs go on in thread workers; the engine reports through EngineBridge (events -> coalescing
+messages), the UI folds them into TableStatus and repaints at most REPAINT_HZ times a second, so
+a fast engine is never slowed by drawing.
+"""
+
+import traceback
+from typing import Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline
+
+from s3rs_tui.cli.headless import NORMAL, HeadlessLog
+from s3rs_tui.config import Settings
+from s3rs_tui.engine.events import tee
+from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.status.model import TableStatus
+from s3rs_tui.status.snapshot import SnapshotWriter
+from s3rs_tui.store import open_store
+from s3rs_tui.store.lock import read_lock
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
+from s3rs_tui.tui import panel_rows
+from s3rs_tui.tui.bridge import EngineBridge
+from s3rs_tui.tui.hangup import HangupGuard
+from s3rs_tui.tui.logfile import RunLog
+from s3rs_tui.tui.messages import EngineUpdate, RunEnded, StoreRead
+from s3rs_tui.tui.runs import Runs
+from s3rs_tui.tui.screens.cleanup import CleanupScreen
+from s3rs_tui.tui.screens.config_view import ConfigScreen
+from s3rs_tui.tui.screens.confirm import ConfirmModal
+from s3rs_tui.tui.screens.error import error_modal
+from s3rs_tui.tui.screens.help import HelpScreen
+from s3rs_tui.tui.screens.watermark import WatermarkScreen
+from s3rs_tui.tui.widgets.panel import Panel
+from s3rs_tui.tui.widgets.tables_list import TablesList
+
+REPAINT_HZ = 4
+STORE_REFRESH_SECONDS = 10
+COMMANDS = ("start_sync", "pause_resume", "stop_run", "watermark", "cleanup")
+
+
+class DashboardApp(App):
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "s3rs"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("s", "start_sync", "Sync"),
+        Binding("p", "pause_resume", "Pause/resume"),
+        Binding("x", "stop_run", "Stop"),
+        Binding("w", "watermark", "Watermark"),
+        Binding("c", "cleanup", "S3 cleanup"),
+        Binding("o", "config", "Config"),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("q,ctrl+q,ctrl+c", "quit", "Quit", key_display="q", priority=True),
+    ]
+
+    def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
+                 autostart: bool = False, options: SyncOptions | None = None, verbosity: int = NORMAL,
+                 read_only: bool = False):
+        super().__init__()
+        self.settings, self.log_file, self.read_only = settings, log, read_only
+        self.options = options or SyncOptions()
+        self.formatter = HeadlessLog(verbosity)
+        self.statuses = {name: TableStatus(name) for name in tables}
+        self.watermarks: dict[str, Watermark | None] = {}
+        self.autostart = autostart and bool(self.statuses)
+        self.runs = Runs()
+        self.failure: S3rsError | None = None
+        self.quitting = False
+        self.dirty = True
+        self.hangup = HangupGuard(self.runs, log, self.exit_after_signal)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield TablesList(id="tables")
+        with Grid(id="panels"):
+            yield Panel("Throughput", id="throughput", extra=Sparkline([], id="rate-trend"))
+            yield Panel("Progress", id="progress", extra=ProgressBar(total=100, show_eta=False, id="bar"))
+            yield Panel("Memory", id="memory", extra=Sparkline([], id="rss-trend"))
+            yield Panel("S3", id="storage")
+            yield Panel("Watermark", id="watermark")
+            yield Panel("Warehouse", id="warehouse")
+        log = Log(id="log", max_lines=2000, auto_scroll=True)
+        log.border_title = f"Log  {self.log_file.path}"
+        yield log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "watch (read-only)" if self.read_only else str(self.settings.config_path or "")
+        self.set_interval(1 / REPAINT_HZ, self.repaint)
+        if not self.read_only:
+            self.hangup.install()
+            self.refresh_store()
+            self.set_interval(STORE_REFRESH_SECONDS, self.refresh_store)
+        self.repaint()
+        if self.autostart:
+            self.start(list(self.statuses))
+        self.query_one(TablesList).focus()
+
+    def on_unmount(self) -> None:
+        self.hangup.uninstall()
+
+    @property
+    def selected(self) -> str | None:
+        return self.query_one(TablesList).selected
+
+    # -- repainting --------------------------------------------------------------------------------
+
+    def repaint(self) -> None:
+        """Push the model into the widgets, when something changed since the last repaint."""
+        if self.quitting and not self.runs.active():
+            self.exit(self.failure)
+            return
+        lines = self.log_file.drain()
+        if lines:
+            self.query_one(Log).write_lines(lines)
+        if not self.dirty:
+            return
+        self.dirty = False
+        self.query_one(TablesList).show(self.statuses)
+        status = self.statuses.get(self.selected or "") or TableStatus("-")
+        self.query_one("#throughput", Panel).show(panel_rows.throughput(status))
+        self.query_one("#rate-trend", Sparkline).data = list(status.rate_history)
+        self.query_one("#progress", Panel).show(panel_rows.progress(status))
+        self.query_one("#bar", ProgressBar).update(progress=round((status.progress or 0) * 100))
+        self.query_one("#memory", Panel).show(panel_rows.memory(status, self.settings.backup.memory_limit_mb))
+        self.query_one("#rss-trend", Sparkline).data = list(status.rss_history)
+        self.query_one("#storage", Panel).show(panel_rows.storage(status))
+        self.query_one("#watermark", Panel).show(
+            panel_rows.watermark(status, self.watermarks.get(status.table)))
+        self.query_one("#warehouse", Panel).show(panel_rows.warehouse(status, self.settings.warehouse.kind))
+        self.refresh_bindings()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.dirty = True
+        self.repaint()
+
+    def on_engine_update(self, message: EngineUpdate) -> None:
+        self.statuses.setdefault(message.event.table, TableStatus(message.event.table)).apply(message.event)
+        self.dirty = True
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def start(self, tables: list[str]) -> None:
+        for table in tables:
+            self.statuses[table].state = "starting"
+        self.run_tables(self.runs.start(tables))
+        self.dirty = True
+
+    @work(thread=True, exit_on_error=False, group="runs", description="engine run")
+    def run_tables(self, run) -> None:
+        """The engine, in this worker's thread: the tables one after another, as `s3rs sync` does."""
+        sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
+                   SnapshotWriter(formatter=self.formatter.format))
+        try:
+            for table in run.tables:
+                if run.control.stop_requested:
+                    break
+                error: BaseException | None = None
+                try:
+                    TableSync(self.settings, table, sink, run.control, self.options).run()
+                except Exception as exc:  # noqa: BLE001 - every failure ends in the error dialog
+                    error = exc
+                self.post_message(RunEnded(table, error))
+                if isinstance(error, StoppedByOperator):
+                    break
+        finally:
+            self.runs.finish(run)
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        status = self.statuses[message.table]
+        self.dirty = True
+        self.refresh_store()
+        if isinstance(message.error, TableLockedError):
+            status.state = "locked"
+        elif message.error is not None and status.active:  # it failed before the engine could say so
+            status.state = "failed"
+        if message.error is not None:
+            self.failure = self.failure or (message.error if isinstance(message.error, S3rsError)
+                                            else S3rsError(str(message.error)))
+            if not isinstance(message.error, StoppedByOperator):
+                self.show_error(f"{message.table}: the run failed", message.error)
+
+    def show_error(self, title: str, error: BaseException) -> None:
+        self.push_screen(error_modal(title, error, self.log_file))
+
+    # -- what the store says ----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="store", exit_on_error=False, description="store read")
+    def refresh_store(self) -> None:
+        """Watermarks and locks of every listed table (and of tables found in the store)."""
+        try:
+            store = open_store(self.settings)
+            watermarks = WatermarkStore(store)
+            names = list(dict.fromkeys([*self.statuses, *watermarks.tables()]))
+        except Exception as exc:  # noqa: BLE001 - shown in the panels, not fatal
+            for name in list(self.statuses):
+                self.post_message(StoreRead(name, None, None, str(exc)))
+            return
+        for name in names:
+            try:
+                self.post_message(StoreRead(name, watermarks.get(name), read_lock(store, name)))
+            except Exception as exc:  # noqa: BLE001
+                self.post_message(StoreRead(name, None, None, str(exc)))
+
+    def on_store_read(self, message: StoreRead) -> None:
+        status = self.statuses.setdefault(message.table, TableStatus(message.table))
+        self.watermarks[message.table] = message.watermark
+        self.dirty = True
+        if status.active:
+            return
+        if message.error:
+            status.error = message.error
+        watermark = message.watermark
+        if watermark is not None:
+            status.watermark_timestamp, status.watermark_id = (watermark.last_mysql_data_timestamp,
+                                                               watermark.last_mysql_data_id)
+        locked = message.lock is not None and self.runs.for_table(message.table) is None
+        if locked:
+            status.state = "locked"
+            status.error = f"locked by {message.lock.describe()}"
+        elif status.state == "locked":
+            status.state = "idle"
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action not in COMMANDS:
+            return True
+        if self.read_only:
+            return False
+        table = self.selected
+        if table is None:
+            return None
+        active = self.runs.for_table(table) is not None
+        if action in ("pause_resume", "stop_run"):
+            return True if active else None
+        return None if active else True
+
+    def action_start_sync(self) -> None:
+        self.start([self.selected])
+
+    def action_pause_resume(self) -> None:
+        table = self.selected
+        run = self.runs.for_table(table)
+        status = self.statuses[table]
+        if run.control.paused:
+            run.control.resume()
+            status.state = "running" if status.state == "pausing" else status.state
+            self.log_file.write(f"{table}: resume requested")
+        else:
+            run.control.pause()
+            status.state = "pausing"
+            self.log_file.write(f"{table}: pause requested: the run pauses after the file in flight")
+        self.dirty = True
+
+    def action_stop_run(self) -> None:
+        table = self.selected
+        self.runs.for_table(table).control.request_stop("the operator (dashboard)")
+        self.statuses[table].state = "stopping"
+        self.log_file.write(f"{table}: stop requested: finishing the file in flight, saving the watermark")
+        self.dirty = True
+
+    def action_watermark(self) -> None:
+        self.push_screen(WatermarkScreen(self.settings, self.selected, self.log_file,
+                                         table_running=lambda: self.runs.for_table(self.selected) is not None))
+
+    def action_cleanup(self) -> None:
+        self.push_screen(CleanupScreen(self.settings, self.selected, self.log_file))
+
+    def action_config(self) -> None:
+        self.push_screen(ConfigScreen(self.settings))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.log_file.path))
+
+    async def action_quit(self) -> None:
+        if not self.runs.active():
+            self.exit(self.failure)
+            return
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self.quitting = True
+                self.runs.stop_all("quit")
+                for status in self.statuses.values():
+                    status.state = "stopping" if status.active else status.state
+                self.log_file.write("quit: finishing the files in flight and saving the watermarks")
+                self.dirty = True
+
+        self.push_screen(ConfirmModal("A run is going. Stop it gracefully (finish the file in flight, "
+                                      "save the watermark) and quit?", yes="Stop gracefully and quit",
+                                      no="Cancel"), answered)
+
+    def exit_after_signal(self) -> None:
+        """Called from the hangup guard's thread once the runs have stopped."""
+        self.call_from_thread(self.exit, self.failure or StoppedByOperator("stopped by a signal"))
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A bug in the dashboard: the traceback goes to the log file, one line to the operator."""
+        self.log_file.detail("".join(traceback.format_exception(error)))
+        self.failure = S3rsError(f"internal error in the dashboard: {type(error).__name__}: {error} "
+                                 f"(traceback in {self.log_file.path})")
+        if self._exception is None:  # run_test re-raises it, so tests see the bug
+            self._exception = error
+            self._exception_event.set()
+        self.exit(self.failure, return_code=1)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if binding.action in COMMANDS + ("config", "help") and self.check_action(binding.action, ()):
+                yield SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
+                                    getattr(self, f"action_{binding.action}"))

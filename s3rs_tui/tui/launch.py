@@ -1,0 +1,49 @@
+"""Opening the dashboard from the command line, and the promise made on the way out: whatever ends
+the app (quit, a lost terminal, a bug), every run it started is stopped gracefully, watermark saved,
+before the command returns."""
+
+from pathlib import Path
+
+from s3rs_tui.cli.headless import NORMAL
+from s3rs_tui.config import Settings
+from s3rs_tui.engine.sync import SyncOptions
+from s3rs_tui.errors import S3rsError, StoppedByOperator
+from s3rs_tui.tui.app import DashboardApp
+from s3rs_tui.tui.logfile import RunLog, new_log_path
+from s3rs_tui.tui.watch import WatchApp
+
+
+def full_names(settings: Settings, tables: list[str]) -> list[str]:
+    """`orders` -> `db.orders` (bad names stop here with a one-line error, before the screen opens)."""
+    names = [f"{db}.{table}" for db, table, _ in (settings.table(name) for name in tables)]
+    return list(dict.fromkeys(names))
+
+
+def run_dashboard(settings: Settings, tables: list[str], *, autostart: bool = False,
+                  options: SyncOptions | None = None, verbosity: int = NORMAL,
+                  log_path: Path | None = None) -> S3rsError | None:
+    """Open the dashboard; returns the first failure (StoppedByOperator when runs were stopped)."""
+    names = full_names(settings, tables or list(settings.tables))
+    log = RunLog(log_path or new_log_path())
+    log.write(f"dashboard started; this log file: {log.path}")
+    app = DashboardApp(settings, names, log, autostart=autostart, options=options, verbosity=verbosity)
+    try:
+        app.run()
+    finally:
+        if app.runs.active():
+            log.write("the dashboard closed while runs were going: stopping them gracefully")
+            app.runs.stop_all("the dashboard closed")
+            app.runs.wait_all()
+            app.failure = app.failure or StoppedByOperator("the dashboard closed: runs stopped with their "
+                                                           "watermarks saved; rerun to resume")
+        log.write("dashboard closed")
+        log.close()
+    return app.failure
+
+
+def run_watch(settings: Settings, tables: list[str], folder: Path | None = None) -> None:
+    log = RunLog(new_log_path())
+    try:
+        WatchApp(settings, full_names(settings, tables), log, folder).run()
+    finally:
+        log.close()

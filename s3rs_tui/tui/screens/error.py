@@ -1,0 +1,64 @@
+"""Errors as a dialog: the one-line message and what to do next, never a traceback (that goes to
+the log file, whose path the dialog names)."""
+
+import traceback
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from s3rs_tui.errors import (ConfigError, S3rsError, StoppedByOperator, TableError, TableLockedError,
+                             WatermarkError)
+from s3rs_tui.tui.logfile import RunLog
+
+NEXT_STEPS = (
+    (TableLockedError, "Another run holds the table: wait for it, or break its lock if you know it is dead."),
+    (WatermarkError, "Fix the watermark, or replace it: watermark screen (w), set or force-reset."),
+    ((ConfigError, TableError), "Fix the configuration or the table, then try again (o shows the config)."),
+    (StoppedByOperator, "Start the sync again (s) to resume from the watermark."),
+    (S3rsError, "Safe to retry: the watermark covers exactly the stored files; press s to resume."),
+)
+
+
+def describe(error: BaseException, log: RunLog) -> tuple[str, str]:
+    """(message, next step) for any exception; unexpected ones leave their traceback in the log."""
+    if isinstance(error, S3rsError):
+        return str(error), next(step for kind, step in NEXT_STEPS if isinstance(error, kind))
+    log.detail("".join(traceback.format_exception(error)))
+    return (f"internal error: {type(error).__name__}: {error}",
+            "This is a bug: the traceback is in the log file; please report it.")
+
+
+class ErrorModal(ModalScreen[None]):
+    BINDINGS = [("escape", "close", "Close")]
+
+    def __init__(self, title: str, message: str, next_step: str, log_path: Path):
+        super().__init__(classes="dialog")
+        self.title_text, self.message, self.next_step, self.log_path = title, message, next_step, log_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="box error"):
+            yield Static(self.title_text, classes="title")
+            yield Static(self.message, classes="message")
+            yield Static(f"Next: {self.next_step}", classes="next")
+            yield Static(f"Log file: {self.log_path}", classes="hint")
+            with Horizontal(classes="buttons"):
+                yield Button("OK", variant="primary", id="ok")
+
+    def on_mount(self) -> None:
+        self.query_one("#ok").focus()
+
+    def on_button_pressed(self, _event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def error_modal(title: str, error: BaseException, log: RunLog) -> ErrorModal:
+    """The dialog for `error`, with the line also written to the log."""
+    message, next_step = describe(error, log)
+    log.write(f"{title}: {message}")
+    return ErrorModal(title, message, next_step, log.path)

@@ -1,0 +1,295 @@
+"""The dashboard driven from the keyboard (Textual's Pilot) against the real engine, MariaDB and
+the moto S3 server: start, pause, resume, stop gracefully, quit while running; the watermark and
+S3 cleanup screens doing real changes through s3rs_tui.ops; errors in a dialog with the traceback
+in the log file only; secrets never on screen; progress messages coalescing."""
+
+import signal
+
+import pytest
+from textual.widgets import Button, DataTable, Input, Switch
+
+from cli_helpers import make_table, table_ids
+from dashboard_helpers import make_app, screen_text, stored_ids, wait_for, watermark_of
+from s3rs_tui.engine import sync as engine_sync
+from s3rs_tui.engine.events import FileStored, RunFinished, RunStarted
+from s3rs_tui.errors import StoppedByOperator
+from s3rs_tui.store import open_store
+from s3rs_tui.store.lock import TableLock
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
+from s3rs_tui.tui.bridge import EngineBridge
+from s3rs_tui.tui.messages import EngineUpdate
+from s3rs_tui.tui.screens.confirm import ConfirmModal
+from s3rs_tui.tui.screens.error import ErrorModal
+from s3rs_tui.tui.screens.watermark import WatermarkScreen
+
+
+@pytest.fixture
+def dashboard(tmp_path, settings_for):
+    """make(config, tables=["orders"], **options) -> the app, with its log file in tmp_path."""
+    def make(config, tables=("orders",), **options):
+        return make_app(settings_for(config), list(tables), tmp_path / "dashboard.log", **options)
+
+    return make
+
+
+def status(app, db, table="orders"):
+    return app.statuses[f"{db.name}.{table}"]
+
+
+class Gate:
+    """Holds `LOCK TABLES t WRITE` in MariaDB: the engine's reads wait until it opens, so a test
+    can press keys while a run is certainly between two files, however fast the engine is."""
+
+    def __init__(self, db, table="orders"):
+        self.conn = db.connect()
+        with self.conn.cursor() as cur:
+            cur.execute(f"LOCK TABLES `{table}` WRITE")
+
+    def open(self):
+        with self.conn.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        self.conn.close()
+
+
+async def start_paused(pilot, app, db):
+    """Start a sync with the keys and pause it after its first file."""
+    gate = Gate(db)
+    await pilot.press("s", "p")
+    gate.open()
+    await wait_for(pilot, lambda: status(app, db).state == "paused", what="paused")
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+async def test_sync_pause_resume_stop_from_the_keyboard(request, db, dashboard, store):
+    config = request.getfixturevalue(f"{store}_config")
+    make_table(db, rows=6000)
+    app = dashboard(config)
+    app.settings.override("backup.batch_size", 50)
+    name = f"{db.name}.orders"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_paused(pilot, app, db)
+        assert status(app, db).files == 1
+        await pilot.pause(0.5)
+        assert status(app, db).files == 1  # paused between files: nothing moves
+        assert watermark_of(app.settings, name).s3_file_count == 1
+        gate = Gate(db)
+        await pilot.press("p")  # resumed: it waits at the gate for its next page
+        await wait_for(pilot, lambda: status(app, db).state == "running", what="resumed")
+        await pilot.press("x")
+        gate.open()  # one more file, then the stop
+        await wait_for(pilot, lambda: not app.runs.active(), what="stopped")
+        assert status(app, db).state == "stopped" and status(app, db).files >= 2  # the reader may read ahead
+        assert isinstance(app.failure, StoppedByOperator)
+    watermark = watermark_of(app.settings, name)
+    ids = stored_ids(app.settings, name)
+    assert ids == table_ids(db)[:len(ids)] and len(ids) == watermark.mysql_rows_extracted
+    assert watermark.last_mysql_data_id == ids[-1] and watermark.s3_file_count == status(app, db).files
+    log = (app.log_file.path).read_text()
+    assert "pause requested" in log and "stop requested" in log and "interrupted" in log
+
+
+async def test_quit_while_running_asks_then_stops_gracefully(db, local_config, dashboard):
+    make_table(db, rows=2000)
+    app = dashboard(local_config)
+    app.settings.override("backup.batch_size", 50)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start_paused(pilot, app, db)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("escape")  # cancel: the run goes on
+        assert not isinstance(app.screen, ConfirmModal) and app.runs.active()
+        await pilot.press("q")
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    assert not app.runs.active() and isinstance(app.return_value, StoppedByOperator)
+    watermark = watermark_of(app.settings, f"{db.name}.orders")
+    assert watermark.mysql_status == "interrupted"
+    assert stored_ids(app.settings, f"{db.name}.orders") == table_ids(db)[:watermark.mysql_rows_extracted]
+
+
+async def test_terminal_loss_stops_the_run_and_says_so(db, local_config, dashboard):
+    """SIGHUP handling in-process (the tmux test does it for real): runs stop, log says so."""
+    make_table(db, rows=2000)
+    app = dashboard(local_config)
+    app.settings.override("backup.batch_size", 50)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start_paused(pilot, app, db)
+        app.hangup.handle(signal.SIGHUP)
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    log = app.log_file.path.read_text()
+    assert "SIGHUP: the terminal went away" in log and "every run has stopped with its watermark saved" in log
+    assert watermark_of(app.settings, f"{db.name}.orders").mysql_status == "interrupted"
+
+
+async def test_watermark_screen_set_reset_force_reset(db, local_config, dashboard):
+    make_table(db, rows=400)
+    app = dashboard(local_config)
+    name = f"{db.name}.orders"
+    app.settings.override("backup.batch_size", 100)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: status(app, db).state == "done", what="the sync")
+        await pilot.press("w")
+        screen = app.screen
+        assert isinstance(screen, WatermarkScreen)
+        await pilot.press(*"2024-13-01")
+        assert "invalid timestamp" in str(screen.query_one("#check").render())
+        assert screen.query_one("#set", Button).disabled
+        screen.query_one("#timestamp", Input).value = "2024-01-01 00:00:50"
+        await pilot.press("tab", *"7")
+        await wait_for(pilot, lambda: "rows lie after it" in str(screen.query_one("#check").render()),
+                       what="the estimate")
+        await pilot.click("#set")
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: watermark_of(app.settings, name).last_mysql_data_id == 7, what="set")
+        assert watermark_of(app.settings, name).last_mysql_data_timestamp == "2024-01-01 00:00:50"
+
+        await pilot.click("#reset")
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: not watermark_of(app.settings, name).has_position, what="reset")
+        assert WatermarkStore(open_store(app.settings)).latest_backup(name)[1].last_mysql_data_id == 7
+
+        await pilot.click("#force")
+        modal = app.screen
+        await pilot.press(*"wrong", "enter")
+        assert app.screen is modal and modal.query_one("#yes", Button).disabled
+        modal.query_one(Input).value = ""
+        await pilot.press(*name, "enter")  # typing the table name confirms
+        await wait_for(pilot, lambda: "force-reset done" in app.log_file.path.read_text(), what="force")
+
+
+async def test_watermark_changes_refused_while_running_or_locked(db, local_config, dashboard):
+    make_table(db, rows=1000)
+    app = dashboard(local_config)
+    name = f"{db.name}.orders"
+    app.settings.override("backup.batch_size", 50)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await start_paused(pilot, app, db)
+        await pilot.press("w", "c")  # both keys are off while the table runs
+        assert app.screen is app.screen_stack[0]
+        app.push_screen(WatermarkScreen(app.settings, name, app.log_file, table_running=lambda: True))
+        await pilot.pause()
+        await pilot.click("#reset")
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the refusal")
+        assert "refused" in app.screen.title_text and "Stop the run first" in app.screen.next_step
+        await pilot.press("escape", "escape", "p", "x")
+        await wait_for(pilot, lambda: not app.runs.active(), what="stopped")
+        with TableLock(open_store(app.settings), name, purpose="sync"):  # another process's run
+            await pilot.press("w")
+            await pilot.click("#reset")
+            await pilot.click("#yes")
+            await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the lock error")
+            assert "is locked by sync run" in app.screen.message
+
+
+async def test_cleanup_screen_deletes_only_old_loaded_files(tmp_path, db, local_config, dashboard):
+    import os
+    import time
+
+    make_table(db, rows=500)
+    app = dashboard(local_config)
+    name = f"{db.name}.orders"
+    app.settings.override("backup.batch_size", 100)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: status(app, db).state == "done", what="the sync")
+    store = open_store(app.settings)
+    keys = [info.key for info in store.list(f"data/{db.name}/orders/")]
+    assert len(keys) == 5
+    watermarks = WatermarkStore(store)
+    watermark = watermarks.get(name)
+    watermark.processed_s3_files = keys[:2] + keys[4:]  # files 0, 1 and 4 are loaded
+    watermarks.save(watermark)
+    old = time.time() - 10 * 86400
+    for key in keys[:4]:  # files 0..3 are ten days old; file 4 is new
+        os.utime(tmp_path / "store" / "backups" / key, (old, old))
+
+    app = dashboard(local_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.found is not None, what="the file list")
+        await pilot.press(*"7x")
+        assert "invalid duration" in str(screen.query_one("#totals").render())
+        await pilot.press("backspace", "d")
+        assert [f.info.key for f in screen.plan.doomed] == keys[:2]  # old and loaded only
+        assert "2 of 5 files would go" in str(screen.query_one("#totals").render())
+        rows = screen.query_one("#files", DataTable)
+        assert [rows.get_row_at(i)[-1] for i in range(rows.row_count)] == ["delete", "delete", "keep", "keep"]
+        await pilot.click("#delete")
+        await pilot.click("#yes")
+        await wait_for(pilot, lambda: "deleted 2 files" in app.log_file.path.read_text(), what="delete")
+        await wait_for(pilot, lambda: screen.found is not None and len(screen.found.files) == 3, what="reload")
+        screen.query_one("#force", Switch).value = True  # force: old files not loaded go too
+        await pilot.pause()
+        assert [f.info.key for f in screen.plan.doomed] == keys[2:4]
+    assert [info.key for info in store.list(f"data/{db.name}/orders/")] == keys[2:]
+
+
+async def test_config_screen_redacts_secrets(tmp_path, db, dashboard):
+    from conftest import write_config
+
+    secret = "Zq9-dashboard-Secret-7731"
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store",
+                          extra=f'\n[warehouse]\nkind = "postgres"\npassword = "{secret}"\n')
+    app = dashboard(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("o")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "warehouse.password" in text and "********" in text and secret not in text
+        table = app.screen.query_one(DataTable)
+        cells = [str(cell) for i in range(table.row_count) for cell in table.get_row_at(i)]
+        assert secret not in " ".join(cells) and "file" in cells
+
+
+async def test_errors_show_in_a_dialog_with_the_traceback_in_the_log(db, local_config, dashboard, monkeypatch):
+    app = dashboard(local_config, tables=["missing_table"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        modal = app.screen
+        assert "missing_table" in modal.message and "Fix the configuration" in modal.next_step
+        assert "Traceback" not in screen_text(app)
+        await pilot.press("escape")
+
+        def explode(self):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(engine_sync.TableSync, "run", explode)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the second dialog")
+        assert app.screen.message == "internal error: RuntimeError: boom"
+        assert "Traceback" not in screen_text(app) and "bug" in app.screen.next_step
+    log = app.log_file.path.read_text()
+    assert "Traceback" in log and "RuntimeError: boom" in log
+
+
+def test_progress_messages_coalesce_per_table():
+    def stored(table, n):
+        return EngineUpdate(FileStored(table, f"k{n}", 1, 1, n, n, n, 1.0, 1.0, "t", n, float(n)))
+
+    assert stored("a", 1).can_replace(stored("a", 2))
+    assert not stored("a", 1).can_replace(stored("b", 2))
+    started = EngineUpdate(RunStarted("a", "r", None, None, "t", 1, 1, "/"))
+    assert not started.can_replace(stored("a", 1)) and not stored("a", 1).can_replace(started)
+
+
+async def test_a_flood_of_progress_is_handled_once(tmp_path, local_config, dashboard):
+    """1000 FileStored queued at once reach the handler as one message; the totals are the last."""
+    app = dashboard(local_config, tables=["shop.orders"])
+    handled = []
+    async with app.run_test(size=(80, 24), message_hook=lambda m: handled.append(m)) as pilot:
+        bridge = EngineBridge(app, app.log_file, app.formatter.format)
+        for n in range(1, 1001):
+            bridge(FileStored("shop.orders", f"k{n}", 10, 100, 10 * n, n, 100 * n, 600.0, 50.0, "2024-01-01", n,
+                              n / 10))
+        bridge(RunFinished("shop.orders", "success", 10_000, 1000, 100_000, 100.0, 6000.0, 50.0, "2024-01-01",
+                           1000))
+        await wait_for(pilot, lambda: app.statuses["shop.orders"].state == "done", what="the finish")
+        await pilot.pause(0.3)
+    delivered = [m for m in handled if isinstance(m, EngineUpdate) and isinstance(m.event, FileStored)]
+    assert len(delivered) < 10
+    assert app.statuses["shop.orders"].files == 1000
+    assert app.log_file.path.read_text().count("shop.orders file ") == 1000  # the log keeps every line
