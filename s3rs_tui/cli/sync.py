@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from s3rs_tui.cli.common import print_json, settings_from
+from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.events import Notice, tee
 from s3rs_tui.engine.jobs import Steps, TableJobs, TableOutcome
@@ -55,11 +55,20 @@ def sync(
     if dry_run:
         _dry_run(settings, names, log, json_out)
         return
+    options = SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy)
+    steps = Steps(extract=not load_only, load=load, verify=verify_data)
+    workers = settings.backup.max_workers if strategy == "parallel" else 1
+    if not no_ui and not json_out and on_terminal():
+        from s3rs_tui.tui.launch import run_dashboard  # Textual is loaded only when a dashboard opens
+
+        failure = run_dashboard(settings, names, start_workers=workers, options=options, steps=steps,
+                                verbosity=log.verbosity)
+        if failure is not None:
+            raise failure
+        return
     control = RunControl()
     sink = tee(log, SnapshotWriter(formatter=log.format))  # the snapshot is what `s3rs watch` shows
-    jobs = TableJobs(settings, sink, control, SyncOptions(limit=limit, break_lock=break_lock, backup_strategy=strategy),
-                     Steps(extract=not load_only, load=load, verify=verify_data))
-    workers = settings.backup.max_workers if strategy == "parallel" else 1
+    jobs = TableJobs(settings, sink, control, options, steps)
     with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))):
         outcomes = jobs.run_many(names, workers)
     if len(names) > 1:

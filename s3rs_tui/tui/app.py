@@ -19,19 +19,18 @@ from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline
 from s3rs_tui.cli.headless import NORMAL, HeadlessLog
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.events import tee
-from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.engine.jobs import Steps, TableJobs
+from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.status.snapshot import SnapshotWriter
-from s3rs_tui.store import open_store
-from s3rs_tui.store.lock import read_lock
-from s3rs_tui.store.watermark import Watermark, WatermarkStore
+from s3rs_tui.store.watermark import Watermark
 from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.bridge import EngineBridge
 from s3rs_tui.tui.hangup import HangupGuard
 from s3rs_tui.tui.logfile import RunLog
-from s3rs_tui.tui.messages import EngineUpdate, RunEnded, StoreRead
-from s3rs_tui.tui.runs import Runs
+from s3rs_tui.tui.messages import EngineUpdate, RunEnded
+from s3rs_tui.tui.runs import Run, Runs
 from s3rs_tui.tui.screens.cleanup import CleanupScreen
 from s3rs_tui.tui.screens.config_view import ConfigScreen
 from s3rs_tui.tui.screens.confirm import ConfirmModal
@@ -39,19 +38,20 @@ from s3rs_tui.tui.screens.error import error_modal
 from s3rs_tui.tui.screens.help import HelpScreen
 from s3rs_tui.tui.screens.watermark import WatermarkScreen
 from s3rs_tui.tui.widgets.panel import Panel
+from s3rs_tui.tui.store_info import STORE_REFRESH_SECONDS, StoreInfo
 from s3rs_tui.tui.widgets.tables_list import TablesList
 
 REPAINT_HZ = 4
-STORE_REFRESH_SECONDS = 10
-COMMANDS = ("start_sync", "pause_resume", "stop_run", "watermark", "cleanup")
+COMMANDS = ("start_sync", "verify", "pause_resume", "stop_run", "watermark", "cleanup")
 
 
-class DashboardApp(App):
+class DashboardApp(StoreInfo, App):
     CSS_PATH = "dashboard.tcss"
     TITLE = "s3rs"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("s", "start_sync", "Sync"),
+        Binding("v", "verify", "Verify"),
         Binding("p", "pause_resume", "Pause/resume"),
         Binding("x", "stop_run", "Stop"),
         Binding("w", "watermark", "Watermark"),
@@ -62,15 +62,16 @@ class DashboardApp(App):
     ]
 
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
-                 autostart: bool = False, options: SyncOptions | None = None, verbosity: int = NORMAL,
-                 read_only: bool = False):
+                 autostart: list[list[str]] | None = None, options: SyncOptions | None = None, steps: Steps | None = None,
+                 verbosity: int = NORMAL, read_only: bool = False):
         super().__init__()
         self.settings, self.log_file, self.read_only = settings, log, read_only
         self.options = options or SyncOptions()
+        self.steps = steps or Steps(load=settings.warehouse.kind != "none")  # what `s` runs, as `s3rs sync`
         self.formatter = HeadlessLog(verbosity)
         self.statuses = {name: TableStatus(name) for name in tables}
         self.watermarks: dict[str, Watermark | None] = {}
-        self.autostart = autostart and bool(self.statuses)
+        self.autostart = autostart or []  # groups of tables to run at once, each group in turn
         self.runs = Runs()
         self.failure: S3rsError | None = None
         self.quitting = False
@@ -102,8 +103,8 @@ class DashboardApp(App):
             self.refresh_store()
             self.set_interval(STORE_REFRESH_SECONDS, self.refresh_store)
         self.repaint()
-        if self.autostart:
-            self.start(list(self.statuses))
+        for group in self.autostart:
+            self.start(group)
         self.query_one(TablesList).focus()
 
     def on_unmount(self) -> None:
@@ -150,25 +151,29 @@ class DashboardApp(App):
 
     # -- runs ------------------------------------------------------------------------------------
 
-    def start(self, tables: list[str]) -> None:
+    def start(self, tables: list[str], steps: Steps | None = None) -> None:
         for table in tables:
             self.statuses[table].state = "starting"
-        self.run_tables(self.runs.start(tables))
+        self.run_tables(self.runs.start(tables), steps or self.steps)
         self.dirty = True
 
     @work(thread=True, exit_on_error=False, group="runs", description="engine run")
-    def run_tables(self, run) -> None:
-        """The engine, in this worker's thread: the tables one after another, as `s3rs sync` does."""
+    def run_tables(self, run: Run, steps: Steps) -> None:
+        """The engine, in this worker's thread: the tables one after another, each extracted, loaded
+        and verified as `steps` say (TableJobs, exactly as `s3rs sync` runs them)."""
         sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
                    SnapshotWriter(formatter=self.formatter.format))
+        jobs = TableJobs(self.settings, sink, run.control, self.options, steps)
         try:
             for table in run.tables:
                 if run.control.stop_requested:
                     break
-                error: BaseException | None = None
                 try:
-                    TableSync(self.settings, table, sink, run.control, self.options).run()
-                except Exception as exc:  # noqa: BLE001 - every failure ends in the error dialog
+                    outcome = jobs.run_one(table)
+                    error: BaseException | None = outcome.error
+                    if outcome.verification is not None:
+                        self.log_file.write(f"{table} verify: {outcome.verification.summary()}")
+                except Exception as exc:  # noqa: BLE001 - a bug: its dialog sends the traceback to the log
                     error = exc
                 self.post_message(RunEnded(table, error))
                 if isinstance(error, StoppedByOperator):
@@ -193,44 +198,6 @@ class DashboardApp(App):
     def show_error(self, title: str, error: BaseException) -> None:
         self.push_screen(error_modal(title, error, self.log_file))
 
-    # -- what the store says ----------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="store", exit_on_error=False, description="store read")
-    def refresh_store(self) -> None:
-        """Watermarks and locks of every listed table (and of tables found in the store)."""
-        try:
-            store = open_store(self.settings)
-            watermarks = WatermarkStore(store)
-            names = list(dict.fromkeys([*self.statuses, *watermarks.tables()]))
-        except Exception as exc:  # noqa: BLE001 - shown in the panels, not fatal
-            for name in list(self.statuses):
-                self.post_message(StoreRead(name, None, None, str(exc)))
-            return
-        for name in names:
-            try:
-                self.post_message(StoreRead(name, watermarks.get(name), read_lock(store, name)))
-            except Exception as exc:  # noqa: BLE001
-                self.post_message(StoreRead(name, None, None, str(exc)))
-
-    def on_store_read(self, message: StoreRead) -> None:
-        status = self.statuses.setdefault(message.table, TableStatus(message.table))
-        self.watermarks[message.table] = message.watermark
-        self.dirty = True
-        if status.active:
-            return
-        if message.error:
-            status.error = message.error
-        watermark = message.watermark
-        if watermark is not None:
-            status.watermark_timestamp, status.watermark_id = (watermark.last_mysql_data_timestamp,
-                                                               watermark.last_mysql_data_id)
-        locked = message.lock is not None and self.runs.for_table(message.table) is None
-        if locked:
-            status.state = "locked"
-            status.error = f"locked by {message.lock.describe()}"
-        elif status.state == "locked":
-            status.state = "idle"
-
     # -- keys ------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -239,7 +206,7 @@ class DashboardApp(App):
         if self.read_only:
             return False
         table = self.selected
-        if table is None:
+        if table is None or (action == "verify" and self.settings.warehouse.kind == "none"):
             return None
         active = self.runs.for_table(table) is not None
         if action in ("pause_resume", "stop_run"):
@@ -248,6 +215,10 @@ class DashboardApp(App):
 
     def action_start_sync(self) -> None:
         self.start([self.selected])
+
+    def action_verify(self) -> None:
+        """Compare MySQL and the warehouse (`s3rs verify`); the result goes to the log."""
+        self.start([self.selected], Steps(extract=False, verify=True))
 
     def action_pause_resume(self) -> None:
         table = self.selected

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from s3rs_tui.cli.headless import NORMAL
 from s3rs_tui.config import Settings
+from s3rs_tui.engine.jobs import Steps
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.errors import S3rsError, StoppedByOperator
 from s3rs_tui.tui.app import DashboardApp
@@ -19,14 +20,17 @@ def full_names(settings: Settings, tables: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def run_dashboard(settings: Settings, tables: list[str], *, autostart: bool = False,
-                  options: SyncOptions | None = None, verbosity: int = NORMAL,
+def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int = 0,
+                  options: SyncOptions | None = None, steps: Steps | None = None, verbosity: int = NORMAL,
                   log_path: Path | None = None) -> S3rsError | None:
-    """Open the dashboard; returns the first failure (StoppedByOperator when runs were stopped)."""
+    """Open the dashboard; with start_workers > 0 the tables start at once, that many at a time (as
+    `s3rs sync` would run them). Returns the first failure (StoppedByOperator when runs stopped)."""
     names = full_names(settings, tables or list(settings.tables))
     log = RunLog(log_path or new_log_path())
     log.write(f"dashboard started; this log file: {log.path}")
-    app = DashboardApp(settings, names, log, autostart=autostart, options=options, verbosity=verbosity)
+    groups = [names[i::start_workers] for i in range(min(start_workers, len(names)))]
+    app = DashboardApp(settings, names, log, autostart=groups, options=options, steps=steps,
+                       verbosity=verbosity)
     try:
         app.run()
     finally:
