@@ -85,7 +85,7 @@ class DashboardApp(StoreInfo, App):
         yield TablesList(id="tables")
         with Grid(id="panels"):
             yield Panel("Throughput", id="throughput", extra=Sparkline([], id="rate-trend"))
-            yield Panel("Progress", id="progress", extra=ProgressBar(total=100, show_eta=False, id="bar"))
+            yield Panel("Progress", id="progress", extra=ProgressBar(total=100, show_eta=False, show_percentage=False, id="bar"))
             yield Panel("Memory", id="memory", extra=Sparkline([], id="rss-trend"))
             yield Panel("S3", id="storage")
             yield Panel("Watermark", id="watermark")

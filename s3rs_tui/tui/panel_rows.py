@@ -55,13 +55,27 @@ def warehouse(status: TableStatus, kind: str) -> Rows:
             ("last", status.last_load.rsplit("/", 1)[-1] or "-"), ("state", status.load_state or "-")]
 
 
+# The Watermark panel's short names for the document's fields (the watermark screen shows the real ones).
+SHORT_NAMES = {"table_name": "table", "last_mysql_data_timestamp": "timestamp", "last_mysql_data_id": "id",
+               "last_mysql_extraction_time": "extracted", "mysql_status": "status",
+               "redshift_status": "wh status", "mysql_rows_extracted": "rows", "redshift_rows_loaded": "wh rows",
+               "backup_strategy": "strategy", "s3_file_count": "files", "processed_s3_files": "loaded",
+               "created_at": "created", "updated_at": "updated", "last_s3_file": "last file",
+               "cursor_column": "cursor", "key_column": "key"}
+
+
+def document(stored: Watermark) -> Rows:
+    """Every field of a watermark document, by its real name."""
+    return [(name, f"{len(value)} files" if name == "processed_s3_files" else "-" if value is None else str(value))
+            for name, value in asdict(stored).items()]
+
+
 def watermark(status: TableStatus, stored: Watermark | None) -> Rows:
-    """The live position first (it moves with each file), then every field of the stored document."""
-    rows = [("at", str(status.watermark_timestamp)), ("id", str(status.watermark_id))] if status.active else []
+    """Every field of the stored document; while a run goes, its position is the live one (it moves
+    with each file, before the next read of the document)."""
     if stored is None:
-        return rows + [("stored", "none yet: the next sync starts from the beginning")]
-    for name, value in asdict(stored).items():
-        if name == "processed_s3_files":
-            value = f"{len(value)} files"
-        rows.append((name, "-" if value is None else str(value)))
-    return rows
+        live = [("timestamp", str(status.watermark_timestamp)), ("id", str(status.watermark_id))]
+        return (live if status.active else []) + [("stored", "none yet: the next sync starts from the beginning")]
+    live = {"last_mysql_data_timestamp": str(status.watermark_timestamp),
+            "last_mysql_data_id": str(status.watermark_id)} if status.active else {}
+    return [(SHORT_NAMES.get(name, name), live.get(name, value)) for name, value in document(stored)]

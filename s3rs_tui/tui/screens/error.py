@@ -39,7 +39,7 @@ class ErrorModal(ModalScreen[None]):
         self.title_text, self.message, self.next_step, self.log_path = title, message, next_step, log_path
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="box error"):
+        with Vertical(classes="box failure"):
             yield Static(self.title_text, classes="title")
             yield Static(self.message, classes="message")
             yield Static(f"Next: {self.next_step}", classes="next")

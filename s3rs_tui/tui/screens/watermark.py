@@ -4,12 +4,11 @@ reset it (confirm) or force-reset it (type the table name). Changes go through s
 same functions as `s3rs watermark`, and are refused while the table is running."""
 
 import asyncio
-from dataclasses import asdict
 from typing import Callable
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
 
@@ -17,18 +16,13 @@ from s3rs_tui.config import Settings
 from s3rs_tui.errors import ConfigError, S3rsError
 from s3rs_tui.ops import watermark as ops
 from s3rs_tui.parsing import parse_timestamp
+from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import ErrorModal, describe, error_modal
+from s3rs_tui.tui.widgets.panel import Panel
 
 ESTIMATE_DELAY = 0.4  # seconds of no typing before MySQL is asked
-
-
-def fields_text(document: dict | None, empty: str) -> str:
-    if document is None:
-        return empty
-    return "\n".join(f"{name:27} {len(value) if name == 'processed_s3_files' else value}"
-                     + (" files" if name == "processed_s3_files" else "") for name, value in document.items())
 
 
 class WatermarkScreen(Screen[None]):
@@ -43,12 +37,8 @@ class WatermarkScreen(Screen[None]):
         with Vertical(id="watermark-screen"):
             yield Static(f"Watermark of {self.table}", classes="title")
             with Horizontal(id="documents"):
-                current = VerticalScroll(Static("reading...", id="current"), classes="document")
-                current.border_title = "Current"
-                yield current
-                backup = VerticalScroll(Static("reading...", id="backup"), classes="document")
-                backup.border_title = "Kept by the last reset"
-                yield backup
+                yield Panel("Current", id="current")
+                yield Panel("Kept by the last reset", id="backup")
             yield Static("Set: the next sync starts after (timestamp, id); without an id, at the "
                          "timestamp (inclusive).", classes="hint")
             with Horizontal(classes="inputs"):
@@ -72,17 +62,16 @@ class WatermarkScreen(Screen[None]):
             state = ops.TableState(self.settings, self.table)
             return state.watermarks.get(state.name), state.watermarks.latest_backup(state.name)
 
+        current, kept = self.query_one("#current", Panel), self.query_one("#backup", Panel)
         try:
             watermark, backup = await asyncio.to_thread(read)
         except Exception as exc:  # noqa: BLE001 - shown in place; a corrupt watermark can still be replaced
-            self.query_one("#current", Static).update(describe(exc, self.log_file)[0])
-            self.query_one("#backup", Static).update("-")
+            current.show([("error", describe(exc, self.log_file)[0])])
+            kept.show([])
             return
-        self.query_one("#current", Static).update(
-            fields_text(asdict(watermark) if watermark else None, "no watermark yet: the next sync starts "
-                        "from the beginning"))
-        self.query_one("#backup", Static).update(
-            f"{backup[0]}\n\n{fields_text(asdict(backup[1]), '')}" if backup else "no reset backup")
+        current.show(panel_rows.document(watermark) if watermark else
+                     [("none", "no watermark yet: the next sync starts from the beginning")])
+        kept.show([("backup", backup[0]), *panel_rows.document(backup[1])] if backup else [("none", "no reset yet")])
 
     # -- set: checked as you type ----------------------------------------------------------------
 

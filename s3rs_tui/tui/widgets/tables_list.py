@@ -34,4 +34,4 @@ class TablesList(DataTable):
                 continue
             for column, value in cells.items():
                 if self.get_cell(name, column) != value:
-                    self.update_cell(name, column, value)
+                    self.update_cell(name, column, value, update_width=True)
