@@ -304,8 +304,8 @@ def test_sync_loads_after_extracting_and_honours_the_step_flags(db, orders, pg, 
     loaded = run_cli("sync", "-t", "orders", "--load-only", "--json", config=pg_config)
     assert loaded.returncode == 0, loaded.stderr
     summary = json.loads(loaded.stdout)
-    assert summary["tables"] == [] and summary["loads"][0]["rows"] == ROWS
-    assert "load success" in loaded.stderr
+    assert summary["loads"][0]["rows"] == ROWS
+    assert "load success" in loaded.stderr and " start: " not in loaded.stderr  # nothing extracted
     assert target(pg) == source(db)
     db.execute("UPDATE orders SET update_at = '2024-02-01', note = 'late' WHERE id = 5")
     both = run_cli("sync", "-t", "orders", "--redshift-only", config=pg_config)  # the older name
