@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian machine, safe to rerun: MariaDB (for the demo and the tests),
-# PostgreSQL (the tests' warehouse), a virtual environment in .venv, and the project with its
+# PostgreSQL (the tests' warehouse), tmux (the dashboard's terminal tests), a virtual environment in .venv, and the project with its
 # test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,9 @@ if [ ! -x /usr/sbin/mariadbd ] && ! command -v mariadbd >/dev/null 2>&1; then
 fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     missing+=(postgresql)
+fi
+if ! command -v tmux >/dev/null 2>&1; then
+    missing+=(tmux)  # the dashboard's terminal tests run it in a real, headless terminal
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""

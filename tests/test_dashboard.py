@@ -3,13 +3,14 @@ the moto S3 server: start, pause, resume, stop gracefully, quit while running; t
 S3 cleanup screens doing real changes through s3rs_tui.ops; errors in a dialog with the traceback
 in the log file only; secrets never on screen; progress messages coalescing."""
 
+import json
 import signal
 
 import pytest
 from textual.widgets import Button, DataTable, Input, Switch
 
 from cli_helpers import make_table, table_ids
-from dashboard_helpers import make_app, screen_text, stored_ids, wait_for, watermark_of
+from dashboard_helpers import Gate, make_app, screen_text, stored_ids, wait_for, watermark_of
 from s3rs_tui.engine import sync as engine_sync
 from s3rs_tui.engine.events import FileStored, RunFinished, RunStarted
 from s3rs_tui.errors import StoppedByOperator
@@ -34,21 +35,6 @@ def dashboard(tmp_path, settings_for):
 
 def status(app, db, table="orders"):
     return app.statuses[f"{db.name}.{table}"]
-
-
-class Gate:
-    """Holds `LOCK TABLES t WRITE` in MariaDB: the engine's reads wait until it opens, so a test
-    can press keys while a run is certainly between two files, however fast the engine is."""
-
-    def __init__(self, db, table="orders"):
-        self.conn = db.connect()
-        with self.conn.cursor() as cur:
-            cur.execute(f"LOCK TABLES `{table}` WRITE")
-
-    def open(self):
-        with self.conn.cursor() as cur:
-            cur.execute("UNLOCK TABLES")
-        self.conn.close()
 
 
 async def start_paused(pilot, app, db):
@@ -293,3 +279,28 @@ async def test_a_flood_of_progress_is_handled_once(tmp_path, local_config, dashb
     assert len(delivered) < 10
     assert app.statuses["shop.orders"].files == 1000
     assert app.log_file.path.read_text().count("shop.orders file ") == 1000  # the log keeps every line
+
+
+async def test_watch_is_read_only_and_flags_a_dead_run(tmp_path, local_config, settings_for):
+    from s3rs_tui.status.snapshot import SnapshotWriter
+    from s3rs_tui.tui.logfile import RunLog
+    from s3rs_tui.tui.watch import WatchApp
+
+    writer = SnapshotWriter(tmp_path / "status", formatter=lambda event: type(event).__name__)
+    writer(RunStarted("shop.orders", "r1", None, None, "2024-06-01 00:00:00", 1000, 100, "/store"))
+    writer(RunStarted("shop.refunds", "r2", None, None, "2024-06-01 00:00:00", 1000, 100, "/store"))
+    path = tmp_path / "status" / "shop.refunds.json"
+    document = json.loads(path.read_text())
+    document["pid"] = 2**22 + 4321  # above pid_max: a process that is gone
+    path.write_text(json.dumps(document))
+    app = WatchApp(settings_for(local_config), [], RunLog(tmp_path / "watch.log"), tmp_path / "status")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: len(app.statuses) == 2, what="the snapshots")
+        assert app.statuses["shop.orders"].state == "running"
+        assert app.statuses["shop.refunds"].state == "stale" and "is gone" in app.statuses["shop.refunds"].error
+        for action in ("start_sync", "pause_resume", "stop_run", "watermark", "cleanup"):
+            assert app.check_action(action, ()) is False
+        await pilot.press("s", "w")
+        assert not app.runs.active() and app.screen is app.screen_stack[0]
+        await pilot.pause(0.5)
+        assert "RunStarted" in screen_text(app)  # the selected run's own log lines

@@ -1,0 +1,171 @@
+"""The dashboard in a real terminal: tmux, headless, on a private server socket (never the
+tester's own tmux). `s3rs sync` on a terminal opens the dashboard with the run going; killing the
+session (what a dropped SSH connection does: SIGHUP) stops the run gracefully, watermark saved,
+and the log file says so. Plain `s3rs` and `s3rs ui` open the dashboard in 16 colours, 256 colours
+and truecolor; `s3rs watch` shows a headless run's snapshot, read-only."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from cli_helpers import make_table, run_cli, table_ids
+from dashboard_helpers import Gate, stored_ids, watermark_of
+from s3rs_tui.config import load_settings
+from s3rs_tui.store.lock import lock_key
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed "
+                                "(scripts/bootstrap.sh installs it)")
+
+
+class Tmux:
+    """One private tmux server with one session running `command`."""
+
+    def __init__(self, command: list[str], env: dict[str, str], size=(120, 40)):
+        self.socket = f"s3rs-test-{uuid.uuid4().hex[:8]}"
+        exports = " ".join(f"{k}={v}" for k, v in env.items())
+        shell = f"env {exports} {' '.join(command)}"
+        self.run("new-session", "-d", "-s", "main", "-x", str(size[0]), "-y", str(size[1]), shell)
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
+                              timeout=30).stdout
+
+    def screen(self, escapes: bool = False) -> str:
+        return self.run("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "main")
+
+    def wait_for_text(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared on screen:\n{self.screen()}")
+
+    def pid(self) -> int:
+        return int(self.run("list-panes", "-t", "main", "-F", "#{pane_pid}").split()[0])
+
+    def close(self) -> None:
+        self.run("kill-server")
+
+
+@pytest.fixture
+def tmux_session():
+    sessions = []
+
+    def start(command, env, size=(120, 40)):
+        sessions.append(Tmux(command, env, size))
+        return sessions[-1]
+
+    yield start
+    for session in sessions:
+        session.close()
+
+
+def s3rs(config, *args) -> list[str]:
+    return [sys.executable, "-m", "s3rs_tui", "--config", str(config), *args]
+
+
+def wait_until(condition, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1].startswith("Z")  # a zombie has exited
+    except FileNotFoundError:
+        return True
+
+
+def test_sync_dashboard_stops_gracefully_when_the_terminal_goes(tmp_path, db, local_config, tmux_session):
+    make_table(db, rows=3000)
+    state = tmp_path / "state"
+    gate = Gate(db)
+    session = tmux_session(s3rs(local_config, "sync", "-t", "orders", "--batch-size", "50"),
+                           {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
+    pid = session.pid()
+    screen = session.wait_for_text("Throughput")
+    assert "Tables" in screen and "orders" in screen
+    session.run("send-keys", "-t", "main", "p")
+    logs = state / "logs"
+    wait_until(lambda: any("pause requested" in f.read_text() for f in logs.glob("*.log")), what="pause")
+    gate.open()
+    (log_file,) = logs.glob("*.log")
+    wait_until(lambda: "file 1:" in log_file.read_text(), what="the first file")
+    session.run("kill-session", "-t", "main")  # the terminal goes away: SIGHUP
+    wait_until(lambda: pid_gone(pid), what="the process to exit")
+    log = log_file.read_text()
+    assert "SIGHUP: the terminal went away" in log and "every run has stopped with its watermark saved" in log
+    settings = load_settings(str(local_config), environ={})
+    name = f"{db.name}.orders"
+    watermark = watermark_of(settings, name)
+    ids = stored_ids(settings, name)
+    assert watermark.mysql_status == "interrupted" and 0 < len(ids) < 3000
+    assert ids == table_ids(db)[:len(ids)] and watermark.last_mysql_data_id == ids[-1]
+    assert not (tmp_path / "store" / "backups" / lock_key(name)).exists()  # the lock was released
+
+
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def colour_codes(screen: str) -> set[str]:
+    """'16', '256' and 'truecolor' for the kinds of colour the screen's escape codes use."""
+    kinds = set()
+    for params in SGR.findall(screen):
+        parts = [int(p) if p.isdigit() else 0 for p in params.split(";")]
+        while parts:
+            code = parts.pop(0)
+            if code in (38, 48) and parts:  # extended colour: 5;n or 2;r;g;b
+                mode = parts.pop(0)
+                kinds.add("256" if mode == 5 else "truecolor")
+                del parts[:1 if mode == 5 else 3]
+            elif 30 <= code <= 37 or 40 <= code <= 47 or 90 <= code <= 97 or 100 <= code <= 107:
+                kinds.add("16")
+    return kinds
+
+
+@pytest.mark.parametrize("colours, command", [("standard", ()), ("256", ("ui",)), ("truecolor", ("ui",))])
+def test_dashboard_in_each_colour_system(tmp_path, local_config, tmux_session, colours, command):
+    """Plain `s3rs` (and `s3rs ui`) open the dashboard; the colours used are the ones asked for,
+    and every label is there in each (states are words, never colour alone)."""
+    session = tmux_session(s3rs(local_config, *command),
+                           {"S3RS_STATE_DIR": tmp_path / "state", "TEXTUAL_COLOR_SYSTEM": colours,
+                            "PYTHONPATH": os.getcwd()}, size=(80, 24))
+    session.wait_for_text("Quit")
+    time.sleep(0.5)  # let the first full frame settle
+    screen = session.screen()
+    for label in ("Tables", "Progress", "Memory", "Watermark", "Log", "Quit"):
+        assert label in screen
+    kinds = colour_codes(session.screen(escapes=True))
+    expected = {"standard": {"16"}, "256": {"16", "256"}, "truecolor": {"16", "truecolor"}}[colours]
+    assert kinds and kinds <= expected and (colours == "standard" or kinds - {"16"}), kinds
+    pid = session.pid()
+    session.run("send-keys", "-t", "main", "q")
+    wait_until(lambda: pid_gone(pid), timeout=20, what="quit")
+
+
+def test_watch_shows_a_headless_run(tmp_path, db, local_config, tmux_session):
+    make_table(db, rows=300)
+    state = tmp_path / "state"
+    result = run_cli("sync", "-t", "orders", "--batch-size", "100", config=local_config,
+                     env={"S3RS_STATE_DIR": str(state)})
+    assert result.returncode == 0, result.stderr
+    session = tmux_session(s3rs(local_config, "watch"), {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
+    session.wait_for_text(f"{db.name}.orders")
+    time.sleep(0.5)
+    screen = session.screen()
+    assert "done" in screen and "300" in screen and "watch (read-only)" in screen
+    assert "orders file 3:" in screen  # the run's own log lines, from its snapshot
+    assert "Sync" not in screen and "Stop" not in screen  # read-only: no run keys in the footer
+    session.run("send-keys", "-t", "main", "q")
