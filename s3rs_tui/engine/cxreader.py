@@ -4,8 +4,8 @@ Same keyset SQL as the default reader (keyset.page_query), with each column in t
 ColumnPlan.cx_sql gives (dates as numbers, spatial as bytes, odd types as text), then typed by the
 same Arrow code (typemap.columns_to_batch). That makes both readers write the same schema and
 values: connectorx left to itself widens DECIMAL(18,4) to decimal(38,10), returns BIGINT UNSIGNED as
-uint64 and panics on zero dates. The cursor also travels as the server's text, so the watermark is
-spelled exactly as the default reader spells it.
+uint64 and panics on zero dates. The watermark is spelled from the cursor's digits exactly as the
+default reader spells it.
 
 connectorx has no parameter binding, so the page's parameters are rendered by pymysql's own
 escaping on the engine's connection. Optional: `pip install s3rs-tui[fast]`.
@@ -25,7 +25,6 @@ from s3rs_tui.engine.keyset import Position, page_query
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan
 from s3rs_tui.errors import ConfigError, S3rsError, TransientError
-from s3rs_tui.parsing import quote_identifier
 
 _UTC = "SET time_zone = '+00:00'"  # as on the engine's own connections: TIMESTAMPs read in UTC
 _TRANSIENT_HINTS = ("connect", "timed out", "broken pipe", "reset by peer", "lost connection",
@@ -50,9 +49,9 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
     """The fast reader as a ChunkSource; `conn` (pymysql) only renders the query's parameters."""
     import connectorx
 
-    cursor_text = f"CAST({quote_identifier(info.cursor.name)} AS CHAR) AS `s3rs_cursor_text`"
-    columns = [plan.cx_sql for plan in plans] + [cursor_text]
-    key_at = [plan.column.name for plan in plans].index(info.key.name)
+    columns = [plan.cx_sql for plan in plans]
+    names = [plan.column.name for plan in plans]
+    cursor_at, key_at = names.index(info.cursor.name), names.index(info.key.name)
 
     def read(conn: pymysql.Connection, start: Position, limit: int) -> Iterator[Chunk]:
         sql, params = page_query(info, columns, start, bound, limit)
@@ -65,7 +64,8 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
             for raw in stream:
                 if not raw.num_rows:
                     continue
-                position = Position(_last(raw.column(len(plans))), key_value(info, str(_last(raw.column(key_at)))))
+                cursor = cursor_text(_last(raw.column(cursor_at)), info.cursor.data_type, info.cursor_precision)
+                position = Position(cursor, key_value(info, str(_last(raw.column(key_at)))))
                 yield Chunk([raw.column(i) for i in range(len(plans))], position, time.monotonic() - clock)
                 clock = time.monotonic()
         except BaseException as exc:  # noqa: BLE001 - Rust panics are BaseExceptions; classify them all
@@ -78,6 +78,18 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
 
 def _last(column: pa.Array):
     return column[len(column) - 1].as_py()
+
+
+def cursor_text(number, data_type: str, precision: int) -> str:
+    """The server's own spelling of a cursor value read as `col + 0` (YYYYMMDD[hhmmss][.ffffff]):
+    every digit is there, zero dates included, so the watermark reads as with the default reader."""
+    whole, _, fraction = f"{number:f}".partition(".")
+    if data_type == "date":
+        digits = whole.rjust(8, "0")
+        return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}"
+    digits = whole.rjust(14, "0")
+    text = f"{digits[:4]}-{digits[4:6]}-{digits[6:8]} {digits[8:10]}:{digits[10:12]}:{digits[12:14]}"
+    return f"{text}.{fraction.ljust(precision, '0')[:precision]}" if precision else text
 
 
 def _classify(exc: BaseException, url: str) -> S3rsError:
