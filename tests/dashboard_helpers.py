@@ -10,16 +10,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from s3rs_tui.engine.events import FileStored, Notice, RunStarted
 from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.tui.app import DashboardApp
 from s3rs_tui.tui.launch import full_names
 from s3rs_tui.tui.logfile import RunLog
-
-FROZEN_TIME = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC: log lines in pictures never change
-
 
 def make_app(settings, tables, log_path: Path, clock=time.time, **options) -> DashboardApp:
     return DashboardApp(settings, full_names(settings, tables), RunLog(log_path, clock), **options)
@@ -50,21 +46,6 @@ async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "conditi
             raise AssertionError(f"timed out waiting for {what}; states {states}; screen {app.screen!r}; "
                                  f"log:\n{app.log_file.path.read_text()}")
         await pilot.pause(0.05)
-
-
-def recorded_run(table: str = "shop.orders", files: int = 12) -> list:
-    """A run as the engine reports it: start, a notice, then files of 50,000 rows at a steady pace
-    with one slow patch (so the sparkline has a shape)."""
-    events = [RunStarted(table, "a1b2c3d4e5f6", None, None, "2026-05-28 20:26:35", 1_000_000, 50_000,
-                         "s3://backups/s3rs/"),
-              Notice(table, "3 rows have a NULL update_at and can never be reached by the cursor", "warning")]
-    elapsed = 0.0
-    for n in range(1, files + 1):
-        elapsed += 0.9 if n not in (5, 6) else 2.4
-        events.append(FileStored(table, f"data/shop/orders/part-2024010{n % 9}T000000-{n * 50_000}.parquet",
-                                 50_000, 2_300_000, n * 50_000, n, n * 2_300_000, n * 50_000 * 60 / elapsed,
-                                 180.0 + 4 * n, f"2024-01-0{1 + n // 4} 0{n % 10}:00:00", n * 50_000, elapsed))
-    return events
 
 
 def stored_ids(settings, table: str) -> list[int]:

@@ -4,7 +4,9 @@ S3 cleanup screens doing real changes through s3rs_tui.ops; errors in a dialog w
 in the log file only; secrets never on screen; progress messages coalescing."""
 
 import json
+import os
 import signal
+import time
 
 import pytest
 from textual.widgets import Button, DataTable, Input, Switch
@@ -37,6 +39,19 @@ def status(app, db, table="orders"):
     return app.statuses[f"{db.name}.{table}"]
 
 
+def app_on_table(dashboard, db, config, rows: int, batch_size: int = 50):
+    """A source table of `rows` rows and the dashboard on it, `batch_size` rows a file."""
+    make_table(db, rows=rows)
+    app = dashboard(config)
+    app.settings.override("backup.batch_size", batch_size)
+    return app
+
+
+async def sync_to_the_end(pilot, app, db):
+    await pilot.press("s")
+    await wait_for(pilot, lambda: status(app, db).state == "done", what="the sync")
+
+
 async def start_paused(pilot, app, db):
     """Start a sync with the keys and pause it after its first file."""
     gate = Gate(db)
@@ -48,9 +63,7 @@ async def start_paused(pilot, app, db):
 @pytest.mark.parametrize("store", ["local", "s3"])
 async def test_sync_pause_resume_stop_from_the_keyboard(request, db, dashboard, store):
     config = request.getfixturevalue(f"{store}_config")
-    make_table(db, rows=6000)
-    app = dashboard(config)
-    app.settings.override("backup.batch_size", 50)
+    app = app_on_table(dashboard, db, config, 6000, 50)
     name = f"{db.name}.orders"
     async with app.run_test(size=(120, 40)) as pilot:
         await start_paused(pilot, app, db)
@@ -75,9 +88,7 @@ async def test_sync_pause_resume_stop_from_the_keyboard(request, db, dashboard, 
 
 
 async def test_quit_while_running_asks_then_stops_gracefully(db, local_config, dashboard):
-    make_table(db, rows=2000)
-    app = dashboard(local_config)
-    app.settings.override("backup.batch_size", 50)
+    app = app_on_table(dashboard, db, local_config, 2000, 50)
     async with app.run_test(size=(80, 24)) as pilot:
         await start_paused(pilot, app, db)
         await pilot.press("q")
@@ -95,26 +106,22 @@ async def test_quit_while_running_asks_then_stops_gracefully(db, local_config, d
 
 async def test_terminal_loss_stops_the_run_and_says_so(db, local_config, dashboard):
     """SIGHUP handling in-process (the tmux test does it for real): runs stop, log says so."""
-    make_table(db, rows=2000)
-    app = dashboard(local_config)
-    app.settings.override("backup.batch_size", 50)
+    app = app_on_table(dashboard, db, local_config, 2000, 50)
     async with app.run_test(size=(80, 24)) as pilot:
         await start_paused(pilot, app, db)
         app.hangup.handle(signal.SIGHUP)
         await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
+    app.hangup.disarm()  # as run_dashboard does once the app has ended (else: os._exit in 5 s)
     log = app.log_file.path.read_text()
     assert "SIGHUP: the terminal went away" in log and "every run has stopped with its watermark saved" in log
     assert watermark_of(app.settings, f"{db.name}.orders").mysql_status == "interrupted"
 
 
 async def test_watermark_screen_set_reset_force_reset(db, local_config, dashboard):
-    make_table(db, rows=400)
-    app = dashboard(local_config)
+    app = app_on_table(dashboard, db, local_config, 400, 100)
     name = f"{db.name}.orders"
-    app.settings.override("backup.batch_size", 100)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("s")
-        await wait_for(pilot, lambda: status(app, db).state == "done", what="the sync")
+        await sync_to_the_end(pilot, app, db)
         await pilot.press("w")
         screen = app.screen
         assert isinstance(screen, WatermarkScreen)
@@ -145,10 +152,8 @@ async def test_watermark_screen_set_reset_force_reset(db, local_config, dashboar
 
 
 async def test_watermark_changes_refused_while_running_or_locked(db, local_config, dashboard):
-    make_table(db, rows=1000)
-    app = dashboard(local_config)
+    app = app_on_table(dashboard, db, local_config, 1000, 50)
     name = f"{db.name}.orders"
-    app.settings.override("backup.batch_size", 50)
     async with app.run_test(size=(120, 40)) as pilot:
         await start_paused(pilot, app, db)
         await pilot.press("w", "c")  # both keys are off while the table runs
@@ -170,16 +175,10 @@ async def test_watermark_changes_refused_while_running_or_locked(db, local_confi
 
 
 async def test_cleanup_screen_deletes_only_old_loaded_files(tmp_path, db, local_config, dashboard):
-    import os
-    import time
-
-    make_table(db, rows=500)
-    app = dashboard(local_config)
+    app = app_on_table(dashboard, db, local_config, 500, 100)
     name = f"{db.name}.orders"
-    app.settings.override("backup.batch_size", 100)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("s")
-        await wait_for(pilot, lambda: status(app, db).state == "done", what="the sync")
+        await sync_to_the_end(pilot, app, db)
     store = open_store(app.settings)
     keys = [info.key for info in store.list(f"data/{db.name}/orders/")]
     assert len(keys) == 5

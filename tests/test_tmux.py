@@ -72,11 +72,11 @@ def s3rs(config, *args) -> list[str]:
     return [sys.executable, "-m", "s3rs_tui", "--config", str(config), *args]
 
 
-def wait_until(condition, timeout=60, what="condition"):
+def wait_until(condition, timeout=60, what="condition", detail=lambda: ""):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}\n{detail()}")
         time.sleep(0.2)
 
 
@@ -104,7 +104,8 @@ def test_sync_dashboard_stops_gracefully_when_the_terminal_goes(tmp_path, db, lo
     (log_file,) = logs.glob("*.log")
     wait_until(lambda: "file 1:" in log_file.read_text(), what="the first file")
     session.run("kill-session", "-t", "main")  # the terminal goes away: SIGHUP
-    wait_until(lambda: pid_gone(pid), what="the process to exit")
+    wait_until(lambda: pid_gone(pid), what="the process to exit",
+               detail=lambda: f"log:\n{log_file.read_text()}\nthreads:\n{threads_of(pid)}")
     log = log_file.read_text()
     assert "SIGHUP: the terminal went away" in log and "every run has stopped with its watermark saved" in log
     settings = load_settings(str(local_config), environ={})
@@ -114,6 +115,14 @@ def test_sync_dashboard_stops_gracefully_when_the_terminal_goes(tmp_path, db, lo
     assert watermark.mysql_status == "interrupted" and 0 < len(ids) < 3000
     assert ids == table_ids(db)[:len(ids)] and watermark.last_mysql_data_id == ids[-1]
     assert not (tmp_path / "store" / "backups" / lock_key(name)).exists()  # the lock was released
+
+
+def threads_of(pid: int) -> str:
+    try:
+        return subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True,
+                              timeout=20).stdout if shutil.which("py-spy") else os.listdir(f"/proc/{pid}/task")
+    except OSError as exc:
+        return str(exc)
 
 
 SGR = re.compile(r"\x1b\[([0-9;]*)m")

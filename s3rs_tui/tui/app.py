@@ -76,6 +76,7 @@ class DashboardApp(StoreInfo, App):
         self.failure: S3rsError | None = None
         self.quitting = False
         self.dirty = True
+        self.keys_for: tuple = ()
         self.hangup = HangupGuard(self.runs, log, self.exit_after_signal)
 
     # -- layout ----------------------------------------------------------------------------------
@@ -103,8 +104,8 @@ class DashboardApp(StoreInfo, App):
             self.refresh_store()
             self.set_interval(STORE_REFRESH_SECONDS, self.refresh_store)
         self.repaint()
-        for group in self.autostart:
-            self.start(group)
+        for group in self.autostart:  # after the first frame, so drawing it does not slow the run
+            self.call_after_refresh(self.start, group)
         self.query_one(TablesList).focus()
 
     def on_unmount(self) -> None:
@@ -139,7 +140,10 @@ class DashboardApp(StoreInfo, App):
         self.query_one("#watermark", Panel).show(
             panel_rows.watermark(status, self.watermarks.get(status.table)))
         self.query_one("#warehouse", Panel).show(panel_rows.warehouse(status, self.settings.warehouse.kind))
-        self.refresh_bindings()
+        keys = (self.selected, frozenset(table for run in self.runs.active() for table in run.tables))
+        if keys != self.keys_for:  # the footer's keys depend on the selection and on what runs
+            self.keys_for = keys
+            self.refresh_bindings()
 
     def on_data_table_row_highlighted(self) -> None:
         self.dirty = True
@@ -152,6 +156,8 @@ class DashboardApp(StoreInfo, App):
     # -- runs ------------------------------------------------------------------------------------
 
     def start(self, tables: list[str], steps: Steps | None = None) -> None:
+        if self.hangup.fired or self.quitting:  # a deferred autostart after the end was asked for
+            return
         for table in tables:
             self.statuses[table].state = "starting"
         self.run_tables(self.runs.start(tables), steps or self.steps)

@@ -32,10 +32,13 @@ class HangupGuard:
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self.handle) for sig in SIGNALS}
 
-    def uninstall(self) -> None:
-        """The app closed by itself: no need for the deadline any more."""
+    def disarm(self) -> None:
+        """The app has really ended (its run() returned): no need for the deadline any more. Not done
+        on unmount: an app closing on a dead terminal can hang after unmounting, writing to it."""
         if self._deadline is not None:
             self._deadline.cancel()
+
+    def uninstall(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}

@@ -34,6 +34,7 @@ def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int =
     try:
         app.run()
     finally:
+        app.hangup.disarm()
         if app.runs.active():
             log.write("the dashboard closed while runs were going: stopping them gracefully")
             app.runs.stop_all("the dashboard closed")

@@ -13,6 +13,7 @@ class Panel(Vertical):
         super().__init__(id=id, classes="panel")
         self.border_title = title
         self.extra = extra
+        self.shown: list[tuple[str, str]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(classes="rows")
@@ -20,6 +21,10 @@ class Panel(Vertical):
             yield self.extra
 
     def show(self, rows: list[tuple[str, str]]) -> None:
+        """Show these rows; nothing is redrawn when they did not change (cheap for the engine)."""
+        if rows == self.shown:
+            return
+        self.shown = rows
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="italic", no_wrap=True)
         grid.add_column(style="bold", overflow="fold")

@@ -1,0 +1,91 @@
+"""A dashboard that always looks the same, for pictures: the snapshot tests and
+scripts/screenshots.py. A local store in a fixed folder (paths appear on screen) with a watermark,
+a reset backup and six data files of fixed dates, a fixed log clock, and a recorded run fed through
+the same bridge the engine uses."""
+
+import os
+import shutil
+from pathlib import Path
+
+from s3rs_tui.config import Settings, load_settings
+from s3rs_tui.engine.events import Event, FileStored, Notice, RunStarted
+from s3rs_tui.store.watermark import Watermark
+
+FOLDER = Path("/tmp/s3rs-pictures")
+TABLE = "shop.orders"
+SECRET = "Zq9-picture-Secret-7731"  # the config's password: it must appear in no picture
+FROZEN_TIME = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
+
+
+def watermark_document(**changes) -> bytes:
+    fields = dict(table_name=TABLE, last_mysql_data_timestamp="2024-01-04 02:00:00", last_mysql_data_id=600000,
+                  last_mysql_extraction_time="2026-05-28T20:26:40Z", mysql_status="success",
+                  mysql_rows_extracted=600000, s3_file_count=12, processed_s3_files=[],
+                  created_at="2026-05-20T08:00:00Z", updated_at="2026-05-28T20:26:40Z",
+                  last_s3_file="data/shop/orders/part-20240103T000000-550000.parquet",
+                  cursor_column="update_at", key_column="id")
+    fields.update(changes)
+    return Watermark(**fields).to_json()
+
+
+def picture_settings(folder: Path = FOLDER) -> Settings:
+    """A fresh store in `folder` and the settings pointing at it (MySQL on port 1: never reached)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    store = folder / "store" / "s3rs"
+    (store / "data" / "shop" / "orders").mkdir(parents=True)
+    keys = []
+    for n in range(6):
+        key = f"data/shop/orders/part-2024010{n + 1}T000000-{n * 100_000}.parquet"
+        (store / key).write_bytes(b"x" * (2_300_000 + n * 1000))
+        stamp = FROZEN_TIME - (30 - n * 5) * 86400  # 30, 25, ... 5 days before the frozen time
+        os.utime(store / key, (stamp, stamp))
+        keys.append(key)
+    state = store / "_state" / "watermarks"
+    (state / "backups").mkdir(parents=True)
+    (state / f"{TABLE}.json").write_bytes(watermark_document(processed_s3_files=keys[:3]))
+    (state / "backups" / f"{TABLE}.20260520T080000000000Z.json").write_bytes(
+        watermark_document(last_mysql_data_timestamp="2024-01-02 00:00:00", last_mysql_data_id=150000))
+    config = folder / "s3rs.toml"
+    config.write_text(f'[mysql]\nhost = "127.0.0.1"\nport = 1\ndatabase = "shop"\npassword = "{SECRET}"\n\n'
+                      f'[s3]\nlocal_path = "{folder / "store"}"\n\n[backup]\nmemory_limit_mb = 1024\n\n'
+                      f'[tables."{TABLE}"]\ncursor_column = "update_at"\n')
+    return load_settings(str(config), environ={})
+
+
+def recorded_run(table: str = TABLE, files: int = 12) -> list[Event]:
+    """A run as the engine reports it: start, a notice, then files of 50,000 rows at a steady pace
+    with one slow patch (so the sparkline has a shape)."""
+    events: list[Event] = [
+        RunStarted(table, "a1b2c3d4e5f6", None, None, "2026-05-28 20:26:35", 1_000_000, 50_000, "s3://backups/s3rs/"),
+        Notice(table, "3 rows have a NULL update_at and can never be reached by the cursor", "warning")]
+    elapsed = 0.0
+    for n in range(1, files + 1):
+        elapsed += 0.9 if n not in (5, 6) else 2.4
+        events.append(FileStored(table, f"data/shop/orders/part-2024010{n % 9}T000000-{n * 50_000}.parquet",
+                                 50_000, 2_300_000, n * 50_000, n, n * 2_300_000, n * 50_000 * 60 / elapsed,
+                                 180.0 + 4 * n, f"2024-01-0{1 + n // 4} 0{n % 10}:00:00", n * 50_000, elapsed))
+    return events
+
+
+def picture_app(settings: Settings, folder: Path = FOLDER):
+    """The dashboard on TABLE, its log in `folder` with the frozen clock."""
+    from s3rs_tui.tui.app import DashboardApp
+    from s3rs_tui.tui.logfile import RunLog
+
+    log = folder / "logs" / "dashboard.log"
+    log.unlink(missing_ok=True)
+    return DashboardApp(settings, [TABLE], RunLog(log, clock=lambda: FROZEN_TIME))
+
+
+async def play_recorded_run(pilot) -> None:
+    """Feed the recorded run through the engine's bridge, one event at a time (as files come in a
+    real run; all at once they would coalesce), as if a run were going."""
+    from s3rs_tui.tui.bridge import EngineBridge
+
+    app = pilot.app
+    app.runs.start([TABLE])  # the keys then show as for a running table
+    bridge = EngineBridge(app, app.log_file, app.formatter.format)
+    for event in recorded_run():
+        bridge(event)
+        await pilot.pause()
+    await pilot.pause(0.6)
