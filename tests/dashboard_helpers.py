@@ -1,6 +1,6 @@
-"""Helpers for the dashboard tests: building the app on a test config, waiting on a condition
-while the app runs, a recorded event sequence for pictures, and reading back what a run stored
-(local folder or S3) to check it against the source table."""
+"""Helpers for the dashboard tests: building the app on a test config, holding the engine between
+two files (Gate), waiting on a condition while the app runs, the screen as text, and reading back
+what a run stored (local folder or S3) to check it against the source table."""
 
 import html
 import io
@@ -17,8 +17,9 @@ from s3rs_tui.tui.app import DashboardApp
 from s3rs_tui.tui.launch import full_names
 from s3rs_tui.tui.logfile import RunLog
 
-def make_app(settings, tables, log_path: Path, clock=time.time, **options) -> DashboardApp:
-    return DashboardApp(settings, full_names(settings, tables), RunLog(log_path, clock), **options)
+
+def make_app(settings, tables, log_path: Path, **options) -> DashboardApp:
+    return DashboardApp(settings, full_names(settings, tables), RunLog(log_path), **options)
 
 
 class Gate:

@@ -18,7 +18,7 @@ from s3rs_tui.engine.events import FileStored, RunFinished, RunStarted
 from s3rs_tui.errors import StoppedByOperator
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
-from s3rs_tui.store.watermark import Watermark, WatermarkStore
+from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.tui.bridge import EngineBridge
 from s3rs_tui.tui.messages import EngineUpdate
 from s3rs_tui.tui.screens.confirm import ConfirmModal
