@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from textual.widgets import Button, DataTable, Input, Switch
+from textual.widgets import Button, DataTable, Input, ProgressBar, Switch
 
 from cli_helpers import make_table, table_ids
 from dashboard_helpers import Gate, make_app, screen_text, stored_ids, wait_for, watermark_of
@@ -20,7 +20,7 @@ from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.tui.bridge import EngineBridge
-from s3rs_tui.tui.messages import EngineUpdate
+from s3rs_tui.tui.messages import DeleteProgress, EngineUpdate
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import ErrorModal
 from s3rs_tui.tui.screens.watermark import WatermarkScreen
@@ -205,6 +205,8 @@ async def test_cleanup_screen_deletes_only_old_loaded_files(tmp_path, db, local_
         await pilot.click("#delete")
         await pilot.click("#yes")
         await wait_for(pilot, lambda: "deleted 2 files" in app.log_file.path.read_text(), what="delete")
+        bar = screen.query_one("#deleting", ProgressBar)
+        await wait_for(pilot, lambda: (bar.progress, bar.total) == (2, 2), what="the progress bar")
         await wait_for(pilot, lambda: screen.found is not None and len(screen.found.files) == 3, what="reload")
         screen.query_one("#force", Switch).value = True  # force: old files not loaded go too
         await pilot.pause()
@@ -259,6 +261,7 @@ def test_progress_messages_coalesce_per_table():
     assert not stored("a", 1).can_replace(stored("b", 2))
     started = EngineUpdate(RunStarted("a", "r", None, None, "t", 1, 1, "/"))
     assert not started.can_replace(stored("a", 1)) and not stored("a", 1).can_replace(started)
+    assert DeleteProgress(1, 5000).can_replace(DeleteProgress(2, 5000))  # deleting thousands: latest wins
 
 
 async def test_a_flood_of_progress_is_handled_once(tmp_path, local_config, dashboard):
