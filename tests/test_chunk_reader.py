@@ -25,7 +25,7 @@ def source(fail_after_chunks: int | None = None, chunk_rows: int = 4):
             if fail_after_chunks is not None and len(calls) == 1 and n == fail_after_chunks:
                 raise TransientError("connection lost")
             part = keys[i:i + chunk_rows]
-            yield Chunk([pa.array(part)], Position("2024-01-01", part[-1]))
+            yield Chunk(pa.record_batch([pa.array(part)], names=["id"]), Position("2024-01-01", part[-1]))
 
     return read, calls
 
@@ -45,7 +45,7 @@ def collect(reader: ChunkReader) -> list[Chunk]:
 def test_pages_are_read_in_order_with_their_ends_marked():
     read, calls = source()
     chunks = collect(ChunkReader(run_query, read, Position(), MemoryBudget(10), limit=None, what="t"))
-    keys = [k for c in chunks for k in c.columns[0].to_pylist()]
+    keys = [k for c in chunks for k in c.batch.column(0).to_pylist()]
     assert keys == ROWS
     ends = [c.last.key for c in chunks if c.ends_page]
     assert ends == [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
@@ -55,7 +55,7 @@ def test_pages_are_read_in_order_with_their_ends_marked():
 def test_a_failure_mid_page_resumes_after_the_last_chunk_taken():
     read, calls = source(fail_after_chunks=2)
     reader = ChunkReader(run_query, read, Position(), MemoryBudget(10), limit=None, what="t")
-    keys = [k for c in collect(reader) for k in c.columns[0].to_pylist()]
+    keys = [k for c in collect(reader) for k in c.batch.column(0).to_pylist()]
     assert keys == ROWS and reader.caught_up
     assert calls[:2] == [(None, 10), (8, 2)]  # resumed after key 8 for the 2 rows left of that page
 
@@ -63,7 +63,7 @@ def test_a_failure_mid_page_resumes_after_the_last_chunk_taken():
 def test_limit_is_exact():
     read, _ = source()
     reader = ChunkReader(run_query, read, Position(), MemoryBudget(10), limit=23, what="t")
-    keys = [k for c in collect(reader) for k in c.columns[0].to_pylist()]
+    keys = [k for c in collect(reader) for k in c.batch.column(0).to_pylist()]
     assert keys == ROWS[:23] and not reader.caught_up
 
 

@@ -23,7 +23,7 @@ from s3rs_tui.engine.extract import Chunk, ChunkSource, key_value
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.keyset import Position, page_query
 from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.engine.typemap import ColumnPlan
+from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
 from s3rs_tui.errors import ConfigError, S3rsError, TransientError
 
 _UTC = "SET time_zone = '+00:00'"  # as on the engine's own connections: TIMESTAMPs read in UTC
@@ -64,9 +64,11 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
             for raw in stream:
                 if not raw.num_rows:
                     continue
+                invalid: dict[str, int] = {}
+                batch = columns_to_batch(plans, [raw.column(i) for i in range(len(plans))], invalid)
                 cursor = cursor_text(_last(raw.column(cursor_at)), info.cursor.data_type, info.cursor_precision)
                 position = Position(cursor, key_value(info, str(_last(raw.column(key_at)))))
-                yield Chunk([raw.column(i) for i in range(len(plans))], position, time.monotonic() - clock)
+                yield Chunk(batch, position, invalid, time.monotonic() - clock)
                 clock = time.monotonic()
         except BaseException as exc:  # noqa: BLE001 - Rust panics are BaseExceptions; classify them all
             if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, S3rsError)):

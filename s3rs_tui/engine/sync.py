@@ -23,7 +23,7 @@ from s3rs_tui.engine.parquet import ParquetFile, data_key
 from s3rs_tui.engine.retry import with_retries
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.table import TableInfo, describe_table
-from s3rs_tui.engine.typemap import arrow_schema, columns_to_batch, plan_columns
+from s3rs_tui.engine.typemap import arrow_schema, plan_columns
 from s3rs_tui.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
@@ -50,7 +50,7 @@ class _Run:
     files: int = 0
     bytes: int = 0
     file_invalid_dates: dict = field(default_factory=dict)  # of the file being written
-    step_seconds: dict = field(default_factory=lambda: dict.fromkeys(("read", "convert", "encode"), 0.0))
+    step_seconds: dict = field(default_factory=lambda: {"read": 0.0, "encode": 0.0})
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -189,7 +189,7 @@ class TableSync:
             for chunk in reader.chunks():
                 if current is None:
                     current, file_start = self._new_file(schema, budget), position
-                self._add_chunk(run, current, chunk, plans)
+                self._add_chunk(run, current, chunk)
                 position = chunk.last
                 guard.after_chunk()
                 if self._file_is_done(current, chunk):
@@ -224,14 +224,12 @@ class TableSync:
     def _new_file(self, schema, budget: MemoryBudget) -> ParquetFile:
         return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema, budget)
 
-    def _add_chunk(self, run: _Run, file: ParquetFile, chunk: Chunk, plans) -> None:
+    def _add_chunk(self, run: _Run, file: ParquetFile, chunk: Chunk) -> None:
         clock = time.monotonic()
-        batch = columns_to_batch(plans, chunk.columns, run.file_invalid_dates)
-        converted = time.monotonic()
-        file.add(batch)
-        run.step_seconds["convert"] += converted - clock
-        run.step_seconds["encode"] += time.monotonic() - converted
+        file.add(chunk.batch)
+        run.step_seconds["encode"] += time.monotonic() - clock
         run.step_seconds["read"] += chunk.read_seconds
+        _add_counts(run.file_invalid_dates, chunk.invalid_dates)
 
     def _file_is_done(self, file: ParquetFile, chunk: Chunk) -> bool:
         """Close once big enough (file_size_mb = 0: at each page's end), or now when the run is
@@ -272,7 +270,7 @@ class TableSync:
         self._retrying(lambda: self.watermarks.save(watermark))
         seconds = {**run.step_seconds, "store": store_seconds, "commit": time.monotonic() - clock}
         _add_counts(self.invalid_dates, run.file_invalid_dates)
-        run.file_invalid_dates, run.step_seconds = {}, dict.fromkeys(("read", "convert", "encode"), 0.0)
+        run.file_invalid_dates, run.step_seconds = {}, {"read": 0.0, "encode": 0.0}
         run.rows += file.rows
         run.files += 1
         run.bytes += size

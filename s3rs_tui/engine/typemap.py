@@ -135,14 +135,8 @@ def rows_to_batch(plans: list[ColumnPlan], rows: list[tuple],
                   invalid_dates: dict[str, int]) -> pa.RecordBatch:
     """Fetched rows (in plan order; each field bytes, str or None) -> a batch with exactly
     arrow_schema(plans). Adds to invalid_dates[column] how many non-NULL dates became NULL."""
-    return columns_to_batch(plans, rows_to_columns(rows, len(plans)), invalid_dates)
-
-
-def rows_to_columns(rows: list[tuple], width: int) -> list[pa.Array]:
-    """Fetched rows -> one binary array of the server's text per column (the GIL-bound part of a
-    conversion: the typing casts can then run elsewhere)."""
-    columns = list(zip(*rows)) if rows else [()] * width
-    return [pa.array(values, pa.binary()) for values in columns]
+    columns = list(zip(*rows)) if rows else [()] * len(plans)
+    return columns_to_batch(plans, [pa.array(values, pa.binary()) for values in columns], invalid_dates)
 
 
 def columns_to_batch(plans: list[ColumnPlan], raw: list[pa.Array],
