@@ -306,3 +306,21 @@ async def test_watch_is_read_only_and_flags_a_dead_run(tmp_path, local_config, s
         assert not app.runs.active() and app.screen is app.screen_stack[0]
         await pilot.pause(0.5)
         assert "RunStarted" in screen_text(app)  # the selected run's own log lines
+
+
+async def test_progressive_from_the_keyboard_shows_the_chunk_count(db, local_config, dashboard):
+    from s3rs_tui.engine.progressive import ProgressiveOptions
+
+    make_table(db, rows=3000)
+    app = dashboard(local_config, progressive=ProgressiveOptions(chunk_size=700))
+    app.settings.override("backup.batch_size", 300)
+    name = f"{db.name}.orders"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, lambda: status(app, db).chunk.endswith("caught up"), what="caught up")
+        await wait_for(pilot, lambda: not app.runs.active(), what="the run's end")
+        assert status(app, db).chunk == "5: caught up" and status(app, db).chunk_rows == 3000
+        await pilot.pause(0.5)  # the next repaint
+        assert "chunk5: caught up" in screen_text(app).replace("\xa0", " ")
+    assert stored_ids(app.settings, name) == table_ids(db)
+    assert watermark_of(app.settings, name).backup_strategy == "progressive"

@@ -1,7 +1,8 @@
 """`s3rs progressive TABLE`: a 10M-100M+ row table in bounded chunks, left to run for days.
 
-Replaces the older system's flexible_progressive_backup.py and its shell loops. Every line also goes
-to progressive_<table>_<time>.log in the current folder; a status line comes every
+Replaces the older system's flexible_progressive_backup.py and its shell loops. On a terminal it
+opens the dashboard, which shows the chunk count; headless, every line also goes to
+progressive_<table>_<time>.log in the current folder, and a status line comes every
 --monitor-interval seconds.
 """
 
@@ -13,7 +14,7 @@ from typing import Callable, Optional
 
 import typer
 
-from s3rs_tui.cli.common import print_json, settings_from
+from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, tee
@@ -24,7 +25,6 @@ from s3rs_tui.parsing import parse_timestamp
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
-from s3rs_tui.warehouse.loader import TableLoader
 
 MODES = ("backup-only", "full")
 ESTIMATES = ("fast", "exact")
@@ -106,26 +106,26 @@ def progressive(
             raise ConfigError("--mode full needs a warehouse: set [warehouse] kind (redshift, postgres or duckdb)")
         check_warehouse(settings, open_store(settings))
     verbosity = DEBUG if debug else QUIET if quiet else NORMAL
+    options = ProgressiveOptions(chunk_size, max_chunks, timeout_minutes, pause_seconds, start, restart,
+                                 estimate == "exact", mode=mode, load_at_end=load_at_end)
+    if not no_ui and not json_out and on_terminal():
+        from s3rs_tui.tui.launch import run_dashboard  # Textual is loaded only when a dashboard opens
+
+        failure = run_dashboard(settings, [full_name], start_workers=1, progressive=options, verbosity=verbosity)
+        if failure is not None:
+            raise failure
+        return
     log_path = Path(f"progressive_{full_name}_{time.strftime('%Y%m%d_%H%M%S')}.log")
     with open(log_path, "a", encoding="utf-8") as log_file:
         log, file_log = HeadlessLog(verbosity), HeadlessLog(max(verbosity, NORMAL), log_file)
         monitor = Monitor(lambda line: (log.write(line), file_log.write(line)), monitor_interval)
         sink = tee(log, file_log, monitor, SnapshotWriter(formatter=log.format))
         control = RunControl()
-
-        def load(_finished=None):
-            TableLoader(settings, full_name, sink, control).run()
-
-        options = ProgressiveOptions(chunk_size, max_chunks, timeout_minutes, pause_seconds, start, restart,
-                                     estimate == "exact")
-        after_chunk = load if mode == "full" and not load_at_end else (lambda finished: None)
         file_log.write(f"s3rs progressive {full_name}: log file {log_path.resolve()}")
         monitor.start()
         try:
             with stop_on_signals(control, lambda message: sink(Notice(full_name, message))):
-                result = ProgressiveRun(settings, full_name, sink, control, options, after_chunk).run()
-                if load_at_end:
-                    load()
+                result = ProgressiveRun(settings, full_name, sink, control, options).run()
         finally:
             monitor.stop()
     if json_out:

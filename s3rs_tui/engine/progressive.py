@@ -5,8 +5,6 @@ with its watermark saved) is retried; three failures in a row end the run. Rerun
 
 import time
 from dataclasses import dataclass
-from typing import Callable
-
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import ChunkProgress, EventSink, Notice, RunFinished
@@ -29,6 +27,8 @@ class ProgressiveOptions:
     restart: bool = False
     exact_estimate: bool = False
     retry_delay_seconds: float = 5  # times the failures in a row, at most a minute
+    mode: str = "backup-only"       # or "full": also load into the warehouse
+    load_at_end: bool = False       # full: load once at the end instead of after each chunk
 
 
 @dataclass
@@ -56,13 +56,13 @@ def set_start(settings: Settings, table: str, timestamp: str, restart: bool) -> 
 
 
 class ProgressiveRun:
-    """Runs the chunks; `after_chunk(result)` lets the caller load each chunk (mode full)."""
+    """Runs the chunks (and, in mode full, the loads) for one table."""
 
     def __init__(self, settings: Settings, table: str, sink: EventSink, control: RunControl,
-                 options: ProgressiveOptions, after_chunk: Callable[[RunFinished], None] = lambda r: None):
+                 options: ProgressiveOptions):
         database, name, _ = settings.table(table)
         self.settings, self.table, self.sink, self.control = settings, f"{database}.{name}", sink, control
-        self.options, self.after_chunk = options, after_chunk
+        self.options = options
 
     def run(self) -> ProgressiveResult:
         options, started = self.options, time.monotonic()
@@ -93,14 +93,22 @@ class ProgressiveRun:
                 continue
             failures = 0
             rows += finished.rows
-            self.after_chunk(finished)
+            if options.mode == "full" and not options.load_at_end:
+                self._load()
             caught_up = finished.caught_up
             self._progress(chunk, "caught up" if caught_up else "done", rows, estimate, started)
             if not caught_up and options.pause_seconds and self.control.sleep(options.pause_seconds):
                 break
         if caught_up:
             self.sink(Notice(self.table, f"caught up after {chunk} chunks and {rows:,} rows", "info"))
+        if options.mode == "full" and options.load_at_end:
+            self._load()
         return ProgressiveResult(chunk, rows, caught_up, time.monotonic() - started)
+
+    def _load(self) -> None:
+        from s3rs_tui.warehouse.loader import TableLoader  # the warehouse layer sits on the engine
+
+        TableLoader(self.settings, self.table, self.sink, self.control).run()
 
     def _chunk(self) -> RunFinished:
         timeout = self.options.timeout_minutes

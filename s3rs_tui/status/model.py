@@ -7,7 +7,7 @@ applying only the latest of several events (the dashboard coalesces them) gives 
 
 from dataclasses import asdict, dataclass, field, fields
 
-from s3rs_tui.engine.events import (Event, FilesLoaded, FileStored, LoadFinished, LoadStarted, Notice,
+from s3rs_tui.engine.events import (ChunkProgress, Event, FilesLoaded, FileStored, LoadFinished, LoadStarted, Notice,
                                     Retrying, RunFinished, RunStarted, StateChanged)
 
 HISTORY = 120   # sparkline samples kept (one per applied progress event)
@@ -41,6 +41,9 @@ class TableStatus:
     load_state: str = ""
     last_load: str = ""
     error: str = ""
+    chunk: str = ""             # progressive runs: "chunk 3 of 10: done"
+    chunk_rows: int = 0         # progressive runs: rows of the finished chunks
+    chunk_estimate: int = 0     # progressive runs: rows to go when it started
     rate_history: list[float] = field(default_factory=list)
     rss_history: list[float] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
@@ -153,6 +156,14 @@ def _load_finished(status: TableStatus, event: LoadFinished) -> None:
         status.error = event.error
 
 
-_HANDLERS = {RunStarted: _started, FileStored: _stored, StateChanged: _state_changed, RunFinished: _finished,
+def _chunk(status: TableStatus, event: ChunkProgress) -> None:
+    of = f" of {event.max_chunks}" if event.max_chunks else ""
+    status.chunk = f"{event.chunk}{of}: {event.status}"
+    status.chunk_rows, status.chunk_estimate = event.rows_done, event.estimated_rows
+    if event.error:
+        status.error = event.error
+
+
+_HANDLERS = {ChunkProgress: _chunk, RunStarted: _started, FileStored: _stored, StateChanged: _state_changed, RunFinished: _finished,
              Notice: _notice, Retrying: _retrying, LoadStarted: _load_started, FilesLoaded: _files_loaded,
              LoadFinished: _load_finished}

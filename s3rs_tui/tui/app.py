@@ -20,6 +20,7 @@ from s3rs_tui.cli.headless import NORMAL, HeadlessLog
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.events import tee
 from s3rs_tui.engine.jobs import Steps, TableJobs
+from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
 from s3rs_tui.status.model import TableStatus
@@ -42,7 +43,7 @@ from s3rs_tui.tui.store_info import STORE_REFRESH_SECONDS, StoreInfo
 from s3rs_tui.tui.widgets.tables_list import TablesList
 
 REPAINT_HZ = 4
-COMMANDS = ("start_sync", "verify", "pause_resume", "stop_run", "watermark", "cleanup")
+COMMANDS = ("start_sync", "start_progressive", "verify", "pause_resume", "stop_run", "watermark", "cleanup")
 
 
 class DashboardApp(StoreInfo, App):
@@ -51,6 +52,7 @@ class DashboardApp(StoreInfo, App):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("s", "start_sync", "Sync"),
+        Binding("g", "start_progressive", "Progressive"),
         Binding("v", "verify", "Verify"),
         Binding("p", "pause_resume", "Pause/resume"),
         Binding("x", "stop_run", "Stop"),
@@ -63,11 +65,13 @@ class DashboardApp(StoreInfo, App):
 
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
                  autostart: list[list[str]] | None = None, options: SyncOptions | None = None, steps: Steps | None = None,
-                 verbosity: int = NORMAL, read_only: bool = False):
+                 verbosity: int = NORMAL, read_only: bool = False, progressive: ProgressiveOptions | None = None):
         super().__init__()
         self.settings, self.log_file, self.read_only = settings, log, read_only
         self.options = options or SyncOptions()
         self.steps = steps or Steps(load=settings.warehouse.kind != "none")  # what `s` runs, as `s3rs sync`
+        self.progressive = progressive or ProgressiveOptions()  # what `g` runs (and autostart, if given)
+        self.autostart_progressive = progressive is not None
         self.formatter = HeadlessLog(verbosity)
         self.statuses = {name: TableStatus(name) for name in tables}
         self.watermarks: dict[str, Watermark | None] = {}
@@ -105,7 +109,7 @@ class DashboardApp(StoreInfo, App):
             self.set_interval(STORE_REFRESH_SECONDS, self.refresh_store)
         self.repaint()
         for group in self.autostart:  # after the first frame, so drawing it does not slow the run
-            self.call_after_refresh(self.start, group)
+            self.call_after_refresh(self.start, group, None, self.autostart_progressive)
         self.query_one(TablesList).focus()
 
     def on_unmount(self) -> None:
@@ -155,18 +159,19 @@ class DashboardApp(StoreInfo, App):
 
     # -- runs ------------------------------------------------------------------------------------
 
-    def start(self, tables: list[str], steps: Steps | None = None) -> None:
+    def start(self, tables: list[str], steps: Steps | None = None, progressive: bool = False) -> None:
         if self.hangup.fired or self.quitting:  # a deferred autostart after the end was asked for
             return
         for table in tables:
             self.statuses[table].state = "starting"
-        self.run_tables(self.runs.start(tables), steps or self.steps)
+        self.run_tables(self.runs.start(tables), steps or self.steps, progressive)
         self.dirty = True
 
     @work(thread=True, exit_on_error=False, group="runs", description="engine run")
-    def run_tables(self, run: Run, steps: Steps) -> None:
+    def run_tables(self, run: Run, steps: Steps, progressive: bool = False) -> None:
         """The engine, in this worker's thread: the tables one after another, each extracted, loaded
-        and verified as `steps` say (TableJobs, exactly as `s3rs sync` runs them)."""
+        and verified as `steps` say (TableJobs, exactly as `s3rs sync` runs them), or in chunks
+        (`s3rs progressive`)."""
         sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
                    SnapshotWriter(formatter=self.formatter.format))
         jobs = TableJobs(self.settings, sink, run.control, self.options, steps)
@@ -175,10 +180,13 @@ class DashboardApp(StoreInfo, App):
                 if run.control.stop_requested:
                     break
                 try:
-                    outcome = jobs.run_one(table)
-                    error: BaseException | None = outcome.error
-                    if outcome.verification is not None:
-                        self.log_file.write(f"{table} verify: {outcome.verification.summary()}")
+                    if progressive:
+                        error = self._run_progressive(table, sink, run)
+                    else:
+                        outcome = jobs.run_one(table)
+                        error = outcome.error
+                        if outcome.verification is not None:
+                            self.log_file.write(f"{table} verify: {outcome.verification.summary()}")
                 except Exception as exc:  # noqa: BLE001 - a bug: its dialog sends the traceback to the log
                     error = exc
                 self.post_message(RunEnded(table, error))
@@ -186,6 +194,13 @@ class DashboardApp(StoreInfo, App):
                     break
         finally:
             self.runs.finish(run)
+
+    def _run_progressive(self, table: str, sink, run: Run) -> BaseException | None:
+        try:
+            ProgressiveRun(self.settings, table, sink, run.control, self.progressive).run()
+        except S3rsError as exc:
+            return exc
+        return None
 
     def on_run_ended(self, message: RunEnded) -> None:
         status = self.statuses[message.table]
@@ -221,6 +236,10 @@ class DashboardApp(StoreInfo, App):
 
     def action_start_sync(self) -> None:
         self.start([self.selected])
+
+    def action_start_progressive(self) -> None:
+        """`s3rs progressive` on the selected table (the command's options, or its defaults)."""
+        self.start([self.selected], progressive=True)
 
     def action_verify(self) -> None:
         """Compare MySQL and the warehouse (`s3rs verify`); the result goes to the log."""

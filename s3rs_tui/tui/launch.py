@@ -7,6 +7,7 @@ from pathlib import Path
 from s3rs_tui.cli.headless import NORMAL
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.jobs import Steps
+from s3rs_tui.engine.progressive import ProgressiveOptions
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.errors import S3rsError, StoppedByOperator
 from s3rs_tui.tui.app import DashboardApp
@@ -22,15 +23,16 @@ def full_names(settings: Settings, tables: list[str]) -> list[str]:
 
 def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int = 0,
                   options: SyncOptions | None = None, steps: Steps | None = None, verbosity: int = NORMAL,
-                  log_path: Path | None = None) -> S3rsError | None:
+                  log_path: Path | None = None, progressive: ProgressiveOptions | None = None) -> S3rsError | None:
     """Open the dashboard; with start_workers > 0 the tables start at once, that many at a time (as
-    `s3rs sync` would run them). Returns the first failure (StoppedByOperator when runs stopped)."""
+    `s3rs sync` would run them, or in chunks with `progressive`). Returns the first failure
+    (StoppedByOperator when runs stopped)."""
     names = full_names(settings, tables or list(settings.tables))
     log = RunLog(log_path or new_log_path())
     log.write(f"dashboard started; this log file: {log.path}")
     groups = [names[i::start_workers] for i in range(min(start_workers, len(names)))]
     app = DashboardApp(settings, names, log, autostart=groups, options=options, steps=steps,
-                       verbosity=verbosity)
+                       verbosity=verbosity, progressive=progressive)
     try:
         app.run()
     finally:

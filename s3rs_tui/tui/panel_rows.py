@@ -36,6 +36,10 @@ def progress(status: TableStatus) -> Rows:
     share = status.progress
     rows = [("state", status.state), ("rows", f"{number(status.rows)} / ~{number(status.estimated_rows)}"),
             ("done", ("-" if share is None else f"{share:.0%}") + f", ETA {duration(status.eta_seconds)}")]
+    if status.chunk:  # a progressive run: its chunk, and all its chunks' rows
+        rows += [("chunk", status.chunk),
+                 ("all", f"{number(status.chunk_rows + (status.rows if status.active else 0))}"
+                         f" / ~{number(status.chunk_estimate)}")]
     return rows + [("note", status.error)] if status.error else rows
 
 
