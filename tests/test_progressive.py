@@ -118,3 +118,30 @@ def test_monitor_lines_report_progress(orders, local_config):
                    "--pause-seconds", "0.1", config=local_config, cwd=local_config.parent)
     assert done.returncode == 0
     assert "rows/min, ETA" in done.stderr and "RSS" in done.stderr
+
+
+def test_staged_backup_only_chunks_then_one_load_in_as_few_copies_as_possible(
+        db, tmp_path, bucket, s3_endpoint, pg, settings_for):
+    """The staged approach for massive tables: backup-only chunks, then `sync --load-only`, which
+    loads every stored file of the table in one group (one COPY, one merge)."""
+    import json as json_module
+
+    from cli_helpers import make_table
+    from conftest import write_config
+
+    make_table(db, rows=10000)
+    config = write_config(tmp_path / "s3rs.toml", db, bucket=bucket, endpoint=s3_endpoint,
+                          extra="batch_size = 500\n" + pg.config())
+    name = f"{db.name}.orders"
+    staged = run_cli("progressive", name, "--chunk-size", "4000", "--mode", "backup-only", config=config,
+                     cwd=tmp_path)
+    assert staged.returncode == 0, staged.stderr
+    files = WatermarkStore(open_store(settings_for(config))).get(name).s3_file_count
+    assert files == 20  # a file per 500-row page (file_size_mb = 0 in the tests' config): more than
+    # the 16 files a load after an extraction takes at once
+    loaded = run_cli("sync", "-t", name, "--load-only", "--debug", "--json", config=config)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stderr.count(" loaded 20 files") == 1  # one group: one COPY of all 20 files
+    summary = json_module.loads(loaded.stdout)
+    assert summary["loads"][0]["files"] == 20 and summary["loads"][0]["rows"] == 10000
+    assert pg.execute('SELECT COUNT(*), COUNT(DISTINCT id) FROM public."orders"') == [(10000, 10000)]

@@ -53,7 +53,7 @@ class TableJobs:
 
     def run_one(self, name: str, skip_if_locked: bool = False) -> TableOutcome:
         """Extract, load, verify one table; errors end up in the outcome (StoppedByOperator too)."""
-        from s3rs_tui.warehouse.loader import TableLoader  # the warehouse layer sits on the engine
+        from s3rs_tui.warehouse.loader import FILES_PER_LOAD, TableLoader  # warehouse sits on the engine
         from s3rs_tui.warehouse.verify import verify_table
 
         outcome, started = TableOutcome(name), time.monotonic()
@@ -61,8 +61,11 @@ class TableJobs:
             if self.steps.extract:
                 outcome.extracted = TableSync(self.settings, name, self.sink, self.control, self.options).run()
             if self.steps.load:
+                # --load-only is the staged way for huge tables: all stored files in as few COPY
+                # statements as possible; after an extraction, groups commit as they go
                 outcome.loaded = TableLoader(self.settings, name, self.sink, self.control,
-                                             break_lock=self.options.break_lock).run()
+                                             break_lock=self.options.break_lock,
+                                             files_per_load=FILES_PER_LOAD if self.steps.extract else 0).run()
             if self.steps.verify:
                 outcome.verification = verify_table(self.settings, name, self.sink)
                 if not outcome.verification.agrees:

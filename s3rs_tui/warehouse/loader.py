@@ -39,10 +39,12 @@ def target_for(settings: Settings, table_name: str, watermark: Watermark) -> Tar
 
 
 def _groups(files: list[DataFile], size: int) -> list[list[DataFile]]:
-    """Consecutive files with the same columns, at most `size` at a time (one COPY needs one layout)."""
+    """Consecutive files with the same columns, at most `size` at a time (0: no limit, as few COPY
+    statements as the layouts allow; one COPY needs one layout)."""
     groups: list[list[DataFile]] = []
     for data_file in files:
-        if groups and len(groups[-1]) < size and groups[-1][0].columns == data_file.columns:
+        room = size == 0 or (groups and len(groups[-1]) < size)
+        if groups and room and groups[-1][0].columns == data_file.columns:
             groups[-1].append(data_file)
         else:
             groups.append([data_file])
