@@ -17,6 +17,7 @@ from s3rs_tui.parsing import check_identifier, parse_size, split_table_name
 
 WAREHOUSE_KINDS = ("none", "redshift", "postgres", "duckdb")
 READERS = ("pymysql", "connectorx")
+SSE_KINDS = ("", "AES256", "aws:kms")
 REDACTED = "********"
 
 
@@ -68,15 +69,22 @@ class MySQLSettings:
     database: str = setting("", doc="default schema for table names without one")
     unix_socket: str = setting("", doc="connect through this socket instead of host/port")
     connect_timeout: int = setting(10, env=("DATABASE_CONNECTION_TIMEOUT",), check=_positive)
+    ssl_ca: str = setting("", doc="CA file: TLS, the server's certificate and host name verified")
 
 
 @dataclass
 class SSHSettings:
-    enabled: bool = setting(False)
-    host: str = setting("")
+    enabled: bool = setting(False, doc="reach MySQL (and the warehouse with [warehouse] ssh) through a bastion")
+    host: str = setting("", doc="the bastion")
     port: int = setting(22, check=_port)
     user: str = setting("")
-    key_file: str = setting("")
+    key_file: str = setting("", doc="private key file; its passphrase in S3RS_SSH_KEY_PASSPHRASE")
+    key_passphrase: str = setting("", secret=True, doc="prefer S3RS_SSH_KEY_PASSPHRASE")
+    known_hosts: str = setting("~/.ssh/known_hosts", doc="the bastion's host key must be listed here")
+    check_host_key: bool = setting(True, doc="false accepts any host key: open to a man in the middle")
+    keepalive_seconds: int = setting(15, check=_positive,
+                                     doc="probe the bastion this often; 3 probes unanswered = dropped")
+    connect_timeout: int = setting(10, check=_positive)
 
 
 @dataclass
@@ -92,6 +100,9 @@ class S3Settings:
     chunk_size: int = setting(8 * 1024**2, env=("S3_CHUNK_SIZE",), check=_positive, size=True)
     multipart_threshold: int = setting(8 * 1024**2, env=("S3_MULTIPART_THRESHOLD",), check=_positive,
                                        size=True)
+    timeout_seconds: int = setting(60, check=_positive, doc="an S3 request silent this long fails and is retried")
+    sse: str = setting("", check=_one_of(SSE_KINDS), doc="server-side encryption: AES256 (SSE-S3) or aws:kms")
+    sse_kms_key_id: str = setting("", doc="with sse = aws:kms: the key id or ARN; empty = the account's aws/s3 key")
 
 
 @dataclass
@@ -105,6 +116,8 @@ class WarehouseSettings:
     schema: str = setting("public", check=_identifier)
     iam_role: str = setting("", doc="Redshift COPY role ARN")
     path: str = setting("./s3rs.duckdb", doc="DuckDB file")
+    ssh: bool = setting(False, doc="reach the warehouse through the [ssh] bastion too")
+    ssl_ca: str = setting("", doc="CA file: TLS, the server's certificate and host name verified")
 
 
 @dataclass
@@ -152,6 +165,7 @@ class Settings:
     tables: dict[str, TableSettings] = field(default_factory=dict)
     config_path: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # for the operator: risky but working settings
 
     def table(self, name: str) -> tuple[str, str, TableSettings]:
         """(database, table, settings) for `db.table` or `table`; unknown tables get defaults."""
@@ -204,7 +218,27 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
     settings.tables = _read_tables(document.pop("tables", {}), settings)
     if document:
         raise ConfigError(f"config: unknown section [{sorted(document)[0]}] in {path}")
+    settings.warnings = _warnings(settings)
     return settings
+
+
+def _secrets_in_file(settings: Settings) -> list[str]:
+    return [key for section in SECTIONS for f in fields(getattr(settings, section))
+            if f.metadata.get("secret") and getattr(getattr(settings, section), f.name)
+            and settings.sources.get(key := f"{section}.{f.name}") == "file"]
+
+
+def _warnings(settings: Settings) -> list[str]:
+    """Settings that work but put the data at risk: said on every command, never fatal."""
+    found = []
+    secrets, path = _secrets_in_file(settings), settings.config_path
+    if secrets and path and path.stat().st_mode & 0o077:
+        found.append(f"{path} holds secrets ({', '.join(secrets)}) and other users may read it "
+                     f"(mode {path.stat().st_mode & 0o777:o}): chmod 600 {path}, or move them to the environment "
+                     "(S3RS_MYSQL_PASSWORD...)")
+    if settings.ssh.enabled and not settings.ssh.check_host_key:
+        found.append("[ssh] check_host_key = false: the bastion's identity is not checked")
+    return found
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

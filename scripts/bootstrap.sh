@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian machine, safe to rerun: MariaDB (for the demo and the tests),
-# PostgreSQL (the tests' warehouse), tmux (the dashboard's terminal tests), a virtual environment in .venv, and the project with its
+# PostgreSQL (the tests' warehouse), tmux (the dashboard's terminal tests), OpenSSH's server (the
+# tunnel tests' bastion), a virtual environment in .venv, and the project with its
 # test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 if ! command -v tmux >/dev/null 2>&1; then
     missing+=(tmux)  # the dashboard's terminal tests run it in a real, headless terminal
+fi
+if [ ! -x /usr/sbin/sshd ]; then
+    missing+=(openssh-server)  # the tunnel tests' bastion (they start their own sshd on 127.0.0.1)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""

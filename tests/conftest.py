@@ -119,6 +119,7 @@ def write_config(path: Path, db: Database, *, store: Path | None = None, bucket:
         f'password = "{connect["password"]}"\ndatabase = "{db.name}"\n\n'
         f'[s3]\n{s3}prefix = "backups/"\n\n[backup]\nsafety_lag_seconds = 0\nretry_attempts = 2\n'
         f'file_size_mb = 0\n{extra}')  # a file per page: small tables still make several files
+    path.chmod(0o600)  # it holds a password: as an operator should keep it (else s3rs warns)
     return path
 
 
@@ -183,3 +184,31 @@ def pg(postgres_server):
     with admin.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.close()
+
+
+SSH_PASSPHRASE = "Kp7-ssh-Passphrase-4410"  # the test key's passphrase: it must never be printed
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real OpenSSH server on 127.0.0.1 (its own host key and port), with a known_hosts file that
+    lists it; stopped, with its sessions, at the end. Tunnels opened by the test are closed."""
+    from s3rs_tui.engine.tunnel import close_tunnels
+    from s3rs_tui.sandbox.sshd import start_sshd
+
+    server = start_sshd(tmp_path / "sshd", key_passphrase=SSH_PASSPHRASE)
+    server.known_hosts = tmp_path / "known_hosts"
+    server.known_hosts.write_text(server.host_key_line)
+    yield server
+    close_tunnels()
+    server.stop()
+
+
+def ssh_config(server, keepalive: int = 1) -> str:
+    """[ssh] for `server`; the passphrase comes from S3RS_SSH_KEY_PASSPHRASE (see SSH_ENV)."""
+    return (f'\n[ssh]\nenabled = true\nhost = "127.0.0.1"\nport = {server.port}\nuser = "{server.user}"\n'
+            f'key_file = "{server.client_key}"\nknown_hosts = "{server.known_hosts}"\n'
+            f'keepalive_seconds = {keepalive}\nconnect_timeout = 5\n')
+
+
+SSH_ENV = {"S3RS_SSH_KEY_PASSPHRASE": SSH_PASSPHRASE}

@@ -19,6 +19,7 @@ from s3rs_tui import __version__
 from s3rs_tui.cli import dashboard, demo, info, progressive, s3clean, sync, verify, watermark
 from s3rs_tui.cli.common import on_terminal
 from s3rs_tui.errors import S3rsError
+from s3rs_tui.private import open_private
 
 app = typer.Typer(name="s3rs", no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -68,7 +69,7 @@ def _log_traceback() -> Path | None:
     path = error_log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as log:
+        with open_private(path, "a") as log:
             log.write(f"--- s3rs {' '.join(sys.argv[1:])}\n{traceback.format_exc()}\n")
         return path
     except OSError:

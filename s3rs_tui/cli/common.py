@@ -16,6 +16,8 @@ def settings_from(ctx: typer.Context) -> Settings:
     root = ctx.find_root()
     if not isinstance(root.obj, Settings):
         root.obj = load_settings(root.params.get("config"))
+        for warning in root.obj.warnings:
+            typer.echo(f"s3rs: warning: {warning}", err=True)
     return root.obj
 
 

@@ -9,6 +9,7 @@ from s3rs_tui import __version__
 from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.mysql import close_quietly, connect
+from s3rs_tui.engine.tunnel import tunnel_to
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
 
@@ -20,9 +21,11 @@ def config(ctx: typer.Context,
     shown = settings.redacted()
     if json_out:
         print_json({"config_file": str(settings.config_path) if settings.config_path else None,
-                    "settings": shown, "sources": settings.sources})
+                    "settings": shown, "sources": settings.sources, "warnings": settings.warnings})
         return
     typer.echo(f"# config file: {settings.config_path or '(none: built-in defaults)'}")
+    for warning in settings.warnings:
+        typer.echo(f"# WARNING: {warning}")
     for section, values in shown.items():
         typer.echo(f"[{section}]")
         for key, value in values.items():
@@ -30,13 +33,28 @@ def config(ctx: typer.Context,
             typer.echo(f"  {key:22} = {value!r:40} # {source}")
 
 
+def _check_ssh(settings: Settings) -> str:
+    ssh = settings.ssh
+    if not ssh.enabled:
+        return "off ([ssh] enabled = false)"
+    tunnel = tunnel_to(ssh, settings.mysql.host, settings.mysql.port)
+    host, port = tunnel.address()
+    through = "MySQL" + (" and the warehouse" if settings.warehouse.ssh else "")
+    return (f"{ssh.user}@{ssh.host}:{ssh.port}, host key {tunnel.host_key}"
+            f"{'' if ssh.check_host_key else ' (NOT checked)'}, keepalive {ssh.keepalive_seconds}s; "
+            f"{through} through it (MySQL {settings.mysql.host}:{settings.mysql.port} at {host}:{port})")
+
+
 def _check_mysql(settings: Settings) -> str:
-    conn = connect(settings.mysql, settings.backup.timeout_seconds)
+    conn = connect(settings)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION(), @@global.time_zone, @@system_time_zone")
             version, zone, system_zone = cur.fetchone()
-        return f"{version} at {settings.mysql.host}:{settings.mysql.port}, time zone {zone} ({system_zone})"
+            cur.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+            tls = (cur.fetchone() or ("", ""))[1]
+        return (f"{version} at {settings.mysql.host}:{settings.mysql.port}, time zone {zone} ({system_zone}), "
+                + (f"TLS {tls} verified" if tls else "no TLS"))
     finally:
         close_quietly(conn)
 
@@ -64,7 +82,7 @@ def status(ctx: typer.Context,
     """Check that MySQL, the store and the warehouse can be reached; exit 1 if one cannot."""
     settings = settings_from(ctx)
     checks: dict[str, Callable[[Settings], str]] = {
-        "mysql": _check_mysql, "store": _check_store, "warehouse": _check_warehouse}
+        "ssh": _check_ssh, "mysql": _check_mysql, "store": _check_store, "warehouse": _check_warehouse}
     results = {"s3rs": f"{__version__} on Python {platform.python_version()}"}
     failed = False
     for name, check in checks.items():

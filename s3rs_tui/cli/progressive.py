@@ -22,6 +22,7 @@ from s3rs_tui.engine.memory import rss_mb
 from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import parse_timestamp
+from s3rs_tui.private import open_private
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
@@ -116,7 +117,7 @@ def progressive(
             raise failure
         return
     log_path = Path(f"progressive_{full_name}_{time.strftime('%Y%m%d_%H%M%S')}.log")
-    with open(log_path, "a", encoding="utf-8") as log_file:
+    with open_private(log_path, "a", encoding="utf-8") as log_file:
         log, file_log = HeadlessLog(verbosity), HeadlessLog(max(verbosity, NORMAL), log_file)
         monitor = Monitor(lambda line: (log.write(line), file_log.write(line)), monitor_interval)
         sink = tee(log, file_log, monitor, SnapshotWriter(formatter=log.format))

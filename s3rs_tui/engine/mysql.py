@@ -5,14 +5,20 @@
 - Session time zone UTC, so TIMESTAMP columns read the same whatever the server's zone.
 - autocommit: every page is its own snapshot; a days-long run never pins an old read view.
 - Long net timeouts: an unbuffered read that pauses while a file uploads must not be cut off.
+- Through the [ssh] tunnel when it is on; with TLS verified against [mysql] ssl_ca when that is set.
 """
+
+import dataclasses
+import os
+import ssl
 
 import pymysql
 import pymysql.converters
 import pymysql.cursors
 
-from s3rs_tui.config import MySQLSettings
-from s3rs_tui.errors import S3rsError, TransientError
+from s3rs_tui.config import MySQLSettings, Settings
+from s3rs_tui.engine.tunnel import Notify, tunnel_to
+from s3rs_tui.errors import ConfigError, S3rsError, TransientError
 
 # Client/server errors after which a reconnect and a retry can succeed.
 _TRANSIENT_CODES = {
@@ -32,17 +38,66 @@ _FATAL_HINTS = {
     1045: "access denied: check [mysql] user and S3RS_MYSQL_PASSWORD",
     1049: "unknown database",
     1142: "the MySQL user lacks SELECT on the table",
+    1054: "a column was dropped or renamed during the run: the watermark covers every stored file; "
+          "rerun, and the next run reads the table's columns as they are now",
+    1146: "the table was dropped or renamed during the run: the watermark covers every stored file; "
+          "see README, Faults",
 }
 
 
-def connect(settings: MySQLSettings, timeout_seconds: int = 3600) -> pymysql.Connection:
-    """Open a connection; errors become TransientError (retry) or S3rsError (operator must act)."""
+class _NamedTLS(ssl.SSLContext):
+    """Checks the certificate against the MySQL host's real name, also when the connection goes
+    to the local end of a tunnel (pymysql would check the name it connected to: 127.0.0.1)."""
+
+    server_name = ""
+
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
+        return super().wrap_socket(sock, *args, server_hostname=self.server_name, **kwargs)
+
+
+def tls_context(ca_file: str, server_name: str, setting: str) -> ssl.SSLContext:
+    """Verify on: the server's certificate must chain to `ca_file` and name `server_name`."""
+    context = _NamedTLS(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname by default
     try:
+        context.load_verify_locations(cafile=os.path.expanduser(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{setting} {ca_file}: cannot load it as a CA file ({exc})") from None
+    context.server_name = server_name
+    return context
+
+
+def endpoint(settings: Settings, notify: Notify | None = None) -> MySQLSettings:
+    """[mysql] as a client must reach it now: host and port of the tunnel's local end when [ssh] is on."""
+    mysql = settings.mysql
+    if not settings.ssh.enabled:
+        return mysql
+    if mysql.unix_socket:
+        raise ConfigError("[mysql] unix_socket cannot be reached through [ssh]: use host and port")
+    host, port = tunnel_to(settings.ssh, mysql.host, mysql.port).address(notify or (lambda message: None))
+    return dataclasses.replace(mysql, host=host, port=port)
+
+
+def connectorx_endpoint(settings: Settings) -> MySQLSettings:
+    """What the connectorx reader connects to: the tunnel works; a CA file it cannot take."""
+    if settings.mysql.ssl_ca:
+        raise ConfigError("[backup] reader = \"connectorx\" cannot verify TLS against [mysql] ssl_ca (it takes "
+                          "no CA file): use reader = \"pymysql\", or reach MySQL through [ssh]")
+    return endpoint(settings)
+
+
+def connect(settings: Settings, timeout_seconds: int | None = None, notify: Notify | None = None
+            ) -> pymysql.Connection:
+    """Open a connection; errors become TransientError (retry) or S3rsError (operator must act).
+    `timeout_seconds` (default [backup] timeout_seconds) bounds every read and write."""
+    timeout = timeout_seconds or settings.backup.timeout_seconds
+    try:
+        mysql = endpoint(settings, notify)
+        tls = tls_context(mysql.ssl_ca, settings.mysql.host, "[mysql] ssl_ca") if mysql.ssl_ca else None
         conn = pymysql.connect(
-            host=settings.host, port=settings.port, user=settings.user,
-            password=settings.password, unix_socket=settings.unix_socket or None,
-            connect_timeout=settings.connect_timeout, read_timeout=timeout_seconds,
-            write_timeout=timeout_seconds, charset="utf8mb4", conv=dict(pymysql.converters.encoders), autocommit=True,
+            host=mysql.host, port=mysql.port, user=mysql.user,
+            password=mysql.password, unix_socket=mysql.unix_socket or None, ssl=tls,
+            connect_timeout=mysql.connect_timeout, read_timeout=timeout,
+            write_timeout=timeout, charset="utf8mb4", conv=dict(pymysql.converters.encoders), autocommit=True,
             program_name="s3rs")
         with conn.cursor() as cur:
             cur.execute("SET time_zone = '+00:00', net_read_timeout = 3600, net_write_timeout = 3600, "
@@ -59,10 +114,23 @@ def classify(exc: BaseException, doing: str) -> S3rsError:
     code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else None
     lost = isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)) and (
         not isinstance(code, int) or code in _TRANSIENT_CODES or code == 0 or code >= 2000)
+    if _tls_refused(exc):
+        return ConfigError(f"MySQL TLS refused while {doing}: {_message(exc)} (check [mysql] ssl_ca and the "
+                           "server's certificate)")
     if lost or isinstance(exc, OSError):
         return TransientError(f"MySQL connection problem while {doing}: {_message(exc)}")
     hint = _FATAL_HINTS.get(code)
     return S3rsError(f"MySQL error while {doing}: {_message(exc)}" + (f" ({hint})" if hint else ""))
+
+
+def _tls_refused(exc: BaseException) -> bool:
+    """A certificate that fails verification is not worth a retry."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _message(exc: BaseException) -> str:

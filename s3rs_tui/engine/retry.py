@@ -1,9 +1,11 @@
 """Exponential backoff with full jitter for transient failures (MySQL lost, S3 5xx or timeout)."""
 
 import random
+import time
 from typing import Callable, TypeVar
 
 from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.events import EventSink, Notice, Retrying
 from s3rs_tui.errors import StoppedByOperator, TransientError
 
 T = TypeVar("T")
@@ -16,20 +18,43 @@ def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
 
 def with_retries(action: Callable[[], T], *, attempts: int, control: RunControl,
                  on_retry: Callable[[int, float, TransientError], None],
-                 recover: Callable[[], None] = lambda: None, base_delay: float = 1.0) -> T:
-    """Run `action`; on TransientError call `recover` (reconnect) and try again, `attempts` times."""
-    attempt = 0
+                 recover: Callable[[], None] = lambda: None, base_delay: float = 1.0,
+                 on_recovered: Callable[[int, float], None] = lambda retries, seconds: None,
+                 rerun: str = "a rerun resumes from the last stored file") -> T:
+    """Run `action`; on TransientError call `recover` (reconnect) and try again, `attempts` times.
+    After a success that needed retries, `on_recovered(retries, seconds since the first failure)`:
+    the operator learns how long the outage lasted."""
+    attempt, failed_at = 0, 0.0
     while True:
         try:
             if attempt:
                 recover()
-            return action()
+            result = action()
+            if attempt:
+                on_recovered(attempt, time.monotonic() - failed_at)
+            return result
         except TransientError as exc:
             attempt += 1
+            failed_at = failed_at or time.monotonic()
             if attempt > attempts:
-                raise TransientError(f"{exc} (gave up after {attempts} retries; a rerun resumes "
-                                     "from the last stored file)") from exc
+                raise TransientError(f"{exc} (gave up after {attempts} retries over "
+                                     f"{time.monotonic() - failed_at:.0f}s; {rerun})") from exc
             delay = backoff_delay(attempt, base_delay)
             on_retry(attempt, delay, exc)
             if control.sleep(delay):
                 raise StoppedByOperator(f"stopped while waiting to retry: {exc}") from exc
+
+
+def reported_retries(action: Callable[[], T], *, sink: EventSink, table: str, attempts: int, control: RunControl,
+                     what: str, recover: Callable[[], None] = lambda: None,
+                     rerun: str = "a rerun resumes from the last stored file") -> T:
+    """`with_retries` that tells the run's log: each retry as a Retrying event, and once `what` works
+    again, how long it was down."""
+    def recovered(retries: int, seconds: float) -> None:
+        sink(Notice(table, f"{what} is back after {seconds:.1f}s down ({retries} retries); going on from "
+                           "the last saved position", "info"))
+
+    return with_retries(action, attempts=attempts, control=control, recover=recover, rerun=rerun,
+                        on_retry=lambda attempt, delay, error: sink(Retrying(table, attempt, attempts, delay,
+                                                                             str(error))),
+                        on_recovered=recovered)

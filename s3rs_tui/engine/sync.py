@@ -10,22 +10,22 @@ import uuid
 from dataclasses import dataclass, field
 
 from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import (EventSink, FileStored, Notice, Retrying, RunFinished, RunStarted,
-                                    StateChanged)
+from s3rs_tui.engine.events import EventSink, FileStored, Notice, RunFinished, RunStarted, StateChanged
 from s3rs_tui.engine.cxreader import connection_url, cx_chunks
 from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import (MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb,
                                     use_compact_arrow_allocator)
-from s3rs_tui.engine.mysql import classify, close_quietly, connect
+from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.parquet import ParquetFile, data_key
-from s3rs_tui.engine.retry import with_retries
+from s3rs_tui.engine.retry import reported_retries
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
 from s3rs_tui.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
 from s3rs_tui.store import open_store
+from s3rs_tui.store.local import disk_error
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore, utc_now
 
@@ -84,16 +84,14 @@ class TableSync:
     # -- connections, retries, notices ---------------------------------------------------------
 
     def _reconnect(self) -> None:
+        """A new connection (through a tunnel rebuilt first if it dropped)."""
         close_quietly(self.conn)
         self.conn = None
-        self.conn = connect(self.settings.mysql, self.settings.backup.timeout_seconds)
+        self.conn = connect(self.settings, notify=self._notice)
 
-    def _retrying(self, action, recover=lambda: None):
-        def report(attempt, delay, error):
-            self.sink(Retrying(self.name, attempt, self.settings.backup.retry_attempts, delay, str(error)))
-
-        return with_retries(action, attempts=self.settings.backup.retry_attempts, control=self.control,
-                            on_retry=report, recover=recover)
+    def _retrying(self, action, recover=lambda: None, what: str = "the store"):
+        return reported_retries(action, sink=self.sink, table=self.name, control=self.control, what=what,
+                                attempts=self.settings.backup.retry_attempts, recover=recover)
 
     def _query(self, doing: str, action):
         """Run `action(conn)` with a live connection: driver errors classified, transient ones retried."""
@@ -105,7 +103,7 @@ class TableSync:
             except Exception as exc:  # noqa: BLE001 - classified into transient or fatal
                 raise classify(exc, doing) from exc
 
-        return self._retrying(attempt, self._reconnect)
+        return self._retrying(attempt, self._reconnect, "MySQL")
 
     def _notice(self, message: str, level: str = "warning") -> None:
         self.sink(Notice(self.name, message, level))
@@ -121,10 +119,13 @@ class TableSync:
                            break_lock=self.options.break_lock) as lock:
                 run = _Run(info, self._open_watermark(info), lock, started)
                 finished = self._extract(run)
-        except S3rsError as exc:
+        except (S3rsError, OSError) as caught:  # OSError: the local disk, where files are written first
+            exc = caught if isinstance(caught, S3rsError) else disk_error(caught)
             status = "interrupted" if isinstance(exc, (StoppedByOperator, RunTimedOut)) else "failed"
             self._mark(run, status)
             self.sink(self._finished(run, status, started, error=str(exc)))
+            if exc is not caught:
+                raise exc from caught
             raise
         finally:
             close_quietly(self.conn)
@@ -149,7 +150,7 @@ class TableSync:
         return watermark
 
     def _connect_and_describe(self) -> TableInfo:
-        self._retrying(self._reconnect, self._reconnect)
+        self._retrying(self._reconnect, self._reconnect, "MySQL")
         return self._query("reading the table definition",
                            lambda conn: describe_table(conn, self.database, self.table, self.spec))
 
@@ -218,7 +219,8 @@ class TableSync:
     def _chunk_source(self, info: TableInfo, plans, bound: str, budget: MemoryBudget) -> ChunkSource:
         """The configured reader; both share the keyset SQL and the Arrow conversion."""
         if self.settings.backup.reader == "connectorx":
-            return cx_chunks(connection_url(self.settings.mysql, info.database), info, plans, bound, budget)
+            return cx_chunks(connection_url(connectorx_endpoint(self.settings), info.database), info, plans, bound,
+                             budget)
         return pymysql_chunks(info, plans, bound, budget)
 
     def _new_file(self, schema, budget: MemoryBudget) -> ParquetFile:

@@ -78,7 +78,7 @@ def rows_after(state: TableState, timestamp: str, key: object) -> int:
     """MySQL's estimate (EXPLAIN, instant even on 100M rows) of the rows a sync starting at this
     position would read now."""
     settings = state.settings
-    conn = connect(settings.mysql, settings.mysql.connect_timeout)
+    conn = connect(settings, settings.mysql.connect_timeout)
     try:
         database, table = state.name.split(".")
         info = describe_table(conn, database, table, state.spec)

@@ -5,7 +5,7 @@
 
 Written by an event sink in the engine's thread: at most every `interval` seconds while files
 flow, at once when the run starts, pauses, resumes or ends. Each write is atomic (temporary file,
-then rename), so a reader never sees half a document.
+then rename), so a reader never sees half a document, and private to the user (0600).
 """
 
 import json
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from s3rs_tui.engine.events import Event, FileStored, FilesLoaded
+from s3rs_tui.private import open_private
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store.lock import pid_alive
 
@@ -35,7 +36,7 @@ def status_dir() -> Path:
 def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
+    with open_private(temporary, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

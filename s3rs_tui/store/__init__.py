@@ -17,4 +17,5 @@ def open_store(settings: Settings) -> ObjectStore:
     return S3Store(s3.bucket, s3.prefix, region=s3.region, endpoint_url=s3.endpoint_url,
                    access_key_id=s3.access_key_id, secret_access_key=s3.secret_access_key,
                    max_concurrency=s3.max_concurrency, chunk_size=s3.chunk_size,
-                   multipart_threshold=s3.multipart_threshold)
+                   multipart_threshold=s3.multipart_threshold, read_timeout=s3.timeout_seconds,
+                   sse=s3.sse, sse_kms_key_id=s3.sse_kms_key_id)

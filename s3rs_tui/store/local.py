@@ -17,12 +17,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
+from s3rs_tui.errors import S3rsError
 from s3rs_tui.store.base import ObjectInfo
 
 SCRATCH = ".s3rs-tmp"
 _LOCK = ".lock"
 _STALE_SECONDS = 3600
 _ABSENT = (FileNotFoundError, NotADirectoryError, IsADirectoryError)  # as S3 would say NoSuchKey
+
+
+def disk_error(exc: OSError) -> S3rsError:
+    """A local disk that failed under a run (full, over quota, read-only) as one line that says the
+    way forward. Nothing is lost: every write here is atomic and the watermark trails the files."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    where = f" ({exc.filename})" if exc.filename else ""
+    what = "the local disk is full" if full else f"local disk error: {exc.strerror or exc}"
+    return S3rsError(f"{what}{where}: {'free space' if full else 'fix it'}, then rerun; the watermark "
+                     "covers every stored file and nothing stored is damaged")
 
 
 def _parts(key: str) -> list[str]:

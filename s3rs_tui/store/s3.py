@@ -1,7 +1,8 @@
 """The object store on S3 (or an S3-compatible server), through boto3.
 
 Compare-and-swap uses S3 conditional writes (If-None-Match / If-Match), so locks and watermarks
-need no other coordination service. Every boto error leaves as TransientError (retry or rerun) or
+need no other coordination service. Server-side encryption, when configured, is asked for on every
+write (data files, watermarks, locks, manifests), not left to the bucket's default. Every boto error leaves as TransientError (retry or rerun) or
 S3rsError (someone must fix the bucket, credentials or permissions), each one line long.
 """
 
@@ -44,7 +45,7 @@ class S3Store:
     def __init__(self, bucket: str, prefix: str, *, region: str, endpoint_url: str,
                  access_key_id: str, secret_access_key: str, max_concurrency: int, chunk_size: int,
                  multipart_threshold: int, connect_timeout: float = 10, read_timeout: float = 60,
-                 max_attempts: int = 5):
+                 max_attempts: int = 5, sse: str = "", sse_kms_key_id: str = ""):
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.url = f"s3://{bucket}/{self.prefix}"
@@ -60,6 +61,9 @@ class S3Store:
                                         multipart_threshold=multipart_threshold)
         self._scratch: Path | None = None
         self._scratch_lock = threading.Lock()
+        self._encryption = {"ServerSideEncryption": sse} if sse else {}
+        if sse == "aws:kms" and sse_kms_key_id:
+            self._encryption["SSEKMSKeyId"] = sse_kms_key_id
 
     def scratch_dir(self) -> Path:
         with self._scratch_lock:
@@ -71,7 +75,8 @@ class S3Store:
     def put_file(self, key: str, path: Path) -> int:
         size = path.stat().st_size
         with self._errors(key):
-            self._client.upload_file(str(path), self.bucket, self.prefix + key, Config=self._transfer)
+            self._client.upload_file(str(path), self.bucket, self.prefix + key, Config=self._transfer,
+                                     ExtraArgs=self._encryption)
             stored = self._client.head_object(Bucket=self.bucket, Key=self.prefix + key)["ContentLength"]
         if stored != size:
             raise TransientError(f"S3 stored {stored} bytes for {self._where(key)}, expected {size}")
@@ -80,7 +85,7 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self._errors(key):
-            self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+            self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, **self._encryption)
 
     def get_bytes(self, key: str) -> tuple[bytes, str] | None:
         with self._errors(key):
@@ -111,7 +116,7 @@ class S3Store:
         with self._errors(key):
             try:
                 response = self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data,
-                                                   IfNoneMatch="*")
+                                                   IfNoneMatch="*", **self._encryption)
             except ClientError as exc:
                 if _code(exc) in _LOST_RACE_CODES:
                     return None
@@ -122,7 +127,7 @@ class S3Store:
         with self._errors(key):
             try:
                 response = self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data,
-                                                   IfMatch=tag)
+                                                   IfMatch=tag, **self._encryption)
             except ClientError as exc:
                 if _code(exc) in _LOST_RACE_CODES | _ABSENT_CODES:
                     return None

@@ -1,6 +1,7 @@
 """Loading the stored Parquet files into a warehouse: Redshift, PostgreSQL or an embedded DuckDB."""
 
 from s3rs_tui.config import Settings
+from s3rs_tui.engine.tunnel import Notify
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse.base import Warehouse
@@ -19,15 +20,16 @@ def check_warehouse(settings: Settings, store: ObjectStore) -> None:
         iam_role_clause(settings, store.url)
 
 
-def open_warehouse(settings: Settings, store: ObjectStore) -> Warehouse:
-    """Connect to the configured warehouse (each driver is imported only when it is used)."""
+def open_warehouse(settings: Settings, store: ObjectStore, notify: Notify | None = None) -> Warehouse:
+    """Connect to the configured warehouse (each driver is imported only when it is used); `notify`
+    hears about a tunnel rebuilt on the way."""
     require_warehouse(settings)
     kind = settings.warehouse.kind
     if kind == "postgres":
         from s3rs_tui.warehouse.postgres import PostgresWarehouse
-        return PostgresWarehouse(settings, store)
+        return PostgresWarehouse(settings, store, notify=notify)
     if kind == "redshift":
         from s3rs_tui.warehouse.redshift import RedshiftWarehouse
-        return RedshiftWarehouse(settings, store)
+        return RedshiftWarehouse(settings, store, notify=notify)
     from s3rs_tui.warehouse.duckdb import DuckDBWarehouse
     return DuckDBWarehouse(settings, store)

@@ -1,22 +1,27 @@
 """PostgreSQL: files stream into the staging table with COPY FROM STDIN (CSV made by Arrow).
 
-Also the connection, catalog and error handling Redshift shares (it speaks the same protocol).
+Also the connection, catalog and error handling Redshift shares (it speaks the same protocol):
+through the [ssh] tunnel with `[warehouse] ssh = true`, TLS verified (`verify-full`) against
+`[warehouse] ssl_ca`, and TCP keepalives so a silently dropped connection fails instead of hanging.
 """
 
 import io
+import os
 
 import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from s3rs_tui.config import Settings
-from s3rs_tui.errors import S3rsError, TransientError
+from s3rs_tui.engine.tunnel import Notify, tunnel_to
+from s3rs_tui.errors import ConfigError, S3rsError, TransientError
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse.base import Warehouse, first_line
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
 from s3rs_tui.warehouse.merge import STAGE, quote
 from s3rs_tui.warehouse.typemap import Column, postgres_type
 
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")  # NULL unquoted, '' quoted
 
 
@@ -25,19 +30,29 @@ class PostgresWarehouse(Warehouse):
     default_port = 5432
     driver_error = psycopg2.Error
 
-    def __init__(self, settings: Settings, store: ObjectStore, connect=psycopg2.connect):
+    def __init__(self, settings: Settings, store: ObjectStore, connect=psycopg2.connect,
+                 notify: Notify | None = None):
         warehouse = settings.warehouse
         super().__init__(warehouse.schema, store)
         explicit = settings.sources.get("warehouse.port", "default") != "default"
         port = warehouse.port if explicit else self.default_port
         self.label = f"{self.kind} at {warehouse.host}:{port}/{warehouse.database}"
+        # libpq connects to hostaddr and checks the certificate against host: the real name, tunnel or not
+        address = {"host": warehouse.host, "port": port}
+        if warehouse.ssh:
+            if not settings.ssh.enabled:
+                raise ConfigError("[warehouse] ssh = true needs the tunnel: set [ssh] enabled = true")
+            local, port = tunnel_to(settings.ssh, warehouse.host, port).address(notify or (lambda message: None))
+            address = {"host": warehouse.host, "hostaddr": local, "port": port}
+            self.label += f" through {settings.ssh.host}"
+        tls = {"sslmode": "verify-full", "sslrootcert": _ca_file(warehouse.ssl_ca)} if warehouse.ssl_ca else {}
         try:
-            self.conn = connect(host=warehouse.host, port=port, dbname=warehouse.database,
-                                user=warehouse.user, password=warehouse.password, connect_timeout=10,
-                                application_name="s3rs")
+            self.conn = connect(**address, dbname=warehouse.database, user=warehouse.user,
+                                password=warehouse.password, connect_timeout=10, application_name="s3rs",
+                                **tls, **_KEEPALIVES)
         except psycopg2.Error as exc:
-            raise TransientError(f"cannot connect to the warehouse ({self.label}): "
-                                 f"{first_line(exc)}") from None
+            error = ConfigError if "certificate" in str(exc) else TransientError  # a bad one stays bad
+            raise error(f"cannot connect to the warehouse ({self.label}): {first_line(exc)}") from None
         self.conn.autocommit = True
 
     def translate(self, exc: Exception, sql: str) -> S3rsError:
@@ -84,6 +99,13 @@ class PostgresWarehouse(Warehouse):
             for batch in read_batches(self.store, data_file.info.key):
                 with self.errors(copy), self.conn.cursor() as cur:
                     cur.copy_expert(copy, io.BytesIO(_csv(batch)))
+
+
+def _ca_file(path: str) -> str:
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"[warehouse] ssl_ca {path}: no such file")
+    return path
 
 
 def _csv(batch: pa.RecordBatch) -> bytes:

@@ -205,7 +205,7 @@ def verify_table(settings: Settings, table_name: str, sink: EventSink,
         with open_warehouse(settings, store) as warehouse:
             _check_loaded(warehouse, target, store, watermark, name)
             try:
-                conn = connect(settings.mysql, settings.backup.timeout_seconds)
+                conn = connect(settings)
                 info = describe_table(conn, database, table, spec)
                 return _compare(conn, info, warehouse, target, watermark, sink, chunk_keys)
             except S3rsError:
