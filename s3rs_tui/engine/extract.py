@@ -83,7 +83,7 @@ class ChunkReader:
     """
 
     def __init__(self, run_query: Callable, source: ChunkSource, start: Position, budget: MemoryBudget,
-                 limit: int | None, what: str, depth: int = 4):
+                 limit: int | None, what: str, depth: int = 2):
         self._run_query, self._source, self._what = run_query, source, what
         self._position, self._budget, self._limit = start, budget, limit
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
