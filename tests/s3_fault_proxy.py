@@ -1,42 +1,61 @@
-"""A small HTTP proxy in front of the S3 server that answers 503 to chosen requests: a real
-network hop for fault tests (the S3 server itself stays unmodified)."""
+"""A small HTTP proxy in front of the S3 server that answers 503 to chosen requests, holds others
+past the client's timeout, or goes away and comes back on the same port: a real network hop for
+fault tests (the S3 server itself stays unmodified)."""
 
 import http.client
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 
 class FaultProxy:
     """`fail_next(n, method, path_part)`: the next n matching requests get a 503 InternalError;
-    everything else is forwarded unchanged."""
+    `delay_next(n, method, path_part, seconds)`: they are answered only after `seconds`;
+    `stop()` / `start()`: the server is gone (connections refused) / back on the same port.
+    Everything else is forwarded unchanged."""
 
     def __init__(self, upstream: str):
         target = urlparse(upstream)
         self._upstream = (target.hostname, target.port)
         self._lock = threading.Lock()
-        self._faults: list[list] = []  # [remaining, method, path_part]
-        self.failed = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._faults: list[list] = []  # [remaining, method, path_part, delay or None]
+        self.failed = self.delayed = 0
+        self.port = 0
+        self.start()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
     def fail_next(self, count: int, method: str, path_part: str) -> None:
         with self._lock:
-            self._faults.append([count, method, path_part])
+            self._faults.append([count, method, path_part, None])
 
-    def _should_fail(self, method: str, path: str) -> bool:
+    def delay_next(self, count: int, method: str, path_part: str, seconds: float) -> None:
+        with self._lock:
+            self._faults.append([count, method, path_part, seconds])
+
+    def _fault(self, method: str, path: str) -> list | None:
         with self._lock:
             for fault in self._faults:
                 if fault[0] > 0 and fault[1] == method and fault[2] in path:
                     fault[0] -= 1
-                    self.failed += 1
-                    return True
-        return False
+                    return fault
+        return None
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def heal(self) -> None:
+        """No more faults."""
+        with self._lock:
+            self._faults.clear()
+
+    close = stop
 
     def _handler(self):
         proxy = self
@@ -49,7 +68,12 @@ class FaultProxy:
 
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if proxy._should_fail(self.command, self.path):
+                fault = proxy._fault(self.command, self.path)
+                if fault and fault[3] is not None:
+                    proxy.delayed += 1
+                    time.sleep(fault[3])  # the client has given up on this one by now
+                elif fault:
+                    proxy.failed += 1
                     payload = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
                     self.send_response(503)
                     self.send_header("Content-Length", str(len(payload)))

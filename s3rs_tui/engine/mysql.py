@@ -112,25 +112,35 @@ def classify(exc: BaseException, doing: str) -> S3rsError:
     if isinstance(exc, S3rsError):
         return exc
     code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else None
-    lost = isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)) and (
-        not isinstance(code, int) or code in _TRANSIENT_CODES or code == 0 or code >= 2000)
     if _tls_refused(exc):
         return ConfigError(f"MySQL TLS refused while {doing}: {_message(exc)} (check [mysql] ssl_ca and the "
                            "server's certificate)")
-    if lost or isinstance(exc, OSError):
-        return TransientError(f"MySQL connection problem while {doing}: {_message(exc)}")
+    # Closing a cursor on a connection that just broke fails too (pymysql: 'NoneType' has no 'read'):
+    # what counts is the first error of the chain.
+    lost = next((seen for seen in _chain(exc) if _lost(seen)), None)
+    if lost is not None:
+        return TransientError(f"MySQL connection problem while {doing}: {_message(lost)}")
     hint = _FATAL_HINTS.get(code)
     return S3rsError(f"MySQL error while {doing}: {_message(exc)}" + (f" ({hint})" if hint else ""))
 
 
+def _chain(exc: BaseException):
+    """The exception and the ones it was raised from or while handling, newest first."""
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _lost(exc: BaseException) -> bool:
+    code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else None
+    return isinstance(exc, OSError) or isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)) and (
+        not isinstance(code, int) or code in _TRANSIENT_CODES or code == 0 or code >= 2000)
+
+
 def _tls_refused(exc: BaseException) -> bool:
     """A certificate that fails verification is not worth a retry."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen)
+               for seen in _chain(exc))
 
 
 def _message(exc: BaseException) -> str:
@@ -147,6 +157,9 @@ def unbuffered_cursor(conn: pymysql.Connection) -> pymysql.cursors.SSCursor:
 def close_quietly(conn: pymysql.Connection | None) -> None:
     if conn is None:
         return
+    result = getattr(conn, "_result", None)
+    if result is not None:  # a stream cut mid-page cannot be drained: pymysql must not try when it is collected
+        result.unbuffered_active = False
     try:
         conn.close()
     except Exception:  # noqa: BLE001 - the connection may already be dead; nothing to save
