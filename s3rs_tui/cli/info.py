@@ -54,7 +54,8 @@ def _check_mysql(settings: Settings) -> str:
             cur.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
             tls = (cur.fetchone() or ("", ""))[1]
         return (f"{version} at {settings.mysql.host}:{settings.mysql.port}, time zone {zone} ({system_zone}), "
-                + (f"TLS {tls} verified" if tls else "no TLS"))
+                + (f"TLS {tls}, " + ("verified" if settings.mysql.ssl_ca else "NOT verified (set [mysql] ssl_ca)")
+                   if tls else "no TLS"))
     finally:
         close_quietly(conn)
 

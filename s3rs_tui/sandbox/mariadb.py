@@ -104,8 +104,9 @@ def free_port() -> int:
 
 
 def start_mariadb(base_dir: Path, port: int = 0, buffer_pool_mb: int = 256,
-                  databases: tuple[str, ...] = ()) -> MariaDBServer:
-    """Initialise (first time) and start a server in `base_dir`; returns once it accepts SQL."""
+                  databases: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> MariaDBServer:
+    """Initialise (first time) and start a server in `base_dir`; returns once it accepts SQL.
+    `options`: more server flags (the TLS tests pass --ssl-ca/--ssl-cert/--ssl-key)."""
     ensure_installed()
     base_dir = Path(base_dir).resolve()
     data, run = base_dir / "data", base_dir / "run"
@@ -123,7 +124,7 @@ def start_mariadb(base_dir: Path, port: int = 0, buffer_pool_mb: int = 256,
          f"--log-error={base_dir / 'error.log'}", "--skip-name-resolve",
          f"--innodb-buffer-pool-size={buffer_pool_mb}M", "--innodb-flush-log-at-trx-commit=2",
          "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-         "--max-connections=500"],
+         "--max-connections=500", *options],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     server = MariaDBServer(base_dir, port, process.pid)
     _wait_ready(server, process)

@@ -54,8 +54,21 @@ class PostgresServer:
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def start_postgres() -> PostgresServer:
-    """initdb a fresh cluster in a new temporary folder and start it; returns once it accepts SQL."""
+def _enable_tls(base_dir: Path, certificate: Path, key: Path) -> str:
+    """Server files PostgreSQL accepts (its own, key 0600) and a pg_hba.conf that wants TLS."""
+    for source, name in ((certificate, "server.crt"), (key, "server.key")):
+        shutil.copy(source, base_dir / name)
+        (base_dir / name).chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(base_dir / name, _SERVER_USER, _SERVER_USER)
+    hba = base_dir / "data" / "pg_hba.conf"
+    hba.write_text("hostnossl all all all reject\n" + hba.read_text())
+    return f" -c ssl=on -c ssl_cert_file={base_dir}/server.crt -c ssl_key_file={base_dir}/server.key"
+
+
+def start_postgres(tls: tuple[Path, Path] | None = None) -> PostgresServer:
+    """initdb a fresh cluster in a new temporary folder and start it; returns once it accepts SQL.
+    `tls` (certificate, key): TLS on, and TCP connections without it refused."""
     bin_dir = _bin_dir()
     # A folder the server user can reach (pytest's own temporary folders are private to root).
     base_dir = Path(tempfile.mkdtemp(prefix="s3rs-pg-"))
@@ -71,6 +84,8 @@ def start_postgres() -> PostgresServer:
         raise SandboxError(f"initdb failed: {initdb.stderr.strip()[-500:]}")
     options = (f"-p {server.port} -k {base_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                "-c synchronous_commit=off -c full_page_writes=off")
+    if tls:
+        options += _enable_tls(base_dir, *tls)
     started = server._pg_ctl("-l", str(base_dir / "server.log"), "-w", "-t", "60", "-o", options, "start")
     if started.returncode:
         log = base_dir / "server.log"
