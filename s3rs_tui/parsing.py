@@ -14,7 +14,7 @@ _TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:
                       "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 # Plain MySQL identifiers only: letters, digits, _ and $. Anything else (quotes, spaces, `;`)
 # is refused before it can reach SQL, even though we also quote every identifier we emit.
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_$]{1,64}")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -55,7 +55,7 @@ def parse_size(text: str | int) -> int:
 
 def check_identifier(name: str, what: str = "identifier") -> str:
     """Refuse anything but a plain MySQL identifier (so `x; DROP TABLE y` never reaches SQL)."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"invalid {what} {name!r}: only letters, digits, _ and $ are allowed")
     return name
 

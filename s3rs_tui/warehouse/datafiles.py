@@ -95,7 +95,9 @@ def read_footer(store: ObjectStore, info: ObjectInfo) -> DataFile:
     if tail is None:
         raise S3rsError(f"data file {info.key} vanished from the store while loading")
     if len(tail) < 12 or tail[-4:] != b"PAR1":
-        raise S3rsError(f"data file {info.key} is not a Parquet file (damaged?)")
+        raise S3rsError(f"data file {info.key} is damaged (truncated? it does not end as a Parquet file): "
+                        "nothing was loaded; restore it, or make it again from MySQL (README: Faults, "
+                        "a damaged data file)")
     length = struct.unpack("<I", tail[-8:-4])[0]
     if length + 8 > len(tail):
         tail = store.get_tail(info.key, length + 8) or b""

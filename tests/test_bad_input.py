@@ -1,0 +1,152 @@
+"""Bad input an operator or a database can hand us: random config values, injection attempts in
+every name we take, a damaged data file, a table or column dropped mid-run. Each gets a clear
+one-line message and a documented exit code, and changes nothing it should not.
+(Parsers of durations, timestamps and identifiers: test_config.py; a corrupt watermark, NULL
+cursors and tables without a primary key: test_cli_commands.py and test_engine.py.)"""
+
+import json
+import string
+
+import pytest
+from hypothesis import given, settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from cli_helpers import make_table, parquet_files, run_cli
+from conftest import write_config
+from s3rs_tui.config import SECTIONS, Settings, load_settings
+from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.events import FileStored
+from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.errors import ConfigError, S3rsError
+from test_engine import TABLE_DDL, assert_exactly_once, fill
+from test_faults import assert_watermark_matches_the_files
+
+KEYS = [(section, name) for section in SECTIONS for name in vars(getattr(Settings(), section))]
+TOML_VALUES = st.one_of(st.text(max_size=20), st.integers(-10**12, 10**12), st.booleans(),
+                        st.floats(allow_nan=False, allow_infinity=False), st.lists(st.integers(), max_size=3))
+
+
+def toml_literal(value) -> str:
+    # JSON strings (escapes for control characters, but DEL), numbers, booleans and arrays are TOML
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+@given(st.sampled_from(KEYS), TOML_VALUES)
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_any_config_value_loads_or_names_its_key(tmp_path_factory, key, value):
+    section, name = key
+    path = tmp_path_factory.mktemp("cfg") / "s3rs.toml"
+    path.write_text(f"[{section}]\n{name} = {toml_literal(value)}\n")
+    path.chmod(0o600)
+    try:
+        load_settings(str(path), environ={})
+    except ConfigError as error:
+        message = str(error)
+        assert f"{section}.{name}" in message and "\n" not in message and error.exit_code == 2
+        if name in ("password", "secret_access_key", "key_passphrase", "access_key_id") and value:
+            assert str(value) not in message.replace("config key", "") or str(value) in f"{section}.{name}"
+
+
+@given(st.text(alphabet=string.printable, max_size=40))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_any_table_name_resolves_to_plain_identifiers_or_is_refused(name):
+    settings = load_settings(None, environ={"S3RS_MYSQL_DATABASE": "shop"})
+    try:
+        database, table, _ = settings.table(name)
+    except ConfigError as error:
+        assert error.exit_code == 2 and "invalid" in str(error)
+        return
+    for part in (database, table):
+        assert part and all(ch.isalnum() or ch in "_$" for ch in part)
+
+
+INJECTIONS = [
+    ('[tables."{db}.orders"]\nkey_column = "id; DROP TABLE orders"\n', "key_column"),
+    ('[tables."{db}.orders"]\ntarget = "orders; DROP TABLE orders"\n', "target"),
+    ('[tables."{db}.orders"]\ncursor_column = "update_at` = 1 OR `id"\n', "cursor_column"),
+    ('[warehouse]\nkind = "duckdb"\nschema = "public; DROP SCHEMA public"\n', "warehouse.schema"),
+    ('[tables."{db}.orders; DROP TABLE orders"]\n', "DROP TABLE"),
+]
+
+
+@pytest.mark.parametrize("extra, where", INJECTIONS)
+def test_injection_attempts_in_config_exit_2_and_change_nothing(db, tmp_path, extra, where):
+    make_table(db, rows=50)
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store", extra="\n" + extra.format(db=db.name))
+    for command in (["sync", "-t", "orders"], ["watermark", "reset", "-t", "orders", "--yes"], ["verify", "-t", "orders"]):
+        result = run_cli(*command, config=config)
+        assert result.returncode == 2, (command, result.stderr)
+        assert where in result.stderr and "Traceback" not in result.stderr
+    assert [row[0] for row in db.execute("SHOW TABLES")] == ["orders"]
+    assert db.execute("SELECT COUNT(*) FROM orders")[0][0] == 50
+    assert parquet_files(tmp_path / "store") == []
+
+
+def test_injection_attempts_on_the_command_line_exit_2(db, local_config, tmp_path):
+    make_table(db, rows=50)
+    for args in (["watermark", "set", "-t", "orders", "--timestamp", "2024-01-01'; DROP TABLE orders; --", "--yes"],
+                 ["s3clean", "list", "-t", "orders", "--older-than", "7d; rm -rf /"],
+                 ["sync", "-t", "orders`; DROP TABLE orders; --"],
+                 ["sync", "-t", "orders", "--strategy", "parallel; DROP"]):
+        result = run_cli(*args, config=local_config)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert [row[0] for row in db.execute("SHOW TABLES")] == ["orders"]
+
+
+def test_a_damaged_data_file_is_named_and_nothing_is_loaded(db, tmp_path):
+    make_table(db, rows=2000)
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store",
+                          extra=f'\n[warehouse]\nkind = "duckdb"\npath = "{tmp_path / "w.duckdb"}"\n')
+    assert run_cli("sync", "-t", "orders", "--backup-only", "--batch-size", "500", config=config).returncode == 0
+    damaged = parquet_files(tmp_path / "store")[1]
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])  # truncated, as by a bad copy
+    result = run_cli("sync", "-t", "orders", "--load-only", config=config)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert damaged.name in last and "is damaged (truncated?" in last and "README: Faults" in last, last
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        assert conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"
+                            ).fetchone()[0] == 0
+
+
+@pytest.fixture
+def orders(db):
+    db.execute(TABLE_DDL)
+    fill(db, 6000)
+    return db
+
+
+def sync_with(settings, name, on_file):
+    def sink(event):
+        if isinstance(event, FileStored):
+            on_file(event.run_files)
+
+    return TableSync(settings, name, sink, RunControl()).run()
+
+
+def test_a_table_dropped_mid_run(orders, local_config, settings_for):
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 1000)
+    name = f"{orders.name}.orders"
+    with pytest.raises(S3rsError) as error:
+        sync_with(settings, name, lambda files: files == 2 and orders.execute("DROP TABLE orders"))
+    assert "the table was dropped or renamed during the run" in str(error.value) and error.value.exit_code == 1
+    assert_watermark_matches_the_files(settings, name)  # what was stored is intact and accounted for
+    rerun = run_cli("sync", "-t", "orders", config=local_config)
+    assert rerun.returncode == 2 and "does not exist" in rerun.stderr
+
+
+def test_a_column_dropped_mid_run(orders, local_config, settings_for):
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 1000)
+    name = f"{orders.name}.orders"
+    with pytest.raises(S3rsError) as error:
+        sync_with(settings, name, lambda files: files == 2 and orders.execute("ALTER TABLE orders DROP COLUMN note"))
+    assert "a column was dropped or renamed during the run" in str(error.value)
+    assert_watermark_matches_the_files(settings, name)
+    rerun = run_cli("sync", "-t", "orders", "--batch-size", "1000", config=local_config)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_exactly_once(orders, settings, name)
