@@ -367,3 +367,23 @@ def test_warehouse_connection_dropped_during_a_load(orders, tmp_path, bucket, s3
     assert_warehouse_matches(pg, orders, settings, name)
     assert json.loads(json.dumps(WatermarkStore(open_store(settings)).get(name).processed_s3_files)) == sorted(
         stored_files(settings, name))
+
+
+def test_a_long_action_that_progresses_gets_fresh_attempts_for_each_outage():
+    """A load that runs for hours meets several outages; each gets retry_attempts, not all together."""
+    from s3rs_tui.engine.retry import with_retries
+    from s3rs_tui.errors import TransientError
+
+    done = []
+
+    def action():  # each attempt loads a group, then loses the connection, until three are in
+        done.append(1)
+        if len(done) < 3:
+            raise TransientError("lost after a group")
+        return "loaded"
+
+    common = dict(attempts=1, control=RunControl(), on_retry=lambda *a: None, base_delay=0.001)
+    assert with_retries(action, progress=lambda: len(done), **common) == "loaded"
+    done.clear()
+    with pytest.raises(TransientError, match="gave up after 1 retries"):
+        with_retries(action, **common)

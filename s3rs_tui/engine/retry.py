@@ -20,11 +20,13 @@ def with_retries(action: Callable[[], T], *, attempts: int, control: RunControl,
                  on_retry: Callable[[int, float, TransientError], None],
                  recover: Callable[[], None] = lambda: None, base_delay: float = 1.0,
                  on_recovered: Callable[[int, float], None] = lambda retries, seconds: None,
-                 rerun: str = "a rerun resumes from the last stored file") -> T:
+                 rerun: str = "a rerun resumes from the last stored file",
+                 progress: Callable[[], object] = lambda: None) -> T:
     """Run `action`; on TransientError call `recover` (reconnect) and try again, `attempts` times.
     After a success that needed retries, `on_recovered(retries, seconds since the first failure)`:
-    the operator learns how long the outage lasted."""
-    attempt, failed_at = 0, 0.0
+    the operator learns how long the outage lasted. An action that goes on for hours (a load)
+    gives `progress`: a failure after the value changed starts a new count of attempts."""
+    attempt, failed_at, seen = 0, 0.0, progress()
     while True:
         try:
             if attempt:
@@ -34,6 +36,8 @@ def with_retries(action: Callable[[], T], *, attempts: int, control: RunControl,
                 on_recovered(attempt, time.monotonic() - failed_at)
             return result
         except TransientError as exc:
+            if progress() != seen:  # it got somewhere since the last failure: a new outage
+                attempt, failed_at, seen = 0, 0.0, progress()
             attempt += 1
             failed_at = failed_at or time.monotonic()
             if attempt > attempts:
@@ -47,14 +51,15 @@ def with_retries(action: Callable[[], T], *, attempts: int, control: RunControl,
 
 def reported_retries(action: Callable[[], T], *, sink: EventSink, table: str, attempts: int, control: RunControl,
                      what: str, recover: Callable[[], None] = lambda: None,
-                     rerun: str = "a rerun resumes from the last stored file") -> T:
+                     rerun: str = "a rerun resumes from the last stored file",
+                     progress: Callable[[], object] = lambda: None) -> T:
     """`with_retries` that tells the run's log: each retry as a Retrying event, and once `what` works
     again, how long it was down."""
     def recovered(retries: int, seconds: float) -> None:
         sink(Notice(table, f"{what} is back after {seconds:.1f}s down ({retries} retries); going on from "
                            "the last saved position", "info"))
 
-    return with_retries(action, attempts=attempts, control=control, recover=recover, rerun=rerun,
+    return with_retries(action, attempts=attempts, control=control, recover=recover, rerun=rerun, progress=progress,
                         on_retry=lambda attempt, delay, error: sink(Retrying(table, attempt, attempts, delay,
                                                                              str(error))),
                         on_recovered=recovered)

@@ -15,6 +15,7 @@ from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import EventSink, FilesLoaded, LoadFinished, LoadStarted, Notice, StateChanged
 from s3rs_tui.engine.parquet import table_prefix
+from s3rs_tui.engine.retry import reported_retries
 from s3rs_tui.errors import S3rsError, StoppedByOperator, TableError
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
@@ -76,8 +77,10 @@ class TableLoader:
                 if watermark is None or watermark.last_s3_file is None:
                     self._notice("nothing is stored yet: nothing to load", "info")
                 else:
-                    with open_warehouse(self.settings, self.store) as warehouse:
-                        self._load(warehouse, watermark, lock)
+                    reported_retries(lambda: self._connect_and_load(watermark, lock), sink=self.sink,
+                                     table=self.name, attempts=self.settings.backup.retry_attempts,
+                                     control=self.control, what="the warehouse",
+                                     rerun="a rerun loads the files not loaded yet", progress=lambda: self.files)
             except S3rsError as exc:
                 status = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
                 self._mark(watermark, status)
@@ -87,6 +90,13 @@ class TableLoader:
         finished = LoadFinished(self.name, "success", self.files, self.rows, time.monotonic() - started)
         self.sink(finished)
         return finished
+
+    def _connect_and_load(self, watermark: Watermark, lock: TableLock) -> None:
+        """One attempt on a fresh connection. After a lost connection the next attempt starts over
+        from the ledger: a group whose COMMIT got through is not loaded twice, one that did not
+        was rolled back by the server."""
+        with open_warehouse(self.settings, self.store, notify=self._notice) as warehouse:
+            self._load(warehouse, watermark, lock)
 
     def _load(self, warehouse: Warehouse, watermark: Watermark, lock: TableLock) -> None:
         target = target_for(self.settings, self.name, watermark)
