@@ -225,10 +225,11 @@ async def test_config_screen_redacts_secrets(tmp_path, db, dashboard):
         await pilot.press("o")
         await pilot.pause()
         text = screen_text(app)
-        assert "warehouse.password" in text and "********" in text and secret not in text
+        assert "********" in text and secret not in text
         table = app.screen.query_one(DataTable)
         cells = [str(cell) for i in range(table.row_count) for cell in table.get_row_at(i)]
         assert secret not in " ".join(cells) and "file" in cells
+        assert "warehouse.password" in cells or ("warehouse", "password") in zip(cells, cells[1:])
 
 
 async def test_errors_show_in_a_dialog_with_the_traceback_in_the_log(db, local_config, dashboard, monkeypatch):

@@ -110,7 +110,7 @@ def redshift(db, tmp_path, bucket, s3_endpoint, pg, monkeypatch):
         return made[-1]
 
     monkeypatch.setattr(loader, "open_warehouse",
-                        lambda settings, store: RedshiftWarehouse(settings, store, connect=connect))
+                        lambda settings, store, **_: RedshiftWarehouse(settings, store, connect=connect))
     return config, made, state
 
 
