@@ -18,6 +18,7 @@ except ImportError:  # older typer runs on click itself
 from s3rs_tui import __version__
 from s3rs_tui.cli import dashboard, demo, info, progressive, s3clean, sync, verify, watermark
 from s3rs_tui.cli.common import on_terminal
+from s3rs_tui.engine.control import stop_at_once_on_signals
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.private import open_private
 
@@ -88,6 +89,7 @@ def _fail(message: str, code: int) -> None:
 def main() -> None:
     """Console-script entry point: run the app and turn every outcome into an exit code."""
     try:
+        stop_at_once_on_signals()
         result = app(standalone_mode=False)
     except typer.Abort:
         _fail("aborted", 130)

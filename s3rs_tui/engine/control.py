@@ -52,6 +52,17 @@ class RunControl:
         self._running.wait()
 
 
+def stop_at_once_on_signals() -> None:
+    """Outside a run (start-up, the summary after it) a stop signal ends the process at once, as
+    StoppedByOperator (exit 130) rather than the default death by signal: nothing is in flight."""
+
+    def handle(signum: int, _frame) -> None:
+        raise StoppedByOperator(f"{signal.Signals(signum).name}: stopped")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handle)
+
+
 @contextmanager
 def stop_on_signals(control: RunControl, announce: Callable[[str], None]) -> Iterator[None]:
     """Install the two-step handlers for the duration of a command (main thread only)."""

@@ -12,6 +12,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from s3rs_tui.private import open_private
 from s3rs_tui.status.snapshot import state_dir
 
 
@@ -26,7 +27,7 @@ class RunLog:
         self._lock = threading.RLock()
         self._pending: deque[str] = deque()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", buffering=1, encoding="utf-8")
+        self._file = open_private(path, "a", buffering=1, encoding="utf-8")
 
     def stamp(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.clock()))
