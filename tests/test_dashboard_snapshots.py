@@ -16,6 +16,10 @@ from s3rs_tui.sandbox.pictures import (FOLDER, SECRET, TABLE, picture_app, pictu
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import ErrorModal
 
+# Every picture uses the one fixed folder its screens show (sandbox.pictures.FOLDER): one xdist
+# worker takes them all, so no two tests rebuild that folder at once.
+pytestmark = pytest.mark.xdist_group("pictures")
+
 SIZES = [(80, 24), (120, 40)]
 
 
