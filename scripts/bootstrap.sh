@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian machine, safe to rerun: MariaDB (for the demo and the tests),
-# PostgreSQL (the tests' warehouse), tmux (the dashboard's terminal tests), OpenSSH's server (the
+# PostgreSQL (the tests' warehouse), tmux and screen (the dashboard's terminal tests), OpenSSH's server (the
 # tunnel tests' bastion), a virtual environment in .venv, and the project with its
 # test tools.
 set -euo pipefail
@@ -15,6 +15,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 if ! command -v tmux >/dev/null 2>&1; then
     missing+=(tmux)  # the dashboard's terminal tests run it in a real, headless terminal
+fi
+if ! command -v screen >/dev/null 2>&1; then
+    missing+=(screen)  # and in GNU screen, the other multiplexer operators use over SSH
 fi
 if [ ! -x /usr/sbin/sshd ]; then
     missing+=(openssh-server)  # the tunnel tests' bastion (they start their own sshd on 127.0.0.1)

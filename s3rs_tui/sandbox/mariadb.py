@@ -109,17 +109,21 @@ def start_mariadb(base_dir: Path, port: int = 0, buffer_pool_mb: int = 256,
     `options`: more server flags (the TLS tests pass --ssl-ca/--ssl-cert/--ssl-key)."""
     ensure_installed()
     base_dir = Path(base_dir).resolve()
-    data, run = base_dir / "data", base_dir / "run"
-    run.mkdir(parents=True, exist_ok=True)
+    data, run, tmp = base_dir / "data", base_dir / "run", base_dir / "tmp"
+    for folder in (run, tmp):  # its own tmpdir: servers set up side by side share no scratch files
+        folder.mkdir(parents=True, exist_ok=True)
     if not (data / "mysql").exists():
         data.mkdir(parents=True, exist_ok=True)
-        subprocess.run([_binary("mariadb-install-db"), "--no-defaults", "--user=root",
-                        f"--datadir={data}", "--auth-root-authentication-method=normal",
-                        "--skip-test-db"], check=True, capture_output=True)
+        result = subprocess.run([_binary("mariadb-install-db"), "--no-defaults", "--user=root",
+                                 f"--datadir={data}", f"--tmpdir={tmp}",
+                                 "--auth-root-authentication-method=normal", "--skip-test-db"],
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise SandboxError(f"mariadb-install-db failed in {data}: {(result.stderr or result.stdout)[-800:]}")
     port = port or free_port()
     log = open(base_dir / "server.log", "ab")
     process = subprocess.Popen(
-        [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}", f"--port={port}",
+        [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}", f"--tmpdir={tmp}", f"--port={port}",
          "--bind-address=127.0.0.1", f"--socket={run / 'mysqld.sock'}", f"--pid-file={run / 'mysqld.pid'}",
          f"--log-error={base_dir / 'error.log'}", "--skip-name-resolve",
          f"--innodb-buffer-pool-size={buffer_pool_mb}M", "--innodb-flush-log-at-trx-commit=2",

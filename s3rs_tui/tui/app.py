@@ -123,6 +123,8 @@ class DashboardApp(StoreInfo, App):
 
     def repaint(self) -> None:
         """Push the model into the widgets, when something changed since the last repaint."""
+        if not self.is_running:  # shutting down: the widgets are going, a last tick must not fail
+            return
         if self.quitting and not self.runs.active():
             self.exit(self.failure)
             return
