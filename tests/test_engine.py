@@ -76,12 +76,15 @@ def orders(db):
     return db
 
 
-def test_page_query_uses_the_keyset_index_without_filesort(orders):
+@pytest.mark.parametrize("reader", ["select_sql", "cx_sql"])
+def test_page_query_uses_the_keyset_index_without_filesort(orders, reader):
+    """Both readers' SELECT lists: connectorx's reads the cursor as `update_at + 0 AS update_at`,
+    an alias an unqualified ORDER BY would sort by (a filesort of the whole rest of the table)."""
     fill(orders, 20000)
     orders.execute("ANALYZE TABLE orders")
     with pymysql.connect(**orders.server.connect_args(orders.name)) as conn:
         info = describe_table(conn, orders.name, "orders", TableSettings())
-        sql, params = keyset.page_query(info, [p.select_sql for p in plan_columns(info.columns)],
+        sql, params = keyset.page_query(info, [getattr(p, reader) for p in plan_columns(info.columns)],
                                         keyset.Position("2024-01-01 00:05:00", 1234), "2030-01-01", 500)
         with conn.cursor() as cur:
             cur.execute("EXPLAIN FORMAT=JSON " + sql, params)

@@ -47,7 +47,9 @@ def page_query(info: TableInfo, columns: list[str], start: Position, bound: str,
                limit: int) -> tuple[str, list]:
     """SELECT `columns` (SQL expressions) for one page of at most `limit` rows after `start`."""
     where, params = _range_sql(info, start)
-    c, k = quote_identifier(info.cursor.name), quote_identifier(info.key.name)
+    # Qualified, so ORDER BY names the table's columns: a bare name would sort by a SELECT alias
+    # of the same name (the fast reader's `c + 0 AS c`), a filesort of the rest of the table.
+    c, k = (f"{info.quoted}.{quote_identifier(column.name)}" for column in (info.cursor, info.key))
     sql = f"SELECT {', '.join(columns)} FROM {info.quoted} WHERE {where} ORDER BY {c}, {k} LIMIT %s"
     return sql, [*params, bound, int(limit)]
 
