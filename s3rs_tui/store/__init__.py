@@ -5,7 +5,6 @@ from pathlib import Path
 from s3rs_tui.config import Settings
 from s3rs_tui.store.base import ObjectInfo, ObjectStore
 from s3rs_tui.store.local import LocalStore
-from s3rs_tui.store.s3 import S3Store
 
 __all__ = ["ObjectInfo", "ObjectStore", "open_store"]
 
@@ -14,6 +13,8 @@ def open_store(settings: Settings) -> ObjectStore:
     s3 = settings.s3
     if not s3.bucket:
         return LocalStore(Path(s3.local_path), s3.prefix)
+    from s3rs_tui.store.s3 import S3Store  # boto3 takes 0.12 s to import: only when it is used
+
     return S3Store(s3.bucket, s3.prefix, region=s3.region, endpoint_url=s3.endpoint_url,
                    access_key_id=s3.access_key_id, secret_access_key=s3.secret_access_key,
                    max_concurrency=s3.max_concurrency, chunk_size=s3.chunk_size,
