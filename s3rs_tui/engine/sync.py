@@ -15,7 +15,7 @@ from s3rs_tui.engine.cxreader import connection_url, cx_chunks
 from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import (MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb,
-                                    use_compact_arrow_allocator)
+                                    use_compact_allocators)
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.parquet import ParquetFile, data_key
@@ -79,7 +79,7 @@ class TableSync:
         self.conn = None
         self.invalid_dates: dict[str, int] = {}
         self.null_cursor_rows = self.future_cursor_rows = 0
-        use_compact_arrow_allocator()
+        use_compact_allocators()
 
     # -- connections, retries, notices ---------------------------------------------------------
 
