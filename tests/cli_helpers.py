@@ -1,6 +1,8 @@
 """Helpers for tests that drive the real `s3rs` command line and check what it stored.
 
-- `run_cli(...)`: run `python -m s3rs_tui ...` in a subprocess, exactly as an operator would.
+- `run_cli(...)`: run `python -m s3rs_tui ...` in a subprocess, exactly as an operator would;
+  `s3rs_command(...)` is that command line, for tests that start it in a terminal themselves.
+- `wait_until(condition, ...)`: poll until something a subprocess does has happened.
 - `make_table(db, ...)`: a source table with deterministic rows, several per cursor second, whose
   id order differs from the cursor order (so a (timestamp, id) watermark is really exercised).
 - `parquet_files(folder)` / `parquet_ids(folder)`: the Parquet files under a local folder store and
@@ -14,6 +16,7 @@ They depend only on the `db` fixture of conftest.py (anything with `.execute` / 
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,14 +26,27 @@ import pyarrow.parquet as pq
 BASE_TIME = datetime(2024, 1, 1, 0, 0, 0)
 
 
+def s3rs_command(*args, config=None) -> list[str]:
+    """`python -m s3rs_tui [--config CONFIG] ARGS...` as an argument list."""
+    return [sys.executable, "-m", "s3rs_tui", *(["--config", str(config)] if config else []),
+            *[str(arg) for arg in args]]
+
+
+def wait_until(condition, timeout=60, what="condition", detail=lambda: "") -> None:
+    """Poll `condition` until it holds; past `timeout` seconds fail, naming `what` and `detail()`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{detail()}")
+        time.sleep(0.2)
+
+
 def run_cli(*args, config=None, env=None, input=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
     """Run `python -m s3rs_tui [--config CONFIG] ARGS...`; returns the CompletedProcess with text
     stdout/stderr. `env` is added to os.environ (conftest already put the AWS test keys there).
     stdin is `input` when given, else empty (never a terminal), so confirmations insist on --yes."""
-    command = [sys.executable, "-m", "s3rs_tui", *(["--config", str(config)] if config else []),
-               *[str(arg) for arg in args]]
     environment = {**os.environ, **(env or {})}
-    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout,
+    return subprocess.run(s3rs_command(*args, config=config), capture_output=True, text=True, env=environment, timeout=timeout,
                           input=input if input is not None else "", cwd=cwd)
 
 

@@ -5,14 +5,13 @@ SIGHUP of a dropped SSH connection) stops the run with the watermark saved."""
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
-
-from cli_helpers import make_table, table_ids
+from cli_helpers import make_table, s3rs_command, table_ids, wait_until
 from dashboard_helpers import Gate, stored_ids, watermark_of
+
 from s3rs_tui.config import load_settings
 
 pytestmark = pytest.mark.skipif(shutil.which("screen") is None, reason="GNU screen is not installed "
@@ -64,21 +63,10 @@ def screen_session(tmp_path):
         session.close()
 
 
-def s3rs(config, *args) -> list[str]:
-    return [sys.executable, "-m", "s3rs_tui", "--config", str(config), *args]
-
-
-def wait_until(condition, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_sync_in_gnu_screen_runs_to_the_end_and_q_leaves(tmp_path, db, local_config, screen_session):
     make_table(db, rows=2000)
     state = tmp_path / "state"
-    session = screen_session(s3rs(local_config, "sync", "-t", "orders", "--batch-size", "200"),
+    session = screen_session(s3rs_command("sync", "-t", "orders", "--batch-size", "200", config=local_config),
                              {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
     screen = session.wait_for("Throughput")
     assert "Tables" in screen and "orders" in screen
@@ -95,7 +83,7 @@ def test_gnu_screen_killed_mid_run_stops_gracefully(tmp_path, db, local_config, 
     make_table(db, rows=3000)
     state = tmp_path / "state"
     gate = Gate(db)  # the run waits at its first read until the session is gone
-    session = screen_session(s3rs(local_config, "sync", "-t", "orders", "--batch-size", "50"),
+    session = screen_session(s3rs_command("sync", "-t", "orders", "--batch-size", "50", config=local_config),
                              {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
     session.wait_for("Throughput")
     name = f"{db.name}.orders"

@@ -8,14 +8,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
-
-from cli_helpers import make_table, run_cli, table_ids
+from cli_helpers import make_table, run_cli, s3rs_command, table_ids, wait_until
 from dashboard_helpers import Gate, stored_ids, watermark_of
+
 from s3rs_tui.config import load_settings
 from s3rs_tui.store.lock import lock_key
 
@@ -68,18 +67,6 @@ def tmux_session():
         session.close()
 
 
-def s3rs(config, *args) -> list[str]:
-    return [sys.executable, "-m", "s3rs_tui", "--config", str(config), *args]
-
-
-def wait_until(condition, timeout=60, what="condition", detail=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{detail()}")
-        time.sleep(0.2)
-
-
 def pid_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -92,7 +79,7 @@ def test_sync_dashboard_stops_gracefully_when_the_terminal_goes(tmp_path, db, lo
     make_table(db, rows=3000)
     state = tmp_path / "state"
     gate = Gate(db)
-    session = tmux_session(s3rs(local_config, "sync", "-t", "orders", "--batch-size", "50"),
+    session = tmux_session(s3rs_command("sync", "-t", "orders", "--batch-size", "50", config=local_config),
                            {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
     pid = session.pid()
     screen = session.wait_for_text("Throughput")
@@ -148,7 +135,7 @@ def colour_codes(screen: str) -> set[str]:
 def test_dashboard_in_each_colour_system(tmp_path, local_config, tmux_session, colours, command):
     """Plain `s3rs` (and `s3rs ui`) open the dashboard; the colours used are the ones asked for,
     and every label is there in each (states are words, never colour alone)."""
-    session = tmux_session(s3rs(local_config, *command),
+    session = tmux_session(s3rs_command(*command, config=local_config),
                            {"S3RS_STATE_DIR": tmp_path / "state", "TEXTUAL_COLOR_SYSTEM": colours,
                             "PYTHONPATH": os.getcwd()}, size=(80, 24))
     session.wait_for_text("Quit")
@@ -170,7 +157,7 @@ def test_watch_shows_a_headless_run(tmp_path, db, local_config, tmux_session):
     result = run_cli("sync", "-t", "orders", "--batch-size", "100", config=local_config,
                      env={"S3RS_STATE_DIR": str(state)})
     assert result.returncode == 0, result.stderr
-    session = tmux_session(s3rs(local_config, "watch"), {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
+    session = tmux_session(s3rs_command("watch", config=local_config), {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
     session.wait_for_text(f"{db.name}.orders")
     time.sleep(0.5)
     screen = session.screen()
