@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian machine, safe to rerun: MariaDB (for the demo and the tests),
-# PostgreSQL (the tests' warehouse), tmux and screen (the dashboard's terminal tests), OpenSSH's server (the
-# tunnel tests' bastion), a virtual environment in .venv, and the project with its
+# PostgreSQL (the tests' warehouse), tmux and screen (the dashboard's terminal tests), OpenSSH's
+# server (the tunnel tests' bastion), a virtual environment in .venv, and the project with its
 # test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -119,12 +119,13 @@ def start_mariadb(base_dir: Path, port: int = 0, buffer_pool_mb: int = 256,
                                  "--auth-root-authentication-method=normal", "--skip-test-db"],
                                 capture_output=True, text=True)
         if result.returncode:
-            raise SandboxError(f"mariadb-install-db failed in {data}: {(result.stderr or result.stdout)[-800:]}")
+            output = result.stderr or result.stdout
+            raise SandboxError(f"mariadb-install-db failed in {data}: {output[-800:]}")
     port = port or free_port()
     log = open(base_dir / "server.log", "ab")
     process = subprocess.Popen(
-        [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}", f"--tmpdir={tmp}", f"--port={port}",
-         "--bind-address=127.0.0.1", f"--socket={run / 'mysqld.sock'}", f"--pid-file={run / 'mysqld.pid'}",
+        [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}", f"--tmpdir={tmp}",
+         f"--port={port}", "--bind-address=127.0.0.1", f"--socket={run / 'mysqld.sock'}", f"--pid-file={run / 'mysqld.pid'}",
          f"--log-error={base_dir / 'error.log'}", "--skip-name-resolve",
          f"--innodb-buffer-pool-size={buffer_pool_mb}M", "--innodb-flush-log-at-trx-commit=2",
          "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
