@@ -218,8 +218,17 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
     settings.tables = _read_tables(document.pop("tables", {}), settings)
     if document:
         raise ConfigError(f"config: unknown section [{sorted(document)[0]}] in {path}")
+    _check_combinations(settings)
     settings.warnings = _warnings(settings)
     return settings
+
+
+def _check_combinations(settings: Settings) -> None:
+    """Settings valid one by one that cannot work together."""
+    if settings.warehouse.kind == "redshift" and settings.s3.endpoint_url:
+        raise ConfigError(f"config: [s3] endpoint_url ({settings.s3.endpoint_url}) cannot be used with [warehouse] "
+                          "kind = \"redshift\": Redshift COPY reads only AWS S3 in its region (use an AWS bucket "
+                          "there, or load into postgres or duckdb)")
 
 
 def _secrets_in_file(settings: Settings) -> list[str]:

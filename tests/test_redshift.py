@@ -1,132 +1,64 @@
-"""Redshift cannot run here, so it is the one thing mocked: a connection that records every
-statement, runs the COPY from S3 itself (reading the manifest the loader wrote to the moto S3
-server) and hands everything else to a real PostgreSQL, where the shared staging, merge and ledger
-logic runs for real. Checked: the SQL Redshift would get, the manifest, the merged result, and
-how a failed COPY is reported."""
+"""The real Redshift loader and the Redshift `verify` SQL against a strict stand-in for Redshift
+(tests/redshift_standin.py: PostgreSQL underneath, Redshift's documented rules on top, Parquet
+COPY run from the moto S3 server). Checked: the SQL Redshift would get, the manifest, the merged
+result, mixed-case names, values longer than Redshift columns, how a failed COPY is reported,
+retried serializable isolation violations, and `verify` agreeing and disagreeing."""
 
 import io
-import json
 import re
 
-import psycopg2
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from cli_helpers import make_table, run_cli
 from conftest import s3_client, write_config
+from redshift_standin import Cluster, StandInError, check_redshift_sql
 from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.events import Notice, Retrying
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.errors import ConfigError, S3rsError
 from s3rs_tui.store import open_store
-from s3rs_tui.warehouse import loader
-from s3rs_tui.warehouse.merge import STAGE
-from s3rs_tui.warehouse.postgres import _csv
+from s3rs_tui.warehouse import loader, verify
 from s3rs_tui.warehouse.redshift import RedshiftWarehouse
 
 ROLE = "arn:aws:iam::123456789012:role/s3rs-copy"
 COPY = re.compile(r"^COPY s3rs_stage FROM 's3://([^/]+)/(.+\.manifest)' IAM_ROLE '(.+)' FORMAT AS PARQUET MANIFEST$")
-LOAD_ERROR = ("s3://bucket/backups/data/x.parquet", "amount", 1207, "Invalid digit, Value '.', Pos 0")
-
-
-class FakeRedshift:
-    """A psycopg2 connection to PostgreSQL that plays Redshift's part of the conversation."""
-
-    def __init__(self, real, endpoint: str, fail_copy: bool = False):
-        self.real, self.endpoint, self.fail_copy = real, endpoint, fail_copy
-        self.statements: list[str] = []
-        self.manifests: list[dict] = []
-
-    def __getattr__(self, name):  # autocommit, commit, rollback, close
-        return getattr(self.real, name)
-
-    def __setattr__(self, name, value):
-        if name == "autocommit":
-            self.real.autocommit = value
-        else:
-            super().__setattr__(name, value)
-
-    def cursor(self):
-        return FakeCursor(self)
-
-
-class FakeCursor:
-    def __init__(self, conn: FakeRedshift):
-        self.conn, self.real = conn, conn.real.cursor()
-        self.canned = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.real.close()
-
-    @property
-    def description(self):
-        return True if self.canned is not None else self.real.description
-
-    def fetchall(self):
-        return self.canned if self.canned is not None else self.real.fetchall()
-
-    def execute(self, sql, params=None):
-        self.conn.statements.append(sql)
-        copy = COPY.match(sql)
-        if copy:
-            return self._copy(*copy.groups())
-        if "sys_load_error_detail" in sql:
-            self.canned = [LOAD_ERROR]
-            return None
-        # Redshift-only DDL, in PostgreSQL's words.
-        sql = re.sub(r" DISTKEY\(.*?\) SORTKEY\(.*?\)$", "", sql)
-        return self.real.execute(re.sub(r"varbyte\(\d+\)", "bytea", sql), params)
-
-    def _copy(self, bucket: str, key: str, role: str) -> None:
-        assert role == ROLE
-        client = s3_client(self.conn.endpoint)
-        manifest = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-        self.conn.manifests.append(manifest)
-        if self.conn.fail_copy:
-            self.real.execute("SELECT 1/0")  # any server-side error aborts the transaction, as COPY's would
-        import pyarrow.parquet as pq
-        for entry in manifest["entries"]:
-            entry_bucket, entry_key = entry["url"][len("s3://"):].split("/", 1)
-            data = client.get_object(Bucket=entry_bucket, Key=entry_key)["Body"].read()
-            table = pq.read_table(io.BytesIO(data))
-            for batch in table.to_batches():
-                self.real.copy_expert(f"COPY {STAGE} FROM STDIN WITH (FORMAT csv)", io.BytesIO(_csv(batch)))
 
 
 @pytest.fixture
-def redshift(db, tmp_path, bucket, s3_endpoint, pg, monkeypatch):
-    """Settings for kind = "redshift" on the moto S3 bucket; the fake connections it made."""
-    make_table(db, rows=1000)
-    config = write_config(tmp_path / "s3rs.toml", db, bucket=bucket, endpoint=s3_endpoint, extra=(
+def redshift(db, tmp_path, bucket, s3_endpoint, pg, monkeypatch, settings_for):
+    """(settings for kind = "redshift" on the moto S3 bucket, the stand-in cluster)."""
+    config = write_config(tmp_path / "s3rs.toml", db, bucket=bucket, extra=(
         f'\n[warehouse]\nkind = "redshift"\nhost = "example-cluster.invalid"\ndatabase = "dev"\n'
         f'user = "loader"\niam_role = "{ROLE}"\n'))
-    made: list[FakeRedshift] = []
-    state = {"fail_copy": False}
-
-    def connect(**_):
-        made.append(FakeRedshift(psycopg2.connect(**pg.server.connect_args(pg.name)), s3_endpoint,
-                                 state["fail_copy"]))
-        return made[-1]
-
-    monkeypatch.setattr(loader, "open_warehouse",
-                        lambda settings, store, **_: RedshiftWarehouse(settings, store, connect=connect))
-    return config, made, state
-
-
-def run(settings, name):
-    TableSync(settings, name, lambda e: None, RunControl()).run()
-    return loader.TableLoader(settings, name, lambda e: None, RunControl(), files_per_load=3).run()
-
-
-def test_redshift_copies_through_a_manifest_and_merges(db, redshift, pg, bucket, settings_for):
-    config, made, _ = redshift
     settings = settings_for(config)
+    # moto plays AWS S3 in the cluster's region (a configured endpoint_url is refused with Redshift)
+    settings.s3.endpoint_url = s3_endpoint
+    cluster = Cluster(pg, s3_endpoint)
+
+    def open_standin(settings, store, **_):
+        return RedshiftWarehouse(settings, store, connect=cluster.connect)
+
+    monkeypatch.setattr(loader, "open_warehouse", open_standin)
+    monkeypatch.setattr(verify, "open_warehouse", open_standin)
+    yield settings, cluster
+    cluster.close()
+
+
+def run(settings, name, events=None):
+    sink = events.append if events is not None else (lambda e: None)
+    TableSync(settings, name, sink, RunControl()).run()
+    return loader.TableLoader(settings, name, sink, RunControl(), files_per_load=3).run()
+
+
+def test_redshift_copies_through_a_manifest_and_merges(db, redshift, pg, bucket):
+    settings, cluster = redshift
+    make_table(db, rows=1000)
     settings.override("backup.batch_size", 250)
     name = f"{db.name}.orders"
     assert run(settings, name).files == 4
-    (conn,) = made
-    statements = conn.statements
+    statements = cluster.statements
     create = next(s for s in statements if s.startswith('CREATE TABLE "public"."orders"'))
     assert create == ('CREATE TABLE "public"."orders" ("id" numeric(20,0), "update_at" timestamp without time zone, '
                       '"amount" numeric(18,4), "note" character varying(256), PRIMARY KEY ("id")) '
@@ -134,36 +66,131 @@ def test_redshift_copies_through_a_manifest_and_merges(db, redshift, pg, bucket,
     copies = [s for s in statements if s.startswith("COPY")]
     assert len(copies) == 2 and all(COPY.match(s) for s in copies)  # 3 files, then 1
     stored = {info.key: info.size for info in open_store(settings).list(f"data/{db.name}/orders/")}
-    entries = [entry for manifest in conn.manifests for entry in manifest["entries"]]
+    entries = [entry for manifest in cluster.manifests for entry in manifest["entries"]]
     assert [e["url"] for e in entries] == [f"s3://{bucket}/backups/{key}" for key in sorted(stored)]
     assert all(e["mandatory"] is True and e["meta"]["content_length"] == stored[e["url"].split("/backups/")[1]]
                for e in entries)
-    # The manifests are removed once loaded.
-    assert not list(open_store(settings).list("_state/manifests/"))
+    assert not list(open_store(settings).list("_state/manifests/"))  # removed once loaded
     merge = statements[statements.index(copies[0]) + 1:]
     assert merge[0].startswith("CREATE TEMP TABLE s3rs_newest AS SELECT") and "ROW_NUMBER() OVER" in merge[0]
     assert merge[1].startswith('DELETE FROM "public"."orders" USING s3rs_newest WHERE')
     assert merge[2].startswith('INSERT INTO "public"."orders"') and "LEFT JOIN" in merge[2]
     assert not any(s.lstrip().upper().startswith("MERGE") for s in statements)
-    rows = dict(pg.execute("SELECT id, note FROM public.orders"))
-    assert len(rows) == 1000
-    assert {int(k) for k, in pg.execute("SELECT count(*) FROM public.s3rs_loaded_files")} == {4}
+    assert pg.execute("SELECT count(*), count(note), sum(amount) FROM public.orders") == [
+        (1000, 900, sum(i * 1.25 for i in range(1, 1001)))]
+    assert pg.execute("SELECT count(*) FROM public.s3rs_loaded_files") == [(4,)]
 
 
-def test_a_failed_copy_shows_redshifts_load_errors(db, redshift, pg, settings_for):
-    config, made, state = redshift
-    state["fail_copy"] = True
-    settings = settings_for(config)
+def test_the_standin_refuses_what_redshift_refuses(redshift):
+    """The stand-in is only worth its checks: each of these fails on a real Redshift."""
+    for sql in ("INSERT INTO t (a) VALUES (1) ON CONFLICT DO NOTHING", "COPY t FROM STDIN WITH (FORMAT csv)",
+                "SELECT string_agg(a, ',') FROM t", "SELECT CAST('x' || substr(h, 1, 15) AS bit(60)) FROM t",
+                "SELECT 't'::regclass", "SELECT encode(b, 'hex') FROM t", "SELECT div(k, 10) FROM t",
+                "CREATE TABLE t (a character varying(70000))", "CREATE TABLE t (b bytea)"):
+        with pytest.raises(StandInError):
+            check_redshift_sql(sql)
+    settings, cluster = redshift
+    conn = cluster.connect()
+    with conn.cursor() as cur:
+        cur.execute('CREATE TABLE "public"."Orders" ("Id" bigint)')
+        cur.execute("SELECT relname FROM pg_catalog.pg_class WHERE relname IN ('Orders', 'orders')")
+        assert cur.fetchall() == [("orders",)]  # r_names: folded, quoted or not
+        for options in ("FORMAT AS PARQUET MANIFEST REGION 'us-east-1'", "FORMAT AS PARQUET TRUNCATECOLUMNS",
+                        "FORMAT AS PARQUET MAXERROR 10"):
+            with pytest.raises(StandInError, match="not supported for PARQUET based COPY"):
+                cur.execute(f"COPY orders FROM 's3://b/k' IAM_ROLE '{ROLE}' {options}")
+
+
+def test_a_mixed_case_table_loads_twice(db, redshift, pg):
+    """Defect 1: Redshift folds "MixedCase" to mixedcase; describing it by its MySQL spelling found
+    nothing, so the second load tried to create it again and dropped its ledger rows."""
+    settings, cluster = redshift
+    make_table(db, name="MixedCase", rows=200)
+    name = f"{db.name}.MixedCase"
+    events = []
+    run(settings, name, events)
+    db.execute("UPDATE `MixedCase` SET note = 'changed', update_at = '2024-02-01 00:00:00' WHERE id <= 10")
+    finished = run(settings, name, events)
+    assert finished.status == "success" and finished.rows == 10
+    assert not any(isinstance(e, Notice) and "not in the warehouse any more" in e.message for e in events)
+    assert pg.execute("SELECT count(*), count(*) FILTER (WHERE note = 'changed') FROM public.mixedcase") == [(200, 10)]
+    assert pg.execute("SELECT count(DISTINCT file_key) FROM public.s3rs_loaded_files") == [
+        (len(list(open_store(settings).list(f"data/{db.name}/MixedCase/"))),)]
+
+
+def _replace_with_nanosecond_timestamps(settings, key):
+    """Rewrite a stored data file as another tool might have: timestamps in nanoseconds."""
+    client = s3_client(settings.s3.endpoint_url)
+    table = pq.read_table(io.BytesIO(client.get_object(Bucket=settings.s3.bucket,
+                                                       Key=settings.s3.prefix + key)["Body"].read()))
+    table = table.set_column(1, table.schema.field(1).with_type(pa.timestamp("ns")),
+                             table.column(1).cast(pa.timestamp("ns")))
+    out = io.BytesIO()
+    pq.write_table(table, out, coerce_timestamps=None)
+    client.put_object(Bucket=settings.s3.bucket, Key=settings.s3.prefix + key, Body=out.getvalue())
+
+
+def test_a_failed_copy_keeps_redshifts_detail_and_load_errors(db, redshift, pg, settings_for):
+    """Defect 3: the error kept its first line only, and the load errors were looked up by
+    pg_last_copy_id() after the rollback, which no longer points at the failed COPY."""
+    settings, cluster = redshift
+    make_table(db, rows=100)
+    name = f"{db.name}.orders"
+    TableSync(settings, name, lambda e: None, RunControl()).run()
+    (key,) = [info.key for info in open_store(settings).list(f"data/{db.name}/orders/")][:1]
+    _replace_with_nanosecond_timestamps(settings, key)
     with pytest.raises(S3rsError) as caught:
-        run(settings, f"{db.name}.orders")
+        loader.TableLoader(settings, name, lambda e: None, RunControl()).run()
     message = str(caught.value)
-    assert "first load errors: s3://bucket/backups/data/x.parquet column amount: 1207 Invalid digit" in message
+    assert "\n" not in message
+    assert "Spectrum Scan Error" in message and "has an incompatible Parquet schema for column" in message
+    assert f"first load errors: s3://{settings.s3.bucket}/backups/{key} column update_at: 15007" in message
     assert "(manifest s3://" in message
-    assert any("sys_load_error_detail" in s and "pg_last_copy_id()" in s for s in made[0].statements)
     assert len(list(open_store(settings).list("_state/manifests/"))) == 1  # kept for the operator
     assert pg.execute("SELECT count(*) FROM public.s3rs_loaded_files") == [(0,)]
-    result = run_cli("sync", "-t", "orders", config=config)  # the real driver: no cluster to reach
-    assert result.returncode == 1 and "cannot connect to the warehouse (redshift at" in result.stderr
+
+
+def test_a_serializable_isolation_violation_is_retried(db, redshift, pg):
+    """Defect 4: error 1023 (two loads writing the shared ledger at once) is transient: the
+    group's transaction is rolled back and retried (c_serial_isolation)."""
+    settings, cluster = redshift
+    make_table(db, rows=300)
+    cluster.fail_serializable(r'^INSERT INTO "public"\."s3rs_loaded_files"')
+    events = []
+    finished = run(settings, f"{db.name}.orders", events)
+    retries = [e for e in events if isinstance(e, Retrying)]
+    assert finished.status == "success" and len(retries) == 1 and "Serializable isolation violation" in retries[0].error
+    assert pg.execute("SELECT count(*), count(DISTINCT id) FROM public.orders") == [(300, 300)]
+    assert not cluster.serializable  # the violation did happen
+
+
+def test_redshift_with_an_s3_endpoint_is_refused_at_config_time(db, tmp_path, s3_endpoint, bucket, settings_for):
+    """Defect 5: Redshift COPY reads only AWS S3 in its own region, never MinIO and the like."""
+    config = write_config(tmp_path / "s3rs.toml", db, bucket=bucket, endpoint=s3_endpoint,
+                          extra='\n[warehouse]\nkind = "redshift"\n')
+    with pytest.raises(ConfigError) as error:
+        settings_for(config)
+    assert error.value.exit_code == 2 and "\n" not in str(error.value)
+    assert "endpoint_url" in str(error.value) and "AWS S3" in str(error.value)
+    result = run_cli("config", config=config)
+    assert result.returncode == 2 and "Redshift COPY reads only AWS S3" in result.stderr
+
+
+def test_redshift_verify_runs_and_finds_a_difference(db, redshift, pg):
+    """Defect 6: the Redshift verify SQL (STRTOL, TO_HEX, TRUNC, GROUP BY an alias) runs."""
+    settings, cluster = redshift
+    db.execute("CREATE TABLE files (id BIGINT PRIMARY KEY, update_at DATETIME NOT NULL, name VARCHAR(20), "
+               "digest VARBINARY(16), made DATE, KEY (update_at, id))")
+    db.executemany("INSERT INTO files VALUES (%s, '2024-01-01 00:00:00', %s, %s, '2023-05-06')",
+                   [(i, f"file {i}", bytes([i % 256]) * 16) for i in range(1, 301)])
+    name = f"{db.name}.files"
+    run(settings, name)
+    agreed = verify.verify_table(settings, name, lambda e: None, chunk_keys=100)
+    assert agreed.agrees and agreed.mysql_rows == agreed.warehouse_rows == 300 and agreed.chunks == 4
+    assert any("STRTOL(" in s and "TO_HEX(" in s and "GROUP BY s3rs_chunk" in s for s in cluster.statements)
+    pg.execute("UPDATE public.files SET digest = '\\x00'::bytea WHERE id = 150")
+    differs = verify.verify_table(settings, name, lambda e: None, chunk_keys=100)
+    assert not differs.agrees and [r.changed for r in differs.ranges] == [["150"]]
 
 
 def test_redshift_settings_are_checked(db, tmp_path, settings_for):

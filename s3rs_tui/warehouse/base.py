@@ -26,6 +26,14 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def all_lines(exc: BaseException) -> str:
+    """A driver's whole message on one line: Redshift puts the cause (file, column, reason) in the
+    DETAIL and context lines, in a box of dashes."""
+    lines = [" ".join(line.split()) for line in (getattr(exc, "pgerror", None) or str(exc)).splitlines()]
+    kept = [line for line in lines if line.strip("-") and line != "DETAIL:"]
+    return "; ".join(kept) or type(exc).__name__
+
+
 class Warehouse(ABC):
     """One open connection to a warehouse; use as a context manager."""
 
@@ -76,6 +84,10 @@ class Warehouse(ABC):
         """Text after CREATE TABLE's column list (distribution and sort keys)."""
         return ""
 
+    def catalog_name(self, name: str) -> str:
+        """How the catalog spells a quoted identifier (Redshift folds it to lower case)."""
+        return name
+
     def __enter__(self) -> "Warehouse":
         return self
 
@@ -84,10 +96,14 @@ class Warehouse(ABC):
 
     # -- shared ---------------------------------------------------------------------------------
 
+    def error_text(self, exc: Exception) -> str:
+        """What of a driver's message the operator sees."""
+        return first_line(exc)
+
     def translate(self, exc: Exception, sql: str) -> S3rsError:
         """A driver error as one line naming the statement's first words."""
         return S3rsError(f"warehouse error ({self.label}) in {' '.join(sql.split()[:3])}...: "
-                         f"{first_line(exc)}")
+                         f"{self.error_text(exc)}")
 
     @contextmanager
     def errors(self, sql: str) -> Iterator[None]:
@@ -115,7 +131,7 @@ class Warehouse(ABC):
 
     def describe(self, table: str) -> dict[str, tuple[str, str]] | None:
         """lower-case column name -> (its spelling, its type); None when the table is missing."""
-        rows = self.run(self.describe_sql(), (self.schema, table))
+        rows = self.run(self.describe_sql(), (self.catalog_name(self.schema), self.catalog_name(table)))
         return {name.lower(): (name, kind) for name, kind in rows} or None
 
     def prepare(self) -> None:

@@ -3,29 +3,39 @@
 Redshift runs COPY itself, reading the files straight from the bucket: the manifest names them
 exactly (no prefix matching picks up a stray file) and, for Parquet, must give each file's size
 (`meta.content_length`). Parquet COPY maps columns by position, which is why the staging table
-has the file's columns in the file's order. On failure the first rows of Redshift's load-error
-views are shown with the error.
+has the file's columns in the file's order. Redshift folds quoted names to lower case (r_names),
+so the catalog is asked for the folded spelling. A failed COPY keeps Redshift's DETAIL lines (the
+file, column and cause) and the first rows of its load-error views, found by this session: once the
+failed COPY's transaction is rolled back, pg_last_copy_id() no longer names it (PG_LAST_COPY_ID),
+and before the rollback the aborted transaction runs no query. A serializable isolation violation
+(error 1023, two loads writing the shared ledger at once) is transient: the group's transaction is
+retried, as c_serial_isolation advises.
 """
 
 import json
 import re
 import uuid
 
-from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.errors import ConfigError, S3rsError, TransientError
 from s3rs_tui.store.watermark import STATE_PREFIX
+from s3rs_tui.warehouse.base import all_lines
 from s3rs_tui.warehouse.datafiles import DataFile
 from s3rs_tui.warehouse.merge import STAGE, Target, quote
 from s3rs_tui.warehouse.postgres import PostgresWarehouse
 from s3rs_tui.warehouse.typemap import Column, redshift_type
 
 _ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
-# The newest view (serverless and provisioned) first, then the older provisioned-only table.
+# The newest view (serverless and provisioned) first, then the older provisioned-only table; the
+# latest COPY of this session (session_id / session is the backend's process id).
 _LOAD_ERRORS = (
     "SELECT TRIM(file_name), TRIM(column_name), error_code, TRIM(error_message) FROM sys_load_error_detail "
-    "WHERE query_id = pg_last_copy_id() ORDER BY start_time LIMIT 3",
+    "WHERE session_id = pg_backend_pid() AND query_id = (SELECT MAX(query_id) FROM sys_load_error_detail "
+    "WHERE session_id = pg_backend_pid()) ORDER BY start_time LIMIT 3",
     "SELECT TRIM(filename), TRIM(colname), err_code, TRIM(err_reason) FROM stl_load_errors "
-    "WHERE query = pg_last_copy_id() ORDER BY starttime LIMIT 3",
+    "WHERE session = pg_backend_pid() AND query = (SELECT MAX(query) FROM stl_load_errors "
+    "WHERE session = pg_backend_pid()) ORDER BY starttime LIMIT 3",
 )
+_SERIALIZABLE = re.compile(r"\b1023\b.*Serializable isolation violation", re.DOTALL)
 
 
 def _literal(text: str) -> str:
@@ -54,6 +64,18 @@ class RedshiftWarehouse(PostgresWarehouse):
     def column_type(self, column: Column) -> str:
         return redshift_type(column)
 
+    def catalog_name(self, name: str) -> str:
+        return name.lower()
+
+    def error_text(self, exc: Exception) -> str:
+        return all_lines(exc)
+
+    def translate(self, exc: Exception, sql: str) -> S3rsError:
+        error = super().translate(exc, sql)
+        if _SERIALIZABLE.search(str(error)):
+            return TransientError(f"{error} (another transaction wrote the same table at once: retrying)")
+        return error
+
     def table_options(self, target: Target) -> str:
         # Merges join on the key: distributing and sorting by it keeps that join local and cheap.
         return f" DISTKEY({quote(target.key)}) SORTKEY({quote(target.key)})"
@@ -70,13 +92,15 @@ class RedshiftWarehouse(PostgresWarehouse):
                 "FORMAT AS PARQUET MANIFEST")
         try:
             self.run(copy)
+        except TransientError:
+            raise
         except S3rsError as exc:
             raise S3rsError(f"{exc}{self._load_errors()} (manifest {self.store.url}{key})") from None
         self.store.delete(key)
 
     def _load_errors(self) -> str:
         """'; first load errors: ...' from Redshift's error views, or '' when they say nothing."""
-        self.rollback()  # the failed COPY aborted the transaction; the views need a new one
+        self.rollback()  # the failed COPY aborted the transaction: it runs no other query
         for query in _LOAD_ERRORS:
             try:
                 rows = self.run(query)
