@@ -118,6 +118,32 @@ def test_a_mixed_case_table_loads_twice(db, redshift, pg):
         (len(list(open_store(settings).list(f"data/{db.name}/MixedCase/"))),)]
 
 
+def test_values_longer_than_redshift_columns_are_cut_in_a_load_copy(db, redshift, pg):
+    """Defect 2: a 70,000-byte TEXT and a 2 MB LONGBLOB failed every COPY (Parquet COPY cannot
+    truncate). Now they load cut to the column's size, counted per column, and the backup file
+    keeps the whole values."""
+    settings, cluster = redshift
+    db.execute("CREATE TABLE docs (id BIGINT PRIMARY KEY, update_at DATETIME NOT NULL, body LONGTEXT, "
+               "data LONGBLOB, KEY (update_at, id))")
+    body, data = "é" * 35_000, bytes(range(256)) * 8192  # 70,000 bytes of UTF-8; 2 MiB
+    db.executemany("INSERT INTO docs VALUES (%s, '2024-01-01 00:00:00', %s, %s)",
+                   [(1, body, data), (2, "short", b"\x00\x01")])
+    events = []
+    run(settings, f"{db.name}.docs", events)
+    rows = pg.execute("SELECT id, body, data FROM public.docs ORDER BY id")
+    assert [(i, text, bytes(blob)) for i, text, blob in rows] == [
+        (1, "é" * 32_767, data[:1_024_000]),  # 65,534 bytes: cut on a character, not inside one
+        (2, "short", b"\x00\x01")]
+    notices = [e.message for e in events if isinstance(e, Notice) and "cut" in e.message]
+    assert notices and "body: 1" in notices[0] and "data: 1" in notices[0]
+    store = open_store(settings)
+    (key,) = [info.key for info in store.list(f"data/{db.name}/docs/")]
+    stored = pq.read_table(io.BytesIO(s3_client(settings.s3.endpoint_url).get_object(
+        Bucket=settings.s3.bucket, Key=settings.s3.prefix + key)["Body"].read()))
+    assert stored.column("body")[0].as_py() == body and stored.column("data")[0].as_py() == data
+    assert not list(store.list("_state/load-copies/")) and not list(store.list("_state/manifests/"))
+
+
 def _replace_with_nanosecond_timestamps(settings, key):
     """Rewrite a stored data file as another tool might have: timestamps in nanoseconds."""
     client = s3_client(settings.s3.endpoint_url)

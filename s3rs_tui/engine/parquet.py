@@ -5,9 +5,11 @@ watermark, so same start) overwrites its own earlier copy instead of adding a du
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from s3rs_tui.engine.keyset import Position
@@ -15,6 +17,9 @@ from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import TableInfo
 
 DATA_PREFIX = "data/"
+# Footer key: {column: its longest value in bytes} for string and binary columns, so a warehouse
+# with length limits (Redshift) learns from the footer alone whether a file fits its columns.
+LONGEST_KEY = "s3rs.longest_bytes"
 
 
 def table_prefix(table_name: str) -> str:
@@ -42,7 +47,7 @@ class ParquetFile:
     """One data file being written: chunks go in as they arrive, buffered into row groups of
     budget.row_group_rows (128k rows unless the memory guard shrank it), so memory holds at most a
     row group whatever the file size. zstd; timestamps in microseconds (nanoseconds confuse Redshift
-    and Spectrum)."""
+    and Spectrum). The footer records the longest value of each string and binary column."""
 
     def __init__(self, path: Path, schema: pa.Schema, budget: MemoryBudget):
         self.path, self.rows, self._budget = path, 0, budget
@@ -51,8 +56,12 @@ class ParquetFile:
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._schema = schema
+        self._longest = {f.name: 0 for f in schema
+                         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)}
 
     def add(self, batch: pa.RecordBatch) -> None:
+        for name, longest in self._longest.items():
+            self._longest[name] = max(longest, pc.max(pc.binary_length(batch.column(name))).as_py() or 0)
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
         self.rows += batch.num_rows
@@ -72,6 +81,7 @@ class ParquetFile:
 
     def close(self) -> None:
         self._flush()
+        self._writer.add_key_value_metadata({LONGEST_KEY: json.dumps(self._longest)})
         self._writer.close()
 
     def abandon(self) -> None:

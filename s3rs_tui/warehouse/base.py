@@ -84,6 +84,10 @@ class Warehouse(ABC):
         """Text after CREATE TABLE's column list (distribution and sort keys)."""
         return ""
 
+    def notes(self, target: Target) -> list[str]:
+        """What the operator should hear about the loads since the last call (values changed to fit)."""
+        return []
+
     def catalog_name(self, name: str) -> str:
         """How the catalog spells a quoted identifier (Redshift folds it to lower case)."""
         return name

@@ -7,6 +7,7 @@ CHAR/VARCHAR keys a name holds a hash of the start key, so two files starting in
 value may sort either way: the rewrite and the ledger still keep every row exactly once.)
 """
 
+import json
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from s3rs_tui.engine.parquet import LONGEST_KEY
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.store import ObjectInfo, ObjectStore
 from s3rs_tui.store.watermark import Watermark
@@ -33,6 +35,7 @@ class DataFile:
     info: ObjectInfo
     columns: tuple[Column, ...]
     rows: int
+    longest: dict[str, int] | None = None  # bytes of the longest string/binary values; None: not recorded
 
 
 @dataclass
@@ -102,7 +105,9 @@ def read_footer(store: ObjectStore, info: ObjectInfo) -> DataFile:
     if length + 8 > len(tail):
         tail = store.get_tail(info.key, length + 8) or b""
     footer = pq.ParquetFile(BytesIO(b"PAR1" + tail[-(length + 8):]))  # the footer alone is enough
-    return DataFile(info, file_columns(footer.schema_arrow), footer.metadata.num_rows)
+    recorded = (footer.metadata.metadata or {}).get(LONGEST_KEY.encode())
+    return DataFile(info, file_columns(footer.schema_arrow), footer.metadata.num_rows,
+                    json.loads(recorded) if recorded else None)
 
 
 def read_batches(store: ObjectStore, key: str) -> Iterator[pa.RecordBatch]:

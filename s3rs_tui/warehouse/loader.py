@@ -126,6 +126,8 @@ class TableLoader:
             for message in warehouse.prepare_target(target, group[0].columns):
                 self._notice(message, "info")
             rows = warehouse.load(target, group, lock.run_id)
+            for message in warehouse.notes(target):
+                self._notice(message)
             ledger.update({f.info.key: LedgerEntry(f.info.key, f.info.size, version(f.info), f.rows)
                            for f in group})
             self.files += len(group)

@@ -15,11 +15,13 @@ retried, as c_serial_isolation advises.
 import json
 import re
 import uuid
+from collections import Counter
 
 from s3rs_tui.errors import ConfigError, S3rsError, TransientError
 from s3rs_tui.store.watermark import STATE_PREFIX
 from s3rs_tui.warehouse.base import all_lines
 from s3rs_tui.warehouse.datafiles import DataFile
+from s3rs_tui.warehouse.fit import fits, load_copy
 from s3rs_tui.warehouse.merge import STAGE, Target, quote
 from s3rs_tui.warehouse.postgres import PostgresWarehouse
 from s3rs_tui.warehouse.typemap import Column, redshift_type
@@ -59,6 +61,7 @@ class RedshiftWarehouse(PostgresWarehouse):
 
     def __init__(self, settings, store, **kwargs):
         self.iam_role = iam_role_clause(settings, store.url)
+        self.cut_values: Counter = Counter()  # per column, since the last notes()
         super().__init__(settings, store, **kwargs)
 
     def column_type(self, column: Column) -> str:
@@ -80,14 +83,28 @@ class RedshiftWarehouse(PostgresWarehouse):
         # Merges join on the key: distributing and sorting by it keeps that join local and cheap.
         return f" DISTKEY({quote(target.key)}) SORTKEY({quote(target.key)})"
 
-    def manifest(self, files: list[DataFile]) -> bytes:
-        entries = [{"url": self.store.url + f.info.key, "mandatory": True,
-                    "meta": {"content_length": f.info.size}} for f in files]
+    def manifest(self, objects: list[tuple[str, int]]) -> bytes:
+        """The manifest of (key, size) objects: every one mandatory, with its size (Parquet needs it)."""
+        entries = [{"url": self.store.url + key, "mandatory": True, "meta": {"content_length": size}}
+                   for key, size in objects]
         return json.dumps({"entries": entries}, indent=1).encode()
 
     def fill_stage(self, files: list[DataFile]) -> None:
+        copies: list[str] = []
+        try:
+            objects = []
+            for data_file in files:
+                copy = None if fits(data_file) else load_copy(self.store, data_file, self.cut_values)
+                copies += [copy[0]] if copy else []
+                objects.append(copy or (data_file.info.key, data_file.info.size))
+            self._copy(objects)
+        finally:
+            for key in copies:
+                self.store.delete(key)
+
+    def _copy(self, objects: list[tuple[str, int]]) -> None:
         key = f"{STATE_PREFIX}manifests/{uuid.uuid4().hex}.manifest"
-        self.store.put_bytes(key, self.manifest(files))
+        self.store.put_bytes(key, self.manifest(objects))
         copy = (f"COPY {STAGE} FROM {_literal(self.store.url + key)} IAM_ROLE {self.iam_role} "
                 "FORMAT AS PARQUET MANIFEST")
         try:
@@ -97,6 +114,14 @@ class RedshiftWarehouse(PostgresWarehouse):
         except S3rsError as exc:
             raise S3rsError(f"{exc}{self._load_errors()} (manifest {self.store.url}{key})") from None
         self.store.delete(key)
+
+    def notes(self, target: Target) -> list[str]:
+        if not self.cut_values:
+            return []
+        counts = ", ".join(f"{column}: {count}" for column, count in sorted(self.cut_values.items()))
+        self.cut_values.clear()
+        return [f"values longer than their Redshift column were cut to fit in {target.label} ({counts}); the "
+                "backup files keep them whole (README: Loading into the warehouse)"]
 
     def _load_errors(self) -> str:
         """'; first load errors: ...' from Redshift's error views, or '' when they say nothing."""

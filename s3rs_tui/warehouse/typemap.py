@@ -92,6 +92,13 @@ def redshift_type(column: Column) -> str:
     return _fixed(column, 1, "numeric({},{})") or f"character varying({REDSHIFT_MAX_VARCHAR})"
 
 
+def redshift_byte_limit(column: Column) -> int | None:
+    """The most bytes a value of this column may have in Redshift (VARCHAR and VARBYTE lengths are
+    bytes), or None for types without a length."""
+    match = re.match(r"^(?:character varying|varbyte)\((\d+)\)$", redshift_type(column))
+    return int(match.group(1)) if match else None
+
+
 def duckdb_type(column: Column) -> str:
     if pa.types.is_binary(column.arrow_type):
         return "BLOB"
