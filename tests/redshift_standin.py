@@ -353,7 +353,7 @@ def accepts(column: pq.ColumnSchema, redshift_type: str) -> bool:
         if not logical["isSigned"]:
             return False  # Redshift has no unsigned integers
         widths = {"smallint": 16, "integer": 32, "bigint": 64}
-        return base in widths and logical["bitWidth"] <= widths[base] and (physical == "INT64") <= (base == "bigint")
+        return base in widths and logical["bitWidth"] <= widths[base]
     allowed = {("BOOLEAN", "None"): ("boolean",), ("INT32", "None"): ("integer", "bigint"),
                ("INT64", "None"): ("bigint",), ("FLOAT", "None"): ("real",),
                ("DOUBLE", "None"): ("double precision",), ("INT32", "Date"): ("date",),
@@ -400,17 +400,20 @@ def _outside_literals(sql: str, change) -> str:
     return "".join(part if part.startswith("'") else change(part) for part in parts)
 
 
-def _fold(sql: str) -> str:
+def _fold_names(part: str) -> str:
     """r_names: "Orders" is orders (quoted identifiers are folded to lower case too)."""
-    return _outside_literals(sql, lambda part: re.sub(r'"([^"]*)"', lambda m: f'"{m.group(1).lower()}"', part))
+    return re.sub(r'"([^"]*)"', lambda m: f'"{m.group(1).lower()}"', part)
+
+
+def _fold(sql: str) -> str:
+    return _outside_literals(sql, _fold_names)
 
 
 def check_redshift_sql(sql: str) -> None:
     """Refuse what Redshift would not run: sqlglot's Redshift dialect, a deny-list, allowed functions."""
     if _COMMANDS.match(sql.strip()):
         return
-    code = _outside_literals(sql, lambda part: part)
-    bare = re.sub(r"('(?:[^']|'')*')", "''", code)
+    bare = re.sub(r"('(?:[^']|'')*')", "''", sql)  # literals emptied: only the SQL itself is checked
     for pattern, what in _DENIED.items():
         if re.search(pattern, bare, re.IGNORECASE):
             raise StandInError(f"ERROR:  not Redshift SQL: {what}\nSTATEMENT: {sql}")
@@ -438,7 +441,7 @@ def _translate(sql: str) -> str:
     """Redshift's spelling for the PostgreSQL underneath: folded names, VARBYTE(n) as a domain,
     no DISTKEY/SORTKEY, the catalog's format_type that knows VARBYTE."""
     def change(part: str) -> str:
-        part = re.sub(r'"([^"]*)"', lambda m: f'"{m.group(1).lower()}"', part)
+        part = _fold_names(part)
         part = re.sub(r"\s*DISTKEY\s*\([^)]*\)\s*SORTKEY\s*\([^)]*\)\s*$", "", part, flags=re.IGNORECASE)
         part = re.sub(r"\bformat_type\s*\(", "redshift_sys.format_type(", part, flags=re.IGNORECASE)
         return re.sub(r"\bvarbyte\s*\((\d+)\)", lambda m: f"redshift_sys.varbyte_{int(m.group(1))}", part,

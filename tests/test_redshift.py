@@ -13,7 +13,7 @@ import pytest
 
 from cli_helpers import make_table, run_cli
 from conftest import s3_client, write_config
-from redshift_standin import Cluster, StandInError, check_redshift_sql
+from redshift_standin import Cluster, StandInError, check_parquet, check_redshift_sql
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import Notice, Retrying
 from s3rs_tui.engine.sync import TableSync
@@ -99,6 +99,50 @@ def test_the_standin_refuses_what_redshift_refuses(redshift):
                         "FORMAT AS PARQUET MAXERROR 10"):
             with pytest.raises(StandInError, match="not supported for PARQUET based COPY"):
                 cur.execute(f"COPY orders FROM 's3://b/k' IAM_ROLE '{ROLE}' {options}")
+
+
+def _parquet(**columns) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(pa.table(columns), out, coerce_timestamps=None)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("values, redshift_type, refused", [
+    (pa.array([1], pa.int64()), "bigint", False),
+    (pa.array([1], pa.int64()), "integer", True),            # no narrowing
+    (pa.array([1], pa.uint64()), "bigint", True),            # Redshift has no unsigned integers
+    (pa.array([1], pa.decimal128(20, 0)), "numeric(20,0)", False),
+    (pa.array([1], pa.decimal128(20, 0)), "numeric(18,0)", True),  # no coercion between decimals
+    (pa.array([1], pa.timestamp("us")), "timestamp without time zone", False),
+    (pa.array([1], pa.timestamp("ns")), "timestamp without time zone", True),  # read as year 161065
+    (pa.array([1.5], pa.float64()), "numeric(18,4)", True),
+    (pa.array(["ab"]), "character varying(2)", False),
+    (pa.array(["éa"]), "character varying(2)", True),        # 3 bytes: lengths are bytes
+    (pa.array([b"abc"]), "varbyte(2)", True),
+    (pa.array([b"abc"]), "character varying(10)", True),
+])
+def test_parquet_copy_accepts_only_documented_pairs(values, redshift_type, refused):
+    data = _parquet(a=values)
+    assert (check_parquet(data, [("a", redshift_type)], "s3://b/k") is not None) == refused
+    assert check_parquet(data, [("a", redshift_type), ("b", "bigint")], "s3://b/k")[2] == "Unmatched number of columns"
+
+
+def test_load_errors_outlive_the_rollback_but_pg_last_copy_id_does_not(redshift, bucket):
+    settings, cluster = redshift
+    client = s3_client(settings.s3.endpoint_url)
+    client.put_object(Bucket=bucket, Key="x.parquet", Body=_parquet(a=pa.array(["toolong"])))
+    conn = cluster.connect()
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (a character varying(3))")
+        conn.autocommit = False
+        with pytest.raises(StandInError, match="(?s)Spectrum Scan Error.*DETAIL.*context:.*longer than the length"):
+            cur.execute(f"COPY t FROM 's3://{bucket}/x.parquet' IAM_ROLE '{ROLE}' FORMAT AS PARQUET")
+        with pytest.raises(Exception, match="current transaction is aborted"):
+            cur.execute("SELECT pg_last_copy_id()")  # an aborted transaction runs nothing else
+        conn.rollback()
+        cur.execute("SELECT pg_last_copy_id(), (SELECT count(*) FROM sys_load_error_detail WHERE "
+                    "session_id = pg_backend_pid())")
+        assert cur.fetchall() == [(-1, 1)]
 
 
 def test_a_mixed_case_table_loads_twice(db, redshift, pg):
