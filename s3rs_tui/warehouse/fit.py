@@ -77,7 +77,7 @@ def load_copy(store: ObjectStore, data_file: DataFile, counts: Counter) -> tuple
         if writer is not None:
             writer.close()
             writer = None
-        if not +found:
+        if not any(found.values()):
             return None
         key = f"{COPIES_PREFIX}{uuid.uuid4().hex}/{Path(data_file.info.key).name}"
         size = store.put_file(key, path)
