@@ -77,6 +77,7 @@ def test_legacy_environment_names(tmp_path, name, value, expected):
     ('[tables."db.t"]\ncursor_column = "update_at; DROP TABLE t"\n', {}, "cursor_column"),
     ('[tables."db.t;x"]\n', {}, "db.t;x"),
     ("[ssh]\nenabled = \"maybe\"\n", {}, "ssh.enabled"),
+    ('[s3]\nendpoint_url = "http://minio:9000"\n[warehouse]\nkind = "redshift"\n', {}, "Redshift COPY reads only AWS S3"),
 ])
 def test_invalid_values_name_their_key(tmp_path, text, environ, fragment):
     with pytest.raises(ConfigError) as error:

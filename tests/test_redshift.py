@@ -186,6 +186,8 @@ def test_values_longer_than_redshift_columns_are_cut_in_a_load_copy(db, redshift
         Bucket=settings.s3.bucket, Key=settings.s3.prefix + key)["Body"].read()))
     assert stored.column("body")[0].as_py() == body and stored.column("data")[0].as_py() == data
     assert not list(store.list("_state/load-copies/")) and not list(store.list("_state/manifests/"))
+    db.execute("UPDATE docs SET body = CONCAT(body, 'x'), update_at = '2024-01-02 00:00:00' WHERE id = 1")
+    assert run(settings, f"{db.name}.docs").rows == 1  # and again: never unloadable
 
 
 def _replace_with_nanosecond_timestamps(settings, key):
