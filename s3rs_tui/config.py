@@ -226,9 +226,9 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
 def _check_combinations(settings: Settings) -> None:
     """Settings valid one by one that cannot work together."""
     if settings.warehouse.kind == "redshift" and settings.s3.endpoint_url:
-        raise ConfigError(f"config: [s3] endpoint_url ({settings.s3.endpoint_url}) cannot be used with [warehouse] "
-                          "kind = \"redshift\": Redshift COPY reads only AWS S3 in its region (use an AWS bucket "
-                          "there, or load into postgres or duckdb)")
+        raise ConfigError(f"config: [s3] endpoint_url ({settings.s3.endpoint_url}) cannot be used with "
+                          "[warehouse] kind = \"redshift\": Redshift COPY reads only AWS S3 in its region "
+                          "(use an AWS bucket there, or load into postgres or duckdb)")
 
 
 def _secrets_in_file(settings: Settings) -> list[str]:

@@ -62,9 +62,9 @@ _DENIED = {
 }
 # Functions the statements may call: all in the Redshift function reference (c_SQL_functions),
 # named as sqlglot calls them (STRTOL parses as FROM_BASE, TO_HEX as HEX or LOWER_HEX).
-_FUNCTIONS = {"COUNT", "SUM", "MIN", "MAX", "MD5", "FROM_BASE", "SUBSTRING", "LOWER", "UPPER", "HEX", "LOWER_HEX",
-              "TRUNC", "ROW_NUMBER", "TRIM", "COALESCE", "CAST", "TO_CHAR", "TIME_TO_STR", "CONCAT", "DPIPE",
-              "PG_LAST_COPY_ID", "PG_BACKEND_PID", "FORMAT_TYPE"}
+_FUNCTIONS = {"COUNT", "SUM", "MIN", "MAX", "MD5", "FROM_BASE", "SUBSTRING", "LOWER", "UPPER", "HEX",
+              "LOWER_HEX", "TRUNC", "ROW_NUMBER", "TRIM", "COALESCE", "CAST", "TO_CHAR", "TIME_TO_STR",
+              "CONCAT", "DPIPE", "PG_LAST_COPY_ID", "PG_BACKEND_PID", "FORMAT_TYPE"}
 _COMMANDS = re.compile(r"^SET TIME ZONE '[^']*'$", re.IGNORECASE)  # statements sqlglot keeps as text
 
 _SETUP = f"""
@@ -306,10 +306,9 @@ class Cursor:
 
     def _load_error(self, query: int, url: str, column: str, code: int, reason: str, context: str):
         """Record the error in the system logs (they outlive the rollback), then fail the COPY."""
-        self.cluster.system("INSERT INTO redshift_sys.sys_load_error_detail VALUES (%s, %s, now(), %s, %s, %s, %s)",
-                            (query, self.conn.session, url, column, code, reason[:512]))
-        self.cluster.system("INSERT INTO redshift_sys.stl_load_errors VALUES (%s, %s, now(), %s, %s, %s, %s)",
-                            (query, self.conn.session, url, column, code, reason[:100]))
+        for table, reason_size in (("sys_load_error_detail", 512), ("stl_load_errors", 100)):
+            self.cluster.system(f"INSERT INTO redshift_sys.{table} VALUES (%s, %s, now(), %s, %s, %s, %s)",
+                                (query, self.conn.session, url, column, code, reason[:reason_size]))
         self._fail("ERROR:  Spectrum Scan Error\nDETAIL:  \n"
                    "  -----------------------------------------------\n"
                    "  error:  Spectrum Scan Error\n"
@@ -348,7 +347,8 @@ def accepts(column: pq.ColumnSchema, redshift_type: str) -> bool:
     if kind == "Decimal":  # NUMERIC(p,s) must match the file's precision and scale exactly
         return redshift_type == f"numeric({logical['precision']},{logical['scale']})"
     if kind == "Timestamp":  # no timestamptz in Spectrum; nanoseconds are misread (year 161065)
-        return base == "timestamp without time zone" and logical["timeUnit"] in ("milliseconds", "microseconds")
+        return (base == "timestamp without time zone"
+                and logical["timeUnit"] in ("milliseconds", "microseconds"))
     if kind == "Int":
         if not logical["isSigned"]:
             return False  # Redshift has no unsigned integers

@@ -22,6 +22,12 @@ DATA_PREFIX = "data/"
 LONGEST_KEY = "s3rs.longest_bytes"
 
 
+def variable_width(data_type: pa.DataType) -> bool:
+    """String and binary types: the ones whose values have a length in bytes."""
+    types = pa.types
+    return types.is_string(data_type) or types.is_large_string(data_type) or types.is_binary(data_type)
+
+
 def table_prefix(table_name: str) -> str:
     """Where a table's data files live in the store: data/<db>/<table>/."""
     database, table = table_name.split(".")
@@ -56,8 +62,7 @@ class ParquetFile:
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._schema = schema
-        self._longest = {f.name: 0 for f in schema
-                         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)}
+        self._longest = {f.name: 0 for f in schema if variable_width(f.type)}
 
     def add(self, batch: pa.RecordBatch) -> None:
         for name, longest in self._longest.items():

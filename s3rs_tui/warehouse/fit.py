@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from s3rs_tui.engine.parquet import variable_width
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.store.watermark import STATE_PREFIX
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
@@ -24,14 +25,10 @@ from s3rs_tui.warehouse.typemap import redshift_byte_limit
 COPIES_PREFIX = f"{STATE_PREFIX}load-copies/"
 
 
-def _variable(data_type: pa.DataType) -> bool:
-    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_binary(data_type)
-
-
 def byte_limits(data_file: DataFile) -> dict[str, int]:
     """Column -> Redshift's limit in bytes, for the string and binary columns of the file."""
     return {c.name: limit for c in data_file.columns
-            if _variable(c.arrow_type) and (limit := redshift_byte_limit(c)) is not None}
+            if variable_width(c.arrow_type) and (limit := redshift_byte_limit(c)) is not None}
 
 
 def fits(data_file: DataFile) -> bool:
