@@ -124,7 +124,6 @@ class Cluster:
     s3_endpoint: str
     statements: list[str] = field(default_factory=list)
     manifests: list[dict] = field(default_factory=list)
-    copied_keys: list[str] = field(default_factory=list)
     serializable: list[str] = field(default_factory=list)  # patterns of statements to fail with 1023
     connections: list["Connection"] = field(default_factory=list)
 
@@ -181,10 +180,6 @@ class Connection:
     def close(self):
         self.real.close()
 
-    @property
-    def closed(self):
-        return self.real.closed
-
     def cursor(self):
         return Cursor(self)
 
@@ -209,7 +204,10 @@ class Cursor:
     def execute(self, sql, params=None):
         text = self.real.mogrify(sql, params).decode() if params else sql
         self.cluster.statements.append(text)
-        check_redshift_sql(text)
+        try:
+            check_redshift_sql(text)
+        except StandInError as refused:  # as any error, it aborts the transaction
+            self._fail(refused.text)
         for pattern in self.cluster.serializable:
             if re.search(pattern, text):
                 self.cluster.serializable.remove(pattern)
@@ -257,7 +255,6 @@ class Cursor:
             failure = check_parquet(data, columns, url)
             if failure:
                 self._load_error(query, url, *failure)
-            self.cluster.copied_keys.append(url)
             names = ", ".join(f'"{name}"' for name, _ in columns)
             for batch in pq.ParquetFile(io.BytesIO(data)).iter_batches():
                 self.real.copy_expert(f"COPY {_fold(table)} ({names}) FROM STDIN WITH (FORMAT csv)",
