@@ -152,6 +152,7 @@ def test_a_mixed_case_table_loads_twice(db, redshift, pg):
     nothing, so the second load tried to create it again and dropped its ledger rows."""
     settings, cluster = redshift
     make_table(db, name="MixedCase", rows=200)
+    db.execute("ALTER TABLE `MixedCase` ADD COLUMN `OrderNote` VARCHAR(10) DEFAULT 'n'")
     name = f"{db.name}.MixedCase"
     events = []
     run(settings, name, events)
@@ -163,6 +164,8 @@ def test_a_mixed_case_table_loads_twice(db, redshift, pg):
         (200, 10)]
     assert pg.execute("SELECT count(DISTINCT file_key) FROM public.s3rs_loaded_files") == [
         (len(list(open_store(settings).list(f"data/{db.name}/MixedCase/"))),)]
+    assert pg.execute("SELECT count(ordernote) FROM public.mixedcase") == [(200,)]
+    assert verify.verify_table(settings, name, lambda e: None).agrees
 
 
 def test_values_longer_than_redshift_columns_are_cut_in_a_load_copy(db, redshift, pg):
