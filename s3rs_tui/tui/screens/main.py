@@ -1,0 +1,40 @@
+"""The dashboard's own screen. Its keys live here, not on the app, so they fire only while it is
+on top: the watermark and cleanup screens and the dialogs own their keys. A key the app refuses
+(DashboardApp.refusal) leaves the footer, which keeps to what can be done (all keys fit in 80
+columns that way), and pressing it says why instead of doing nothing."""
+
+from textual import events
+from textual.binding import Binding
+from textual.screen import Screen
+
+BINDINGS = [
+    Binding("s", "app.start_sync", "Sync"),
+    Binding("g", "app.start_progressive", "Chunks", tooltip="a progressive run: in chunks, until caught up"),
+    Binding("v", "app.verify", "Verify"),
+    Binding("p", "app.pause_resume", "Pause"),
+    Binding("x", "app.stop_run", "Stop"),
+    Binding("w", "app.watermark", "Watermark"),
+    Binding("c", "app.cleanup", "Cleanup"),
+    Binding("o", "app.config", "Config"),
+    Binding("m", "app.maximize_log", "Log"),
+    Binding("f", "app.filter_log", "Filter", show=False),
+    Binding("question_mark,f1", "app.help", "Help", key_display="?"),
+]
+
+WIDE_COLUMNS = 110
+TALL_ROWS = 30
+KEYS = {key: binding.action.removeprefix("app.") for binding in BINDINGS for key in binding.key.split(",")}
+
+
+class MainScreen(Screen):
+    BINDINGS = BINDINGS
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_COLUMNS, "-wide")]  # dashboard.tcss: the Runs panel
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]  # dashboard.tcss: the header
+
+    def on_key(self, event: events.Key) -> None:
+        action = KEYS.get(event.key)
+        reason = action and self.app.refusal(action)
+        if reason:
+            event.stop()
+            event.prevent_default()
+            self.notify(reason, title=f"{event.character or event.key}: refused", severity="warning", timeout=4)
