@@ -84,14 +84,19 @@ def picture_app(settings: Settings, folder: Path = FOLDER):
     return DashboardApp(settings, [TABLE], RunLog(log, clock=lambda: FROZEN_TIME))
 
 
+def engine_bridge(app):
+    """The engine's bridge into `app` (Textual is imported only when a picture is taken)."""
+    from s3rs_tui.tui.bridge import EngineBridge
+
+    return EngineBridge(app, app.log_file, app.formatter.format)
+
+
 async def play_recorded_run(pilot) -> None:
     """Feed the recorded run through the engine's bridge, one event at a time (as files come in a
     real run; all at once they would coalesce), as if a run were going."""
-    from s3rs_tui.tui.bridge import EngineBridge
-
     app = pilot.app
     app.runs.start([TABLE])  # the keys then show as for a running table
-    bridge = EngineBridge(app, app.log_file, app.formatter.format)
+    bridge = engine_bridge(app)
     for event in recorded_run():
         bridge(event)
         await pilot.pause()
@@ -110,9 +115,22 @@ def status_in(state: str, table: str = TABLE, **fields) -> TableStatus:
     return status
 
 
+# A picture per state of the status model: its name -> show_state's arguments (the state word and
+# the fields that go with it). The snapshot tests and scripts/screenshots.py take one of each.
+STATES = {
+    "paused": dict(state="paused"),
+    "failed-load": dict(state="failed", failed_phase="load", error="load failed: the warehouse went away"),
+    "verified": dict(state="verified", verify_result="agrees"),
+    "differs": dict(state="differs", verify_result="differs: 3 ranges, 12 keys"),
+}
+
+
 async def show_state(pilot, state: str, **fields) -> None:
-    """The dashboard showing TABLE in `state` (a run counts as going while the state is active)."""
+    """The dashboard showing TABLE in `state` (a run counts as going while the state is active),
+    its log as the recorded run left it."""
     app = pilot.app
+    for line in filter(None, map(app.formatter.format, recorded_run())):
+        app.log_file.write(line)
     app.statuses[TABLE] = status = status_in(state, **fields)
     if status.active:
         app.runs.start([TABLE])

@@ -17,7 +17,7 @@ w       watermark screen: set, reset, force-reset (Enter sets)
 c       S3 cleanup screen
 o       the settings in force (secrets hidden)
 m       maximise the log pane, or put it back
-f       filter the log: all lines, problems only, the selected table only
+f       filter the log: all lines, problems only, this table only
 ?       this help            ctrl+p  command palette
 q       quit (asks first while a run is going)
 up/down select a table; tab moves between fields; escape closes a screen

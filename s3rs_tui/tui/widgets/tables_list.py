@@ -21,14 +21,16 @@ STATE_STYLES = {
 
 
 def state_cell(status: TableStatus) -> Text:
-    """`failed: load`, `differs · 3 ranges, 12 keys`: the state word, the failed phase, the verify result."""
-    phase = getattr(status, "failed_phase", "")
-    word = f"{status.state}: {phase}" if status.state == "failed" and phase else status.state
-    cell = Text(word, style=STATE_STYLES.get(status.state, ""))
-    result = getattr(status, "verify_result", "")
-    if result:
-        cell.append(f" · verify {result}", style="italic")
-    return cell
+    """`failed: load`, `differs: 3 ranges, 12 keys`, `verified (agrees)`: the state word, the
+    failed phase, the verify result."""
+    phase, result = getattr(status, "failed_phase", ""), getattr(status, "verify_result", "")
+    if status.state == "failed" and phase:
+        word = f"failed: {phase}"
+    elif result:
+        word = result if result.startswith(status.state) else f"{status.state} ({result})"
+    else:
+        word = status.state
+    return Text(word, style=STATE_STYLES.get(status.state, ""))
 
 
 class TablesList(DataTable):
