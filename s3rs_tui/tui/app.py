@@ -111,7 +111,9 @@ class DashboardApp(StoreInfo, App):
         self.repaint()
         for group in self.autostart:  # after the first frame, so drawing it does not slow the run
             self.call_after_refresh(self.start, group, None, self.autostart_progressive)
-        self.query_one(TablesList).focus()
+        tables = self.query_one(TablesList)
+        tables.border_title += f" · {self.sub_title}" if self.read_only else ""  # the header goes under 30 rows
+        tables.focus()
 
     def on_unmount(self) -> None:
         self.hangup.uninstall()
