@@ -71,7 +71,7 @@ def test_dashboard_states(snap_compare, settings, picture, size):
                          ids=["watermark", "cleanup", "config", "help"])
 def test_screens(snap_compare, settings, key, size):
     async def open_screen(pilot):
-        await pilot.pause(0.3)
+        await settle(pilot)  # the store read and its repaint: the tables list behind a dialog is complete
         await pilot.press(key)
         await settle(pilot)
         if key == "c":
