@@ -271,3 +271,15 @@ async def test_the_dashboard_refuses_a_duckdb_path_in_a_missing_folder_in_a_dial
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
         assert str(missing) in app.screen.message and "does not exist" in app.screen.message
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("size, shown", [((200, 50), True), (SMALL, False)], ids=["200x50", "80x24"])
+async def test_the_runs_panel_shows_the_last_runs_where_there_is_room(app, monkeypatch, size, shown):
+    from s3rs_tui.tui import panel_rows
+
+    monkeypatch.setattr(panel_rows, "history", lambda status: [("12:00", "done 600,000 rows in 0m13s")],
+                        raising=False)
+    async with app.run_test(size=size) as pilot:
+        await show_state(pilot, "done")
+        assert app.query_one("#runs").display is shown
+        assert ("done 600,000 rows in 0m13s" in text(app)) is shown

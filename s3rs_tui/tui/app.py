@@ -245,7 +245,7 @@ class DashboardApp(StoreInfo, App):
             return f"{table} is running: stop it first (x)"
         return None
 
-    def check_action(self, action: str, parameters: tuple) -> bool | None:
+    def check_action(self, action: str, parameters: tuple) -> bool:
         """Refused commands leave the footer (MainScreen says why when their key is pressed)."""
         return action not in COMMANDS or not self.refusal(action)
 
@@ -344,5 +344,6 @@ class DashboardApp(StoreInfo, App):
         for binding in MAIN_KEYS:
             action = binding.action.removeprefix("app.")
             if self.check_action(action, ()):
-                yield SystemCommand(binding.tooltip or binding.description,
-                                    f"key {binding.key_display or binding.key}", getattr(self, f"action_{action}"))
+                key = f"key {binding.key_display or binding.key}"
+                yield SystemCommand(binding.description, f"{key}: {binding.tooltip}" if binding.tooltip else key,
+                                    getattr(self, f"action_{action}"))

@@ -16,8 +16,8 @@ BINDINGS = [
     Binding("w", "app.watermark", "Watermark"),
     Binding("c", "app.cleanup", "Cleanup"),
     Binding("o", "app.config", "Config"),
-    Binding("m", "app.maximize_log", "Log"),
-    Binding("f", "app.filter_log", "Filter", show=False),
+    Binding("m", "app.maximize_log", "Log", tooltip="maximise the log pane, or put it back"),
+    Binding("f", "app.filter_log", "Filter", show=False, tooltip="the log pane: all lines, problems, this table"),
     Binding("question_mark,f1", "app.help", "Help", key_display="?"),
 ]
 

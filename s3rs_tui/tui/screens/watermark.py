@@ -26,7 +26,7 @@ ESTIMATE_DELAY = 0.4  # seconds of no typing before MySQL is asked
 
 
 class WatermarkScreen(Screen[None]):
-    BINDINGS = [("escape", "close", "Close"), ("enter", "set", "Set")]
+    BINDINGS = [("escape", "close", "Close")]
 
     def __init__(self, settings: Settings, table: str, log: RunLog, table_running: Callable[[], bool]):
         super().__init__()
