@@ -36,6 +36,9 @@ class LogPane(RichLog):
 
     def add(self, lines: list[str]) -> None:
         self.kept.extend(lines)
+        self.show(lines)
+
+    def show(self, lines) -> None:
         for line in lines:
             if self.passes(line):
                 self.write(Text(line), expand=True)
@@ -43,8 +46,8 @@ class LogPane(RichLog):
     def replace(self, lines: list[str]) -> None:
         """Show only these lines (`watch`: the selected run's own log)."""
         self.kept.clear()
-        self.clear()
-        self.add(lines)
+        self.kept.extend(lines)
+        self.redraw()
 
     def cycle(self, table: str | None) -> str:
         """The next filter (all -> problems -> the selected table -> all); returns its caption."""
@@ -57,10 +60,8 @@ class LogPane(RichLog):
         return self.border_subtitle.split(" · ")[0]
 
     def redraw(self) -> None:
-        kept = list(self.kept)
         self.clear()
-        self.kept.clear()
-        self.add(kept)
+        self.show(self.kept)
 
     def on_resize(self) -> None:
         """Wrap again at the new width (a resized terminal, the pane maximised or put back)."""
