@@ -24,9 +24,10 @@ async def idle(pilot) -> None:
 
 # picture name -> (how the dashboard gets there, keys pressed after)
 PICTURES = {"dashboard": (play_recorded_run, []), "log": (play_recorded_run, ["m"]),
-            "quit": (play_recorded_run, ["q"]), "watermark": (idle, ["w"]), "cleanup": (idle, ["c", "7", "d"]),
-            "config": (idle, ["o"]), "help": (idle, ["question_mark"]),
-            **{f"state-{name}": (functools.partial(show_state, **fields), []) for name, fields in STATES.items()}}
+            "quit": (play_recorded_run, ["q"]), "watermark": (idle, ["w"]),
+            "cleanup": (idle, ["c", "7", "d"]), "config": (idle, ["o"]), "help": (idle, ["question_mark"]),
+            **{f"state-{name}": (functools.partial(show_state, **fields), [])
+               for name, fields in STATES.items()}}
 
 
 async def take(name: str, out: Path, size: tuple[int, int]) -> Path:

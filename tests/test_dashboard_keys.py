@@ -239,7 +239,8 @@ async def test_the_config_screen_shows_toml_values(app):
 
 def test_files_left_from_before_a_reset_are_not_called_a_stopped_run():
     reset_at = datetime(2026, 5, 28, 20, 0, tzinfo=timezone.utc)
-    old = [ObjectInfo(f"data/shop/orders/part-{n}.parquet", 10, reset_at - timedelta(days=1)) for n in range(3)]
+    old = [ObjectInfo(f"data/shop/orders/part-{n}.parquet", 10, reset_at - timedelta(days=1))
+           for n in range(3)]
     watermark = Watermark(table_name=TABLE, created_at="2026-05-28T20:00:00Z")  # as a reset leaves it
     notes = " ".join(plan_load(old, {}, watermark).notices("target"))
     assert "between storing and saving" not in notes and "older than the watermark" in notes
@@ -263,7 +264,8 @@ def test_a_duckdb_path_in_a_missing_folder_is_refused(tmp_path, db):
     assert not missing.parent.exists()
 
 
-async def test_the_dashboard_refuses_a_duckdb_path_in_a_missing_folder_in_a_dialog(tmp_path, db, settings_for):
+async def test_the_dashboard_refuses_a_duckdb_path_in_a_missing_folder_with_a_dialog(tmp_path, db,
+                                                                                      settings_for):
     missing, config = duckdb_in_a_missing_folder(tmp_path, db)
     app = make_app(settings_for(config), ["orders"], tmp_path / "dashboard.log")
     async with app.run_test(size=SMALL) as pilot:

@@ -60,7 +60,8 @@ class DashboardApp(StoreInfo, App):
     CSS_PATH = "dashboard.tcss"
     TITLE = "s3rs"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS = [Binding("q", "quit", "Quit"), Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [Binding("q", "quit", "Quit"),  # not a priority: a text field takes the letter
+                Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
                  autostart: list[list[str]] | None = None, options: SyncOptions | None = None, steps: Steps | None = None,
@@ -112,7 +113,8 @@ class DashboardApp(StoreInfo, App):
         for group in self.autostart:  # after the first frame, so drawing it does not slow the run
             self.call_after_refresh(self.start, group, None, self.autostart_progressive)
         tables = self.query_one(TablesList)
-        tables.border_title += f" · {self.sub_title}" if self.read_only else ""  # the header goes under 30 rows
+        if self.read_only:  # said here too: the header goes under 30 rows
+            tables.border_title += f" · {self.sub_title}"
         tables.focus()
 
     def on_unmount(self) -> None:
@@ -345,5 +347,5 @@ class DashboardApp(StoreInfo, App):
             action = binding.action.removeprefix("app.")
             if self.check_action(action, ()):
                 key = f"key {binding.key_display or binding.key}"
-                yield SystemCommand(binding.description, f"{key}: {binding.tooltip}" if binding.tooltip else key,
-                                    getattr(self, f"action_{action}"))
+                help_text = f"{key}: {binding.tooltip}" if binding.tooltip else key
+                yield SystemCommand(binding.description, help_text, getattr(self, f"action_{action}"))

@@ -55,9 +55,9 @@ class LoadPlan:
                          f"committed (a run stopped between storing and saving the watermark): not loaded; "
                          f"the next sync rewrites them ({self.uncommitted[0]})")
         if self.left_over:
-            notes.append(f"{len(self.left_over)} stored files after the watermark's last file are older than the "
-                         f"watermark (made {self.watermark_made}, by a reset?): not loaded; a sync reaching them "
-                         f"rewrites them, `s3rs s3clean` removes them ({self.left_over[0]})")
+            notes.append(f"{len(self.left_over)} stored files after the watermark's last file are older "
+                         f"than the watermark (made {self.watermark_made}, by a reset?): not loaded; a sync "
+                         f"reaching them rewrites them, `s3rs s3clean` removes them ({self.left_over[0]})")
         if self.rewritten:
             notes.append(f"{len(self.rewritten)} files were rewritten since {target} loaded them "
                          f"(watermark reset?): loading them again ({self.rewritten[0]})")

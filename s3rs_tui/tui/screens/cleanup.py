@@ -91,7 +91,8 @@ class CleanupScreen(Screen[None]):
         table.clear()
         for f in older(self.found.files, before):
             table.add_row("delete" if f.info.key in doomed else "keep", "yes" if f.loaded else "no",
-                          human_bytes(f.info.size), f"{f.info.modified:%Y-%m-%d %H:%M}", f.info.key.rsplit("/", 1)[-1])
+                          human_bytes(f.info.size), f"{f.info.modified:%Y-%m-%d %H:%M}",
+                          f.info.key.rsplit("/", 1)[-1])
         text = (f"{len(self.plan.doomed)} of {len(self.found.files)} files would go "
                 f"({human_bytes(self.plan.size)})")
         if self.plan.kept:

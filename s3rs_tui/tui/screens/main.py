@@ -17,7 +17,7 @@ BINDINGS = [
     Binding("c", "app.cleanup", "Cleanup"),
     Binding("o", "app.config", "Config"),
     Binding("m", "app.maximize_log", "Log", tooltip="maximise the log pane, or put it back"),
-    Binding("f", "app.filter_log", "Filter", show=False, tooltip="the log pane: all lines, problems, this table"),
+    Binding("f", "app.filter_log", "Filter", show=False, tooltip="log: all lines, problems, this table"),
     Binding("question_mark,f1", "app.help", "Help", key_display="?"),
 ]
 
@@ -37,4 +37,5 @@ class MainScreen(Screen):
         if reason:
             event.stop()
             event.prevent_default()
-            self.notify(reason, title=f"{event.character or event.key}: refused", severity="warning", timeout=4)
+            key = event.character or event.key
+            self.notify(reason, title=f"{key}: refused", severity="warning", timeout=4)

@@ -25,8 +25,10 @@ def side_by_side(rows: list[tuple[str, str]]) -> Table:
 
 
 def stacked(rows: list[tuple[str, str]]) -> Group:
-    return Group(*(part for label, value in rows
-                   for part in (Text(label, style="italic"), Padding(Text(value, style="bold"), (0, 0, 0, 2)))))
+    def pair(label: str, value: str) -> tuple:
+        return Text(label, style="italic"), Padding(Text(value, style="bold"), (0, 0, 0, 2))
+
+    return Group(*(part for label, value in rows for part in pair(label, value)))
 
 
 class Panel(Vertical):
