@@ -1,7 +1,7 @@
 """A sparkline that says its scale: one row of bars, one sample a column (newest on the right, so
 one sample is one bar, not a full panel), scaled from 0 so a 15 MB wobble on 180 MB looks like
-one, and below it the scale, the samples' minimum and maximum, and the unit. Two rows high at any
-terminal size."""
+one; the scale, the samples' minimum and maximum and the unit go in the bottom border of the panel
+holding it. One row high at any terminal size, so at 80x24 it costs a panel one row."""
 
 from rich.text import Text
 from textual.widget import Widget
@@ -25,7 +25,7 @@ def bars(values: list[float], top: float) -> str:
 
 class Trend(Widget):
     DEFAULT_CSS = """
-    Trend { height: 2; }
+    Trend { height: 1; }
     """
 
     def __init__(self, unit: str, *, floor: float = 1.0, id: str | None = None):
@@ -34,18 +34,32 @@ class Trend(Widget):
         self.unit, self.floor = unit, floor
         self.values: list[float] = []
 
+    def shown(self) -> list[float]:
+        return self.values[-max(1, self.size.width):]
+
+    def top(self) -> float:
+        return max(max(self.shown(), default=0.0), self.floor)
+
+    def scale(self) -> str:
+        """`0–3.3M rows/min  min 1.2M max 3.3M`, without min and max where they do not fit."""
+        shown = self.shown()
+        if not shown:
+            return f"no samples yet ({self.unit})"
+        scale = f"0–{compact(self.top())} {self.unit}"
+        extra = f"  min {compact(min(shown))} max {compact(max(shown))}"
+        return scale + extra if len(scale + extra) + 4 <= self.size.width else scale
+
     def show(self, values: list[float]) -> None:
         if values != self.values:
             self.values = list(values)
+            self.caption()
             self.refresh()
 
+    def caption(self) -> None:
+        self.parent.border_subtitle = self.scale()
+
+    def on_resize(self) -> None:
+        self.caption()
+
     def render(self) -> Text:
-        width = max(1, self.size.width)
-        shown = self.values[-width:]
-        if not shown:
-            return Text(f"\nno samples yet ({self.unit})", style="dim")
-        top = max(max(shown), self.floor)
-        scale = f"0–{compact(top)} {self.unit}"
-        extra = f"  min {compact(min(shown))} max {compact(max(shown))}"
-        label = scale + extra if len(scale + extra) <= width else scale
-        return Text.assemble((bars(shown, top).rjust(width), "bold"), "\n", (label, "dim"))
+        return Text(bars(self.shown(), self.top()).rjust(self.size.width), style="bold")
