@@ -233,8 +233,9 @@ class DashboardApp(StoreInfo, App):
         """Why a dashboard command cannot run now (said when its key is pressed), or None."""
         if action not in COMMANDS:
             return None
-        if self.read_only:
-            return "watch is read-only: it shows runs, it cannot start or change them"
+        if self.read_only:  # watch: it starts nothing, and steers only a run going on now
+            return ("watch starts nothing and changes no watermark" if action not in ON_A_RUN
+                    else "no live run selected (it ended, or its process is gone)")
         table = self.selected
         if table is None:
             return "no table selected"

@@ -32,9 +32,11 @@ class MainScreen(Screen):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]  # dashboard.tcss: the header
 
     def on_key(self, event: events.Key) -> None:
+        """A refused key is answered here, before the bindings (which would skip it silently).
+        check_action decides (an app may allow more than refusal says); refusal says why."""
         action = KEYS.get(event.key)
-        reason = action and self.app.refusal(action)
-        if reason:
+        if action and not self.app.check_action(action, ()):
+            reason = self.app.refusal(action) or "not possible now"
             event.stop()
             event.prevent_default()
             key = event.character or event.key
