@@ -39,7 +39,7 @@ class CleanupScreen(Screen[None]):
                 yield Input(placeholder="e.g. 7d, 12h (empty: every file)", id="older-than")
                 yield Label("force")
                 yield Switch(False, id="force")
-                yield Label("off: keeps files not loaded", id="force-state")
+                yield Label("off", id="force-state")  # the switch alone does not say which way is on
             yield Static("reading the files...", id="totals")
             yield DataTable(cursor_type="row", id="files")
             yield ProgressBar(total=1, show_eta=False, id="deleting")
@@ -68,8 +68,7 @@ class CleanupScreen(Screen[None]):
         self.refilter()
 
     def on_switch_changed(self, event: Switch.Changed) -> None:
-        self.query_one("#force-state", Label).update("ON: deletes them too" if event.value
-                                                     else "off: keeps files not loaded")
+        self.query_one("#force-state", Label).update("ON" if event.value else "off")
         self.refilter()
 
     def refilter(self) -> None:
