@@ -201,7 +201,7 @@ async def test_cleanup_screen_deletes_only_old_loaded_files(tmp_path, db, local_
         assert [f.info.key for f in screen.plan.doomed] == keys[:2]  # old and loaded only
         assert "2 of 5 files would go" in str(screen.query_one("#totals").render())
         rows = screen.query_one("#files", DataTable)
-        assert [rows.get_row_at(i)[-1] for i in range(rows.row_count)] == ["delete", "delete", "keep", "keep"]
+        assert [rows.get_row_at(i)[0] for i in range(rows.row_count)] == ["delete", "delete", "keep", "keep"]
         await pilot.click("#delete")
         await pilot.click("#yes")
         await wait_for(pilot, lambda: "deleted 2 files" in app.log_file.path.read_text(), what="delete")

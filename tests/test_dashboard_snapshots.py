@@ -1,7 +1,8 @@
 """Pictures of the dashboard and every screen and dialog (pytest-textual-snapshot), at 80x24 and
-120x40 (the dashboard also at 200x60). The dashboard is shown mid-run from a recorded event
-sequence, and everything time-dependent is fixed: the log's clock, the files' dates, the paths
-(a fixed folder), so the SVGs in __snapshots__ only change when the screen really does.
+200x50. The dashboard is shown mid-run from a recorded event sequence, and in each state of the
+status model (sandbox.pictures.STATES: one line a state), and everything
+time-dependent is fixed: the log's clock, the files' dates, the paths (a fixed folder), so the
+SVGs in __snapshots__ only change when the screen really does.
 Update them with `pytest tests/test_dashboard_snapshots.py --snapshot-update` after looking at
 snapshot_report.html."""
 
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from s3rs_tui.sandbox.pictures import (FOLDER, SECRET, TABLE, picture_app, picture_settings,
-                                       play_recorded_run)
+from s3rs_tui.sandbox.pictures import (FOLDER, SECRET, STATES, TABLE, picture_app, picture_settings,
+                                       play_recorded_run, show_state)
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import ErrorModal
 
@@ -20,7 +21,7 @@ from s3rs_tui.tui.screens.error import ErrorModal
 # worker takes them all, so no two tests rebuild that folder at once.
 pytestmark = pytest.mark.xdist_group("pictures")
 
-SIZES = [(80, 24), (120, 40)]
+SIZES = [(80, 24), (200, 50)]
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,25 @@ async def settle(pilot):
 mid_run = play_recorded_run
 
 
-@pytest.mark.parametrize("size", SIZES + [(200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
-def test_dashboard_mid_run(snap_compare, settings, size):
-    assert snap_compare(app_for(settings), terminal_size=size, run_before=mid_run)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("keys", [[], ["m"]], ids=["dashboard", "log-maximised"])
+def test_dashboard_mid_run(snap_compare, settings, keys, size):
+    async def run_then_press(pilot):
+        await mid_run(pilot)
+        await pilot.press(*keys)
+        await settle(pilot)
+
+    assert snap_compare(app_for(settings), terminal_size=size, run_before=run_then_press)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("picture", list(STATES))
+def test_dashboard_states(snap_compare, settings, picture, size):
+    async def in_state(pilot):
+        await show_state(pilot, **STATES[picture])
+        await settle(pilot)
+
+    assert snap_compare(app_for(settings), terminal_size=size, run_before=in_state)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -54,7 +71,7 @@ def test_dashboard_mid_run(snap_compare, settings, size):
                          ids=["watermark", "cleanup", "config", "help"])
 def test_screens(snap_compare, settings, key, size):
     async def open_screen(pilot):
-        await pilot.pause(0.3)
+        await settle(pilot)  # the store read and its repaint: the tables list behind a dialog is complete
         await pilot.press(key)
         await settle(pilot)
         if key == "c":

@@ -162,6 +162,6 @@ def test_watch_shows_a_headless_run(tmp_path, db, local_config, tmux_session):
     time.sleep(0.5)
     screen = session.screen()
     assert "done" in screen and "300" in screen and "watch (read-only)" in screen
-    assert "orders file 3:" in screen  # the run's own log lines, from its snapshot
+    assert "orders success: 300 rows" in screen  # the run's own log lines, from its snapshot (the last)
     assert "Sync" not in screen and "Stop" not in screen  # read-only: no run keys in the footer
     session.run("send-keys", "-t", "main", "q")

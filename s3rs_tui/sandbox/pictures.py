@@ -1,7 +1,8 @@
 """A dashboard that always looks the same, for pictures: the snapshot tests and
 scripts/screenshots.py. A local store in a fixed folder (paths appear on screen) with a watermark,
 a reset backup and six data files of fixed dates, a fixed log clock, and a recorded run fed through
-the same bridge the engine uses."""
+the same bridge the engine uses. `show_state` puts the table in any state of the status model
+(the recorded run's figures, then the state word and any fields), for one picture per state."""
 
 import os
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from s3rs_tui.config import Settings, load_settings
 from s3rs_tui.engine.events import Event, FileStored, Notice, RunStarted
+from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store.watermark import Watermark
 
 FOLDER = Path("/tmp/s3rs-pictures")
@@ -17,12 +19,17 @@ SECRET = "Zq9-picture-Secret-7731"  # the config's password: it must appear in n
 FROZEN_TIME = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
 
 
+def data_key(day: int, key: int) -> str:
+    """A data file's key as the engine names them (engine.parquet.data_key)."""
+    return f"data/shop/orders/part-202401{day:02d}T000000000000-{key:020d}.parquet"
+
+
 def watermark_document(**changes) -> bytes:
     fields = dict(table_name=TABLE, last_mysql_data_timestamp="2024-01-04 02:00:00", last_mysql_data_id=600000,
                   last_mysql_extraction_time="2026-05-28T20:26:40Z", mysql_status="success",
                   mysql_rows_extracted=600000, s3_file_count=12, processed_s3_files=[],
                   created_at="2026-05-20T08:00:00Z", updated_at="2026-05-28T20:26:40Z",
-                  last_s3_file="data/shop/orders/part-20240103T000000-550000.parquet",
+                  last_s3_file=data_key(3, 550_000),
                   cursor_column="update_at", key_column="id")
     fields.update(changes)
     return Watermark(**fields).to_json()
@@ -35,7 +42,7 @@ def picture_settings(folder: Path = FOLDER) -> Settings:
     (store / "data" / "shop" / "orders").mkdir(parents=True)
     keys = []
     for n in range(6):
-        key = f"data/shop/orders/part-2024010{n + 1}T000000-{n * 100_000}.parquet"
+        key = data_key(n + 1, n * 100_000)
         (store / key).write_bytes(b"x" * (2_300_000 + n * 1000))
         stamp = FROZEN_TIME - (30 - n * 5) * 86400  # 30, 25, ... 5 days before the frozen time
         os.utime(store / key, (stamp, stamp))
@@ -61,7 +68,7 @@ def recorded_run(table: str = TABLE, files: int = 12) -> list[Event]:
     elapsed = 0.0
     for n in range(1, files + 1):
         elapsed += 0.9 if n not in (5, 6) else 2.4
-        events.append(FileStored(table, f"data/shop/orders/part-2024010{n % 9}T000000-{n * 50_000}.parquet",
+        events.append(FileStored(table, data_key(n % 9, n * 50_000),
                                  50_000, 2_300_000, n * 50_000, n, n * 2_300_000, n * 50_000 * 60 / elapsed,
                                  180.0 + 4 * n, f"2024-01-0{1 + n // 4} 0{n % 10}:00:00", n * 50_000, elapsed))
     return events
@@ -77,15 +84,55 @@ def picture_app(settings: Settings, folder: Path = FOLDER):
     return DashboardApp(settings, [TABLE], RunLog(log, clock=lambda: FROZEN_TIME))
 
 
+def engine_bridge(app):
+    """The engine's bridge into `app` (Textual is imported only when a picture is taken)."""
+    from s3rs_tui.tui.bridge import EngineBridge
+
+    return EngineBridge(app, app.log_file, app.formatter.format)
+
+
 async def play_recorded_run(pilot) -> None:
     """Feed the recorded run through the engine's bridge, one event at a time (as files come in a
     real run; all at once they would coalesce), as if a run were going."""
-    from s3rs_tui.tui.bridge import EngineBridge
-
     app = pilot.app
     app.runs.start([TABLE])  # the keys then show as for a running table
-    bridge = EngineBridge(app, app.log_file, app.formatter.format)
+    bridge = engine_bridge(app)
     for event in recorded_run():
         bridge(event)
         await pilot.pause()
+    await pilot.pause(0.6)
+
+
+def status_in(state: str, table: str = TABLE, **fields) -> TableStatus:
+    """TableStatus of `table` as the recorded run leaves it, then in `state` with these fields
+    (failed_phase="load", verify_result="differs: 3 ranges, 12 keys", ...)."""
+    status = TableStatus(table)
+    for event in recorded_run(table):
+        status.apply(event)
+    status.state = state
+    for name, value in fields.items():
+        setattr(status, name, value)
+    return status
+
+
+# A picture per state of the status model: its name -> show_state's arguments (the state word and
+# the fields that go with it). The snapshot tests and scripts/screenshots.py take one of each.
+STATES = {
+    "paused": dict(state="paused"),
+    "failed-load": dict(state="failed", failed_phase="load", error="load failed: the warehouse went away"),
+    "verified": dict(state="verified", verify_result="agrees"),
+    "differs": dict(state="differs", verify_result="differs: 3 ranges, 12 keys"),
+}
+
+
+async def show_state(pilot, state: str, **fields) -> None:
+    """The dashboard showing TABLE in `state` (a run counts as going while the state is active),
+    its log as the recorded run left it."""
+    app = pilot.app
+    for line in filter(None, map(app.formatter.format, recorded_run())):
+        app.log_file.write(line)
+    app.statuses[TABLE] = status = status_in(state, **fields)
+    if status.active:
+        app.runs.start([TABLE])
+    app.dirty = True
     await pilot.pause(0.6)

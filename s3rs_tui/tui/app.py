@@ -14,7 +14,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, ProgressBar, Sparkline
+from textual.widgets import Footer, Header, ProgressBar
 
 from s3rs_tui.cli.headless import NORMAL, HeadlessLog
 from s3rs_tui.config import Settings
@@ -37,31 +37,31 @@ from s3rs_tui.tui.screens.config_view import ConfigScreen
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import error_modal
 from s3rs_tui.tui.screens.help import HelpScreen
+from s3rs_tui.tui.screens.main import BINDINGS as MAIN_KEYS, MainScreen
 from s3rs_tui.tui.screens.watermark import WatermarkScreen
+from s3rs_tui.tui.widgets.log_pane import LogPane
 from s3rs_tui.tui.widgets.panel import Panel
 from s3rs_tui.tui.store_info import STORE_REFRESH_SECONDS, StoreInfo
 from s3rs_tui.tui.widgets.tables_list import TablesList
+from s3rs_tui.tui.widgets.trend import Trend
 
 REPAINT_HZ = 4
 COMMANDS = ("start_sync", "start_progressive", "verify", "pause_resume", "stop_run", "watermark", "cleanup")
+ON_A_RUN = ("pause_resume", "stop_run")  # the commands that need the table running; the others need it idle
+
+
+def runs_rows(status: TableStatus) -> panel_rows.Rows:
+    """The Runs panel: panel_rows.history (the last runs, from the dash-engine branch) once merged."""
+    history = getattr(panel_rows, "history", None)
+    return history(status) if history else [("runs", "-")]
 
 
 class DashboardApp(StoreInfo, App):
     CSS_PATH = "dashboard.tcss"
     TITLE = "s3rs"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS = [
-        Binding("s", "start_sync", "Sync"),
-        Binding("g", "start_progressive", "Progressive"),
-        Binding("v", "verify", "Verify"),
-        Binding("p", "pause_resume", "Pause/resume"),
-        Binding("x", "stop_run", "Stop"),
-        Binding("w", "watermark", "Watermark"),
-        Binding("c", "cleanup", "S3 cleanup"),
-        Binding("o", "config", "Config"),
-        Binding("question_mark,f1", "help", "Help", key_display="?"),
-        Binding("q,ctrl+q,ctrl+c", "quit", "Quit", key_display="q", priority=True),
-    ]
+    BINDINGS = [Binding("q", "quit", "Quit"),  # not a priority: a text field takes the letter
+                Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
                  autostart: list[list[str]] | None = None, options: SyncOptions | None = None, steps: Steps | None = None,
@@ -89,16 +89,18 @@ class DashboardApp(StoreInfo, App):
         yield Header(show_clock=False)
         yield TablesList(id="tables")
         with Grid(id="panels"):
-            yield Panel("Throughput", id="throughput", extra=Sparkline([], id="rate-trend"))
+            yield Panel("Throughput", id="throughput", extra=Trend("rows/min", id="rate-trend"))
             yield Panel("Progress", id="progress", extra=ProgressBar(total=100, show_eta=False, show_percentage=False, id="bar"))
-            yield Panel("Memory", id="memory", extra=Sparkline([], id="rss-trend"))
+            yield Panel("Memory", id="memory", extra=Trend("MB", floor=64, id="rss-trend"))
             yield Panel("S3", id="storage")
             yield Panel("Watermark", id="watermark")
             yield Panel("Warehouse", id="warehouse")
-        log = Log(id="log", max_lines=2000, auto_scroll=True)
-        log.border_title = f"Log  {self.log_file.path}"
-        yield log
-        yield Footer()
+            yield Panel("Runs", id="runs")
+        yield LogPane(self.log_file.path, id="log")
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p: in the help
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
 
     def on_mount(self) -> None:
         self.sub_title = "watch (read-only)" if self.read_only else str(self.settings.config_path or "")
@@ -110,7 +112,10 @@ class DashboardApp(StoreInfo, App):
         self.repaint()
         for group in self.autostart:  # after the first frame, so drawing it does not slow the run
             self.call_after_refresh(self.start, group, None, self.autostart_progressive)
-        self.query_one(TablesList).focus()
+        tables = self.query_one(TablesList)
+        if self.read_only:  # said here too: the header goes under 30 rows
+            tables.border_title += f" · {self.sub_title}"
+        tables.focus()
 
     def on_unmount(self) -> None:
         self.hangup.uninstall()
@@ -130,22 +135,23 @@ class DashboardApp(StoreInfo, App):
             return
         lines = self.log_file.drain()
         if lines:
-            self.query_one(Log).write_lines(lines)
+            self.query_one(LogPane).add(lines)
         if not self.dirty:
             return
         self.dirty = False
         self.query_one(TablesList).show(self.statuses)
         status = self.statuses.get(self.selected or "") or TableStatus("-")
         self.query_one("#throughput", Panel).show(panel_rows.throughput(status))
-        self.query_one("#rate-trend", Sparkline).data = list(status.rate_history)
+        self.query_one("#rate-trend", Trend).show(status.rate_history)
         self.query_one("#progress", Panel).show(panel_rows.progress(status))
         self.query_one("#bar", ProgressBar).update(progress=round((status.progress or 0) * 100))
         self.query_one("#memory", Panel).show(panel_rows.memory(status, self.settings.backup.memory_limit_mb))
-        self.query_one("#rss-trend", Sparkline).data = list(status.rss_history)
+        self.query_one("#rss-trend", Trend).show(status.rss_history)
         self.query_one("#storage", Panel).show(panel_rows.storage(status))
         self.query_one("#watermark", Panel).show(
             panel_rows.watermark(status, self.watermarks.get(status.table)))
         self.query_one("#warehouse", Panel).show(panel_rows.warehouse(status, self.settings.warehouse.kind))
+        self.query_one("#runs", Panel).show(runs_rows(status))
         keys = (self.selected, frozenset(table for run in self.runs.active() for table in run.tables))
         if keys != self.keys_for:  # the footer's keys depend on the selection and on what runs
             self.keys_for = keys
@@ -223,18 +229,39 @@ class DashboardApp(StoreInfo, App):
 
     # -- keys ------------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple) -> bool | None:
+    def refusal(self, action: str) -> str | None:
+        """Why a dashboard command cannot run now (said when its key is pressed), or None."""
         if action not in COMMANDS:
-            return True
-        if self.read_only:
-            return False
-        table = self.selected
-        if table is None or (action == "verify" and self.settings.warehouse.kind == "none"):
             return None
-        active = self.runs.for_table(table) is not None
-        if action in ("pause_resume", "stop_run"):
-            return True if active else None
-        return None if active else True
+        if self.read_only:  # watch: it starts nothing, and steers only a run going on now
+            return ("watch starts nothing and changes no watermark" if action not in ON_A_RUN
+                    else "no live run selected (it ended, or its process is gone)")
+        table = self.selected
+        if table is None:
+            return "no table selected"
+        if action == "verify" and self.settings.warehouse.kind == "none":
+            return "no warehouse configured: verify compares MySQL with the warehouse ([warehouse] kind)"
+        running = self.runs.for_table(table) is not None
+        if action in ON_A_RUN and not running:
+            return f"{table} is not running"
+        if action not in ON_A_RUN and running:
+            return f"{table} is running: stop it first (x)"
+        return None
+
+    def check_action(self, action: str, parameters: tuple) -> bool:
+        """Refused commands leave the footer (MainScreen says why when their key is pressed)."""
+        return action not in COMMANDS or not self.refusal(action)
+
+    def action_maximize_log(self) -> None:
+        """Give the log pane the whole screen, or put it back."""
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        else:
+            self.screen.maximize(self.query_one(LogPane), container=False)
+
+    def action_filter_log(self) -> None:
+        shown = self.query_one(LogPane).cycle(self.selected)
+        self.notify(f"log: {shown}", timeout=2)
 
     def action_start_sync(self) -> None:
         self.start([self.selected])
@@ -315,7 +342,11 @@ class DashboardApp(StoreInfo, App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for binding in self.BINDINGS:
-            if binding.action in COMMANDS + ("config", "help") and self.check_action(binding.action, ()):
-                yield SystemCommand(binding.description, f"key {binding.key_display or binding.key}",
-                                    getattr(self, f"action_{binding.action}"))
+        if not isinstance(screen, MainScreen):
+            return
+        for binding in MAIN_KEYS:
+            action = binding.action.removeprefix("app.")
+            if self.check_action(action, ()):
+                key = f"key {binding.key_display or binding.key}"
+                help_text = f"{key}: {binding.tooltip}" if binding.tooltip else key
+                yield SystemCommand(binding.description, help_text, getattr(self, f"action_{action}"))

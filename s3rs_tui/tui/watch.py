@@ -5,13 +5,13 @@ those runs write (s3rs_tui.status.snapshot); it cannot start, pause or stop anyt
 from pathlib import Path
 
 from textual import work
-from textual.widgets import Log
 
 from s3rs_tui.config import Settings
 from s3rs_tui.status.snapshot import read_snapshots, status_dir
 from s3rs_tui.tui.app import DashboardApp
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.messages import SnapshotsRead
+from s3rs_tui.tui.widgets.log_pane import LogPane
 
 POLL_SECONDS = 1.0
 
@@ -48,8 +48,6 @@ class WatchApp(DashboardApp):
         """The Log pane shows the selected run's own log lines, as carried by its snapshot."""
         status = self.statuses.get(self.selected or "")
         if status is not None and (status.table, len(status.log)) != self.shown_log:
-            log = self.query_one(Log)
-            log.clear()
-            log.write_lines(status.log)
+            self.query_one(LogPane).replace(status.log)
             self.shown_log = (status.table, len(status.log))
         super().repaint()

@@ -18,6 +18,9 @@ def check_warehouse(settings: Settings, store: ObjectStore) -> None:
     if settings.warehouse.kind == "redshift":
         from s3rs_tui.warehouse.redshift import iam_role_clause
         iam_role_clause(settings, store.url)
+    if settings.warehouse.kind == "duckdb":
+        from s3rs_tui.warehouse.duckdb import warehouse_path
+        warehouse_path(settings)
 
 
 def open_warehouse(settings: Settings, store: ObjectStore, notify: Notify | None = None) -> Warehouse:

@@ -2,7 +2,9 @@
 
 Only files the watermark covers are committed: names sort in cursor order and the watermark's
 `last_s3_file` is the last committed one, so a file sorting after it was stored by a run that died
-before saving its watermark; the next sync rewrites it, and until then it is not loaded. (For
+before saving its watermark; the next sync rewrites it, and until then it is not loaded. A file
+after it that is older than the watermark itself was left by the runs before a reset, not by a
+stopped run: it is not loaded either, and said so in those words. (For
 CHAR/VARCHAR keys a name holds a hash of the start key, so two files starting in the same cursor
 value may sort either way: the rewrite and the ledger still keep every row exactly once.)
 """
@@ -11,6 +13,7 @@ import json
 import struct
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from io import BytesIO
 from typing import Iterator
 
@@ -43,6 +46,8 @@ class LoadPlan:
     todo: list[ObjectInfo] = field(default_factory=list)         # committed, not loaded (or rewritten)
     rewritten: list[str] = field(default_factory=list)           # loaded once, since replaced
     uncommitted: list[str] = field(default_factory=list)         # after the watermark's last file
+    left_over: list[str] = field(default_factory=list)           # the same, but older than the watermark
+    watermark_made: str = ""                                     # when the watermark was made (reset)
     missing: list[str] = field(default_factory=list)             # loaded, no longer in the store
     unknown: list[str] = field(default_factory=list)             # watermark says loaded, ledger does not
 
@@ -52,6 +57,10 @@ class LoadPlan:
             notes.append(f"{len(self.uncommitted)} stored files after the watermark's last file are not "
                          f"committed (a run stopped between storing and saving the watermark): not loaded; "
                          f"the next sync rewrites them ({self.uncommitted[0]})")
+        if self.left_over:
+            notes.append(f"{len(self.left_over)} stored files after the watermark's last file are older "
+                         f"than the watermark (made {self.watermark_made}, by a reset?): not loaded; a sync "
+                         f"reaching them rewrites them, `s3rs s3clean` removes them ({self.left_over[0]})")
         if self.rewritten:
             notes.append(f"{len(self.rewritten)} files were rewritten since {target} loaded them "
                          f"(watermark reset?): loading them again ({self.rewritten[0]})")
@@ -66,13 +75,13 @@ class LoadPlan:
 
 def plan_load(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry], watermark: Watermark) -> LoadPlan:
     """Which stored files to load, in key order, and what the operator should hear about."""
-    plan = LoadPlan()
-    last = watermark.last_s3_file
+    plan = LoadPlan(watermark_made=watermark.created_at)
+    last, made = watermark.last_s3_file, _parse_utc(watermark.created_at)
     for info in stored:
         if not info.key.endswith(".parquet"):
             continue
         if last is None or info.key > last:
-            plan.uncommitted.append(info.key)
+            (plan.left_over if made and info.modified < made else plan.uncommitted).append(info.key)
             continue
         entry = ledger.get(info.key)
         if entry is None or not entry.matches(info):
@@ -83,6 +92,14 @@ def plan_load(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry], watermar
     plan.missing = sorted(key for key in ledger if key not in keys)
     plan.unknown = sorted(key for key in watermark.processed_s3_files if key in keys and key not in ledger)
     return plan
+
+
+def _parse_utc(stamp: str) -> datetime | None:
+    """utc_now()'s format, to the second; None for anything else (then no file counts as older)."""
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return None
 
 
 def loaded_mirror(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry]) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from s3rs_tui.config import Settings
-from s3rs_tui.errors import S3rsError
+from s3rs_tui.errors import ConfigError, S3rsError
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse.base import Warehouse, first_line
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
@@ -19,6 +19,16 @@ from s3rs_tui.warehouse.typemap import Column, duckdb_type
 _BATCH = "s3rs_batch"
 
 
+def warehouse_path(settings: Settings) -> Path:
+    """The DuckDB file; its folder must exist: a mistyped folder would otherwise be made, with a
+    new empty warehouse in it that a load then fills from the first file (ConfigError, exit 2)."""
+    path = Path(settings.warehouse.path).expanduser()
+    if not path.parent.is_dir():
+        raise ConfigError(f"[warehouse] path {path}: the folder {path.parent} does not exist "
+                          "(create it, or fix the path)")
+    return path
+
+
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
     param = "?"
@@ -26,10 +36,9 @@ class DuckDBWarehouse(Warehouse):
 
     def __init__(self, settings: Settings, store: ObjectStore):
         super().__init__(settings.warehouse.schema, store)
-        path = Path(settings.warehouse.path).expanduser()
+        path = warehouse_path(settings)
         self.label = f"duckdb {path}"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             # Never download an extension: this has to work offline.
             self.conn = duckdb.connect(str(path), config={"autoinstall_known_extensions": False,
                                                           "autoload_known_extensions": False})

@@ -39,6 +39,7 @@ class CleanupScreen(Screen[None]):
                 yield Input(placeholder="e.g. 7d, 12h (empty: every file)", id="older-than")
                 yield Label("force")
                 yield Switch(False, id="force")
+                yield Label("off", id="force-state")  # the switch alone does not say which way is on
             yield Static("reading the files...", id="totals")
             yield DataTable(cursor_type="row", id="files")
             yield ProgressBar(total=1, show_eta=False, id="deleting")
@@ -48,7 +49,8 @@ class CleanupScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#files", DataTable).add_columns("file", "size", "modified (UTC)", "loaded", "action")
+        # the file name last: at 80 columns it is the one cut, never what happens to the file
+        self.query_one("#files", DataTable).add_columns("action", "loaded", "size", "modified (UTC)", "file")
         self.query_one("#deleting").display = False
         self.query_one("#older-than").focus()
         self.load()
@@ -65,7 +67,8 @@ class CleanupScreen(Screen[None]):
     def on_input_changed(self, _event: Input.Changed) -> None:
         self.refilter()
 
-    def on_switch_changed(self, _event: Switch.Changed) -> None:
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        self.query_one("#force-state", Label).update("ON" if event.value else "off")
         self.refilter()
 
     def refilter(self) -> None:
@@ -86,9 +89,9 @@ class CleanupScreen(Screen[None]):
         table = self.query_one("#files", DataTable)
         table.clear()
         for f in older(self.found.files, before):
-            table.add_row(f.info.key.rsplit("/", 1)[-1], human_bytes(f.info.size),
-                          f"{f.info.modified:%Y-%m-%d %H:%M}", "yes" if f.loaded else "no",
-                          "delete" if f.info.key in doomed else "keep")
+            table.add_row("delete" if f.info.key in doomed else "keep", "yes" if f.loaded else "no",
+                          human_bytes(f.info.size), f"{f.info.modified:%Y-%m-%d %H:%M}",
+                          f.info.key.rsplit("/", 1)[-1])
         text = (f"{len(self.plan.doomed)} of {len(self.found.files)} files would go "
                 f"({human_bytes(self.plan.size)})")
         if self.plan.kept:

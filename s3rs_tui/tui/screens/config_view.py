@@ -1,5 +1,9 @@
 """The settings in force, where each came from (file, environment, flag, default), secrets shown
-as ******** (Settings.redacted(), the same view as `s3rs config`)."""
+as ******** (Settings.redacted(), the same view as `s3rs config`). Values read as an operator
+writes them in the TOML file: 127.0.0.1, false, ["a", "b"], not Python's '127.0.0.1', False."""
+
+import json
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.screen import ModalScreen
@@ -7,6 +11,22 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from s3rs_tui.config import Settings
+
+
+def as_toml(value: Any) -> str:
+    """A setting as written in s3rs.toml; a bare string stays bare (it is alone in its cell)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "(not set)"
+    if value == "":
+        return '""'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(json.dumps(v) if isinstance(v, str) else as_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {json.dumps(v) if isinstance(v, str) else as_toml(v)}"
+                                for k, v in value.items()) + " }"
+    return str(value)
 
 
 class ConfigScreen(ModalScreen[None]):
@@ -28,7 +48,7 @@ class ConfigScreen(ModalScreen[None]):
         for section, values in self.settings.redacted().items():
             for key, value in values.items():
                 source = self.settings.sources.get(f"{section}.{key}", "file")
-                table.add_row(f"{section}.{key}", repr(value), source)
+                table.add_row(f"{section}.{key}", as_toml(value), source)
         table.focus()
 
     def action_close(self) -> None:

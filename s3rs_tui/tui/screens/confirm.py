@@ -1,5 +1,6 @@
 """A confirmation dialog: yes or no; for the dangerous ones the operator must type a word (the
-table name) before "yes" is enabled. Focus starts on the safe choice; Escape cancels."""
+table name) before "yes" is enabled. Focus starts on the safe choice; y answers yes (once the
+word is typed), n and Escape answer no."""
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -8,7 +9,7 @@ from textual.widgets import Button, Input, Static
 
 
 class ConfirmModal(ModalScreen[bool]):
-    BINDINGS = [("escape", "cancel", "Cancel")]
+    BINDINGS = [("y", "yes", "Yes"), ("n,escape", "cancel", "No")]
 
     def __init__(self, question: str, *, yes: str = "Yes", no: str = "Cancel", typed: str | None = None):
         super().__init__(classes="dialog")
@@ -20,8 +21,8 @@ class ConfirmModal(ModalScreen[bool]):
             if self.typed:
                 yield Input(placeholder=f"type {self.typed} to confirm", id="typed")
             with Horizontal(classes="buttons"):
-                yield Button(self.yes, variant="error", id="yes", disabled=bool(self.typed))
-                yield Button(self.no, variant="primary", id="no")
+                yield Button(f"{self.yes} (y)", variant="error", id="yes", disabled=bool(self.typed))
+                yield Button(f"{self.no} (n)", variant="primary", id="no")
 
     def on_mount(self) -> None:
         self.query_one("#typed" if self.typed else "#no").focus()
@@ -35,6 +36,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+    def action_yes(self) -> None:
+        if not self.query_one("#yes", Button).disabled:
+            self.dismiss(True)
 
     def action_cancel(self) -> None:
         self.dismiss(False)

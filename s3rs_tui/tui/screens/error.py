@@ -32,7 +32,7 @@ def describe(error: BaseException, log: RunLog) -> tuple[str, str]:
 
 
 class ErrorModal(ModalScreen[None]):
-    BINDINGS = [("escape", "close", "Close")]
+    BINDINGS = [("escape,y,n", "close", "Close")]  # any answer closes it: there is no choice to make
 
     def __init__(self, title: str, message: str, next_step: str, log_path: Path):
         super().__init__(classes="dialog")
@@ -45,7 +45,7 @@ class ErrorModal(ModalScreen[None]):
             yield Static(f"Next: {self.next_step}", classes="next")
             yield Static(f"Log file: {self.log_path}", classes="hint")
             with Horizontal(classes="buttons"):
-                yield Button("OK", variant="primary", id="ok")
+                yield Button("OK (enter)", variant="primary", id="ok")
 
     def on_mount(self) -> None:
         self.query_one("#ok").focus()

@@ -13,12 +13,16 @@ g       start a progressive run (in chunks, until caught up)
 v       verify: compare MySQL and the warehouse
 p       pause / resume (the run pauses between files)
 x       stop gracefully: finish the file in flight, save the watermark
-w       watermark screen: set, reset, force-reset
+w       watermark screen: set, reset, force-reset (Enter sets)
 c       S3 cleanup screen
 o       the settings in force (secrets hidden)
+m       maximise the log pane, or put it back
+f       filter the log: all lines, problems only, this table only
 ?       this help            ctrl+p  command palette
 q       quit (asks first while a run is going)
-up/down select a table; tab moves between fields; escape closes a screen"""
+up/down select a table; tab moves between fields; escape closes a screen
+y / n   answer a dialog (Escape: no)
+The footer shows the keys that can be used now; another says why it cannot."""
 
 TIPS = """\
 In tmux: set -g escape-time 10 (Escape reacts at once);

@@ -114,11 +114,8 @@ class WatermarkScreen(Screen[None]):
         button = event.button.id
         if button == "close":
             self.dismiss(None)
-        elif button == "set" and self.position:
-            timestamp, key = self.position
-            self.ask(f"Set the watermark of {self.table} so the next sync starts "
-                     f"{ops.describe_start(timestamp, key)}?", "set",
-                     lambda state: ops.set_position(state, timestamp, key))
+        elif button == "set":
+            self.action_set()
         elif button == "reset":
             self.ask(f"Reset {self.table} so the next sync re-reads the whole table? "
                      "A copy of the old watermark is kept.", "reset", ops.reset)
@@ -127,6 +124,19 @@ class WatermarkScreen(Screen[None]):
                 ConfirmModal(f"Force-reset {self.table}? The old watermark is discarded without a backup. "
                              f"Type the table name to confirm.", yes="Force reset", typed=self.table),
                 lambda yes: yes and self.change("force-reset", ops.force_reset))
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        """Enter in either field: Set, as the button (after its confirmation)."""
+        self.action_set()
+
+    def action_set(self) -> None:
+        if not self.position:
+            self.notify("type a valid timestamp first", severity="warning", timeout=3)
+            return
+        timestamp, key = self.position
+        self.ask(f"Set the watermark of {self.table} so the next sync starts "
+                 f"{ops.describe_start(timestamp, key)}?", "set",
+                 lambda state: ops.set_position(state, timestamp, key))
 
     def ask(self, question: str, what: str, change: Callable[[ops.TableState], object]) -> None:
         self.app.push_screen(ConfirmModal(question, yes=what.capitalize()),

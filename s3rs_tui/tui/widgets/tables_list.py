@@ -1,12 +1,36 @@
-"""The tables list: one row per table with its state, rows done, rows/min and last watermark.
-The row under the cursor is the table the panels, keys and screens act on."""
+"""The tables list: one row per table with its state (a word, coloured by kind: never colour
+alone), the verify result when there is one, rows done, rows/min and last watermark. The row
+under the cursor is the table the panels, keys and screens act on."""
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.tui.panel_rows import number, position
 
 COLUMNS = ("table", "state", "rows", "rows/min", "watermark")
+
+# one colour per kind of state (the shared vocabulary in the dashboard's status model)
+STATE_STYLES = {
+    **dict.fromkeys(("starting", "running", "extracting", "storing", "loading", "verifying"), "bold cyan"),
+    **dict.fromkeys(("pausing", "paused", "stopping"), "bold magenta"),
+    **dict.fromkeys(("done", "verified"), "bold green"),
+    **dict.fromkeys(("differs", "stale"), "bold yellow"),
+    **dict.fromkeys(("failed", "locked"), "bold red"),
+}
+
+
+def state_cell(status: TableStatus) -> Text:
+    """`failed: load`, `differs: 3 ranges, 12 keys`, `verified (agrees)`: the state word, the
+    failed phase, the verify result."""
+    phase, result = getattr(status, "failed_phase", ""), getattr(status, "verify_result", "")
+    if status.state == "failed" and phase:
+        word = f"failed: {phase}"
+    elif result:
+        word = result if result.startswith(status.state) else f"{status.state} ({result})"
+    else:
+        word = status.state
+    return Text(word, style=STATE_STYLES.get(status.state, ""))
 
 
 class TablesList(DataTable):
@@ -26,7 +50,7 @@ class TablesList(DataTable):
 
     def show(self, statuses: dict[str, TableStatus]) -> None:
         for name, status in statuses.items():
-            cells = {"table": name, "state": status.state, "rows": number(status.rows),
+            cells = {"table": name, "state": state_cell(status), "rows": number(status.rows),
                      "rows/min": number(status.rows_per_minute),
                      "watermark": position(status.watermark_timestamp, status.watermark_id)}
             if name not in self.rows:
