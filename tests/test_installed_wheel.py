@@ -48,8 +48,8 @@ def wheel(tmp_path_factory) -> Path:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
     folder = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", str(source), "-w", str(folder)],
-                           capture_output=True, text=True, timeout=600, cwd=folder)
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", str(source), "-w", str(folder)]
+    built = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=folder)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (path,) = folder.glob("s3rs_tui-*.whl")
     return path
@@ -90,12 +90,14 @@ def installed(tmp_path_factory, wheel) -> Installed:
     venv = tmp_path_factory.mktemp("venv")
     outside = tmp_path_factory.mktemp("outside")
     environ = operator_environ(venv)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=environ, cwd=outside)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=environ,
+                   cwd=outside)
     pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheel}[fast]"],
                          capture_output=True, text=True, timeout=900, env=environ, cwd=outside)
     assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
     installed = Installed(venv=venv, environ=environ)
-    site_packages = Path(installed.python("import sysconfig; print(sysconfig.get_paths()['purelib'])", outside))
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site_packages = Path(installed.python(purelib, outside))
     package = Path(installed.python("import s3rs_tui; print(s3rs_tui.__file__)", outside))
     assert package.parent == site_packages / "s3rs_tui" and site_packages.is_relative_to(venv), package
     return installed
@@ -113,13 +115,14 @@ def test_the_wheel_carries_every_file_the_program_reads(wheel):
 def test_demo_from_the_installed_wheel(installed, tmp_path):
     """README's first command, at a small size: verified, and the DuckDB table holds exactly the
     rows generated; the rerun finds nothing new."""
+    warehouse = tmp_path / "s3rs-demo" / "warehouse.duckdb"
     first = installed.run("demo", "--rows", DEMO_ROWS, "--batch-size", 500, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert f"MySQL and duckdb {tmp_path / 's3rs-demo' / 'warehouse.duckdb'} agree: {DEMO_ROWS:,} rows" in first.stdout
+    assert f"MySQL and duckdb {warehouse} agree: {DEMO_ROWS:,} rows" in first.stdout
     assert f"Done: {DEMO_ROWS:,} rows in" in first.stdout and "Traceback" not in first.stderr
     count = f"SELECT COUNT(*), COUNT(DISTINCT id) FROM {DEMO_TABLE}"
-    warehouse = tmp_path / "s3rs-demo" / "warehouse.duckdb"
-    query = f"import duckdb; print(duckdb.connect({str(warehouse)!r}, read_only=True).execute({count!r}).fetchall())"
+    query = (f"import duckdb; "
+             f"print(duckdb.connect({str(warehouse)!r}, read_only=True).execute({count!r}).fetchall())")
     assert installed.python(query, tmp_path) == str([(DEMO_ROWS, DEMO_ROWS)])
     again = installed.run("demo", "--rows", DEMO_ROWS, "--batch-size", 500, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -128,18 +131,20 @@ def test_demo_from_the_installed_wheel(installed, tmp_path):
     assert installed.python(query, tmp_path) == str([(DEMO_ROWS, DEMO_ROWS)])
 
 
-def test_dashboard_from_the_installed_wheel_on_a_live_sync(installed, tmp_path, db, local_config, tmux_session):
+def test_dashboard_from_the_installed_wheel_on_a_live_sync(installed, tmp_path, db, local_config,
+                                                           tmux_session):
     """`s3rs sync` on an 80x24 terminal opens the dashboard (stylesheet and all) and shows the run
     to its end with the real row count; `q` leaves."""
     make_table(db, rows=3000)
     state, cwd = tmp_path / "state", tmp_path / "operator"
     cwd.mkdir()
-    session = tmux_session([installed.s3rs, "--config", local_config, "sync", "-t", "orders", "--batch-size", "300"],
-                           {"S3RS_STATE_DIR": state}, size=(80, 24), environ=installed.environ, cwd=cwd)
+    command = [installed.s3rs, "--config", local_config, "sync", "-t", "orders", "--batch-size", "300"]
+    session = tmux_session(command, {"S3RS_STATE_DIR": state}, size=(80, 24), environ=installed.environ,
+                           cwd=cwd)
     pid = session.pid()
 
     def logs() -> str:
-        return "\n".join(f.read_text() for f in (state / "logs").glob("*.log")) if (state / "logs").exists() else ""
+        return "\n".join(f.read_text() for f in sorted((state / "logs").glob("*.log")))
 
     def shown(text: str) -> bool:
         return text in session.screen()
