@@ -71,14 +71,16 @@ def watermark_json(config):
 
 
 def dead_pid() -> int:
-    """A pid that belonged to a process of ours that has exited (and been reaped)."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    try:
-        os.kill(process.pid, 0)
-    except ProcessLookupError:
-        return process.pid
-    pytest.skip("the pid was reused at once")
+    """A pid that belonged to a process of ours that has exited (and been reaped); a few tries, as
+    the system may hand the pid to another process at once (never a skip: CI must run the test)."""
+    for _ in range(10):
+        process = subprocess.Popen([sys.executable, "-c", "pass"])
+        process.wait()
+        try:
+            os.kill(process.pid, 0)
+        except ProcessLookupError:
+            return process.pid
+    raise AssertionError("the pids of 10 exited processes were all reused at once")
 
 
 # -- version, sync and watermark get/list --------------------------------------------------------
