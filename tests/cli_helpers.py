@@ -3,6 +3,7 @@
 - `run_cli(...)`: run `python -m s3rs_tui ...` in a subprocess, exactly as an operator would;
   `s3rs_command(...)` is that command line, for tests that start it in a terminal themselves.
 - `wait_until(condition, ...)`: poll until something a subprocess does has happened.
+- `require_tool(name)`: fail (never skip) a test whose terminal tool is not installed.
 - `make_table(db, ...)`: a source table with deterministic rows, several per cursor second, whose
   id order differs from the cursor order (so a (timestamp, id) watermark is really exercised).
 - `parquet_files(folder)` / `parquet_ids(folder)`: the Parquet files under a local folder store and
@@ -14,6 +15,7 @@ They depend only on the `db` fixture of conftest.py (anything with `.execute` / 
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 BASE_TIME = datetime(2024, 1, 1, 0, 0, 0)
 
@@ -30,6 +33,12 @@ def s3rs_command(*args, config=None) -> list[str]:
     """`python -m s3rs_tui [--config CONFIG] ARGS...` as an argument list."""
     return [sys.executable, "-m", "s3rs_tui", *(["--config", str(config)] if config else []),
             *[str(arg) for arg in args]]
+
+
+def require_tool(name: str) -> None:
+    """A test that needs `name` (tmux, screen) fails without it: a skip would let CI pass untested."""
+    if shutil.which(name) is None:
+        pytest.fail(f"{name} is not installed: scripts/bootstrap.sh installs it", pytrace=False)
 
 
 def wait_until(condition, timeout=60, what="condition", detail=lambda: "") -> None:

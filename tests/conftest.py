@@ -23,6 +23,7 @@ import pytest
 from s3rs_tui.config import load_settings
 from s3rs_tui.sandbox.mariadb import free_port, start_mariadb
 from s3rs_tui.sandbox.postgres import start_postgres
+from tmux_helpers import Tmux
 
 # Never let boto3 or pyarrow probe the EC2 metadata service (non-loopback traffic).
 TEST_ENV = {"AWS_ACCESS_KEY_ID": "s3rstest", "AWS_SECRET_ACCESS_KEY": "s3rstestsecret",
@@ -98,6 +99,14 @@ def db(mariadb):
         cur.execute(f"CREATE DATABASE `{name}`")
     yield database
     with pymysql.connect(**mariadb.connect_args(), autocommit=True) as conn, conn.cursor() as cur:
+        # A failed test may leave a connection holding a table lock (a Gate): the DROP would wait forever.
+        cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
+                    (name,))
+        for (thread,) in cur.fetchall():
+            try:
+                cur.execute(f"KILL {int(thread)}")
+            except pymysql.err.OperationalError:
+                pass  # it ended meanwhile
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
@@ -212,3 +221,18 @@ def ssh_config(server, keepalive: int = 1) -> str:
 
 
 SSH_ENV = {"S3RS_SSH_KEY_PASSPHRASE": SSH_PASSPHRASE}
+
+
+@pytest.fixture
+def tmux_session():
+    """`start(command, env, size=..., environ=..., cwd=...)` opens a private tmux (tests/tmux_helpers.py);
+    every one is closed at the end."""
+    sessions = []
+
+    def start(command, env, size=(120, 40), **options):
+        sessions.append(Tmux(command, env, size, **options))
+        return sessions[-1]
+
+    yield start
+    for session in sessions:
+        session.close()

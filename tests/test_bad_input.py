@@ -6,6 +6,7 @@ cursors and tables without a primary key: test_cli_commands.py and test_engine.p
 
 import json
 import string
+from dataclasses import fields
 
 import pytest
 from hypothesis import given, settings as hypothesis_settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from cli_helpers import make_table, parquet_files, run_cli
 from conftest import write_config
+from s3rs_tui import config
 from s3rs_tui.config import SECTIONS, Settings, load_settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import FileStored
@@ -45,6 +47,69 @@ def test_any_config_value_loads_or_names_its_key(tmp_path_factory, key, value):
         assert f"{section}.{name}" in message and "\n" not in message and error.exit_code == 2
         if name in ("password", "secret_access_key", "key_passphrase", "access_key_id") and value:
             assert str(value) not in message.replace("config key", "") or str(value) in f"{section}.{name}"
+
+
+INT64 = {"min_value": -2**63, "max_value": 2**63 - 1}  # TOML's integers
+ARRAYS = st.lists(st.integers(-10, 10), max_size=3)  # no key takes an array
+WORDS = st.text(alphabet=string.ascii_letters + " ;.-", min_size=1).filter(
+    lambda text: any(ch.isalpha() or ch in ";." for ch in text))  # never a number, nor a size
+BOOLEAN_WORDS = ("1", "true", "yes", "on", "0", "false", "no", "off", "")
+NOT_AN_IDENTIFIER = st.one_of(
+    st.just(""), st.text(alphabet=string.ascii_letters + "_", min_size=65),
+    st.text(min_size=1).filter(lambda text: any(not (ch.isascii() and (ch.isalnum() or ch in "_$"))
+                                                for ch in text)))
+FINITE = {"allow_nan": False, "allow_infinity": False}
+# Values each check refuses on top of its key's type (a new check needs an entry: the test says so).
+REFUSED_BY_CHECK = {
+    config._positive: st.integers(INT64["min_value"], 0),
+    config._not_negative: st.integers(INT64["min_value"], -1),
+    config._port: st.one_of(st.integers(INT64["min_value"], 0), st.integers(65536, INT64["max_value"])),
+    config._fraction: st.one_of(st.floats(max_value=0, **FINITE), st.floats(min_value=1, exclude_min=True, **FINITE)),
+    config._identifier: NOT_AN_IDENTIFIER,
+}
+CHOICES = {("warehouse", "kind"): config.WAREHOUSE_KINDS, ("backup", "reader"): config.READERS,
+           ("s3", "sse"): config.SSE_KINDS}
+TABLE_IDENTIFIERS = ["cursor_column", "key_column", "target"]  # checked as names when not empty
+
+
+def invalid_values(key: tuple[str, str]) -> st.SearchStrategy:
+    """Values the key must refuse: of another type than its default's, or failing its check."""
+    section, name = key
+    if section == "tables":
+        return st.one_of(ARRAYS, st.booleans(), NOT_AN_IDENTIFIER.filter(bool))
+    f = next(f for f in fields(getattr(Settings(), section)) if f.name == name)
+    kind, check = type(f.default), f.metadata.get("check")
+    wrong_type = {
+        bool: st.one_of(ARRAYS, WORDS.filter(lambda text: text.strip().lower() not in BOOLEAN_WORDS),
+                        st.integers(**INT64).filter(lambda n: n not in (0, 1)),
+                        st.floats(**FINITE)),
+        int: st.one_of(ARRAYS, st.booleans(), WORDS, st.floats(**FINITE)),
+        float: st.one_of(ARRAYS, st.booleans(), WORDS),  # "inf" or "nan" parse, then fail any check
+        str: st.one_of(ARRAYS, st.booleans()),
+    }[kind]
+    if key in CHOICES:
+        return st.one_of(wrong_type, st.text(max_size=20).filter(lambda text: text not in CHOICES[key]))
+    if check is None:
+        return wrong_type
+    assert check in REFUSED_BY_CHECK, f"no values known to fail {key}'s check: add them to REFUSED_BY_CHECK"
+    return st.one_of(wrong_type, REFUSED_BY_CHECK[check])
+
+
+@given(st.sampled_from(KEYS + [("tables", name) for name in TABLE_IDENTIFIERS])
+       .flatmap(lambda key: st.tuples(st.just(key), invalid_values(key))))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_any_invalid_config_value_is_refused_naming_its_key(tmp_path_factory, key_and_value):
+    """The other side of the test above: a value known to be wrong for its key never loads."""
+    (section, name), value = key_and_value
+    path, key = tmp_path_factory.mktemp("cfg") / "s3rs.toml", f"{section}.{name}"
+    table = section == "tables"
+    header, where = ('tables."shop.orders"', f"tables.shop.orders.{name}") if table else (section, key)
+    path.write_text(f"[{header}]\n{name} = {toml_literal(value)}\n")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(str(path), environ={})
+    message = str(refused.value)
+    assert where in message and "\n" not in message and refused.value.exit_code == 2, message
 
 
 @given(st.text(alphabet=string.printable, max_size=40))

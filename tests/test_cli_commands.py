@@ -71,14 +71,16 @@ def watermark_json(config):
 
 
 def dead_pid() -> int:
-    """A pid that belonged to a process of ours that has exited (and been reaped)."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    try:
-        os.kill(process.pid, 0)
-    except ProcessLookupError:
-        return process.pid
-    pytest.skip("the pid was reused at once")
+    """A pid that belonged to a process of ours that has exited (and been reaped); a few tries, as
+    the system may hand the pid to another process at once (never a skip: CI must run the test)."""
+    for _ in range(10):
+        process = subprocess.Popen([sys.executable, "-c", "pass"])
+        process.wait()
+        try:
+            os.kill(process.pid, 0)
+        except ProcessLookupError:
+            return process.pid
+    raise AssertionError("the pids of 10 exited processes were all reused at once")
 
 
 # -- version, sync and watermark get/list --------------------------------------------------------
@@ -684,3 +686,29 @@ def test_dry_run_writes_nothing(db, local_config, tmp_path):
     assert plan["tables"][0]["rows_extracted_so_far"] == 100
     assert watermark_file(tmp_path, db).read_bytes() == before
     assert len(parquet_files(tmp_path / "store")) == 1
+
+
+@pytest.mark.parametrize("state_dir_set", [True, False])
+def test_an_internal_error_logs_its_traceback_in_the_state_folder(tmp_path, monkeypatch, capsys, state_dir_set):
+    """$S3RS_STATE_DIR/errors.log when set (like the status snapshots and dashboard logs), else
+    ~/.s3rs/errors.log; the screen gets one line naming it."""
+    import s3rs_tui.cli as cli
+
+    def broken_command(**_):
+        raise RuntimeError("boom")
+
+    home, state = tmp_path / "home", tmp_path / "state"
+    monkeypatch.setenv("HOME", str(home))
+    if state_dir_set:
+        monkeypatch.setenv("S3RS_STATE_DIR", str(state))
+    else:
+        monkeypatch.delenv("S3RS_STATE_DIR", raising=False)
+    monkeypatch.setattr(cli, "app", broken_command)
+    monkeypatch.setattr(cli, "stop_at_once_on_signals", lambda: None)  # keep pytest's own handlers
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    expected = state / "errors.log" if state_dir_set else home / ".s3rs" / "errors.log"
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == f"s3rs: internal error: RuntimeError: boom (traceback in {expected})\n"
+    assert "RuntimeError: boom" in expected.read_text() and expected.stat().st_mode & 0o777 == 0o600
+    assert not (home / ".s3rs").exists() if state_dir_set else not state.exists()

@@ -3,18 +3,17 @@ private tmux) and it prints both rows/min and their ratio. Figures, not assertio
 something only at millions of rows on a quiet machine (README "Dashboard")."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from cli_helpers import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/bootstrap.sh does)")
 def test_overhead_benchmark_runs_at_a_small_n(tmp_path):
+    require_tool("tmux")
     figures = tmp_path / "figures.json"
     process = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "dashboard_overhead.py"), "--rows", "3000", "--repeat", "1",

@@ -134,9 +134,15 @@ def test_limit_larger_than_the_table(orders, local_config, settings_for):
     assert finished.rows == 300 and finished.caught_up
 
 
-def test_rows_in_the_current_second_and_the_future_wait(orders, local_config, settings_for):
+def test_rows_in_the_current_second_and_the_future_wait(orders, local_config, settings_for, monkeypatch):
+    """With no lag the bound is the database's clock cut to the cursor's second: a row stamped in
+    that second waits (more rows may still come in it), one after the clock is counted as future.
+    The clock is pinned inside a second: on the real one, a run starting a second after the insert
+    rightly takes the row, and the test would fail now and then."""
     fill(orders, 100)
-    orders.execute("INSERT INTO orders (id, update_at) VALUES (5000, NOW()), (5001, NOW() + INTERVAL 1 DAY)")
+    orders.execute("INSERT INTO orders (id, update_at) VALUES (5000, '2030-01-01 12:00:00'), "
+                   "(5001, '2030-01-02 12:00:00')")
+    monkeypatch.setattr(keyset, "database_now", lambda *_: "2030-01-01 12:00:00.500000")
     settings = settings_for(local_config)
     finished, events = run_sync(settings, f"{orders.name}.orders")
     ids = {i for rows in stored_files(settings, f"{orders.name}.orders").values() for i, _ in rows}

@@ -3,25 +3,23 @@ its terminal opens the dashboard, runs to the end, and `q` leaves; a session kil
 SIGHUP of a dropped SSH connection) stops the run with the watermark saved."""
 
 import os
-import shutil
 import subprocess
 import time
 import uuid
 
 import pytest
-from cli_helpers import make_table, s3rs_command, table_ids, wait_until
+from cli_helpers import make_table, require_tool, s3rs_command, table_ids, wait_until
 from dashboard_helpers import Gate, stored_ids, watermark_of
 
 from s3rs_tui.config import load_settings
 
-pytestmark = pytest.mark.skipif(shutil.which("screen") is None, reason="GNU screen is not installed "
-                                "(scripts/bootstrap.sh installs it)")
 
 
 class Screen:
     """One detached GNU screen session of our own (its own name), 80x24 like a plain terminal."""
 
     def __init__(self, command: list[str], env: dict[str, str], folder):
+        require_tool("screen")
         self.name, self.copy = f"s3rs-test-{uuid.uuid4().hex[:8]}", folder / "hardcopy.txt"
         environment = {**os.environ, **{k: str(v) for k, v in env.items()}, "TERM": "xterm-256color"}
         subprocess.run(["screen", "-dmS", self.name, *command], env=environment, check=True, timeout=30)

@@ -13,7 +13,7 @@ from s3rs_tui.engine.events import ChunkProgress, FileStored
 from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.store import open_store
-from s3rs_tui.store.watermark import WatermarkStore
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
 from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
 
 
@@ -95,6 +95,20 @@ def test_bad_options_exit_2(orders, local_config):
         done = run_cli("progressive", name, *args, config=local_config, cwd=local_config.parent)
         assert done.returncode == 2, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_a_table_error_ends_the_run_at_once_with_exit_2(orders, local_config, settings_for):
+    """A watermark made with another cursor column is bad input, not bad luck: no backoff, no retry."""
+    name = f"{orders.name}.orders"
+    watermarks = WatermarkStore(open_store(settings_for(local_config)))
+    watermarks.save(Watermark(table_name=name, last_mysql_data_timestamp="2024-01-01 00:00:00",
+                              last_mysql_data_id=1, cursor_column="created_at"))
+    started = time.monotonic()
+    done = run_cli("progressive", name, "--chunk-size", "5000", config=local_config, cwd=local_config.parent)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "was made with cursor_column 'created_at'" in last and "Traceback" not in done.stderr
+    assert "retrying" not in done.stderr and time.monotonic() - started < 5  # a retry waits 5 s first
 
 
 def test_a_chunk_that_times_out_is_retried_and_keeps_its_files(orders, local_config, settings_for):

@@ -23,18 +23,24 @@ def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+ELSEWHERE = "db.elsewhere.test"
+
+
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
-    """A CA, a server certificate it signed for 127.0.0.1, and an unrelated CA."""
+    """A CA; server certificates it signed for 127.0.0.1 (server.*) and for another host name
+    (elsewhere.*); and an unrelated CA."""
     folder = tmp_path_factory.mktemp("tls")
     for ca in ("ca", "other-ca"):
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
                 "-days", "2", "-subj", f"/CN=s3rs test {ca}", cwd=folder)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=127.0.0.1", cwd=folder)
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.crt", "-days", "2", "-extfile", "san.ext", cwd=folder)
+    for name, common_name, alt_name in (("server", "127.0.0.1", "IP:127.0.0.1"),
+                                        ("elsewhere", ELSEWHERE, f"DNS:{ELSEWHERE}")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={common_name}", cwd=folder)
+        (folder / f"{name}.ext").write_text(f"subjectAltName={alt_name}\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
     return folder
 
 
@@ -95,6 +101,47 @@ def test_tls_to_the_warehouse_is_verified(db, tmp_path, certificates):
         check.close()
     finally:
         server.stop()
+
+
+def test_tls_refuses_a_certificate_for_another_host_name(db, tmp_path, certificates):
+    """Signed by the trusted CA, but naming another host than the 127.0.0.1 we connect to (what a
+    man in the middle holding any certificate of that CA presents): refused by MySQL's and the
+    warehouse's verification alike, exit 2, nothing read or loaded."""
+    import psycopg2
+
+    ca = f'ssl_ca = "{certificates / "ca.crt"}"'
+    mysql = start_mariadb(tmp_path / "mariadb", databases=("shop",), options=(
+        f"--ssl-ca={certificates / 'ca.crt'}", f"--ssl-cert={certificates / 'elsewhere.crt'}",
+        f"--ssl-key={certificates / 'elsewhere.key'}"))
+    try:
+        shop = Database(mysql, "shop")
+        make_table(shop, rows=50)
+        store = tmp_path / "mysql-store"
+        config = with_line(write_config(tmp_path / "mysql.toml", shop, store=store), "mysql", ca)
+        result = run_cli("sync", "-t", "orders", config=config)
+        assert result.returncode == 2 and "MySQL TLS refused" in result.stderr, result.stderr
+        assert "mismatch" in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert not list(store.rglob("*.parquet"))
+    finally:
+        mysql.stop()
+    warehouse_server = start_postgres(tls=(certificates / "elsewhere.crt", certificates / "elsewhere.key"))
+    try:
+        admin = warehouse_server.connect_args()
+        make_table(db, rows=50)
+        warehouse = (f'\n[warehouse]\nkind = "postgres"\nhost = "127.0.0.1"\n'
+                     f'port = {warehouse_server.port}\ndatabase = "postgres"\nuser = "{admin["user"]}"\n'
+                     f'password = "{admin["password"]}"\n{ca}\n')
+        config = write_config(tmp_path / "warehouse.toml", db, store=tmp_path / "store", extra=warehouse)
+        result = run_cli("sync", "-t", "orders", config=config)
+        assert result.returncode == 2, result.stderr
+        assert f'server certificate for "{ELSEWHERE}"' in result.stderr, result.stderr
+        assert 'does not match host name "127.0.0.1"' in result.stderr, result.stderr
+        with psycopg2.connect(**admin, sslmode="require") as check, check.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.orders')")
+            assert cur.fetchone()[0] is None  # nothing was loaded
+        check.close()
+    finally:
+        warehouse_server.stop()
 
 
 @pytest.mark.parametrize("sse, key_id", [("AES256", ""), ("aws:kms", "arn:aws:kms:us-east-1:123456789012:key/s3rs")])

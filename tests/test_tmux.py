@@ -9,70 +9,14 @@ import re
 import shutil
 import subprocess
 import time
-import uuid
 
 import pytest
 from cli_helpers import make_table, run_cli, s3rs_command, table_ids, wait_until
 from dashboard_helpers import Gate, stored_ids, watermark_of
+from tmux_helpers import pid_gone
 
 from s3rs_tui.config import load_settings
 from s3rs_tui.store.lock import lock_key
-
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed "
-                                "(scripts/bootstrap.sh installs it)")
-
-
-class Tmux:
-    """One private tmux server with one session running `command`."""
-
-    def __init__(self, command: list[str], env: dict[str, str], size=(120, 40)):
-        self.socket = f"s3rs-test-{uuid.uuid4().hex[:8]}"
-        exports = " ".join(f"{k}={v}" for k, v in env.items())
-        shell = f"env {exports} {' '.join(command)}"
-        self.run("new-session", "-d", "-s", "main", "-x", str(size[0]), "-y", str(size[1]), shell)
-
-    def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
-                              timeout=30).stdout
-
-    def screen(self, escapes: bool = False) -> str:
-        return self.run("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "main")
-
-    def wait_for_text(self, text: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared on screen:\n{self.screen()}")
-
-    def pid(self) -> int:
-        return int(self.run("list-panes", "-t", "main", "-F", "#{pane_pid}").split()[0])
-
-    def close(self) -> None:
-        self.run("kill-server")
-
-
-@pytest.fixture
-def tmux_session():
-    sessions = []
-
-    def start(command, env, size=(120, 40)):
-        sessions.append(Tmux(command, env, size))
-        return sessions[-1]
-
-    yield start
-    for session in sessions:
-        session.close()
-
-
-def pid_gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[1].startswith("Z")  # a zombie has exited
-    except FileNotFoundError:
-        return True
 
 
 def test_sync_dashboard_stops_gracefully_when_the_terminal_goes(tmp_path, db, local_config, tmux_session):

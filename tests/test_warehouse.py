@@ -378,11 +378,12 @@ def test_errors_inside_the_warehouse_are_one_line(db, orders, pg, pg_config, syn
     assert ledger(pg) == [] and watermark(settings, orders).redshift_status == "failed"
 
 
-def test_status_reaches_the_warehouse(orders, pg_config):
+def test_status_reaches_the_warehouse(orders, pg, pg_config):
     result = run_cli("status", "--json", config=pg_config)
     assert result.returncode == 0, result.stdout
     assert json.loads(result.stdout)["warehouse"].startswith("ok: postgres at 127.0.0.1:")
-    assert "PostgreSQL 15" in json.loads(result.stdout)["warehouse"]
+    major = pg.server.bin_dir.parent.name  # whichever /usr/lib/postgresql/<major> the tests started
+    assert f"PostgreSQL {major}." in json.loads(result.stdout)["warehouse"]
 
 
 def test_files_the_ledger_does_not_know_are_reported_and_loaded(db, orders, pg, loaded):

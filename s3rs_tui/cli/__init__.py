@@ -21,6 +21,7 @@ from s3rs_tui.cli.common import on_terminal
 from s3rs_tui.engine.control import stop_at_once_on_signals
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.private import open_private
+from s3rs_tui.status.snapshot import state_dir
 
 app = typer.Typer(name="s3rs", no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -63,7 +64,8 @@ def root(
 
 
 def error_log_path() -> Path:
-    return Path.home() / ".s3rs" / "errors.log"
+    """In the state folder, with the status snapshots and dashboard logs: $S3RS_STATE_DIR or ~/.s3rs."""
+    return state_dir() / "errors.log"
 
 
 def _log_traceback() -> Path | None:

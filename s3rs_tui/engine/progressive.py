@@ -1,6 +1,7 @@
 """Progressive backups: a huge table taken in bounded chunks, each a sync of at most `chunk_size`
 rows, until it is caught up. A chunk that fails (or runs out of time: it stops at a file boundary
 with its watermark saved) is retried; three failures in a row end the run. Rerunning resumes.
+Only failures a retry can cure (exit code 1) are retried: bad input, a lock or a stop end it at once.
 """
 
 import time
@@ -9,7 +10,7 @@ from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import ChunkProgress, EventSink, Notice, RunFinished
 from s3rs_tui.engine.sync import SyncOptions, TableSync
-from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -76,9 +77,9 @@ class ProgressiveRun:
             self._progress(chunk, "started", rows, estimate, started)
             try:
                 finished = self._chunk()
-            except (StoppedByOperator, TableLockedError, ConfigError):
-                raise
             except S3rsError as exc:
+                if exc.exit_code != 1:
+                    raise  # bad input or config, a lock, a stop: retrying cannot change the answer
                 failures += 1
                 self._progress(chunk, "failed", rows, estimate, started, str(exc))
                 if failures >= MAX_FAILURES_IN_A_ROW:
