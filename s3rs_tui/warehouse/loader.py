@@ -121,8 +121,7 @@ class TableLoader:
                 raise StoppedByOperator(f"{self.name}: load stopped by {self.control.reason} after "
                                         f"{self.files} files; every loaded file is recorded; rerun to go on")
             if lock.lost.is_set():
-                raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
-                                "load stopped")
+                raise S3rsError(f"{self.name}: {lock.lost.reason}; load stopped")
             for message in warehouse.prepare_target(target, group[0].columns):
                 self._notice(message, "info")
             rows = warehouse.load(target, group, lock.run_id)
