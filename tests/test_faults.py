@@ -255,6 +255,25 @@ def duckdb_rows(path, copy_to=None):
     return connection, lambda sql: connection.execute(sql).fetchall()
 
 
+def test_the_all_columns_check_sees_one_wrong_value(rich, tmp_path, bucket, s3_endpoint, pg, settings_for):
+    """The check these tests end with can fail: one amount off by 0.0001, with id and update_at
+    unchanged, in the warehouse, then (MySQL changed the same way) in the stored files."""
+    config = layout_config(tmp_path, rich, "default", bucket=bucket, endpoint=s3_endpoint, extra=pg.config())
+    settings = settings_for(config)
+    name = f"{rich.name}.orders"
+    fill_rich(rich, 1, 2000)
+    assert run_cli("sync", "-t", name, config=config).returncode == 0
+    files = assert_store_matches_mysql(rich, settings, name)
+    assert_warehouse_matches_mysql(pg.execute, rich, files)
+    pg.execute("UPDATE public.orders SET amount = amount + 0.0001 WHERE id = 8")
+    with pytest.raises(AssertionError, match="the warehouse differs from MySQL: 0 keys missing.*1 with other"):
+        assert_warehouse_matches_mysql(pg.execute, rich, files)
+    rich.execute("UPDATE orders SET amount = amount + 0.0001 WHERE id = 8")
+    assert_warehouse_matches_mysql(pg.execute, rich, files)
+    with pytest.raises(AssertionError, match="the stored rows differ from MySQL: 0 keys missing.*1 with other"):
+        assert_store_matches_mysql(rich, settings, name)
+
+
 @pytest.mark.parametrize("point", ["after-copy:1", "after-merge:1"])
 def test_duckdb_warehouse_killed_in_a_load_then_rerun(rich, tmp_path, settings_for, point):
     """kind = "duckdb", default layout: a first run loads; rows change; the next run is SIGKILLed
