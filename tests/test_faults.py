@@ -38,7 +38,7 @@ from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.sandbox.mariadb import start_mariadb
 from s3rs_tui.store import open_store
-from s3rs_tui.store.lock import TableLock, read_lock
+from s3rs_tui.store.lock import TableLock, lock_key, read_lock
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.warehouse import ledger
 from s3rs_tui.warehouse.base import Warehouse
@@ -489,6 +489,32 @@ def test_lock_heartbeats_failing_for_a_while_keep_the_lock(rich, tmp_path, bucke
     assert proxy.pending() == 0 and finished.rows == 14000 and finished.status == "success"
     assert read_lock(open_store(settings), name) is None  # released
     assert_all_columns_equal(rich, settings, name)
+
+
+def test_a_heartbeat_whose_answer_was_lost_keeps_the_lock(tmp_path):
+    """The write of a beat lands but its answer is lost (a timeout), so the run still holds the old
+    tag: the next beat's compare-and-swap fails, and the lock, still this run's, is kept."""
+    from s3rs_tui.errors import TransientError
+    from s3rs_tui.store.local import LocalStore
+
+    class AnswerLost(LocalStore):
+        lost_answers = 0
+
+        def replace(self, key, data, tag):
+            new_tag = super().replace(key, data, tag)
+            if not self.lost_answers:
+                self.lost_answers += 1
+                raise TransientError("S3 unreachable: read timeout")
+            return new_tag
+
+    store = AnswerLost(tmp_path / "store", "")
+    with TableLock(store, "db.t", stale_seconds=20, heartbeat_seconds=0.05) as lock:
+        wait_until(lambda: store.lost_answers and store.get_bytes(lock_key("db.t"))[1] == lock._tag, 10,
+                   "a beat after the lost answer")
+        beat = read_lock(store, "db.t").heartbeat_at
+        wait_until(lambda: read_lock(store, "db.t").heartbeat_at > beat, 10, "the beats going on")
+        assert not lock.lost.is_set()
+    assert read_lock(store, "db.t") is None  # released
 
 
 def test_lock_heartbeats_failing_past_the_stale_time_stop_the_run(rich, tmp_path, bucket, proxy, settings_for):
