@@ -99,7 +99,8 @@ def assert_store_matches_mysql(db, settings, name: str, table: str = "orders", *
         for k, c, d in stored:
             if k not in newest or c > newest[k][0]:
                 newest[k] = (c, d)
-        assert newest == source, "the newest stored versions differ from MySQL: " + _differences(newest, source)
+        assert newest == source, ("the newest stored versions differ from MySQL: "
+                                  + _differences(newest, source))
     else:
         found = {k: (c, d) for k, c, d in stored}
         assert found == source, "the stored rows differ from MySQL: " + _differences(found, source)
