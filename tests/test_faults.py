@@ -234,18 +234,31 @@ def test_sigkill_at_a_fail_point_then_rerun(rich, tmp_path, bucket, s3_endpoint,
                                             point):
     """A real `s3rs sync` (backup, then load into PostgreSQL) SIGKILLed at `point`; rows change;
     the rerun leaves every column of every stored and loaded row equal to MySQL's."""
-    config = layout_config(tmp_path, rich, layout, bucket=bucket, endpoint=s3_endpoint, extra=pg.config())
+    kill_change_rerun(rich, tmp_path, bucket, s3_endpoint, pg, settings_for, layout, point, KILL_BATCH)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sigkill_mid_page_with_the_connectorx_reader(rich, tmp_path, bucket, s3_endpoint, pg, settings_for,
+                                                     layout):
+    """The same with `reader = "connectorx"`, whose chunks are 20,000 rows: pages of 30,000, killed
+    after the first chunk of the first page."""
+    kill_change_rerun(rich, tmp_path, bucket, s3_endpoint, pg, settings_for, layout, "mid-page:1", 30000,
+                      'reader = "connectorx"\n')
+
+
+def kill_change_rerun(db, tmp_path, bucket, endpoint, pg, settings_for, layout, point, batch, extra=""):
+    config = layout_config(tmp_path, db, layout, bucket=bucket, endpoint=endpoint, extra=extra + pg.config())
     settings = settings_for(config)
-    name = f"{rich.name}.orders"
-    fill_rich(rich, 1, KILL_ROWS)
-    kill_at_failpoint(config, point, tmp_path, "-t", name, "--batch-size", str(KILL_BATCH))
+    name = f"{db.name}.orders"
+    fill_rich(db, 1, KILL_ROWS)
+    kill_at_failpoint(config, point, tmp_path, "-t", name, "--batch-size", str(batch))
     assert_state_at_the_kill(point, layout, settings, name, pg)
-    change_rows(rich)
-    rerun = run_cli("sync", "-t", name, "--batch-size", str(KILL_BATCH), config=config, timeout=300)
+    change_rows(db)
+    rerun = run_cli("sync", "-t", name, "--batch-size", str(batch), config=config, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    files = assert_store_matches_mysql(rich, settings, name, history=True)
+    files = assert_store_matches_mysql(db, settings, name, history=True)
     assert_watermark_matches_files(settings, name, files)
-    assert_warehouse_matches_mysql(pg.execute, rich, files)
+    assert_warehouse_matches_mysql(pg.execute, db, files)
 
 
 def duckdb_rows(path, copy_to=None):
