@@ -134,7 +134,7 @@ class TableSync:
         return finished
 
     def _open_watermark(self, info: TableInfo) -> Watermark:
-        watermark = self.watermarks.get_or_new(self.name)
+        watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
         for field, column in (("cursor_column", info.cursor.name), ("key_column", info.key.name)):
             stored = getattr(watermark, field)
             if watermark.has_position and stored and stored != column:

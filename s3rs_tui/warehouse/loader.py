@@ -72,8 +72,11 @@ class TableLoader:
         started = time.monotonic()
         with TableLock(self.store, self.name, purpose="load", break_lock=self.break_lock,
                        stale_seconds=self.settings.backup.lock_stale_seconds) as lock:
-            watermark = self.watermarks.get(self.name)
+            watermark = None
             try:
+                watermark = reported_retries(lambda: self.watermarks.get(self.name), sink=self.sink, table=self.name,
+                                             attempts=self.settings.backup.retry_attempts, control=self.control,
+                                             what="the store", rerun="a rerun loads the files not loaded yet")
                 if watermark is None or watermark.last_s3_file is None:
                     self._notice("nothing is stored yet: nothing to load", "info")
                 else:
