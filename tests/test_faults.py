@@ -11,6 +11,7 @@ KILL CONNECTION between files, S3 503s), test_warehouse.py (crash after COPY, be
 watermark).
 """
 
+import http.client
 import io
 import json
 import os
@@ -459,9 +460,27 @@ def test_s3_gone_and_back(rich, tmp_path, bucket, proxy, settings_for, layout):
     proxy.gone_at("PUT", "/data/", seconds=3.0)
     started = time.monotonic()
     finished, events = sync(settings, name)
-    assert proxy.outages == 1 and proxy.cut >= 1
+    assert proxy.outages == 1 and proxy.cut >= 1  # at least the keep-alive connection the upload came on
     assert finished.rows == 8000 and time.monotonic() - started > 3.0  # it waited the outage out
     assert_all_columns_equal(rich, settings, name)
+
+
+def test_the_proxy_gone_cuts_established_keep_alive_connections(proxy, bucket):
+    """What "S3 gone" means: a connection a client keeps open for its next request dies with the
+    server; only new connections, once it is back, are answered."""
+    client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+    client.request("HEAD", f"/{bucket}")
+    client.getresponse().read()  # the connection stays open (HTTP/1.1 keep-alive)
+    proxy.stop()
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        client.request("HEAD", f"/{bucket}")
+        client.getresponse()
+    client.close()
+    proxy.start()
+    client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+    client.request("HEAD", f"/{bucket}")
+    assert client.getresponse().status == 200
+    client.close()
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
