@@ -20,6 +20,9 @@ _seen: dict[str, int] = {}
 
 def _wanted(spec: str) -> tuple[str, int] | None:
     name, _, nth = spec.strip().partition(":")
+    if nth and not nth.isdigit():
+        sys.stderr.write(f"s3rs: S3RS_FAILPOINT={spec!r}: expected <point> or <point>:<n>\n")
+        raise SystemExit(2)
     return (name, int(nth) if nth else 1) if name else None
 
 
