@@ -1,7 +1,7 @@
 """The engine against a real MariaDB and real stores: no row missed, none repeated, whatever happens.
 
-"Exactly once" is checked on what is stored: every (id, update_at) version of the source is in
-exactly one Parquet file, and no other version is.
+"Exactly once" is checked on what is stored: every row of the source is in exactly one Parquet
+file with every column equal (exact_rows), and no other version is.
 """
 
 import functools
@@ -29,6 +29,7 @@ from s3rs_tui.engine.typemap import plan_columns
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
 from cli_helpers import run_cli
+from exact_rows import assert_store_matches_mysql
 
 TABLE_DDL = ("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
              "update_at DATETIME NOT NULL, amount DECIMAL(18,4), note VARCHAR(64), "
@@ -59,9 +60,8 @@ def stored_files(settings, name: str) -> dict[str, list[tuple[int, str]]]:
 
 
 def assert_exactly_once(db, settings, name: str, table="orders") -> None:
-    stored = [version for rows in stored_files(settings, name).values() for version in rows]
-    assert len(stored) == len(set(stored)), "a row version is stored twice"
-    assert set(stored) == source_versions(db, table)
+    """Every row stored once, every column equal to MySQL's (exact_rows)."""
+    assert_store_matches_mysql(db, settings, name, table)
 
 
 def run_sync(settings, name: str, **options) -> tuple[RunFinished, list]:

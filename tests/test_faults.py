@@ -1,34 +1,46 @@
 """The fault suite: kills, dropped connections, failing S3, a full disk, all on the real servers.
 
-Each test ends the same way: the store holds every row version exactly once, the watermark agrees
-with the stored files, and (where a warehouse is in play) the warehouse holds one row per key, the
-newest, with a ledger naming exactly the committed files. Kill tests that already live elsewhere
+Each test ends the same way: the store holds every row version exactly once, every column equal
+to MySQL's (exact_rows: a digest of all columns per row), the watermark agrees with the stored
+files, and (where a warehouse is in play) the warehouse holds one row per key, the newest, every
+column equal, with a ledger naming exactly the committed files. The kill tests SIGKILL a real
+`s3rs sync` process stopped at a named fail point (S3RS_FAILPOINT), in the default layout (files
+of many pages, a 5 s safety lag) and with a file per page. Kill tests that already live elsewhere
 are not repeated here: test_engine.py (SIGKILL at three depths, crash between upload and watermark,
 KILL CONNECTION between files, S3 503s), test_warehouse.py (crash after COPY, between merge and
 watermark).
 """
 
+import http.client
 import io
 import json
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_cli, s3rs_command, wait_until
 from conftest import Database, write_config
+from exact_rows import (assert_store_matches_mysql, assert_warehouse_matches_mysql,
+                        assert_watermark_matches_files)
 from s3_fault_proxy import FaultProxy
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import FilesLoaded, FileStored, Notice, Retrying
 from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.errors import S3rsError
 from s3rs_tui.sandbox.mariadb import start_mariadb
 from s3rs_tui.store import open_store
+from s3rs_tui.store.lock import TableLock, lock_key, read_lock
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.warehouse import ledger
 from s3rs_tui.warehouse.base import Warehouse
@@ -57,23 +69,12 @@ def back_after(events, what) -> list[float]:
 
 
 def assert_watermark_matches_the_files(settings, name) -> None:
-    """The watermark counts exactly the stored files and rows, and ends at the last row stored."""
-    files = stored_files(settings, name)
-    watermark = WatermarkStore(open_store(settings)).get(name)
-    assert watermark.s3_file_count == len(files)
-    assert watermark.mysql_rows_extracted == sum(len(rows) for rows in files.values())
-    assert watermark.last_s3_file == max(files)
-    last = max((update_at, key) for rows in files.values() for key, update_at in rows)
-    assert (watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id) == last
+    assert_watermark_matches_files(settings, name)
 
 
 def assert_warehouse_matches(pg, db, settings, name) -> None:
-    rows = pg.execute("SELECT id, update_at FROM public.orders")
-    assert len(rows) == len({r[0] for r in rows}), "a key is in the warehouse twice"
-    assert {(int(i), str(u)) for i, u in rows} == {(int(i), str(u)) for i, u in db.execute(
-        "SELECT id, update_at FROM orders")}
-    recorded = sorted(k for (k,) in pg.execute("SELECT file_key FROM public.s3rs_loaded_files"))
-    assert recorded == sorted(stored_files(settings, name)), "the ledger does not name the stored files"
+    """One row per key, every column equal to MySQL's; the ledger names exactly the stored files."""
+    assert_warehouse_matches_mysql(pg.execute, db, stored_files(settings, name))
 
 
 @pytest.fixture
@@ -149,6 +150,176 @@ def test_crash_between_merge_and_ledger_record(orders, tmp_path, bucket, s3_endp
     assert pg.execute("SELECT count(*) FROM public.orders")[0][0] == 1000         # its rows only
     TableLoader(settings, name, lambda e: None, RunControl(), files_per_load=2).run()
     assert_warehouse_matches(pg, orders, settings, name)
+
+
+# -- fail points: a real process stopped at a named moment, then SIGKILLed ----------------------------
+
+RICH_DDL = ("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, update_at DATETIME(6) NOT NULL, "
+            "amount DECIMAL(18,4), name VARCHAR(64), shipped DATE, payload BLOB, "
+            "KEY idx_update_at_id (update_at, id))")
+LAYOUTS = ("default", "file-per-page")  # file_size_mb 128 and a 5 s lag (as operators run it), or 0 and 0
+KILL_ROWS, KILL_BATCH = 40000, 12000  # pages of 12,000 rows arrive as chunks of 10,000 and 2,000
+KILL_POINTS = {  # the n-th time: a point the layout reaches, with files already stored where it has several
+    "default": ("mid-page:3", "mid-file:3", "after-upload:1", "after-watermark:1", "after-copy:1",
+                "after-merge:1"),
+    "file-per-page": ("mid-page:3", "mid-file:3", "after-upload:2", "after-watermark:2", "after-copy:1",
+                      "after-merge:1"),
+}
+
+
+def fill_rich(db, first: int, count: int, start: str = "2024-01-01") -> None:
+    """Rows `first`.. (all older than any lag): four per cursor value (ties), cursor order unlike
+    key order, fractional seconds, NULLs in every nullable column, negative decimals, non-ASCII
+    text, binary bytes ending in a zero byte."""
+    db.execute(f"INSERT INTO orders SELECT {first - 1} + seq, "
+               f"'{start}' + INTERVAL ((seq * 7919) % {count}) DIV 4 * 250000 MICROSECOND, "
+               "IF(seq % 13 = 0, NULL, seq * 1.2345 - 5000), "
+               "IF(seq % 17 = 0, NULL, CONCAT('näme ', seq, ' €')), "
+               "IF(seq % 11 = 0, NULL, '2023-01-01' + INTERVAL seq % 700 DAY), "
+               f"IF(seq % 7 = 0, NULL, UNHEX(CONCAT(MD5(seq), '00'))) FROM seq_1_to_{count}")
+
+
+def change_rows(db) -> None:
+    """What happens between a dead run and its rerun: new rows, and every column of old rows
+    changed (moved to a newer cursor value, still older than the lag)."""
+    fill_rich(db, 100001, 3000, start="2024-06-01")
+    db.execute("UPDATE orders SET update_at = '2024-07-01' + INTERVAL id MICROSECOND, "
+               "amount = amount + 0.0001, name = CONCAT('upd ', id), shipped = NULL, "
+               "payload = UNHEX(SHA1(id)) WHERE id % 41 = 0 AND id <= 100000")
+
+
+@pytest.fixture
+def rich(db):
+    db.execute(RICH_DDL)
+    return db
+
+
+def layout_config(tmp_path, db, layout: str, **where) -> "Path":
+    return write_config(tmp_path / "s3rs.toml", db, default_layout=layout == "default", **where)
+
+
+def kill_at_failpoint(config, point: str, tmp_path, *args) -> None:
+    """`s3rs sync --no-ui ARGS` run until it stops at fail point `point`, then SIGKILLed there: no
+    `finally`, rollback or lock release runs, as when a machine dies."""
+    marker, log = tmp_path / f"reached-{point}", tmp_path / f"killed-{point}.log"
+    env = {**os.environ, "S3RS_FAILPOINT": point, "S3RS_FAILPOINT_FILE": str(marker)}
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(s3rs_command("sync", "--no-ui", *args, config=config), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_until(lambda: marker.exists() or process.poll() is not None, 120, f"fail point {point}")
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    assert marker.exists(), f"the run ended (exit {process.returncode}) before {point}:\n{log.read_text()}"
+
+
+def assert_state_at_the_kill(point: str, layout: str, settings, name: str, pg) -> None:
+    """The moment was the one named: a file stored but not committed only after-upload; nothing of
+    the load committed after-copy and after-merge."""
+    step = point.split(":")[0]
+    stored = [info.key for info in open_store(settings).list(table_prefix(name))]
+    watermark = WatermarkStore(open_store(settings)).get(name)
+    committed = watermark.s3_file_count if watermark else 0
+    assert len(stored) == committed + (step == "after-upload"), (stored, committed)
+    if step in ("mid-page", "mid-file") and layout == "default":
+        assert not stored, "the only file (of several pages) was still open"
+    if step in ("after-copy", "after-merge"):
+        assert pg.execute("SELECT count(*) FROM public.s3rs_loaded_files") == [(0,)]
+        assert pg.execute("SELECT count(*) FROM public.orders") == [(0,)]
+
+
+@pytest.mark.parametrize("layout, point", [(layout, point) for layout in LAYOUTS
+                                           for point in KILL_POINTS[layout]])
+def test_sigkill_at_a_fail_point_then_rerun(rich, tmp_path, bucket, s3_endpoint, pg, settings_for, layout,
+                                            point):
+    """A real `s3rs sync` (backup, then load into PostgreSQL) SIGKILLed at `point`; rows change;
+    the rerun leaves every column of every stored and loaded row equal to MySQL's."""
+    kill_change_rerun(rich, tmp_path, bucket, s3_endpoint, pg, settings_for, layout, point, KILL_BATCH)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sigkill_mid_page_with_the_connectorx_reader(rich, tmp_path, bucket, s3_endpoint, pg, settings_for,
+                                                     layout):
+    """The same with `reader = "connectorx"`, whose chunks are 20,000 rows: pages of 30,000, killed
+    after the first chunk of the first page."""
+    kill_change_rerun(rich, tmp_path, bucket, s3_endpoint, pg, settings_for, layout, "mid-page:1", 30000,
+                      'reader = "connectorx"\n')
+
+
+def kill_change_rerun(db, tmp_path, bucket, endpoint, pg, settings_for, layout, point, batch, extra=""):
+    config = layout_config(tmp_path, db, layout, bucket=bucket, endpoint=endpoint, extra=extra + pg.config())
+    settings = settings_for(config)
+    name = f"{db.name}.orders"
+    fill_rich(db, 1, KILL_ROWS)
+    kill_at_failpoint(config, point, tmp_path, "-t", name, "--batch-size", str(batch))
+    assert_state_at_the_kill(point, layout, settings, name, pg)
+    change_rows(db)
+    rerun = run_cli("sync", "-t", name, "--batch-size", str(batch), config=config, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    files = assert_store_matches_mysql(db, settings, name, history=True)
+    assert_watermark_matches_files(settings, name, files)
+    assert_warehouse_matches_mysql(pg.execute, db, files)
+
+
+def duckdb_rows(path, copy_to=None):
+    """A query function on the DuckDB file at `path`, opened read-only; `copy_to`: on a copy of the
+    file and its WAL instead, so the original stays exactly as the killed run left it."""
+    if copy_to is not None:
+        for suffix in ("", ".wal"):
+            if Path(f"{path}{suffix}").exists():
+                shutil.copy(f"{path}{suffix}", f"{copy_to}{suffix}")
+        path = copy_to
+    connection = duckdb.connect(str(path), read_only=True)
+    return connection, lambda sql: connection.execute(sql).fetchall()
+
+
+def test_the_all_columns_check_sees_one_wrong_value(rich, tmp_path, bucket, s3_endpoint, pg, settings_for):
+    """The check these tests end with can fail: one amount off by 0.0001, with id and update_at
+    unchanged, in the warehouse, then (MySQL changed the same way) in the stored files."""
+    config = layout_config(tmp_path, rich, "default", bucket=bucket, endpoint=s3_endpoint, extra=pg.config())
+    settings = settings_for(config)
+    name = f"{rich.name}.orders"
+    fill_rich(rich, 1, 2000)
+    assert run_cli("sync", "-t", name, config=config).returncode == 0
+    files = assert_store_matches_mysql(rich, settings, name)
+    assert_warehouse_matches_mysql(pg.execute, rich, files)
+    pg.execute("UPDATE public.orders SET amount = amount + 0.0001 WHERE id = 8")
+    with pytest.raises(AssertionError, match="the warehouse differs from MySQL: 0 keys .*1 with other"):
+        assert_warehouse_matches_mysql(pg.execute, rich, files)
+    rich.execute("UPDATE orders SET amount = amount + 0.0001 WHERE id = 8")
+    assert_warehouse_matches_mysql(pg.execute, rich, files)
+    with pytest.raises(AssertionError, match="the stored rows differ from MySQL: 0 keys .*1 with other"):
+        assert_store_matches_mysql(rich, settings, name)
+
+
+@pytest.mark.parametrize("point", ["after-copy:1", "after-merge:1"])
+def test_duckdb_warehouse_killed_in_a_load_then_rerun(rich, tmp_path, settings_for, point):
+    """kind = "duckdb", default layout: a first run loads; rows change; the next run is SIGKILLed
+    inside its load (staging filled, or merged and recorded but not committed); the rerun loads
+    each file exactly once."""
+    path = tmp_path / "warehouse.duckdb"
+    config = layout_config(tmp_path, rich, "default", store=tmp_path / "store",
+                           extra=f'\n[warehouse]\nkind = "duckdb"\npath = "{path}"\n')
+    settings = settings_for(config)
+    name = f"{rich.name}.orders"
+    fill_rich(rich, 1, KILL_ROWS)
+    first = run_cli("sync", "-t", name, "--batch-size", str(KILL_BATCH), config=config, timeout=300)
+    assert first.returncode == 0, first.stderr
+    change_rows(rich)
+    kill_at_failpoint(config, point, tmp_path, "-t", name, "--batch-size", str(KILL_BATCH))
+    connection, query = duckdb_rows(path, copy_to=tmp_path / "as-left.duckdb")
+    with connection:  # what a reader finds after the crash: the first load only
+        assert query("SELECT count(*) FROM public.s3rs_loaded_files") == [(1,)]
+        assert query("SELECT count(*) FROM public.orders") == [(KILL_ROWS,)]
+    rerun = run_cli("sync", "-t", name, "--batch-size", str(KILL_BATCH), config=config, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    files = assert_store_matches_mysql(rich, settings, name, history=True)
+    assert len(files) == 2
+    assert_watermark_matches_files(settings, name, files)
+    connection, query = duckdb_rows(path)
+    with connection:
+        assert_warehouse_matches_mysql(query, rich, files)
 
 
 # -- MySQL -----------------------------------------------------------------------------------------
@@ -234,48 +405,202 @@ def proxied(orders, tmp_path, bucket, s3_endpoint, settings_for):
     proxy.close()
 
 
-def test_s3_answering_500_503_and_timing_out_for_a_while(orders, proxied):
-    settings, proxy, _ = proxied
-    fill(orders, 8000)
-    name = f"{orders.name}.orders"
+@pytest.fixture
+def proxy(s3_endpoint):
+    """A fault proxy in front of the S3 server."""
+    proxy = FaultProxy(s3_endpoint)
+    yield proxy
+    proxy.close()
 
-    def trouble(files):
-        if files == 2:
-            proxy.fail_next(8, "PUT", "/data/")                 # 503s, more than boto's own attempts
-        if files == 4:
-            proxy.delay_next(7, "PUT", "/data/", seconds=2.5)    # silent past the 1 s timeout
 
-    finished, events = sync(settings, name, trouble)
-    assert proxy.failed == 8 and proxy.delayed == 7
+def proxied_config(tmp_path, db, bucket, proxy, layout: str, extra: str = "") -> "Path":
+    """S3 through `proxy` (timeout 1 s, 6 retries), in `layout`."""
+    config = layout_config(tmp_path, db, layout, bucket=bucket, endpoint=proxy.endpoint,
+                           extra="retry_attempts = 6\n" + extra)
+    config.write_text(config.read_text().replace("retry_attempts = 2\n", "").replace(
+        "[s3]\n", "[s3]\ntimeout_seconds = 1\n"))
+    return config
+
+
+def assert_all_columns_equal(db, settings, name, pg=None) -> None:
+    files = assert_store_matches_mysql(db, settings, name, history=True)
+    assert_watermark_matches_files(settings, name, files)
+    if pg is not None:
+        assert_warehouse_matches_mysql(pg.execute, db, files)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_s3_answering_503_and_timing_out_for_a_while(rich, tmp_path, bucket, proxy, settings_for, layout):
+    """Data uploads answered 503, then silent past the 1 s timeout, each more often than boto's
+    own 5 attempts, so the engine's retries take over too."""
+    settings = settings_for(proxied_config(tmp_path, rich, bucket, proxy, layout))
+    settings.override("backup.batch_size", 1000)
+    fill_rich(rich, 1, 8000)
+    name = f"{rich.name}.orders"
+    proxy.fail_next(6, "PUT", "/data/")
+    proxy.delay_next(6, "PUT", "/data/", seconds=1.5)
+    finished, events = sync(settings, name)
+    assert proxy.pending() == 0 and proxy.failed == 6 and proxy.delayed == 6
     assert finished.rows == 8000
     assert sum(isinstance(e, Retrying) for e in events) >= 2
-    assert len(back_after(events, "the store")) >= 2
-    assert_exactly_once(orders, settings, name)
-    assert_watermark_matches_the_files(settings, name)
+    assert back_after(events, "the store")  # one outage: the faults come back to back
+    assert_all_columns_equal(rich, settings, name)
 
 
-def test_s3_server_gone_and_back(orders, proxied):
-    """The S3 endpoint refuses connections for 3 s, then answers again on the same port (boto's own
-    retries usually ride that out, the engine's take over past them). (The proxy
-    restarts, not moto: moto keeps its buckets in memory, so restarting it would not be a restart
-    of S3 but the loss of every object, which no real S3 does.)"""
-    settings, proxy, _ = proxied
-    fill(orders, 8000)
-    name = f"{orders.name}.orders"
-    timers = []
-
-    def outage(files):
-        if files == 3:
-            proxy.stop()
-            timers.append(threading.Timer(3.0, proxy.start))
-            timers[0].start()
-
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_s3_gone_and_back(rich, tmp_path, bucket, proxy, settings_for, layout):
+    """At the first data upload the S3 endpoint goes away for 3 s: that upload unanswered, the
+    client's established keep-alive connections cut, new ones refused; then it answers again on
+    the same port. (The proxy goes, not moto: moto keeps its objects in memory, so restarting it
+    would lose every object, which no real S3 outage does.)"""
+    settings = settings_for(proxied_config(tmp_path, rich, bucket, proxy, layout))
+    settings.override("backup.batch_size", 1000)
+    fill_rich(rich, 1, 8000)
+    name = f"{rich.name}.orders"
+    proxy.gone_at("PUT", "/data/", seconds=3.0)
     started = time.monotonic()
-    finished, events = sync(settings, name, outage)
-    timers[0].join()
+    finished, events = sync(settings, name)
+    assert proxy.outages == 1 and proxy.cut >= 1  # at least the keep-alive connection the upload came on
     assert finished.rows == 8000 and time.monotonic() - started > 3.0  # it waited the outage out
-    assert_exactly_once(orders, settings, name)
-    assert_watermark_matches_the_files(settings, name)
+    assert_all_columns_equal(rich, settings, name)
+
+
+def test_the_proxy_gone_cuts_established_keep_alive_connections(proxy, bucket):
+    """What "S3 gone" means: a connection a client keeps open for its next request dies with the
+    server; only new connections, once it is back, are answered."""
+    client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+    client.request("HEAD", f"/{bucket}")
+    client.getresponse().read()  # the connection stays open (HTTP/1.1 keep-alive)
+    proxy.stop()
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        client.request("HEAD", f"/{bucket}")
+        client.getresponse()
+    client.close()
+    proxy.start()
+    client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+    client.request("HEAD", f"/{bucket}")
+    assert client.getresponse().status == 200
+    client.close()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("step", ["sync", "load-only"])
+def test_s3_get_list_head_failing_during_a_load(rich, tmp_path, bucket, proxy, pg, settings_for, layout,
+                                                step):
+    """LIST, HEAD and GET of data files and of the watermark answered 503 while a real `s3rs sync`
+    loads (after its backup, or `--load-only` after a `--backup-only` run): LIST and GET more often
+    than boto's own attempts, so the engine's retries take over (the load starts over from the
+    ledger)."""
+    config = proxied_config(tmp_path, rich, bucket, proxy, layout, extra=pg.config())
+    settings = settings_for(config)
+    fill_rich(rich, 1, 8000)
+    name = f"{rich.name}.orders"
+    command = ("sync", "-t", name, "--batch-size", "1000")
+    if step == "load-only":
+        assert run_cli(*command, "--backup-only", config=config).returncode == 0
+    proxy.fail_next(6, "GET", "/_state/watermarks/")  # read when the load starts
+    proxy.fail_next(6, "GET", "list-type=2")
+    proxy.fail_next(3, "HEAD", "/data/")
+    proxy.fail_next(6, "GET", "/data/")
+    done = run_cli(*command, *(["--load-only"] if step == "load-only" else []), config=config, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert proxy.pending() == 0 and proxy.failed == 21
+    assert "retry" in done.stderr.lower()
+    assert_all_columns_equal(rich, settings, name, pg)
+
+
+def test_lock_heartbeats_failing_for_a_while_keep_the_lock(rich, tmp_path, bucket, proxy, settings_for):
+    """A heartbeat refused once, then its retry silent past the timeout while the write still
+    lands (the lock's tag changed under the run): the lock is kept, the run finishes, and it
+    releases its lock. Stale after 20 s: a beat every 5 s."""
+    settings = settings_for(proxied_config(tmp_path, rich, bucket, proxy, "file-per-page",
+                                           extra="lock_stale_seconds = 20\n"))
+    settings.override("backup.batch_size", 1000)
+    fill_rich(rich, 1, 14000)
+    name = f"{rich.name}.orders"
+
+    def slowly(files):
+        if files == 1:
+            proxy.fail_next(1, "PUT", "/locks/")
+            proxy.delay_next(1, "PUT", "/locks/", seconds=1.2)
+        time.sleep(0.8)  # 14 files: the run outlasts a beat and its retries
+
+    finished, _ = sync(settings, name, slowly)
+    assert proxy.pending() == 0 and finished.rows == 14000 and finished.status == "success"
+    assert read_lock(open_store(settings), name) is None  # released
+    assert_all_columns_equal(rich, settings, name)
+
+
+def test_a_heartbeat_whose_answer_was_lost_keeps_the_lock(tmp_path):
+    """The write of a beat lands but its answer is lost (a timeout), so the run still holds the old
+    tag: the next beat's compare-and-swap fails, and the lock, still this run's, is kept."""
+    from s3rs_tui.errors import TransientError
+    from s3rs_tui.store.local import LocalStore
+
+    class AnswerLost(LocalStore):
+        lost_answers = 0
+
+        def replace(self, key, data, tag):
+            new_tag = super().replace(key, data, tag)
+            if not self.lost_answers:
+                self.lost_answers += 1
+                raise TransientError("S3 unreachable: read timeout")
+            return new_tag
+
+    store = AnswerLost(tmp_path / "store", "")
+    with TableLock(store, "db.t", stale_seconds=20, heartbeat_seconds=0.05) as lock:
+        wait_until(lambda: store.lost_answers and store.get_bytes(lock_key("db.t"))[1] == lock._tag, 10,
+                   "a beat after the lost answer")
+        beat = read_lock(store, "db.t").heartbeat_at
+        wait_until(lambda: read_lock(store, "db.t").heartbeat_at > beat, 10, "the beats going on")
+        assert not lock.lost.is_set()
+    assert read_lock(store, "db.t") is None  # released
+
+
+def test_lock_heartbeats_failing_past_the_stale_time_stop_the_run(rich, tmp_path, bucket, proxy,
+                                                                  settings_for):
+    """Every heartbeat refused from the 2nd file on: past half the stale time (4 s) the run stops
+    before its next commit, says why, and the watermark covers exactly the stored files; once the
+    lock is stale a rerun takes it and finishes."""
+    config = proxied_config(tmp_path, rich, bucket, proxy, "file-per-page", extra="lock_stale_seconds = 4\n")
+    settings = settings_for(config)
+    settings.override("backup.batch_size", 1000)
+    fill_rich(rich, 1, 14000)
+    name = f"{rich.name}.orders"
+
+    def slowly(files):
+        if files == 2:
+            proxy.fail_next(10**6, "PUT", "/locks/")
+        time.sleep(0.5)
+
+    with pytest.raises(S3rsError, match="no lock heartbeat got through to the store for"):
+        sync(settings, name, slowly)
+    proxy.heal()
+    stored = stored_files(settings, name)  # the file uploaded before the check is not committed:
+    watermark = WatermarkStore(open_store(settings)).get(name)  # the rerun rewrites it, the loader skips it
+    assert 2 <= watermark.s3_file_count == len(stored) - 1 < 13
+    wait_until(lambda: TableLock(open_store(settings), name, stale_seconds=4).is_stale(
+        read_lock(open_store(settings), name)), 30, "the lock to go stale")
+    done = run_cli("sync", "-t", name, "--batch-size", "1000", config=config)
+    assert done.returncode == 0, done.stderr
+    assert_all_columns_equal(rich, settings, name)
+
+
+def test_sigkill_while_writing_a_lock_heartbeat(rich, tmp_path, bucket, proxy, pg, settings_for):
+    """Default layout, killed inside a heartbeat (uploads slowed so the run lasts past a beat):
+    the rerun takes over the dead run's lock and ends exact."""
+    config = proxied_config(tmp_path, rich, bucket, proxy, "default",
+                            extra="lock_stale_seconds = 4\n" + pg.config())
+    settings = settings_for(config)
+    fill_rich(rich, 1, KILL_ROWS)
+    name = f"{rich.name}.orders"
+    proxy.delay_next(1, "PUT", "/data/", seconds=0.9)  # under the 1 s timeout: slow, not failed
+    kill_at_failpoint(config, "lock-heartbeat:1", tmp_path, "-t", name, "--batch-size", str(KILL_BATCH))
+    assert read_lock(open_store(settings), name) is not None  # left behind by the dead run
+    change_rows(rich)
+    rerun = run_cli("sync", "-t", name, "--batch-size", str(KILL_BATCH), config=config, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_all_columns_equal(rich, settings, name, pg)
 
 
 def test_retries_give_up_with_exit_1_then_a_rerun_resumes(orders, proxied):

@@ -25,6 +25,7 @@ from s3rs_tui.engine.keyset import Position, page_query
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
 from s3rs_tui.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.failpoints import failpoint
 
 _UTC = "SET time_zone = '+00:00'"  # as on the engine's own connections: TIMESTAMPs read in UTC
 # Its batches are Arrow already (no Python object per value), so twice the default reader's rows
@@ -74,6 +75,7 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
                 cursor = cursor_text(_last(raw.column(cursor_at)), info.cursor.data_type, info.cursor_precision)
                 position = Position(cursor, key_value(info, str(_last(raw.column(key_at)))))
                 yield Chunk(batch, position, invalid, time.monotonic() - clock)
+                failpoint("mid-page")
                 clock = time.monotonic()
         except BaseException as exc:  # noqa: BLE001 - Rust panics are BaseExceptions; classify them all
             if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, S3rsError)):

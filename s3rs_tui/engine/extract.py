@@ -21,6 +21,7 @@ from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, rows_to_batch
+from s3rs_tui.failpoints import failpoint
 
 _DONE = object()
 
@@ -69,6 +70,7 @@ def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget:
                 last = rows[-1]
                 position = Position(last[cursor_at].decode(), key_value(info, last[key_at].decode()))
                 yield Chunk(batch, position, invalid, time.monotonic() - clock)
+                failpoint("mid-page")  # the page's query is open, its next rows not fetched
                 clock = time.monotonic()
 
     return read

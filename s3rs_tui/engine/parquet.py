@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.failpoints import failpoint
 
 DATA_PREFIX = "data/"
 # Footer key: {column: its longest value in bytes} for string and binary columns, so a warehouse
@@ -72,6 +73,7 @@ class ParquetFile:
         self.rows += batch.num_rows
         if self._pending_rows >= self._budget.row_group_rows:
             self._flush()
+        failpoint("mid-file")
 
     def _flush(self) -> None:
         if self._pending:

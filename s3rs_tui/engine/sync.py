@@ -24,6 +24,7 @@ from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
 from s3rs_tui.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
+from s3rs_tui.failpoints import failpoint
 from s3rs_tui.store import open_store
 from s3rs_tui.store.local import disk_error
 from s3rs_tui.store.lock import TableLock
@@ -133,7 +134,7 @@ class TableSync:
         return finished
 
     def _open_watermark(self, info: TableInfo) -> Watermark:
-        watermark = self.watermarks.get_or_new(self.name)
+        watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
         for field, column in (("cursor_column", info.cursor.name), ("key_column", info.key.name)):
             stored = getattr(watermark, field)
             if watermark.has_position and stored and stored != column:
@@ -259,10 +260,10 @@ class TableSync:
         run.step_seconds["encode"] += time.monotonic() - clock
         clock = time.monotonic()
         size = self._retrying(lambda: self.store.put_file(key, file.path))
+        failpoint("after-upload")
         store_seconds, clock = time.monotonic() - clock, time.monotonic()
         if run.lock.lost.is_set():
-            raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
-                            "stopped before saving the watermark")
+            raise S3rsError(f"{self.name}: {run.lock.lost.reason}; stopped before saving the watermark")
         watermark = run.watermark
         watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id = end.timestamp, end.key
         watermark.last_mysql_extraction_time = utc_now()
@@ -270,6 +271,7 @@ class TableSync:
         watermark.s3_file_count += 1
         watermark.last_s3_file = key
         self._retrying(lambda: self.watermarks.save(watermark))
+        failpoint("after-watermark")
         seconds = {**run.step_seconds, "store": store_seconds, "commit": time.monotonic() - clock}
         _add_counts(self.invalid_dates, run.file_invalid_dates)
         run.file_invalid_dates, run.step_seconds = {}, {"read": 0.0, "encode": 0.0}

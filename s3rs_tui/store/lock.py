@@ -16,6 +16,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from s3rs_tui.errors import TableLockedError
+from s3rs_tui.failpoints import failpoint
 from s3rs_tui.store.base import ObjectStore
 from s3rs_tui.store.watermark import STATE_PREFIX
 
@@ -64,9 +65,35 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+class LockLost:
+    """Whether the run must stop committing: another run took the lock, or no heartbeat got through
+    for `after` seconds (half the stale time: past the stale time another run may take it; the
+    other half is the margin for a commit already on its way). Read with `is_set()`, like the Event
+    it stands for."""
+
+    def __init__(self, after: float):
+        self._taken = threading.Event()
+        self._after = after
+        self.beat_at = time.monotonic()  # when the last heartbeat that got through was sent
+
+    def set(self) -> None:
+        self._taken.set()
+
+    def is_set(self) -> bool:
+        return self._taken.is_set() or time.monotonic() - self.beat_at > self._after
+
+    @property
+    def reason(self) -> str:
+        if self._taken.is_set():
+            return "the table lock was taken by another run (--break-lock?)"
+        return (f"no lock heartbeat got through to the store for {time.monotonic() - self.beat_at:.0f}s, "
+                "so another run may take the table")
+
+
 class TableLock:
     """Context manager: `with TableLock(store, table, ...) as lock:`; `lock.lost` turns true if
-    another process broke it, so the engine stops before its next commit."""
+    another process broke it or the heartbeats stopped getting through, so the engine stops before
+    its next commit."""
 
     def __init__(self, store: ObjectStore, table: str, *, purpose: str = "sync", stale_seconds: int = 120,
                  break_lock: bool = False, heartbeat_seconds: float | None = None):
@@ -74,7 +101,7 @@ class TableLock:
         self.stale_seconds, self.break_lock = stale_seconds, break_lock
         self.heartbeat_seconds = heartbeat_seconds or max(1.0, stale_seconds / 4)
         self.run_id = uuid.uuid4().hex[:12]
-        self.lost = threading.Event()
+        self.lost = LockLost(max(stale_seconds / 2, 2 * self.heartbeat_seconds))
         self._tag = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,21 +135,32 @@ class TableLock:
             if tag is None:
                 raise TableLockedError(f"{self.table} was locked by another run just now; try again")
         self._tag, self._started = tag, started
+        self.lost.beat_at = time.monotonic()
         self._thread = threading.Thread(target=self._heartbeat, name=f"lock-{self.table}", daemon=True)
         self._thread.start()
         return self
 
     def _heartbeat(self) -> None:
         key = lock_key(self.table)
-        while not self._stop.wait(self.heartbeat_seconds):
+        wait = self.heartbeat_seconds
+        while not self._stop.wait(wait):
+            sent, wait = time.monotonic(), min(1.0, self.heartbeat_seconds)  # after a hiccup: again soon
             try:
-                tag = self.store.replace(key, self._document(self._started), self._tag)
+                failpoint("lock-heartbeat")
+                tag = self.store.replace(key, self._document(self._started), self._tag) or self._own_tag()
                 if tag is None:
                     self.lost.set()
                     return
-                self._tag = tag
-            except Exception:  # a store hiccup: try again next beat; staleness takes minutes
+                self._tag, self.lost.beat_at, wait = tag, sent, self.heartbeat_seconds
+            except Exception:  # a store hiccup; `lost` counts the time without a beat
                 continue
+
+    def _own_tag(self) -> str | None:
+        """The lock's tag if it is still this run's: a beat whose answer was lost (a timeout) may
+        have landed, changing the tag under us."""
+        found = self.store.get_bytes(lock_key(self.table))
+        info = _parse(found[0]) if found else None
+        return found[1] if info and info.run_id == self.run_id and info.pid == os.getpid() else None
 
     def release(self) -> None:
         self._stop.set()

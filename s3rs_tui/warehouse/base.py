@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from s3rs_tui.errors import S3rsError, TableError
+from s3rs_tui.failpoints import failpoint
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse import ledger, merge
 from s3rs_tui.warehouse.datafiles import DataFile
@@ -192,6 +193,7 @@ class Warehouse(ABC):
         with self.transaction():
             self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in columns]))
             self.fill_stage(files)
+            failpoint("after-copy")
             self.run(merge.dedup_sql(names, target.key, target.cursor))
             for statement in merge.merge_sql(target, names, spelled):
                 self.run(statement)
@@ -200,4 +202,5 @@ class Warehouse(ABC):
             self.run(ledger.record_sql(self.schema, self.param, len(files)), record)
             for statement in merge.drop_temp_sql():
                 self.run(statement)
+            failpoint("after-merge")  # merged and recorded, not committed
         return sum(f.rows for f in files)

@@ -72,8 +72,11 @@ class TableLoader:
         started = time.monotonic()
         with TableLock(self.store, self.name, purpose="load", break_lock=self.break_lock,
                        stale_seconds=self.settings.backup.lock_stale_seconds) as lock:
-            watermark = self.watermarks.get(self.name)
+            watermark = None
             try:
+                watermark = reported_retries(lambda: self.watermarks.get(self.name), sink=self.sink, table=self.name,
+                                             attempts=self.settings.backup.retry_attempts, control=self.control,
+                                             what="the store", rerun="a rerun loads the files not loaded yet")
                 if watermark is None or watermark.last_s3_file is None:
                     self._notice("nothing is stored yet: nothing to load", "info")
                 else:
@@ -121,8 +124,7 @@ class TableLoader:
                 raise StoppedByOperator(f"{self.name}: load stopped by {self.control.reason} after "
                                         f"{self.files} files; every loaded file is recorded; rerun to go on")
             if lock.lost.is_set():
-                raise S3rsError(f"{self.name}: the table lock was taken by another run (--break-lock?); "
-                                "load stopped")
+                raise S3rsError(f"{self.name}: {lock.lost.reason}; load stopped")
             for message in warehouse.prepare_target(target, group[0].columns):
                 self._notice(message, "info")
             rows = warehouse.load(target, group, lock.run_id)
