@@ -18,22 +18,19 @@ except ImportError:  # older typer runs on click itself
 from s3rs_tui import __version__
 from s3rs_tui.cli import dashboard, demo, info, progressive, s3clean, sync, verify, watermark
 from s3rs_tui.cli.common import on_terminal
+from s3rs_tui.cli.examples import epilog
 from s3rs_tui.engine.control import stop_at_once_on_signals
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.private import open_private
 from s3rs_tui.status.snapshot import state_dir
 
-app = typer.Typer(name="s3rs", no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None,
+# Markdown help (not Rich markup) so help texts can say `[mysql] database` as the TOML file does.
+app = typer.Typer(name="s3rs", no_args_is_help=False, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown", epilog=epilog("s3rs"),
                   help="Exact, resumable MySQL -> Parquet -> S3 backups, loaded into a warehouse.")
-app.command()(sync.sync)
-app.command()(progressive.progressive)
-app.command()(verify.verify)
-app.command()(info.config)
-app.command()(info.status)
-app.command()(demo.demo)
-app.command()(dashboard.ui)
-app.command()(dashboard.watch)
+for command in (sync.sync, progressive.progressive, verify.verify, info.config, info.status, demo.demo,
+                dashboard.ui, dashboard.watch):
+    app.command(epilog=epilog(command.__name__))(command)
 app.add_typer(watermark.app, name="watermark")
 app.add_typer(s3clean.app, name="s3clean")
 
@@ -92,7 +89,7 @@ def main() -> None:
     """Console-script entry point: run the app and turn every outcome into an exit code."""
     try:
         stop_at_once_on_signals()
-        result = app(standalone_mode=False)
+        result = app(standalone_mode=False, prog_name="s3rs")  # the same name (and completion) for `python -m s3rs_tui`
     except typer.Abort:
         _fail("aborted", 130)
     except ClickException as exc:

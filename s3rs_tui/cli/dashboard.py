@@ -6,9 +6,11 @@ Textual is imported only when a dashboard opens, so the headless commands start 
 import typer
 
 from s3rs_tui.cli.common import on_terminal, settings_from
+from s3rs_tui.cli.completion import table_names
 from s3rs_tui.errors import ConfigError
 
-TABLES = typer.Option([], "--table", "-t", help="db.table (or table in [mysql] database); repeatable")
+TABLES = typer.Option([], "--table", "-t", help="db.table (or table in [mysql] database); repeatable",
+                      autocompletion=table_names)
 
 
 def _need_terminal(what: str) -> None:

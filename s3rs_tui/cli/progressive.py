@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import typer
 
 from s3rs_tui.cli.common import on_terminal, print_json, settings_from
+from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, tee
@@ -71,7 +72,8 @@ class Monitor:
 
 def progressive(
     ctx: typer.Context,
-    table: str = typer.Argument(..., help="db.table (or table in [mysql] database)"),
+    table: str = typer.Argument(..., help="db.table (or table in [mysql] database)",
+                                autocompletion=table_names),
     chunk_size: int = typer.Option(250_000, "--chunk-size", min=1, help="rows per chunk (never more)"),
     max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="stop after N chunks"),
     timeout_minutes: Optional[float] = typer.Option(None, "--timeout-minutes", min=0.01,

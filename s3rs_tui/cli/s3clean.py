@@ -9,15 +9,19 @@ from typing import Optional
 import typer
 
 from s3rs_tui.cli.common import confirm, human_bytes, print_json, settings_from
+from s3rs_tui.cli.completion import table_names
+from s3rs_tui.cli.examples import epilog
 from s3rs_tui.ops.cleanup import cutoff, delete_files, older, plan_cleanup, table_files
 
-app = typer.Typer(help="List and delete a table's data files in the store.", no_args_is_help=True)
+app = typer.Typer(help="List and delete a table's data files in the store.", no_args_is_help=True,
+                  epilog=epilog("s3clean"))
 
-TABLE = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database)")
+TABLE = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database)",
+                     autocompletion=table_names)
 OLDER_THAN = typer.Option(None, "--older-than", help="only files modified before this long ago: 30m, 12h, 7d")
 
 
-@app.command("list")
+@app.command("list", epilog=epilog("s3clean list"))
 def list_(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OLDER_THAN,
           json_out: bool = typer.Option(False, "--json", help="print the files as JSON")) -> None:
     """The table's data files: key, size, modified, loaded into the warehouse or not."""
@@ -34,7 +38,7 @@ def list_(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OL
     typer.echo(f"{found.name}: {len(files)} files, {human_bytes(total)} in {found.store.url}", err=True)
 
 
-@app.command()
+@app.command(epilog=epilog("s3clean clean"))
 def clean(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OLDER_THAN,
           dry_run: bool = typer.Option(False, "--dry-run", help="show what would go, delete nothing"),
           force: bool = typer.Option(False, "--force", help="also delete files not loaded yet"),

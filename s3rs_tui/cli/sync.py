@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from s3rs_tui.cli.common import on_terminal, print_json, settings_from
+from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.events import Notice, tee
 from s3rs_tui.engine.jobs import Steps, TableJobs, TableOutcome
@@ -23,7 +24,8 @@ STRATEGIES = ("parallel", "sequential")
 def sync(
     ctx: typer.Context,
     tables: Optional[list[str]] = typer.Option(None, "--table", "-t",
-                                               help="db.table (or table in [mysql] database); repeatable"),
+                                               help="db.table (or table in [mysql] database); repeatable",
+                                               autocompletion=table_names),
     all_tables: bool = typer.Option(False, "--all", help="every table in the config's [tables.*]"),
     strategy: str = typer.Option("parallel", "--strategy", "-s",
                                  help="several tables: parallel (up to max_workers at once) or sequential"),

@@ -3,13 +3,15 @@
 import typer
 
 from s3rs_tui.cli.common import print_json, settings_from
+from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.headless import NORMAL, QUIET, HeadlessLog
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.warehouse.verify import CHUNK_KEYS, verify_table
 
 
 def verify(ctx: typer.Context,
-           table: str = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database)"),
+           table: str = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database)",
+                                      autocompletion=table_names),
            chunk_size: int = typer.Option(CHUNK_KEYS, "--chunk-size", min=1,
                                           help="integer keys per compared chunk"),
            json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),

@@ -10,15 +10,19 @@ from typing import Optional
 import typer
 
 from s3rs_tui.cli.common import confirm, print_json, settings_from
+from s3rs_tui.cli.completion import table_names
+from s3rs_tui.cli.examples import epilog
 from s3rs_tui.errors import ConfigError, WatermarkError
 from s3rs_tui.ops import watermark as ops
 from s3rs_tui.parsing import parse_timestamp
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 
-app = typer.Typer(help="Show and change how far each table is backed up.", no_args_is_help=True)
+app = typer.Typer(help="Show and change how far each table is backed up.", no_args_is_help=True,
+                  epilog=epilog("watermark"))
 
-TABLE = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database)")
+TABLE = typer.Option(..., "--table", "-t", help="db.table (or table in [mysql] database)",
+                     autocompletion=table_names)
 YES = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")
 
 
@@ -33,7 +37,7 @@ def _show(watermark: Watermark) -> None:
         typer.echo(f"{field:28} {value}")
 
 
-@app.command()
+@app.command(epilog=epilog("watermark get"))
 def get(ctx: typer.Context, table: str = TABLE,
         json_out: bool = typer.Option(False, "--json", help="print the document as JSON")) -> None:
     """Show a table's watermark."""
@@ -51,7 +55,7 @@ def get(ctx: typer.Context, table: str = TABLE,
         _show(watermark)
 
 
-@app.command("set")
+@app.command("set", epilog=epilog("watermark set"))
 def set_(ctx: typer.Context, table: str = TABLE,
          timestamp: str = typer.Option(..., "--timestamp", help="'YYYY-MM-DD HH:MM:SS[.ffffff]'"),
          id_: Optional[str] = typer.Option(None, "--id", help="last key already backed up at that "
@@ -70,7 +74,7 @@ def set_(ctx: typer.Context, table: str = TABLE,
     typer.echo(f"{state.name}: the next sync starts {where}")
 
 
-@app.command()
+@app.command(epilog=epilog("watermark reset"))
 def reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None:
     """Start the table over from the beginning, keeping a backup copy of the old watermark."""
     state = _state(ctx, table)
@@ -80,7 +84,7 @@ def reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None:
     typer.echo(f"{state.name}: reset; the old watermark is kept at {backup or '(there was none)'}")
 
 
-@app.command("force-reset")
+@app.command("force-reset", epilog=epilog("watermark force-reset"))
 def force_reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None:
     """Overwrite the watermark (even a corrupt one) with a fresh one; no backup, no recovery."""
     state = _state(ctx, table)
@@ -89,7 +93,7 @@ def force_reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None
     typer.echo(f"{state.name}: force-reset; the next sync starts from the beginning")
 
 
-@app.command("list")
+@app.command("list", epilog=epilog("watermark list"))
 def list_(ctx: typer.Context,
           json_out: bool = typer.Option(False, "--json", help="print the watermarks as JSON")) -> None:
     """Every table that has a watermark in the store."""
