@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from throughput import Bench, MeasureError, log, prepare_table, s3rs_sync, time_child  # noqa: E402
+from throughput import Bench, MeasureError, log, prepare_table, s3rs_sync, time_child
 
 MODES = ("headless", "dashboard")
 
@@ -51,7 +51,8 @@ def run_headless(command: list[str], run_dir: Path, env: dict) -> dict:
     return {"wall_seconds": measured["seconds"]}
 
 
-def run_dashboard(command: list[str], run_dir: Path, env: dict, size: tuple[int, int], timeout: float) -> dict:
+def run_dashboard(command: list[str], run_dir: Path, env: dict, size: tuple[int, int],
+                  timeout: float) -> dict:
     """The same sync on a terminal (tmux): it opens the dashboard; quit with q when the run is done."""
     socket = f"s3rs-bench-{uuid.uuid4().hex[:8]}"
     tmux = ["tmux", "-L", socket]

@@ -21,6 +21,7 @@
 """
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -422,11 +423,9 @@ def prepare_table(bench: Bench, seed: int) -> dict:
 
 def machine(mariadb_version: str) -> dict:
     cpu = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
 
     def version(package: str) -> str:
         try:

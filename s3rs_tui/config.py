@@ -8,9 +8,10 @@ came from, for `s3rs config` and the dashboard.
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import check_identifier, parse_size, split_table_name
@@ -74,7 +75,8 @@ class MySQLSettings:
 
 @dataclass
 class SSHSettings:
-    enabled: bool = setting(False, doc="reach MySQL (and the warehouse with [warehouse] ssh) through a bastion")
+    enabled: bool = setting(False,
+                            doc="reach MySQL (and the warehouse with [warehouse] ssh) through a bastion")
     host: str = setting("", doc="the bastion")
     port: int = setting(22, check=_port)
     user: str = setting("")
@@ -100,9 +102,11 @@ class S3Settings:
     chunk_size: int = setting(8 * 1024**2, env=("S3_CHUNK_SIZE",), check=_positive, size=True)
     multipart_threshold: int = setting(8 * 1024**2, env=("S3_MULTIPART_THRESHOLD",), check=_positive,
                                        size=True)
-    timeout_seconds: int = setting(60, check=_positive, doc="an S3 request silent this long fails and is retried")
+    timeout_seconds: int = setting(60, check=_positive,
+                                   doc="an S3 request silent this long fails and is retried")
     sse: str = setting("", check=_one_of(SSE_KINDS), doc="server-side encryption: AES256 (SSE-S3) or aws:kms")
-    sse_kms_key_id: str = setting("", doc="with sse = aws:kms: the key id or ARN; empty = the account's aws/s3 key")
+    sse_kms_key_id: str = setting(
+        "", doc="with sse = aws:kms: the key id or ARN; empty = the account's aws/s3 key")
 
 
 @dataclass
@@ -148,7 +152,8 @@ class BackupSettings:
 class TableSettings:
     cursor_column: str = setting("update_at")
     key_column: str = setting("", doc="default: the table's single-column primary key")
-    cursor_timezone: str = setting("", doc="time zone of a DATETIME cursor, like +08:00; default the server's")
+    cursor_timezone: str = setting("",
+                                   doc="time zone of a DATETIME cursor, like +08:00; default the server's")
     target: str = setting("", doc="warehouse table name; default the MySQL table name")
 
 
@@ -243,8 +248,8 @@ def _warnings(settings: Settings) -> list[str]:
     secrets, path = _secrets_in_file(settings), settings.config_path
     if secrets and path and path.stat().st_mode & 0o077:
         found.append(f"{path} holds secrets ({', '.join(secrets)}) and other users may read it "
-                     f"(mode {path.stat().st_mode & 0o777:o}): chmod 600 {path}, or move them to the environment "
-                     "(S3RS_MYSQL_PASSWORD...)")
+                     f"(mode {path.stat().st_mode & 0o777:o}): chmod 600 {path}, "
+                     "or move them to the environment (S3RS_MYSQL_PASSWORD...)")
     if settings.ssh.enabled and not settings.ssh.check_host_key:
         found.append("[ssh] check_host_key = false: the bastion's identity is not checked")
     return found

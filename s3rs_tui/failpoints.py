@@ -38,12 +38,12 @@ def failpoint(name: str) -> None:
         _seen[name] = _seen.get(name, 0) + 1
         if _seen[name] != _WANTED[1]:
             return
-        _announce(name)
+        _announce(name, _WANTED[1])
     threading.Event().wait()  # until SIGKILL
 
 
-def _announce(name: str) -> None:
-    line = f"s3rs failpoint {name}:{_WANTED[1]} reached (pid {os.getpid()})\n"
+def _announce(name: str, nth: int) -> None:
+    line = f"s3rs failpoint {name}:{nth} reached (pid {os.getpid()})\n"
     sys.stderr.write(line)
     sys.stderr.flush()
     if _MARKER:

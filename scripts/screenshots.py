@@ -14,8 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from s3rs_tui.sandbox.pictures import (FOLDER, STATES, picture_app, picture_settings,  # noqa: E402
-                                       play_recorded_run, show_state)
+from s3rs_tui.sandbox.pictures import (
+    FOLDER,
+    STATES,
+    picture_app,
+    picture_settings,
+    play_recorded_run,
+    show_state,
+)
 
 
 async def idle(pilot) -> None:

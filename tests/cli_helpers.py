@@ -55,8 +55,8 @@ def run_cli(*args, config=None, env=None, input=None, timeout=120, cwd=None) -> 
     stdout/stderr. `env` is added to os.environ (conftest already put the AWS test keys there).
     stdin is `input` when given, else empty (never a terminal), so confirmations insist on --yes."""
     environment = {**os.environ, **(env or {})}
-    return subprocess.run(s3rs_command(*args, config=config), capture_output=True, text=True, env=environment, timeout=timeout,
-                          input=input if input is not None else "", cwd=cwd)
+    return subprocess.run(s3rs_command(*args, config=config), capture_output=True, text=True, env=environment,
+                          timeout=timeout, input=input if input is not None else "", cwd=cwd)
 
 
 def cursor_time(index: int, rows: int, per_second: int = 4, start: datetime = BASE_TIME) -> datetime:
@@ -90,7 +90,8 @@ def make_table(db, name: str = "orders", rows: int = 1000, *, per_second: int = 
     return name
 
 
-def table_ids(db, name: str = "orders", after: tuple | None = None, at_or_after: str | None = None) -> list[int]:
+def table_ids(db, name: str = "orders", after: tuple | None = None,
+              at_or_after: str | None = None) -> list[int]:
     """Ids in the source table in sync order (update_at, id): all of them, or only those after the
     position `after=(timestamp, id)`, or only those with update_at >= `at_or_after`."""
     sql, params = f"SELECT id FROM `{name}`", None

@@ -13,17 +13,18 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import boto3
 import psycopg2
 import pymysql
 import pytest
+from tmux_helpers import Tmux
 
 from s3rs_tui.config import load_settings
 from s3rs_tui.sandbox.mariadb import free_port, start_mariadb
 from s3rs_tui.sandbox.postgres import start_postgres
-from tmux_helpers import Tmux
 
 # Never let boto3 or pyarrow probe the EC2 metadata service (non-loopback traffic).
 TEST_ENV = {"AWS_ACCESS_KEY_ID": "s3rstest", "AWS_SECRET_ACCESS_KEY": "s3rstestsecret",
@@ -47,9 +48,9 @@ def mariadb(tmp_path_factory):
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory):
     port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log, stderr=log, start_new_session=True)
+    with open(tmp_path_factory.mktemp("moto") / "moto.log", "wb") as log:  # moto keeps its own descriptor
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                   stdout=log, stderr=log, start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     client = s3_client(endpoint)
     deadline = time.monotonic() + 60
@@ -57,10 +58,10 @@ def s3_endpoint(tmp_path_factory):
         try:
             client.list_buckets()
             break
-        except Exception:
+        except Exception as exc:  # broad: any failure means "not up yet" until the deadline
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError("moto S3 server did not start")
+                raise RuntimeError("moto S3 server did not start") from exc
             time.sleep(0.2)
     yield endpoint
     process.terminate()
@@ -103,10 +104,8 @@ def db(mariadb):
         cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
                     (name,))
         for (thread,) in cur.fetchall():
-            try:
+            with suppress(pymysql.err.OperationalError):  # it ended meanwhile
                 cur.execute(f"KILL {int(thread)}")
-            except pymysql.err.OperationalError:
-                pass  # it ended meanwhile
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 

@@ -10,7 +10,7 @@ six fraction digits, in UTC when it carries a zone; bytes (BLOB, bytea) in hex; 
 
 import hashlib
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pyarrow.parquet as pq
@@ -29,7 +29,7 @@ def canonical(value) -> str:
         return format(value.normalize(), "f")
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
     if isinstance(value, date):
         return value.isoformat()
@@ -71,7 +71,7 @@ def stored_rows(settings, name: str, columns: list[str], key: str = "id",
     files = {}
     for info in store.list(table_prefix(name)):
         data = pq.read_table(io.BytesIO(store.get_bytes(info.key)[0]), columns=columns)
-        rows = zip(*(data[c].to_pylist() for c in columns))
+        rows = zip(*(data[c].to_pylist() for c in columns), strict=True)
         files[info.key] = _versions(rows, columns, key, cursor)
     return files
 

@@ -25,6 +25,7 @@ Redshift Database Developer Guide it comes from (docs.aws.amazon.com/redshift/la
   (_DENIED), and may call only functions Redshift has (_FUNCTIONS, c_SQL_functions).
 """
 
+import contextlib
 import io
 import itertools
 import json
@@ -37,9 +38,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlglot
+from conftest import s3_client
 from sqlglot import exp
 
-from conftest import s3_client
 from s3rs_tui.warehouse.postgres import _csv
 
 MAX_VARCHAR = 65535        # r_Character_types
@@ -67,7 +68,7 @@ _FUNCTIONS = {"COUNT", "SUM", "MIN", "MAX", "MD5", "FROM_BASE", "SUBSTRING", "LO
               "CONCAT", "DPIPE", "PG_LAST_COPY_ID", "PG_BACKEND_PID", "FORMAT_TYPE"}
 _COMMANDS = re.compile(r"^SET TIME ZONE '[^']*'$", re.IGNORECASE)  # statements sqlglot keeps as text
 
-_SETUP = f"""
+_SETUP = """
 CREATE SCHEMA IF NOT EXISTS redshift_sys;
 -- SYS_LOAD_ERROR_DETAIL and r_STL_LOAD_ERRORS (the columns the loader reads, with their types)
 CREATE TABLE IF NOT EXISTS redshift_sys.sys_load_error_detail (query_id bigint, session_id integer,
@@ -223,10 +224,8 @@ class Cursor:
     def _fail(self, text: str):
         """Abort the transaction for real (later statements are refused until ROLLBACK), then answer."""
         if not self.conn.real.autocommit:
-            try:
+            with contextlib.suppress(psycopg2.Error):
                 self.real.execute("SELECT 1 / 0")
-            except psycopg2.Error:
-                pass
         raise StandInError(text)
 
     # -- COPY ... FORMAT AS PARQUET [MANIFEST] ------------------------------------------------

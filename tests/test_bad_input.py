@@ -9,19 +9,18 @@ import string
 from dataclasses import fields
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings
-from hypothesis import strategies as st
-
 from cli_helpers import make_table, parquet_files, run_cli
 from conftest import write_config
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+from test_engine import TABLE_DDL, assert_exactly_once, fill
+from test_faults import assert_watermark_matches_the_files
+
 from s3rs_tui import config
 from s3rs_tui.config import SECTIONS, Settings, load_settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import FileStored
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.errors import ConfigError, S3rsError
-from test_engine import TABLE_DDL, assert_exactly_once, fill
-from test_faults import assert_watermark_matches_the_files
 
 KEYS = [(section, name) for section in SECTIONS for name in vars(getattr(Settings(), section))]
 TOML_VALUES = st.one_of(st.text(max_size=20), st.integers(-10**12, 10**12), st.booleans(),
@@ -64,7 +63,8 @@ REFUSED_BY_CHECK = {
     config._positive: st.integers(INT64["min_value"], 0),
     config._not_negative: st.integers(INT64["min_value"], -1),
     config._port: st.one_of(st.integers(INT64["min_value"], 0), st.integers(65536, INT64["max_value"])),
-    config._fraction: st.one_of(st.floats(max_value=0, **FINITE), st.floats(min_value=1, exclude_min=True, **FINITE)),
+    config._fraction: st.one_of(st.floats(max_value=0, **FINITE),
+                                st.floats(min_value=1, exclude_min=True, **FINITE)),
     config._identifier: NOT_AN_IDENTIFIER,
 }
 CHOICES = {("warehouse", "kind"): config.WAREHOUSE_KINDS, ("backup", "reader"): config.READERS,
@@ -137,8 +137,10 @@ INJECTIONS = [
 @pytest.mark.parametrize("extra, where", INJECTIONS)
 def test_injection_attempts_in_config_exit_2_and_change_nothing(db, tmp_path, extra, where):
     make_table(db, rows=50)
-    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store", extra="\n" + extra.format(db=db.name))
-    for command in (["sync", "-t", "orders"], ["watermark", "reset", "-t", "orders", "--yes"], ["verify", "-t", "orders"]):
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store",
+                          extra="\n" + extra.format(db=db.name))
+    for command in (["sync", "-t", "orders"], ["watermark", "reset", "-t", "orders", "--yes"],
+                    ["verify", "-t", "orders"]):
         result = run_cli(*command, config=config)
         assert result.returncode == 2, (command, result.stderr)
         assert where in result.stderr and "Traceback" not in result.stderr
@@ -149,7 +151,8 @@ def test_injection_attempts_in_config_exit_2_and_change_nothing(db, tmp_path, ex
 
 def test_injection_attempts_on_the_command_line_exit_2(db, local_config, tmp_path):
     make_table(db, rows=50)
-    for args in (["watermark", "set", "-t", "orders", "--timestamp", "2024-01-01'; DROP TABLE orders; --", "--yes"],
+    for args in (["watermark", "set", "-t", "orders", "--timestamp", "2024-01-01'; DROP TABLE orders; --",
+                  "--yes"],
                  ["s3clean", "list", "-t", "orders", "--older-than", "7d; rm -rf /"],
                  ["sync", "-t", "orders`; DROP TABLE orders; --"],
                  ["sync", "-t", "orders", "--strategy", "parallel; DROP"]):
@@ -163,7 +166,8 @@ def test_a_damaged_data_file_is_named_and_nothing_is_loaded(db, tmp_path):
     make_table(db, rows=2000)
     config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store",
                           extra=f'\n[warehouse]\nkind = "duckdb"\npath = "{tmp_path / "w.duckdb"}"\n')
-    assert run_cli("sync", "-t", "orders", "--backup-only", "--batch-size", "500", config=config).returncode == 0
+    stored = run_cli("sync", "-t", "orders", "--backup-only", "--batch-size", "500", config=config)
+    assert stored.returncode == 0
     damaged = parquet_files(tmp_path / "store")[1]
     damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])  # truncated, as by a bad copy
     result = run_cli("sync", "-t", "orders", "--load-only", config=config)
@@ -204,7 +208,8 @@ def test_a_table_dropped_mid_run(db, local_config, settings_for):
 
 
 def test_a_column_dropped_mid_run(db, local_config, settings_for):
-    settings, name, error = changed_mid_run(db, local_config, settings_for, "ALTER TABLE orders DROP COLUMN note")
+    settings, name, error = changed_mid_run(db, local_config, settings_for,
+                                            "ALTER TABLE orders DROP COLUMN note")
     assert "a column was dropped or renamed during the run" in str(error)
     rerun = run_cli("sync", "-t", "orders", "--batch-size", "1000", config=local_config)
     assert rerun.returncode == 0, rerun.stderr

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import cursor_time, make_table, parquet_files, parquet_ids, run_cli, table_ids
 from conftest import s3_client, write_config
+
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock, lock_key
 from s3rs_tui.store.watermark import WatermarkStore
@@ -132,7 +132,8 @@ def test_sync_then_watermark_get_and_list(db, local_config, tmp_path):
 
 def test_watermark_get_without_watermark(db, local_config):
     make_table(db, rows=10)
-    assert json.loads(ok(run_cli("watermark", "get", "-t", "orders", "--json", config=local_config)).stdout) is None
+    got = ok(run_cli("watermark", "get", "-t", "orders", "--json", config=local_config))
+    assert json.loads(got.stdout) is None
     assert "no watermark yet" in ok(run_cli("watermark", "get", "-t", "orders", config=local_config)).stdout
 
 
@@ -146,7 +147,8 @@ def test_watermark_set_with_id_takes_rows_strictly_after(db, local_config, tmp_p
     ok(run_cli("watermark", "set", "-t", "orders", "--timestamp", "2024-01-01 00:00:10", "--id", "60",
                "--yes", config=local_config))
     watermark = watermark_json(local_config)
-    assert (watermark["last_mysql_data_timestamp"], watermark["last_mysql_data_id"]) == ("2024-01-01 00:00:10", 60)
+    position = (watermark["last_mysql_data_timestamp"], watermark["last_mysql_data_id"])
+    assert position == ("2024-01-01 00:00:10", 60)
     assert watermark["mysql_status"] == "pending"
 
     expected = table_ids(db, after=("2024-01-01 00:00:10", 60))
@@ -323,7 +325,8 @@ def test_s3clean_on_s3(db, s3_config, bucket, s3_endpoint):
     assert "0 files" in result.stdout
     assert data_keys() == keys
 
-    ok(run_cli("s3clean", "clean", "-t", "orders", "--force", "--older-than", "0m", "--yes", config=s3_config))
+    ok(run_cli("s3clean", "clean", "-t", "orders", "--force", "--older-than", "0m", "--yes",
+               config=s3_config))
     assert data_keys() == []
     # the watermark is untouched by clean
     assert watermark_json(s3_config)["mysql_rows_extracted"] == 100
@@ -412,7 +415,8 @@ def test_config_shows_sources_and_redacts_the_password(db, tmp_path, secret_user
 
     # a wrong password fails as one line, without echoing it
     wrong = SECRET + "-wrong"
-    result = run_cli("sync", "-t", "orders", "--json", config=config, env={**env, "S3RS_MYSQL_PASSWORD": wrong})
+    result = run_cli("sync", "-t", "orders", "--json", config=config,
+                     env={**env, "S3RS_MYSQL_PASSWORD": wrong})
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert SECRET not in result.stdout + result.stderr
@@ -553,7 +557,8 @@ def test_table_without_cursor_column(db, local_config, tmp_path):
     (["sync", "-t", "orders", "--no-such-option"], "no such option"),
     (["sync"], "--table"),
     (["sync", "-t", "orders", "--strategy", "sideways"], "--strategy"),
-    (["watermark", "set", "-t", "orders", "--timestamp", "2024-01-01 00:00:00", "--id", " ", "--yes"], "--id"),
+    (["watermark", "set", "-t", "orders", "--timestamp", "2024-01-01 00:00:00", "--id", " ", "--yes"],
+     "--id"),
 ])
 def test_bad_usage_exits_2(db, local_config, tmp_path, args, fragment):
     make_table(db, rows=5)
@@ -639,7 +644,8 @@ def test_live_lock_from_another_host_is_respected(db, local_config, tmp_path, se
     now = time.time()
     document = {"owner": "other-host:1", "host": "other-host", "pid": 1, "run_id": "cafe00000001",
                 "purpose": "sync", "started_at": now, "heartbeat_at": now}
-    open_store(settings_for(local_config)).put_bytes(lock_key(f"{db.name}.orders"), json.dumps(document).encode())
+    store = open_store(settings_for(local_config))
+    store.put_bytes(lock_key(f"{db.name}.orders"), json.dumps(document).encode())
     assert_clean_error(run_cli("sync", "-t", "orders", config=local_config), 3, "other-host:1")
     assert parquet_files(base(tmp_path)) == []
 
@@ -689,7 +695,8 @@ def test_dry_run_writes_nothing(db, local_config, tmp_path):
 
 
 @pytest.mark.parametrize("state_dir_set", [True, False])
-def test_an_internal_error_logs_its_traceback_in_the_state_folder(tmp_path, monkeypatch, capsys, state_dir_set):
+def test_an_internal_error_logs_its_traceback_in_the_state_folder(tmp_path, monkeypatch, capsys,
+                                                                   state_dir_set):
     """$S3RS_STATE_DIR/errors.log when set (like the status snapshots and dashboard logs), else
     ~/.s3rs/errors.log; the screen gets one line naming it."""
     import s3rs_tui.cli as cli

@@ -143,7 +143,8 @@ def test_the_installed_bash_script_completes_table_names_in_bash(tmp_path):
     (bin_dir / "s3rs").write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m s3rs_tui \"$@\"\n")
     (bin_dir / "s3rs").chmod(0o755)
     config = write_config(tmp_path / "prod.toml")
-    line = f"source {shlex.quote(str(script))}; COMP_WORDS=(s3rs --config {shlex.quote(str(config))} sync -t ord); " \
+    line = f"source {shlex.quote(str(script))}; " \
+           f"COMP_WORDS=(s3rs --config {shlex.quote(str(config))} sync -t ord); " \
            "COMP_CWORD=5; _s3rs_completion s3rs; printf '%s\\n' \"${COMPREPLY[@]}\""
     result = subprocess.run(["bash", "--norc", "--noprofile", "-c", line], capture_output=True, text=True,
                             cwd=tmp_path, timeout=60,

@@ -4,16 +4,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from s3rs_tui.config import REDACTED, load_settings
 from s3rs_tui.engine.keyset import upper_bound
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import MySQLColumn
 from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import (check_identifier, parse_duration, parse_size, parse_timestamp,
-                              quote_identifier, split_table_name)
+from s3rs_tui.parsing import (
+    check_identifier,
+    parse_duration,
+    parse_size,
+    parse_timestamp,
+    quote_identifier,
+    split_table_name,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +41,8 @@ def test_defaults_without_a_file(tmp_path, monkeypatch):
 def test_file_then_environment_then_flag(tmp_path):
     path = write(tmp_path, "[backup]\nbatch_size = 1000\nretry_attempts = 7\n")
     settings = load_settings(path, environ={"BACKUP_BATCH_SIZE": "2000"})
-    assert settings.backup.batch_size == 2000 and settings.sources["backup.batch_size"] == "env BACKUP_BATCH_SIZE"
+    assert settings.backup.batch_size == 2000
+    assert settings.sources["backup.batch_size"] == "env BACKUP_BATCH_SIZE"
     assert settings.backup.retry_attempts == 7 and settings.sources["backup.retry_attempts"] == "file"
     settings.override("backup.batch_size", 3000)
     assert settings.backup.batch_size == 3000 and settings.sources["backup.batch_size"] == "flag"
@@ -77,7 +83,8 @@ def test_legacy_environment_names(tmp_path, name, value, expected):
     ('[tables."db.t"]\ncursor_column = "update_at; DROP TABLE t"\n', {}, "cursor_column"),
     ('[tables."db.t;x"]\n', {}, "db.t;x"),
     ("[ssh]\nenabled = \"maybe\"\n", {}, "ssh.enabled"),
-    ('[s3]\nendpoint_url = "http://minio:9000"\n[warehouse]\nkind = "redshift"\n', {}, "Redshift COPY reads only AWS S3"),
+    ('[s3]\nendpoint_url = "http://minio:9000"\n[warehouse]\nkind = "redshift"\n', {},
+     "Redshift COPY reads only AWS S3"),
 ])
 def test_invalid_values_name_their_key(tmp_path, text, environ, fragment):
     with pytest.raises(ConfigError) as error:

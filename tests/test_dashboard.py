@@ -3,16 +3,17 @@ the moto S3 server: start, pause, resume, stop gracefully, quit while running; t
 S3 cleanup screens doing real changes through s3rs_tui.ops; errors in a dialog with the traceback
 in the log file only; secrets never on screen; progress messages coalescing."""
 
+import itertools
 import json
 import os
 import signal
 import time
 
 import pytest
-from textual.widgets import Button, DataTable, Input, ProgressBar, Switch
-
 from cli_helpers import make_table, table_ids
 from dashboard_helpers import Gate, make_app, screen_text, stored_ids, wait_for, watermark_of
+from textual.widgets import Button, DataTable, Input, ProgressBar, Switch
+
 from s3rs_tui.engine import sync as engine_sync
 from s3rs_tui.engine.events import FileStored, RunFinished, RunStarted
 from s3rs_tui.errors import StoppedByOperator
@@ -207,7 +208,8 @@ async def test_cleanup_screen_deletes_only_old_loaded_files(tmp_path, db, local_
         await wait_for(pilot, lambda: "deleted 2 files" in app.log_file.path.read_text(), what="delete")
         bar = screen.query_one("#deleting", ProgressBar)
         await wait_for(pilot, lambda: (bar.progress, bar.total) == (2, 2), what="the progress bar")
-        await wait_for(pilot, lambda: screen.found is not None and len(screen.found.files) == 3, what="reload")
+        await wait_for(pilot, lambda: screen.found is not None and len(screen.found.files) == 3,
+                       what="reload")
         screen.query_one("#force", Switch).value = True  # force: old files not loaded go too
         await pilot.pause()
         assert [f.info.key for f in screen.plan.doomed] == keys[2:4]
@@ -229,10 +231,11 @@ async def test_config_screen_redacts_secrets(tmp_path, db, dashboard):
         table = app.screen.query_one(DataTable)
         cells = [str(cell) for i in range(table.row_count) for cell in table.get_row_at(i)]
         assert secret not in " ".join(cells) and "file" in cells
-        assert "warehouse.password" in cells or ("warehouse", "password") in zip(cells, cells[1:])
+        assert "warehouse.password" in cells or ("warehouse", "password") in itertools.pairwise(cells)
 
 
-async def test_errors_show_in_a_dialog_with_the_traceback_in_the_log(db, local_config, dashboard, monkeypatch):
+async def test_errors_show_in_a_dialog_with_the_traceback_in_the_log(db, local_config, dashboard,
+                                                                     monkeypatch):
     app = dashboard(local_config, tables=["missing_table"])
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("s")
@@ -272,8 +275,8 @@ async def test_a_flood_of_progress_is_handled_once(tmp_path, local_config, dashb
     async with app.run_test(size=(80, 24), message_hook=lambda m: handled.append(m)) as pilot:
         bridge = EngineBridge(app, app.log_file, app.formatter.format)
         for n in range(1, 1001):
-            bridge(FileStored("shop.orders", f"k{n}", 10, 100, 10 * n, n, 100 * n, 600.0, 50.0, "2024-01-01", n,
-                              n / 10))
+            bridge(FileStored("shop.orders", f"k{n}", 10, 100, 10 * n, n, 100 * n, 600.0, 50.0,
+                              "2024-01-01", n, n / 10))
         bridge(RunFinished("shop.orders", "success", 10_000, 1000, 100_000, 100.0, 6000.0, 50.0, "2024-01-01",
                            1000))
         await wait_for(pilot, lambda: app.statuses["shop.orders"].state == "done", what="the finish")
@@ -300,7 +303,8 @@ async def test_watch_is_read_only_and_flags_a_dead_run(tmp_path, local_config, s
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: len(app.statuses) == 2, what="the snapshots")
         assert app.statuses["shop.orders"].state == "running"
-        assert app.statuses["shop.refunds"].state == "stale" and "is gone" in app.statuses["shop.refunds"].error
+        refunds = app.statuses["shop.refunds"]
+        assert refunds.state == "stale" and "is gone" in refunds.error
         for action in ("start_sync", "pause_resume", "stop_run", "watermark", "cleanup"):
             assert app.check_action(action, ()) is False
         await pilot.press("s", "w")

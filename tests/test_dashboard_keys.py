@@ -6,20 +6,26 @@ that does not exist is refused (issue 17, defects 7, 8 and 9).
 
 Most tests use the pictures' fixed dashboard (a local store, MySQL never reached), in tmp_path."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from textual.app import App
-from textual.widgets import Button, DataTable, Input, Switch
-from textual.widgets._footer import FooterKey
-from textual.widgets._toast import Toast
-
 from cli_helpers import make_table, run_cli
 from conftest import write_config
 from dashboard_helpers import make_app, screen_text, wait_for
+from textual.app import App
+from textual.widgets import Button, DataTable, Switch
+from textual.widgets._footer import FooterKey
+from textual.widgets._toast import Toast
+
 from s3rs_tui.engine.events import FileStored
-from s3rs_tui.sandbox.pictures import (TABLE, picture_app, picture_settings, play_recorded_run, recorded_run,
-                                       show_state)
+from s3rs_tui.sandbox.pictures import (
+    TABLE,
+    picture_app,
+    picture_settings,
+    play_recorded_run,
+    recorded_run,
+    show_state,
+)
 from s3rs_tui.store import ObjectInfo
 from s3rs_tui.store.watermark import Watermark
 from s3rs_tui.tui.bridge import EngineBridge
@@ -241,7 +247,7 @@ async def test_the_config_screen_shows_toml_values(app):
 
 
 def test_files_left_from_before_a_reset_are_not_called_a_stopped_run():
-    reset_at = datetime(2026, 5, 28, 20, 0, tzinfo=timezone.utc)
+    reset_at = datetime(2026, 5, 28, 20, 0, tzinfo=UTC)
     old = [ObjectInfo(f"data/shop/orders/part-{n}.parquet", 10, reset_at - timedelta(days=1))
            for n in range(3)]
     watermark = Watermark(table_name=TABLE, created_at="2026-05-28T20:00:00Z")  # as a reset leaves it

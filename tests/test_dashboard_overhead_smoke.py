@@ -16,8 +16,8 @@ def test_overhead_benchmark_runs_at_a_small_n(tmp_path):
     require_tool("tmux")
     figures = tmp_path / "figures.json"
     process = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "dashboard_overhead.py"), "--rows", "3000", "--repeat", "1",
-         "--batch-size", "500", "--size", "80x24", "--json-out", str(figures)],
+        [sys.executable, str(ROOT / "benchmarks" / "dashboard_overhead.py"), "--rows", "3000",
+         "--repeat", "1", "--batch-size", "500", "--size", "80x24", "--json-out", str(figures)],
         cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert process.returncode == 0, process.stderr[-3000:]
     assert "dashboard / headless = " in process.stdout

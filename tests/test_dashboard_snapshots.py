@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from s3rs_tui.sandbox.pictures import (FOLDER, SECRET, STATES, TABLE, picture_app, picture_settings,
-                                       play_recorded_run, show_state)
+from s3rs_tui.sandbox.pictures import (
+    FOLDER,
+    SECRET,
+    STATES,
+    TABLE,
+    picture_app,
+    picture_settings,
+    play_recorded_run,
+    show_state,
+)
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import ErrorModal
 
@@ -84,13 +92,15 @@ def test_screens(snap_compare, settings, key, size):
 DIALOGS = {
     "confirm": lambda app: ConfirmModal(f"Reset {TABLE} so the next sync re-reads the whole table? "
                                         "A copy of the old watermark is kept.", yes="Reset"),
-    "typed-confirm": lambda app: ConfirmModal(f"Force-reset {TABLE}? The old watermark is discarded without a "
-                                              "backup. Type the table name to confirm.", yes="Force reset",
-                                              typed=TABLE),
-    "quit": lambda app: ConfirmModal("A run is going. Stop it gracefully (finish the file in flight, save the "
-                                     "watermark) and quit?", yes="Stop gracefully and quit", no="Cancel"),
-    "error": lambda app: ErrorModal(f"{TABLE}: the run failed", f"{TABLE} is locked by sync run 5f2e9c1a7b3d on "
-                                    "db-backup-1:4242, started 2026-05-28 18:00:00, last heartbeat 3s ago; wait "
+    "typed-confirm": lambda app: ConfirmModal(f"Force-reset {TABLE}? The old watermark is discarded "
+                                              "without a backup. Type the table name to confirm.",
+                                              yes="Force reset", typed=TABLE),
+    "quit": lambda app: ConfirmModal("A run is going. Stop it gracefully (finish the file in flight, "
+                                     "save the watermark) and quit?", yes="Stop gracefully and quit",
+                                     no="Cancel"),
+    "error": lambda app: ErrorModal(f"{TABLE}: the run failed",
+                                    f"{TABLE} is locked by sync run 5f2e9c1a7b3d on db-backup-1:4242, "
+                                    "started 2026-05-28 18:00:00, last heartbeat 3s ago; wait "
                                     "for it, or use --break-lock if that run is dead",
                                     "Another run holds the table: wait for it, or break its lock if you know "
                                     "it is dead.", app.log_file.path),

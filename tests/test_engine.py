@@ -17,19 +17,19 @@ import time
 import pyarrow.parquet as pq
 import pymysql
 import pytest
+from cli_helpers import run_cli
+from exact_rows import assert_store_matches_mysql
 
-from s3rs_tui.engine import keyset
-from s3rs_tui.engine.events import FileStored, Notice, RunFinished
 from s3rs_tui.config import TableSettings
-from s3rs_tui.engine.parquet import table_prefix
+from s3rs_tui.engine import keyset
 from s3rs_tui.engine.control import RunControl
+from s3rs_tui.engine.events import FileStored, Notice, RunFinished
+from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.engine.table import describe_table
 from s3rs_tui.engine.typemap import plan_columns
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
-from cli_helpers import run_cli
-from exact_rows import assert_store_matches_mysql
 
 TABLE_DDL = ("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
              "update_at DATETIME NOT NULL, amount DECIMAL(18,4), note VARCHAR(64), "
@@ -55,7 +55,7 @@ def stored_files(settings, name: str) -> dict[str, list[tuple[int, str]]]:
     for info in store.list(table_prefix(name)):
         table = pq.read_table(io.BytesIO(store.get_bytes(info.key)[0]), columns=["id", "update_at"])
         files[info.key] = [(int(i), str(u)) for i, u in zip(table["id"].to_pylist(),
-                                                            table["update_at"].to_pylist())]
+                                                            table["update_at"].to_pylist(), strict=True)]
     return files
 
 
@@ -91,7 +91,7 @@ def test_page_query_uses_the_keyset_index_without_filesort(orders, reader):
             plan = json.loads(cur.fetchone()[0])
             cur.execute("EXPLAIN " + sql, params)
             names = [d[0] for d in cur.description]
-            row = dict(zip(names, cur.fetchone()))
+            row = dict(zip(names, cur.fetchone(), strict=True))
     assert info.has_keyset_index
     assert row["key"] == "idx_update_at_id" and row["type"] == "range"
     assert "filesort" not in (row["Extra"] or "").lower()
@@ -412,14 +412,15 @@ def test_different_tables_run_side_by_side(db, local_config, settings_for):
         fill(db, 40000, table=table)
     settings = settings_for(local_config)
     processes = [_sync_process(local_config, f"{db.name}.{t}", "--batch-size", "2000") for t in ("a", "b")]
-    results = [p.communicate(timeout=120) + (p.returncode,) for p in processes]
+    results = [(*p.communicate(timeout=120), p.returncode) for p in processes]
     assert [code for _, _, code in results] == [0, 0], results
     for table in ("a", "b"):
         assert_exactly_once(db, settings, f"{db.name}.{table}", table)
 
 
 def test_engine_reads_timestamps_in_utc_whatever_the_server_zone(db, local_config, settings_for):
-    db.execute("CREATE TABLE orders (id INT PRIMARY KEY, update_at TIMESTAMP(6) NOT NULL, KEY (update_at, id))")
+    db.execute("CREATE TABLE orders (id INT PRIMARY KEY, update_at TIMESTAMP(6) NOT NULL, "
+               "KEY (update_at, id))")
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("SET time_zone = '+08:00'")
         cur.execute("INSERT INTO orders VALUES (1, '2024-01-01 08:00:00.250000')")

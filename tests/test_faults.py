@@ -27,12 +27,16 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
 from cli_helpers import run_cli, s3rs_command, wait_until
 from conftest import Database, write_config
-from exact_rows import (assert_store_matches_mysql, assert_warehouse_matches_mysql,
-                        assert_watermark_matches_files)
+from exact_rows import (
+    assert_store_matches_mysql,
+    assert_warehouse_matches_mysql,
+    assert_watermark_matches_files,
+)
 from s3_fault_proxy import FaultProxy
+from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
+
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import FilesLoaded, FileStored, Notice, Retrying
 from s3rs_tui.engine.parquet import table_prefix
@@ -46,7 +50,6 @@ from s3rs_tui.warehouse import ledger
 from s3rs_tui.warehouse.base import Warehouse
 from s3rs_tui.warehouse.loader import TableLoader
 from s3rs_tui.warehouse.postgres import PostgresWarehouse
-from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
 
 
 def sync(settings, name, on_file=lambda n: None, control=None):
@@ -90,16 +93,19 @@ def test_sigkill_at_twelve_random_moments_then_rerun(orders, tmp_path, bucket, s
     milliseconds after a random file was stored (reading, encoding, uploading, between upload and
     watermark), six times after a random group was loaded (the next COPY, merge, ledger record or
     watermark mirror), with new rows arriving in between; then every row is stored and loaded once."""
-    config = write_config(tmp_path / "s3rs.toml", orders, bucket=bucket, endpoint=s3_endpoint, extra=pg.config())
+    config = write_config(tmp_path / "s3rs.toml", orders, bucket=bucket, endpoint=s3_endpoint,
+                          extra=pg.config())
     settings = settings_for(config)
     name = f"{orders.name}.orders"
     rng = random.Random()
     moments = []
     for kill in range(12):
         orders.execute(f"INSERT INTO orders (id, update_at, amount, note) SELECT {kill * 4000} + seq, "
-                       f"'2024-02-01' + INTERVAL {kill} DAY + INTERVAL seq SECOND, seq, 'k' FROM seq_1_to_4000")
-        process = subprocess.Popen([sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t", name,
-                                    "--no-ui", "--batch-size", "200"], stderr=subprocess.PIPE, text=True)
+                       f"'2024-02-01' + INTERVAL {kill} DAY + INTERVAL seq SECOND, seq, 'k' "
+                       "FROM seq_1_to_4000")
+        process = subprocess.Popen([sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync",
+                                    "-t", name, "--no-ui", "--batch-size", "200"],
+                                   stderr=subprocess.PIPE, text=True)
         phase, wanted = (" file ", rng.randint(1, 18)) if kill % 2 == 0 else (" loaded ", rng.randint(1, 2))
         seen, moment = 0, "the run ended first"
         for line in process.stderr:
@@ -285,11 +291,11 @@ def test_the_all_columns_check_sees_one_wrong_value(rich, tmp_path, bucket, s3_e
     files = assert_store_matches_mysql(rich, settings, name)
     assert_warehouse_matches_mysql(pg.execute, rich, files)
     pg.execute("UPDATE public.orders SET amount = amount + 0.0001 WHERE id = 8")
-    with pytest.raises(AssertionError, match="the warehouse differs from MySQL: 0 keys .*1 with other"):
+    with pytest.raises(AssertionError, match=r"the warehouse differs from MySQL: 0 keys .*1 with other"):
         assert_warehouse_matches_mysql(pg.execute, rich, files)
     rich.execute("UPDATE orders SET amount = amount + 0.0001 WHERE id = 8")
     assert_warehouse_matches_mysql(pg.execute, rich, files)
-    with pytest.raises(AssertionError, match="the stored rows differ from MySQL: 0 keys .*1 with other"):
+    with pytest.raises(AssertionError, match=r"the stored rows differ from MySQL: 0 keys .*1 with other"):
         assert_store_matches_mysql(rich, settings, name)
 
 
@@ -338,7 +344,8 @@ def test_mysql_connection_killed_mid_stream(orders, local_config, settings_for):
         with orders.connect() as conn, conn.cursor() as cur:
             while len(killed) < 2 and not done.is_set():
                 cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 's3rs' AND "
-                            "COMMAND = 'Query' AND INFO LIKE 'SELECT %orders%LIMIT%' AND ID <> CONNECTION_ID()")
+                            "COMMAND = 'Query' AND INFO LIKE 'SELECT %orders%LIMIT%' "
+                            "AND ID <> CONNECTION_ID()")
                 for connection_id, in cur.fetchall():
                     cur.execute(f"KILL CONNECTION {int(connection_id)}")
                     killed.append(connection_id)
@@ -374,7 +381,10 @@ def test_mysql_restarted_mid_run(tmp_path, settings_for):
         def restart(files):
             if files == 3:
                 server.stop()
-                timer = threading.Timer(2.0, lambda: restarted.append(start_mariadb(server.base_dir, server.port)))
+                def restart():
+                    restarted.append(start_mariadb(server.base_dir, server.port))
+
+                timer = threading.Timer(2.0, restart)
                 timer.start()
                 restarted.append(timer)
 
@@ -459,7 +469,7 @@ def test_s3_gone_and_back(rich, tmp_path, bucket, proxy, settings_for, layout):
     name = f"{rich.name}.orders"
     proxy.gone_at("PUT", "/data/", seconds=3.0)
     started = time.monotonic()
-    finished, events = sync(settings, name)
+    finished, _events = sync(settings, name)
     assert proxy.outages == 1 and proxy.cut >= 1  # at least the keep-alive connection the upload came on
     assert finished.rows == 8000 and time.monotonic() - started > 3.0  # it waited the outage out
     assert_all_columns_equal(rich, settings, name)
@@ -634,8 +644,9 @@ def small_disk(tmp_path):
 
 
 def test_local_disk_full(orders, tmp_path, small_disk, settings_for):
-    orders.execute("INSERT INTO orders (id, update_at, amount, note) SELECT seq, '2024-01-01' + INTERVAL seq SECOND, "
-                   "seq, MD5(RAND()) FROM seq_1_to_100000")  # incompressible notes: ~4 MB of Parquet
+    # Incompressible notes: ~4 MB of Parquet.
+    orders.execute("INSERT INTO orders (id, update_at, amount, note) "
+                   "SELECT seq, '2024-01-01' + INTERVAL seq SECOND, seq, MD5(RAND()) FROM seq_1_to_100000")
     config = write_config(tmp_path / "s3rs.toml", orders, store=small_disk)
     settings = settings_for(config)
     name = f"{orders.name}.orders"
@@ -690,8 +701,8 @@ def test_warehouse_connection_dropped_during_a_load(orders, tmp_path, bucket, s3
     assert sum(isinstance(e, Retrying) and "lost the warehouse connection" in e.error for e in events) == 2
     assert back_after(events, "the warehouse")  # one notice: the second drop came during the retry
     assert_warehouse_matches(pg, orders, settings, name)
-    assert json.loads(json.dumps(WatermarkStore(open_store(settings)).get(name).processed_s3_files)) == sorted(
-        stored_files(settings, name))
+    loaded = WatermarkStore(open_store(settings)).get(name).processed_s3_files
+    assert json.loads(json.dumps(loaded)) == sorted(stored_files(settings, name))
 
 
 def test_a_long_action_that_progresses_gets_fresh_attempts_for_each_outage():

@@ -14,7 +14,6 @@ from dashboard_helpers import Gate, stored_ids, watermark_of
 from s3rs_tui.config import load_settings
 
 
-
 class Screen:
     """One detached GNU screen session of our own (its own name), 80x24 like a plain terminal."""
 

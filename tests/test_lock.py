@@ -37,14 +37,14 @@ def test_a_broken_lock_is_noticed_and_not_deleted_by_the_loser(store):
 
 
 def test_a_live_lock_is_refused_and_named(store):
-    with TableLock(store, "db.t", purpose="sync"):
-        with pytest.raises(TableLockedError, match="sync run .* on .*:\\d+"):
-            TableLock(store, "db.t").acquire()
+    with (TableLock(store, "db.t", purpose="sync"),
+          pytest.raises(TableLockedError, match=r"sync run .* on .*:\d+")):
+        TableLock(store, "db.t").acquire()
 
 
 def test_engine_stops_before_the_watermark_when_its_lock_is_taken(db, local_config, settings_for):
-    from s3rs_tui.engine.events import FileStored
     from s3rs_tui.engine.control import RunControl
+    from s3rs_tui.engine.events import FileStored
     from s3rs_tui.engine.sync import TableSync
     from s3rs_tui.store import open_store
     from s3rs_tui.store.watermark import WatermarkStore

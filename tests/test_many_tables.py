@@ -8,10 +8,11 @@ import time
 
 from cli_helpers import run_cli
 from conftest import write_config
+from test_engine import TABLE_DDL, assert_exactly_once, fill
+
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import RunFinished, RunStarted
 from s3rs_tui.engine.jobs import TableJobs
-from test_engine import TABLE_DDL, assert_exactly_once, fill
 
 NAMES = ("a", "b", "c", "d")
 
@@ -69,7 +70,7 @@ def test_two_hosts_share_the_tables_through_the_s3_lock(db, tmp_path, bucket, s3
     command = [sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "--all", "--json"]
     hosts = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    results = [host.communicate(timeout=240) + (host.returncode,) for host in hosts]
+    results = [(*host.communicate(timeout=240), host.returncode) for host in hosts]
     assert [code for _, _, code in results] == [0, 0], [err for _, err, _ in results]
     statuses = [{t["table"]: t["status"] for t in json.loads(out)["tables"]} for out, _, _ in results]
     assert any("skipped" in s.values() for s in statuses), statuses  # someone found a table taken

@@ -6,15 +6,15 @@ import sys
 import time
 
 import pytest
-
 from cli_helpers import run_cli
+from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
+
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import ChunkProgress, FileStored
 from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
-from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ def orders(db):
 
 def test_max_chunks_takes_exactly_that_many_chunks(orders, local_config, settings_for, tmp_path):
     name = f"{orders.name}.orders"
-    done = subprocess.run([sys.executable, "-m", "s3rs_tui", "--config", str(local_config), "progressive", name,
-                           "--chunk-size", "3000", "--max-chunks", "3", "--json"],
+    done = subprocess.run([sys.executable, "-m", "s3rs_tui", "--config", str(local_config), "progressive",
+                           name, "--chunk-size", "3000", "--max-chunks", "3", "--json"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     watermark = WatermarkStore(open_store(settings_for(local_config))).get(name)
@@ -56,9 +56,10 @@ def test_every_chunk_holds_at_most_chunk_size_rows(orders, local_config, setting
 def test_killed_mid_chunk_then_rerun_is_exact(orders, s3_config, settings_for):
     name = f"{orders.name}.orders"
     settings = settings_for(s3_config)
-    process = subprocess.Popen([sys.executable, "-m", "s3rs_tui", "--config", str(s3_config), "progressive", name,
-                                "--chunk-size", "4000", "--monitor-interval", "0.2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=s3_config.parent)
+    process = subprocess.Popen([sys.executable, "-m", "s3rs_tui", "--config", str(s3_config), "progressive",
+                                name, "--chunk-size", "4000", "--monitor-interval", "0.2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=s3_config.parent)
     watermarks = WatermarkStore(open_store(settings))
     deadline = time.monotonic() + 60
     while (watermarks.get(name) or watermarks.get_or_new(name)).s3_file_count < 3:
@@ -115,7 +116,8 @@ def test_a_chunk_that_times_out_is_retried_and_keeps_its_files(orders, local_con
     settings = settings_for(local_config)
     settings.override("backup.batch_size", 500)
     events = []
-    options = ProgressiveOptions(chunk_size=20000, max_chunks=2, timeout_minutes=0.0005, retry_delay_seconds=0)
+    options = ProgressiveOptions(chunk_size=20000, max_chunks=2, timeout_minutes=0.0005,
+                                 retry_delay_seconds=0)
     with pytest.raises(S3rsError, match="3 chunks failed in a row"):
         ProgressiveRun(settings, f"{orders.name}.orders", events.append, RunControl(), options).run()
     failed = [e for e in events if isinstance(e, ChunkProgress) and e.status == "failed"]
@@ -128,8 +130,9 @@ def test_a_chunk_that_times_out_is_retried_and_keeps_its_files(orders, local_con
 
 
 def test_monitor_lines_report_progress(orders, local_config):
-    done = run_cli("progressive", f"{orders.name}.orders", "--chunk-size", "2000", "--monitor-interval", "0.1",
-                   "--pause-seconds", "0.1", config=local_config, cwd=local_config.parent)
+    done = run_cli("progressive", f"{orders.name}.orders", "--chunk-size", "2000",
+                   "--monitor-interval", "0.1", "--pause-seconds", "0.1", config=local_config,
+                   cwd=local_config.parent)
     assert done.returncode == 0
     assert "rows/min, ETA" in done.stderr and "RSS" in done.stderr
 

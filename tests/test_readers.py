@@ -5,19 +5,19 @@ import io
 
 import pyarrow.parquet as pq
 import pytest
+from test_typemap import edge_table  # noqa: F401 - the fixture
 
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
-from test_typemap import edge_table  # noqa: F401 - the fixture
-
 
 
 def stored_table(settings, name):
     store = open_store(settings)
-    tables = [pq.read_table(io.BytesIO(store.get_bytes(info.key)[0])) for info in store.list(table_prefix(name))]
+    tables = [pq.read_table(io.BytesIO(store.get_bytes(info.key)[0]))
+              for info in store.list(table_prefix(name))]
     assert tables
     return tables
 

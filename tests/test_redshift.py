@@ -10,10 +10,10 @@ import re
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from cli_helpers import make_table, run_cli
 from conftest import s3_client, write_config
 from redshift_standin import Cluster, StandInError, check_parquet, check_redshift_sql
+
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import Notice, Retrying
 from s3rs_tui.engine.sync import TableSync
@@ -90,7 +90,7 @@ def test_the_standin_refuses_what_redshift_refuses(redshift):
                 "CREATE TABLE t (a character varying(70000))", "CREATE TABLE t (b bytea)"):
         with pytest.raises(StandInError):
             check_redshift_sql(sql)
-    settings, cluster = redshift
+    _settings, cluster = redshift
     conn = cluster.connect()
     with conn.cursor() as cur:
         cur.execute('CREATE TABLE "public"."Orders" ("Id" bigint)')
@@ -137,7 +137,7 @@ def test_load_errors_outlive_the_rollback_but_pg_last_copy_id_does_not(redshift,
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE t (a character varying(3))")
         conn.autocommit = False
-        with pytest.raises(StandInError, match="(?s)Spectrum Scan Error.*DETAIL.*context:.*longer than"):
+        with pytest.raises(StandInError, match=r"(?s)Spectrum Scan Error.*DETAIL.*context:.*longer than"):
             cur.execute(f"COPY t FROM 's3://{bucket}/x.parquet' IAM_ROLE '{ROLE}' FORMAT AS PARQUET")
         with pytest.raises(Exception, match="current transaction is aborted"):
             cur.execute("SELECT pg_last_copy_id()")  # an aborted transaction runs nothing else
@@ -150,7 +150,7 @@ def test_load_errors_outlive_the_rollback_but_pg_last_copy_id_does_not(redshift,
 def test_a_mixed_case_table_loads_twice(db, redshift, pg):
     """Defect 1: Redshift folds "MixedCase" to mixedcase; describing it by its MySQL spelling found
     nothing, so the second load tried to create it again and dropped its ledger rows."""
-    settings, cluster = redshift
+    settings, _cluster = redshift
     make_table(db, name="MixedCase", rows=200)
     db.execute("ALTER TABLE `MixedCase` ADD COLUMN `OrderNote` VARCHAR(10) DEFAULT 'n'")
     name = f"{db.name}.MixedCase"
@@ -172,7 +172,7 @@ def test_values_longer_than_redshift_columns_are_cut_in_a_load_copy(db, redshift
     """Defect 2: a 70,000-byte TEXT and a 2 MB LONGBLOB failed every COPY (Parquet COPY cannot
     truncate). Now they load cut to the column's size, counted per column, and the backup file
     keeps the whole values."""
-    settings, cluster = redshift
+    settings, _cluster = redshift
     db.execute("CREATE TABLE docs (id BIGINT PRIMARY KEY, update_at DATETIME NOT NULL, body LONGTEXT, "
                "data LONGBLOB, KEY (update_at, id))")
     body, data = "é" * 35_000, bytes(range(256)) * 8192  # 70,000 bytes of UTF-8; 2 MiB
@@ -211,7 +211,7 @@ def _replace_with_nanosecond_timestamps(settings, key):
 def test_a_failed_copy_keeps_redshifts_detail_and_load_errors(db, redshift, pg, settings_for):
     """Defect 3: the error kept its first line only, and the load errors were looked up by
     pg_last_copy_id() after the rollback, which no longer points at the failed COPY."""
-    settings, cluster = redshift
+    settings, _cluster = redshift
     make_table(db, rows=100)
     name = f"{db.name}.orders"
     TableSync(settings, name, lambda e: None, RunControl()).run()

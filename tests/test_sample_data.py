@@ -125,6 +125,6 @@ def test_another_seed_gives_other_values_with_the_same_shape(db):
     # The script mix (CJK / Latin / Cyrillic) stays about the same.
     currencies = "SELECT currency, COUNT(*) FROM `{}` GROUP BY currency ORDER BY currency"
     for (currency, n0), (other, n7) in zip(db.execute(currencies.format("seed0")),
-                                           db.execute(currencies.format("seed7"))):
+                                           db.execute(currencies.format("seed7")), strict=True):
         assert currency == other
         assert abs(n0 - n7) < ROWS * 0.03

@@ -6,8 +6,17 @@ import json
 import os
 
 from cli_helpers import make_table, run_cli
-from s3rs_tui.engine.events import (FilesLoaded, FileStored, LoadFinished, LoadStarted, RunFinished, RunStarted,
-                                    StateChanged, tee)
+
+from s3rs_tui.engine.events import (
+    FilesLoaded,
+    FileStored,
+    LoadFinished,
+    LoadStarted,
+    RunFinished,
+    RunStarted,
+    StateChanged,
+    tee,
+)
 from s3rs_tui.status.model import HISTORY, TableStatus
 from s3rs_tui.status.snapshot import SnapshotWriter, read_snapshots, write_atomic
 

@@ -3,7 +3,7 @@
 import multiprocessing
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,7 +46,7 @@ def test_put_file_get_and_list(store):
     assert [(info.key, info.size) for info in listed] == [("t/a.parquet", 2), ("t/b.parquet", 4)]
     for info in listed:
         assert info.modified.utcoffset() == timedelta(0)
-        assert abs(datetime.now(timezone.utc) - info.modified) < timedelta(minutes=5)
+        assert abs(datetime.now(UTC) - info.modified) < timedelta(minutes=5)
 
 
 def test_url(store, tmp_path):

@@ -50,8 +50,10 @@ def test_sync_dashboard_stops_gracefully_when_the_terminal_goes(tmp_path, db, lo
 
 def threads_of(pid: int) -> str:
     try:
+        if not shutil.which("py-spy"):
+            return os.listdir(f"/proc/{pid}/task")
         return subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True,
-                              timeout=20).stdout if shutil.which("py-spy") else os.listdir(f"/proc/{pid}/task")
+                              timeout=20).stdout
     except OSError as exc:
         return str(exc)
 
@@ -101,7 +103,8 @@ def test_watch_shows_a_headless_run(tmp_path, db, local_config, tmux_session):
     result = run_cli("sync", "-t", "orders", "--batch-size", "100", config=local_config,
                      env={"S3RS_STATE_DIR": str(state)})
     assert result.returncode == 0, result.stderr
-    session = tmux_session(s3rs_command("watch", config=local_config), {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
+    session = tmux_session(s3rs_command("watch", config=local_config),
+                           {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
     session.wait_for_text(f"{db.name}.orders")
     time.sleep(0.5)
     screen = session.screen()

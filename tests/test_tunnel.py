@@ -52,7 +52,8 @@ def run_with(settings, name, on_file):
 
 
 def outage_notices(events) -> list[str]:
-    return [e.message for e in events if isinstance(e, Notice) and ("rebuilt" in e.message or "back after" in e.message)]
+    return [e.message for e in events
+            if isinstance(e, Notice) and ("rebuilt" in e.message or "back after" in e.message)]
 
 
 def test_sync_and_load_through_the_tunnel_and_status_shows_it(db, orders, tmp_path, sshd, pg):
@@ -68,7 +69,8 @@ def test_sync_and_load_through_the_tunnel_and_status_shows_it(db, orders, tmp_pa
     ssh_line = next(line for line in status.stdout.splitlines() if line.startswith("ssh"))
     assert "ok:" in ssh_line and "host key ssh-ed25519 SHA256:" in ssh_line
     assert "MySQL and the warehouse through it" in ssh_line
-    assert "through 127.0.0.1" in next(line for line in status.stdout.splitlines() if line.startswith("warehouse"))
+    warehouse_line = next(line for line in status.stdout.splitlines() if line.startswith("warehouse"))
+    assert "through 127.0.0.1" in warehouse_line
     # Everything went through the bastion: without it, nothing connects (MySQL itself is up).
     sshd.stop()
     down = run_cli("status", config=config, env=SSH_ENV)
@@ -129,7 +131,8 @@ def test_a_silent_bastion_is_noticed_and_left(orders, tmp_path, sshd):
     started = time.monotonic()
     finished, events = run_with(settings, name, freeze)
     assert frozen and finished.rows == 30000
-    assert any("the bastion stopped answering for 3s" in n for n in outage_notices(events)), outage_notices(events)
+    notices = outage_notices(events)
+    assert any("the bastion stopped answering for 3s" in n for n in notices), notices
     assert time.monotonic() - started < 60
     assert_exactly_once(orders, settings, name)
 

@@ -3,7 +3,7 @@ engine reads them (pymysql, conv={}, UTC session), must come back exact and surv
 
 import struct
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -30,7 +30,7 @@ def invalid(text: str) -> V:
 # Text, not arithmetic: Decimal negation would round to the default 28-digit context.
 D65_MAX = "9" * 35 + "." + "9" * 30
 D38_MAX = "9" * 28 + "." + "9" * 10
-UTC = timezone.utc
+UTC = UTC
 EVERY_BYTE = bytes(range(256))
 # MariaDB's internal geometry format: 4-byte SRID, then WKB of POINT(1 2).
 POINT_1_2 = struct.pack("<IBIdd", 0, 1, 1, 1.0, 2.0)
@@ -171,11 +171,11 @@ def fetch_like_the_engine(db, select_list: str) -> list[tuple]:
     # pymysql splits `conv` into encoders (type keys) and decoders (int keys): encoders only means
     # no decoding at all. A literal conv={} cannot even connect (it must escape autocommit).
     text_only = dict(pymysql.converters.encoders)
-    with pymysql.connect(**db.server.connect_args(db.name), conv=text_only, charset="utf8mb4") as conn:
-        with conn.cursor() as cur:
-            cur.execute("SET time_zone = '+00:00'")
-            cur.execute(f"SELECT {select_list} FROM t ORDER BY id")
-            return list(cur.fetchall())
+    with (pymysql.connect(**db.server.connect_args(db.name), conv=text_only, charset="utf8mb4") as conn,
+          conn.cursor() as cur):
+        cur.execute("SET time_zone = '+00:00'")
+        cur.execute(f"SELECT {select_list} FROM t ORDER BY id")
+        return list(cur.fetchall())
 
 
 def test_edge_values_convert_exactly_and_survive_parquet(edge_table, tmp_path):
@@ -192,10 +192,10 @@ def test_edge_values_convert_exactly_and_survive_parquet(edge_table, tmp_path):
 
     assert batch.schema.equals(schema, check_metadata=True)
     assert invalid_dates == INVALID_DATE_COUNTS
-    expected_rows = sorted(ROWS + [ZERO_DATES, PARTLY_ZERO_DATES, IMPOSSIBLE_DATES], key=lambda r: r["id"])
+    expected_rows = sorted([*ROWS, ZERO_DATES, PARTLY_ZERO_DATES, IMPOSSIBLE_DATES], key=lambda r: r["id"])
     actual_rows = batch.to_pylist()
     assert len(actual_rows) == len(expected_rows)
-    for want, got in zip(expected_rows, actual_rows):
+    for want, got in zip(expected_rows, actual_rows, strict=True):
         for name, _, _ in COLUMNS:
             assert got[name] == expected(want.get(name)), f"row {want['id']} column {name}: {got[name]!r}"
 

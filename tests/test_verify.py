@@ -4,7 +4,6 @@ and every kind of difference named with its key range, whichever side changed be
 import json
 
 import pytest
-
 from cli_helpers import make_table, run_cli
 from conftest import write_config
 

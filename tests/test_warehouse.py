@@ -7,10 +7,11 @@ and the ledger naming exactly the committed files, whatever crashed when.
 import json
 from contextlib import contextmanager
 
+import psycopg2.errors
 import pytest
-
 from cli_helpers import make_table, run_cli
 from conftest import write_config
+
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import FilesLoaded, LoadStarted, Notice
 from s3rs_tui.engine.parquet import table_prefix
@@ -120,7 +121,8 @@ def test_full_sync_loads_every_row_once_and_mirrors_the_ledger(db, orders, pg, p
     keys = stored_keys(settings, orders)
     assert ledger(pg) == keys
     mark = watermark(settings, orders)
-    assert (mark.redshift_status, mark.redshift_rows_loaded, mark.processed_s3_files) == ("success", ROWS, keys)
+    loaded = (mark.redshift_status, mark.redshift_rows_loaded, mark.processed_s3_files)
+    assert loaded == ("success", ROWS, keys)
     types = dict(pg.execute("SELECT column_name, data_type FROM information_schema.columns "
                             "WHERE table_name = 'orders'"))
     assert types == {"id": "numeric", "update_at": "timestamp without time zone", "amount": "numeric",
@@ -175,12 +177,15 @@ def test_an_older_version_never_overwrites_a_newer_one(db, orders, pg, pg_config
 
 def test_crash_between_merge_and_watermark_then_rerun(db, orders, pg, pg_config, synced, monkeypatch):
     settings = synced
-    with crash_on_save(monkeypatch, lambda mark: mark.redshift_status == "in_progress" and mark.processed_s3_files):
+    def loading_with_files(mark):
+        return mark.redshift_status == "in_progress" and mark.processed_s3_files
+
+    with crash_on_save(monkeypatch, loading_with_files):
         load(settings, orders)
     keys = stored_keys(settings, orders)
     assert ledger(pg) == keys[:2]  # the group's merge and ledger rows committed together
     assert watermark(settings, orders).processed_s3_files == []  # the mirror did not
-    finished, events = load(settings, orders)
+    finished, _events = load(settings, orders)
     assert finished.files == 2  # only the other two
     assert target(pg) == source(db) and ledger(pg) == keys
     assert watermark(settings, orders).processed_s3_files == keys
@@ -214,7 +219,8 @@ def test_crash_inside_the_load_transaction_leaves_nothing_behind(db, orders, pg,
     assert target(pg) == source(db) and ledger(pg) == keys
 
 
-def test_a_file_stored_after_the_watermark_is_not_loaded(db, orders, pg, pg_config, settings_for, monkeypatch):
+def test_a_file_stored_after_the_watermark_is_not_loaded(db, orders, pg, pg_config, settings_for,
+                                                         monkeypatch):
     settings = settings_with_batch(settings_for, pg_config)
     with crash_on_save(monkeypatch, lambda mark: mark.s3_file_count == 3):  # stored, not committed
         sync(settings, orders)
@@ -299,7 +305,7 @@ def test_a_stop_request_ends_the_load_between_groups(db, orders, pg, pg_config, 
 def test_sync_loads_after_extracting_and_honours_the_step_flags(db, orders, pg, pg_config):
     stored = json.loads(run_cli("sync", "-t", "orders", "--backup-only", "--json", config=pg_config).stdout)
     assert stored["loads"] == [] and stored["rows"] == ROWS
-    with pytest.raises(Exception):
+    with pytest.raises(psycopg2.errors.UndefinedTable):
         pg.execute("SELECT 1 FROM public.orders")
     loaded = run_cli("sync", "-t", "orders", "--load-only", "--json", config=pg_config)
     assert loaded.returncode == 0, loaded.stderr
@@ -373,7 +379,7 @@ def test_errors_inside_the_warehouse_are_one_line(db, orders, pg, pg_config, syn
     settings = synced
     pg.execute("CREATE TABLE public.orders (id numeric(20,0) PRIMARY KEY, update_at timestamp, "
                "amount numeric(18,4), note varchar(64) CHECK (note <> 'note 7'))")
-    with pytest.raises(S3rsError, match="warehouse error .* violates check constraint"):
+    with pytest.raises(S3rsError, match=r"warehouse error .* violates check constraint"):
         load(settings, orders)
     assert ledger(pg) == [] and watermark(settings, orders).redshift_status == "failed"
 

@@ -4,20 +4,27 @@ same for every type on MySQL and on each warehouse)."""
 
 import duckdb
 import pytest
-
 from conftest import write_config
+from test_typemap import (
+    COLUMNS,
+    IMPOSSIBLE_DATES,
+    PARTLY_ZERO_DATES,
+    ROWS,
+    ZERO_DATES,
+    edge_table,  # noqa: F401 - the fixture
+    expected,
+)
+
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.warehouse.loader import TableLoader
 from s3rs_tui.warehouse.verify import verify_table
-from test_typemap import (COLUMNS, IMPOSSIBLE_DATES, PARTLY_ZERO_DATES, ROWS, ZERO_DATES, edge_table,  # noqa: F401
-                          expected)
 
 FLOATS = ("f", "dbl")
 
 
 def expected_rows() -> list[dict]:
-    rows = sorted(ROWS + [ZERO_DATES, PARTLY_ZERO_DATES, IMPOSSIBLE_DATES], key=lambda r: r["id"])
+    rows = sorted([*ROWS, ZERO_DATES, PARTLY_ZERO_DATES, IMPOSSIBLE_DATES], key=lambda r: r["id"])
     return [{name: expected(row.get(name)) for name, _, _ in COLUMNS} for row in rows]
 
 
@@ -31,7 +38,7 @@ def normal(value, name: str, warehouse: str):
 
 
 @pytest.fixture
-def edge_source(edge_table):
+def edge_source(edge_table):  # noqa: F811 - the imported fixture, by name
     edge_table.execute("ALTER TABLE t ADD COLUMN update_at DATETIME NOT NULL DEFAULT '2024-01-01 00:00:00', "
                        "ADD KEY (update_at, id)")
     return edge_table
@@ -44,10 +51,11 @@ def sync_and_load(settings, name):
 
 def check(rows: list[tuple], warehouse: str) -> None:
     names = [name for name, _, _ in COLUMNS]
-    got = [{name: normal(value, name, warehouse) for name, value in zip(names, row)} for row in rows]
+    got = [{name: normal(value, name, warehouse) for name, value in zip(names, row, strict=True)}
+           for row in rows]
     want = expected_rows()
     assert len(got) == len(want)
-    for actual, wanted in zip(got, want):
+    for actual, wanted in zip(got, want, strict=True):
         for name in names:
             if name in FLOATS and wanted[name] is not None:
                 assert actual[name] == pytest.approx(wanted[name], rel=1e-6), (actual["id"], name)
@@ -61,7 +69,8 @@ def test_edge_values_round_trip_into_postgresql(edge_source, tmp_path, pg, setti
     assert sync_and_load(settings, name).rows == 8
     columns = ", ".join(n for n, _, _ in COLUMNS)
     check(pg.execute(f"SELECT {columns} FROM public.t ORDER BY id"), "postgres")
-    types = dict(pg.execute("SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns "
+    types = dict(pg.execute("SELECT column_name, format_type(atttypid, atttypmod) "
+                            "FROM information_schema.columns "
                             "JOIN pg_attribute ON attname = column_name AND attrelid = 'public.t'::regclass "
                             "WHERE table_name = 't'"))
     assert (types["biu"], types["d65"], types["ts"], types["vc"], types["bl"], types["flag"]) == (

@@ -6,14 +6,13 @@ exit code: 0 done, 1 failed but safe to rerun, 2 bad usage/input/config, 3 table
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 try:  # recent typer ships its own copy of click (and no longer depends on click)
     from typer._click.exceptions import ClickException
 except ImportError:  # older typer runs on click itself
-    from click import ClickException
+    from click import ClickException  # type: ignore[assignment]  # the same class, in click itself
 
 from s3rs_tui import __version__
 from s3rs_tui.cli import dashboard, demo, info, progressive, s3clean, sync, verify, watermark
@@ -44,7 +43,7 @@ def _version(value: bool) -> None:
 @app.callback(invoke_without_command=True)
 def root(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML settings file "
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML settings file "
                                           "(default: $S3RS_CONFIG, else ./s3rs.toml)"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="print the version and exit"),
@@ -89,7 +88,8 @@ def main() -> None:
     """Console-script entry point: run the app and turn every outcome into an exit code."""
     try:
         stop_at_once_on_signals()
-        result = app(standalone_mode=False, prog_name="s3rs")  # the same name (and completion) for `python -m s3rs_tui`
+        # The same name (and completion) for `python -m s3rs_tui`:
+        result = app(standalone_mode=False, prog_name="s3rs")
     except typer.Abort:
         _fail("aborted", 130)
     except ClickException as exc:

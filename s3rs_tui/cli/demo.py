@@ -6,9 +6,11 @@ import typer
 
 
 def demo(rows: int = typer.Option(1_000_000, "--rows", min=1, help="rows in the demo table"),
-         folder: Path = typer.Option(Path("s3rs-demo"), "--dir", help="where the server, store and config go"),
+         folder: Path = typer.Option(Path("s3rs-demo"), "--dir",
+                                     help="where the server, store and config go"),
          batch_size: int = typer.Option(50_000, "--batch-size", min=1, help="rows per Parquet file"),
-         keep_server: bool = typer.Option(False, "--keep-server", help="leave MariaDB running afterwards")) -> None:
+         keep_server: bool = typer.Option(False, "--keep-server",
+                                          help="leave MariaDB running afterwards")) -> None:
     """Run the whole backup on embedded defaults (installs mariadb-server if missing)."""
     from s3rs_tui.sandbox.demo import run_demo  # the sandbox is only needed here
 

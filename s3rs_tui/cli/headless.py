@@ -6,17 +6,27 @@ kill the run: write errors are swallowed and the run finishes its file and saves
 
 import sys
 import time
-from typing import TextIO
+from typing import IO
 
 from s3rs_tui.cli.common import human_bytes
-from s3rs_tui.engine.events import (ChunkProgress, Event, FilesLoaded, FileStored, LoadFinished, LoadStarted,
-                                    Notice, Retrying, RunFinished, RunStarted)
+from s3rs_tui.engine.events import (
+    ChunkProgress,
+    Event,
+    FilesLoaded,
+    FileStored,
+    LoadFinished,
+    LoadStarted,
+    Notice,
+    Retrying,
+    RunFinished,
+    RunStarted,
+)
 
 QUIET, NORMAL, DEBUG = 0, 1, 2
 
 
 class HeadlessLog:
-    def __init__(self, verbosity: int = NORMAL, stream: TextIO | None = None):
+    def __init__(self, verbosity: int = NORMAL, stream: IO[str] | None = None):
         self.verbosity = verbosity
         self.stream = stream or sys.stderr
 
@@ -56,8 +66,8 @@ class HeadlessLog:
                 return None
             return f"{event.table} {event.level}: {event.message}"
         if isinstance(event, Retrying):
-            return (f"{event.table} retry {event.attempt}/{event.max_attempts} in {event.delay_seconds:.1f}s: "
-                    f"{event.error}")
+            return (f"{event.table} retry {event.attempt}/{event.max_attempts} "
+                    f"in {event.delay_seconds:.1f}s: {event.error}")
         if isinstance(event, RunFinished):
             return self._finished(event)
         if isinstance(event, LoadStarted):

@@ -1,7 +1,7 @@
 """`s3rs config` (the settings in force, secrets redacted) and `s3rs status` (what is reachable)."""
 
 import platform
-from typing import Callable
+from collections.abc import Callable
 
 import typer
 
@@ -53,9 +53,9 @@ def _check_mysql(settings: Settings) -> str:
             version, zone, system_zone = cur.fetchone()
             cur.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
             tls = (cur.fetchone() or ("", ""))[1]
-        return (f"{version} at {settings.mysql.host}:{settings.mysql.port}, time zone {zone} ({system_zone}), "
-                + (f"TLS {tls}, " + ("verified" if settings.mysql.ssl_ca else "NOT verified (set [mysql] ssl_ca)")
-                   if tls else "no TLS"))
+        verified = "verified" if settings.mysql.ssl_ca else "NOT verified (set [mysql] ssl_ca)"
+        return (f"{version} at {settings.mysql.host}:{settings.mysql.port}, "
+                f"time zone {zone} ({system_zone}), " + (f"TLS {tls}, {verified}" if tls else "no TLS"))
     finally:
         close_quietly(conn)
 

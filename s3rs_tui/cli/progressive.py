@@ -8,9 +8,9 @@ progressive_<table>_<time>.log in the current folder, and a status line comes ev
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 
@@ -55,9 +55,11 @@ class Monitor:
         of = f" of {chunk.max_chunks}" if chunk.max_chunks else ""
         eta = "-"
         if chunk.rows_per_minute > 0 and chunk.estimated_rows > rows:
-            eta = time.strftime("%H:%M:%S", time.gmtime((chunk.estimated_rows - rows) / chunk.rows_per_minute * 60))
+            seconds_to_go = (chunk.estimated_rows - rows) / chunk.rows_per_minute * 60
+            eta = time.strftime("%H:%M:%S", time.gmtime(seconds_to_go))
         return (f"{chunk.table} chunk {chunk.chunk}{of}: {rows:,} of ~{chunk.estimated_rows:,} rows, "
-                f"{chunk.rows_per_minute:,.0f} rows/min, ETA {eta}, RSS {rss_mb():.0f} MB, {self.files} files")
+                f"{chunk.rows_per_minute:,.0f} rows/min, ETA {eta}, RSS {rss_mb():.0f} MB, "
+                f"{self.files} files")
 
     def start(self) -> None:
         def loop():
@@ -75,18 +77,20 @@ def progressive(
     table: str = typer.Argument(..., help="db.table (or table in [mysql] database)",
                                 autocompletion=table_names),
     chunk_size: int = typer.Option(250_000, "--chunk-size", min=1, help="rows per chunk (never more)"),
-    max_chunks: Optional[int] = typer.Option(None, "--max-chunks", min=1, help="stop after N chunks"),
-    timeout_minutes: Optional[float] = typer.Option(None, "--timeout-minutes", min=0.01,
+    max_chunks: int | None = typer.Option(None, "--max-chunks", min=1, help="stop after N chunks"),
+    timeout_minutes: float | None = typer.Option(None, "--timeout-minutes", min=0.01,
                                                     help="per chunk; then it stops at a file boundary "
                                                          "and is retried"),
     mode: str = typer.Option("backup-only", "--mode", help="backup-only, or full (also load)"),
     load_at_end: bool = typer.Option(False, "--load-at-end", help="with --mode full: load once at the end"),
-    monitor_interval: float = typer.Option(60, "--monitor-interval", min=0.1, help="seconds between status lines"),
-    start_timestamp: Optional[str] = typer.Option(None, "--start-timestamp",
+    monitor_interval: float = typer.Option(60, "--monitor-interval", min=0.1,
+                                           help="seconds between status lines"),
+    start_timestamp: str | None = typer.Option(None, "--start-timestamp",
                                                   help="start here when the table has no watermark yet"),
     restart: bool = typer.Option(False, "--restart", help="let --start-timestamp replace existing progress"),
     pause_seconds: float = typer.Option(0, "--pause-seconds", min=0, help="pause between chunks"),
-    estimate: str = typer.Option("fast", "--estimate", help="rows to go for the ETA: fast (EXPLAIN) or exact"),
+    estimate: str = typer.Option("fast", "--estimate",
+                                 help="rows to go for the ETA: fast (EXPLAIN) or exact"),
     no_ui: bool = typer.Option(False, "--no-ui", help="log lines instead of the dashboard"),
     debug: bool = typer.Option(False, "--debug", help="more detail in the log"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings, status lines and the end"),
@@ -95,7 +99,8 @@ def progressive(
     """Back up a huge table in chunks until it is caught up; rerun the same command to resume."""
     settings = settings_from(ctx)
     if mode not in MODES or estimate not in ESTIMATES:
-        raise ConfigError(f"--mode must be one of {', '.join(MODES)}; --estimate one of {', '.join(ESTIMATES)}")
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}; "
+                          f"--estimate one of {', '.join(ESTIMATES)}")
     if load_at_end and mode != "full":
         raise ConfigError("--load-at-end goes with --mode full")
     try:
@@ -106,7 +111,8 @@ def progressive(
     full_name = f"{database}.{name}"
     if mode == "full":
         if settings.warehouse.kind == "none":
-            raise ConfigError("--mode full needs a warehouse: set [warehouse] kind (redshift, postgres or duckdb)")
+            raise ConfigError("--mode full needs a warehouse: "
+                              "set [warehouse] kind (redshift, postgres or duckdb)")
         check_warehouse(settings, open_store(settings))
     verbosity = DEBUG if debug else QUIET if quiet else NORMAL
     options = ProgressiveOptions(chunk_size, max_chunks, timeout_minutes, pause_seconds, start, restart,
@@ -114,14 +120,20 @@ def progressive(
     if not no_ui and not json_out and on_terminal():
         from s3rs_tui.tui.launch import run_dashboard  # Textual is loaded only when a dashboard opens
 
-        failure = run_dashboard(settings, [full_name], start_workers=1, progressive=options, verbosity=verbosity)
+        failure = run_dashboard(settings, [full_name], start_workers=1, progressive=options,
+                                verbosity=verbosity)
         if failure is not None:
             raise failure
         return
     log_path = Path(f"progressive_{full_name}_{time.strftime('%Y%m%d_%H%M%S')}.log")
     with open_private(log_path, "a", encoding="utf-8") as log_file:
         log, file_log = HeadlessLog(verbosity), HeadlessLog(max(verbosity, NORMAL), log_file)
-        monitor = Monitor(lambda line: (log.write(line), file_log.write(line)), monitor_interval)
+
+        def to_both(line: str) -> None:
+            log.write(line)
+            file_log.write(line)
+
+        monitor = Monitor(to_both, monitor_interval)
         sink = tee(log, file_log, monitor, SnapshotWriter(formatter=log.format))
         control = RunControl()
         file_log.write(f"s3rs progressive {full_name}: log file {log_path.resolve()}")

@@ -4,7 +4,6 @@ Files not yet loaded into the warehouse are the backup itself: `clean` keeps the
 """
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -22,7 +21,7 @@ OLDER_THAN = typer.Option(None, "--older-than", help="only files modified before
 
 
 @app.command("list", epilog=epilog("s3clean list"))
-def list_(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OLDER_THAN,
+def list_(ctx: typer.Context, table: str = TABLE, older_than: str | None = OLDER_THAN,
           json_out: bool = typer.Option(False, "--json", help="print the files as JSON")) -> None:
     """The table's data files: key, size, modified, loaded into the warehouse or not."""
     before = cutoff(older_than)
@@ -39,7 +38,7 @@ def list_(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OL
 
 
 @app.command(epilog=epilog("s3clean clean"))
-def clean(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OLDER_THAN,
+def clean(ctx: typer.Context, table: str = TABLE, older_than: str | None = OLDER_THAN,
           dry_run: bool = typer.Option(False, "--dry-run", help="show what would go, delete nothing"),
           force: bool = typer.Option(False, "--force", help="also delete files not loaded yet"),
           yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation")) -> None:
@@ -49,7 +48,8 @@ def clean(ctx: typer.Context, table: str = TABLE, older_than: Optional[str] = OL
     plan = plan_cleanup(older(found.files, before), force)
     summary = f"{found.name}: {len(plan.doomed)} files ({human_bytes(plan.size)}) to delete"
     if plan.kept:
-        summary += f", {len(plan.kept)} not yet loaded into the warehouse kept (use --force to delete them too)"
+        summary += (f", {len(plan.kept)} not yet loaded into the warehouse kept "
+                    "(use --force to delete them too)")
     typer.echo(summary)
     if dry_run or not plan.doomed:
         for f in plan.doomed:

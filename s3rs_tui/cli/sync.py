@@ -1,36 +1,35 @@
 """`s3rs sync`: back up tables to Parquet files in the store, then load them into the warehouse."""
 
 from dataclasses import asdict
-from typing import Optional
 
 import typer
 
 from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
+from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.events import Notice, tee
 from s3rs_tui.engine.jobs import Steps, TableJobs, TableOutcome
 from s3rs_tui.engine.plan import plan_notices
-from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
-from s3rs_tui.status.snapshot import SnapshotWriter
 
 STRATEGIES = ("parallel", "sequential")
 
 
 def sync(
     ctx: typer.Context,
-    tables: Optional[list[str]] = typer.Option(None, "--table", "-t",
+    tables: list[str] | None = typer.Option(None, "--table", "-t",
                                                help="db.table (or table in [mysql] database); repeatable",
                                                autocompletion=table_names),
     all_tables: bool = typer.Option(False, "--all", help="every table in the config's [tables.*]"),
     strategy: str = typer.Option("parallel", "--strategy", "-s",
                                  help="several tables: parallel (up to max_workers at once) or sequential"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="take at most N rows this run"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="rows per page read from MySQL"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="take at most N rows this run"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="rows per page read from MySQL"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan, write nothing"),
     backup_only: bool = typer.Option(False, "--backup-only", help="stop once the files are stored"),
     load_only: bool = typer.Option(False, "--load-only", "--redshift-only",
@@ -114,13 +113,13 @@ def _summary_document(outcomes: list[TableOutcome]) -> dict:
 
 def _raise_worst(names: list[str], outcomes: list[TableOutcome]) -> None:
     """130 if stopped, 3 if the only table was locked, 2 for bad input, else 1 if any failed."""
-    stopped = [o for o in outcomes if o.status == "interrupted"]
+    stopped = [o.error for o in outcomes if o.status == "interrupted" and o.error]
     if stopped:
-        raise stopped[0].error
+        raise stopped[0]
     failed = [o for o in outcomes if o.status == "failed"]
     if not failed:
         return
-    if len(failed) == 1 and len(names) == 1:
+    if len(failed) == 1 and len(names) == 1 and failed[0].error:
         raise failed[0].error
     raise S3rsError(f"{len(failed)} of {len(names)} tables failed: "
                     + "; ".join(f"{o.table}: {o.error}" for o in failed))
@@ -148,7 +147,8 @@ def _dry_run(settings, tables: list[str], log: HeadlessLog, json_out: bool) -> N
                       "upper_bound": plan.bound, "estimated_rows": plan.estimated_rows,
                       "estimated_pages": pages, "batch_size": batch, "file_size_mb": file_size,
                       "keyset_index": info.has_keyset_index,
-                      "null_cursor_rows": plan.null_cursor_rows, "future_cursor_rows": plan.future_cursor_rows,
+                      "null_cursor_rows": plan.null_cursor_rows,
+                      "future_cursor_rows": plan.future_cursor_rows,
                       "rows_extracted_so_far": watermark.mysql_rows_extracted})
         for message in plan_notices(plan, info):
             log(Notice(info.name, message))

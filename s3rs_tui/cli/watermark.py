@@ -5,7 +5,6 @@ run holds the table, and it can never race a run's own watermark commit.
 """
 
 from dataclasses import asdict
-from typing import Optional
 
 import typer
 
@@ -58,7 +57,7 @@ def get(ctx: typer.Context, table: str = TABLE,
 @app.command("set", epilog=epilog("watermark set"))
 def set_(ctx: typer.Context, table: str = TABLE,
          timestamp: str = typer.Option(..., "--timestamp", help="'YYYY-MM-DD HH:MM:SS[.ffffff]'"),
-         id_: Optional[str] = typer.Option(None, "--id", help="last key already backed up at that "
+         id_: str | None = typer.Option(None, "--id", help="last key already backed up at that "
                                            "timestamp; without it, rows AT the timestamp are taken"),
          yes: bool = YES) -> None:
     """Move the watermark by hand: the next sync starts after (timestamp, id)."""
@@ -102,9 +101,12 @@ def list_(ctx: typer.Context,
     rows = []
     for name in watermarks.tables():
         try:
-            rows.append(asdict(watermarks.get(name)))
+            watermark = watermarks.get(name)
         except WatermarkError as exc:
             rows.append({"table_name": name, "mysql_status": "corrupt", "error": str(exc)})
+            continue
+        if watermark is not None:  # (None: deleted since the listing)
+            rows.append(asdict(watermark))
     if json_out:
         print_json(rows)
         return

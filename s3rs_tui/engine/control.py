@@ -7,8 +7,8 @@ second one stops at once (still safe, because the watermark never runs ahead).
 
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from s3rs_tui.errors import StoppedByOperator
 

@@ -12,7 +12,7 @@ escaping on the engine's connection. Optional: `pip install s3rs-tui[fast]`.
 """
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -20,8 +20,8 @@ import pymysql
 
 from s3rs_tui.config import MySQLSettings
 from s3rs_tui.engine.extract import Chunk, ChunkSource, key_value
-from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.keyset import Position, page_query
+from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
 from s3rs_tui.errors import ConfigError, S3rsError, TransientError
@@ -44,7 +44,8 @@ def connection_url(settings: MySQLSettings, database: str) -> str:
         raise ConfigError("[backup] reader = \"connectorx\" needs the fast extra: "
                           "pip install 's3rs-tui[fast]'") from None
     if settings.unix_socket:
-        raise ConfigError("[backup] reader = \"connectorx\" cannot use [mysql] unix_socket: use host and port")
+        raise ConfigError("[backup] reader = \"connectorx\" cannot use [mysql] unix_socket: "
+                          "use host and port")
     user, password = quote(settings.user, safe=""), quote(settings.password, safe="")
     return f"mysql://{user}:{password}@{settings.host}:{settings.port}/{quote(database, safe='')}"
 
@@ -72,12 +73,13 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
                     continue
                 invalid: dict[str, int] = {}
                 batch = columns_to_batch(plans, [raw.column(i) for i in range(len(plans))], invalid)
-                cursor = cursor_text(_last(raw.column(cursor_at)), info.cursor.data_type, info.cursor_precision)
+                cursor = cursor_text(_last(raw.column(cursor_at)), info.cursor.data_type,
+                                     info.cursor_precision)
                 position = Position(cursor, key_value(info, str(_last(raw.column(key_at)))))
                 yield Chunk(batch, position, invalid, time.monotonic() - clock)
                 failpoint("mid-page")
                 clock = time.monotonic()
-        except BaseException as exc:  # noqa: BLE001 - Rust panics are BaseExceptions; classify them all
+        except BaseException as exc:  # broad: Rust panics are BaseExceptions; classify them all
             if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit, S3rsError)):
                 raise
             raise _classify(exc, url) from None

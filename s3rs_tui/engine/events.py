@@ -4,8 +4,8 @@ Consumers are plain callables `sink(event)`. The engine calls them from its own 
 consumer that touches a UI must hand the event over (Textual: `post_message`).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class FileStored(Event):
     run_bytes: int
     rows_per_minute: float
     rss_mb: float
-    watermark_timestamp: str
+    watermark_timestamp: str | None  # as in Position
     watermark_id: object
     elapsed_seconds: float
     seconds: dict[str, float] = field(default_factory=dict)  # this file's read/encode/store/commit

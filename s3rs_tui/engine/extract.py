@@ -9,8 +9,8 @@ taken, and memory holds a few chunks whatever the page size.
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import pyarrow as pa
 import pymysql

@@ -9,12 +9,16 @@ work: each takes whichever tables it locks first.
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import EventSink, LoadFinished, Notice, RunFinished
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
+
+if TYPE_CHECKING:  # the warehouse is imported where it runs (see run_one)
+    from s3rs_tui.warehouse.verify import Verification
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class TableOutcome:
     status: str = "pending"  # success | failed | skipped (locked elsewhere) | interrupted
     extracted: RunFinished | None = None
     loaded: LoadFinished | None = None
-    verification: object = None  # warehouse.verify.Verification
+    verification: "Verification | None" = None
     error: S3rsError | None = None
     seconds: float = 0.0
 
@@ -59,7 +63,8 @@ class TableJobs:
         outcome, started = TableOutcome(name), time.monotonic()
         try:
             if self.steps.extract:
-                outcome.extracted = TableSync(self.settings, name, self.sink, self.control, self.options).run()
+                extract = TableSync(self.settings, name, self.sink, self.control, self.options)
+                outcome.extracted = extract.run()
             if self.steps.load:
                 # --load-only is the staged way for huge tables: all stored files in as few COPY
                 # statements as possible; after an extraction, groups commit as they go

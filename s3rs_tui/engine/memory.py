@@ -7,8 +7,8 @@ import gc
 import os
 import platform
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pyarrow as pa
 

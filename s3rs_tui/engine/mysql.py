@@ -1,7 +1,7 @@
 """MySQL connections set up the way the engine needs them.
 
-- Encoders only, no decoders: values arrive as text (or bytes for binary columns) and are converted column-wise in
-  Arrow, which is both faster and exact (no float detour for DECIMAL, no crash on zero dates).
+- Encoders only, no decoders: values arrive as text (or bytes for binary columns) and are converted
+  column-wise in Arrow, which is both faster and exact (no float detour for DECIMAL, no crash on zero dates).
 - Session time zone UTC, so TIMESTAMP columns read the same whatever the server's zone.
 - autocommit: every page is its own snapshot; a days-long run never pins an old read view.
 - Long net timeouts: an unbuffered read that pauses while a file uploads must not be cut off.
@@ -11,6 +11,8 @@
 import dataclasses
 import os
 import ssl
+from collections.abc import Iterator
+from contextlib import suppress
 
 import pymysql
 import pymysql.converters
@@ -51,8 +53,9 @@ class _NamedTLS(ssl.SSLContext):
 
     server_name = ""
 
-    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
-        return super().wrap_socket(sock, *args, server_hostname=self.server_name, **kwargs)
+    def wrap_socket(self, sock, *args, **kwargs):
+        kwargs["server_hostname"] = self.server_name
+        return super().wrap_socket(sock, *args, **kwargs)
 
 
 def tls_context(ca_file: str, server_name: str, setting: str) -> ssl.SSLContext:
@@ -80,8 +83,8 @@ def endpoint(settings: Settings, notify: Notify | None = None) -> MySQLSettings:
 def connectorx_endpoint(settings: Settings) -> MySQLSettings:
     """What the connectorx reader connects to: the tunnel works; a CA file it cannot take."""
     if settings.mysql.ssl_ca:
-        raise ConfigError("[backup] reader = \"connectorx\" cannot verify TLS against [mysql] ssl_ca (it takes "
-                          "no CA file): use reader = \"pymysql\", or reach MySQL through [ssh]")
+        raise ConfigError("[backup] reader = \"connectorx\" cannot verify TLS against [mysql] ssl_ca "
+                          "(it takes no CA file): use reader = \"pymysql\", or reach MySQL through [ssh]")
     return endpoint(settings)
 
 
@@ -103,7 +106,7 @@ def connect(settings: Settings, timeout_seconds: int | None = None, notify: Noti
             cur.execute("SET time_zone = '+00:00', net_read_timeout = 3600, net_write_timeout = 3600, "
                         "wait_timeout = 28800")
         return conn
-    except Exception as exc:  # noqa: BLE001 - classified right here
+    except Exception as exc:  # broad: classified right here
         raise classify(exc, "connecting to MySQL") from exc
 
 
@@ -120,11 +123,11 @@ def classify(exc: BaseException, doing: str) -> S3rsError:
     lost = next((seen for seen in _chain(exc) if _lost(seen)), None)
     if lost is not None:
         return TransientError(f"MySQL connection problem while {doing}: {_message(lost)}")
-    hint = _FATAL_HINTS.get(code)
+    hint = _FATAL_HINTS.get(code) if isinstance(code, int) else None
     return S3rsError(f"MySQL error while {doing}: {_message(exc)}" + (f" ({hint})" if hint else ""))
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
     """The exception and the ones it was raised from or while handling, newest first."""
     while exc is not None:
         yield exc
@@ -133,8 +136,9 @@ def _chain(exc: BaseException):
 
 def _lost(exc: BaseException) -> bool:
     code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else None
-    return isinstance(exc, OSError) or isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)) and (
+    driver_lost = isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)) and (
         not isinstance(code, int) or code in _TRANSIENT_CODES or code == 0 or code >= 2000)
+    return isinstance(exc, OSError) or driver_lost
 
 
 def _tls_refused(exc: BaseException) -> bool:
@@ -158,9 +162,8 @@ def close_quietly(conn: pymysql.Connection | None) -> None:
     if conn is None:
         return
     result = getattr(conn, "_result", None)
-    if result is not None:  # a stream cut mid-page cannot be drained: pymysql must not try when it is collected
+    # A stream cut mid-page cannot be drained: pymysql must not try when it is collected.
+    if result is not None:
         result.unbuffered_active = False
-    try:
+    with suppress(Exception):  # broad: the connection may already be dead; nothing to save
         conn.close()
-    except Exception:  # noqa: BLE001 - the connection may already be dead; nothing to save
-        pass

@@ -7,6 +7,7 @@ watermark, so same start) overwrites its own earlier copy instead of adding a du
 import hashlib
 import json
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,7 +46,7 @@ def data_key(info: TableInfo, start: Position) -> str:
         if start.key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
             key = "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
         else:
-            key = (f"{int(start.key):020d}" if info.key_is_integer
+            key = (f"{int(cast(int, start.key)):020d}" if info.key_is_integer  # checked on opening
                    else "s" + hashlib.sha1(str(start.key).encode()).hexdigest()[:19])
     return f"{table_prefix(info.name)}part-{stamp}-{key}.parquet"
 

@@ -1,13 +1,20 @@
 """A run's plan, fixed before the first page: where it starts, where it stops, what it will skip."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Protocol, TypeVar
 
 from s3rs_tui.engine import keyset
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.table import TableInfo
 
-Query = Callable[[str, Callable], object]  # (what we are doing, fn(conn)) -> result, with retries
+T = TypeVar("T")
+
+
+class Query(Protocol):
+    """(what we are doing, fn(conn)) -> its result, with retries."""
+
+    def __call__(self, doing: str, action: Callable[[Any], T], /) -> T: ...
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Only failures a retry can cure (exit code 1) are retried: bad input, a lock or a
 
 import time
 from dataclasses import dataclass
+
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import ChunkProgress, EventSink, Notice, RunFinished
@@ -50,7 +51,8 @@ def set_start(settings: Settings, table: str, timestamp: str, restart: bool) -> 
         raise ConfigError(f"{table} already has progress (watermark at {current.last_mysql_data_timestamp} / "
                           f"{current.last_mysql_data_id}): --start-timestamp is refused; rerun without it to "
                           "resume, or add --restart to start over from that timestamp")
-    with TableLock(store, table, purpose="progressive start", stale_seconds=settings.backup.lock_stale_seconds):
+    with TableLock(store, table, purpose="progressive start",
+                   stale_seconds=settings.backup.lock_stale_seconds):
         if current is not None:
             watermarks.backup(table)
         watermarks.save(Watermark(table_name=table, last_mysql_data_timestamp=timestamp))
@@ -69,7 +71,8 @@ class ProgressiveRun:
         options, started = self.options, time.monotonic()
         if options.start_timestamp:
             set_start(self.settings, self.table, options.start_timestamp, options.restart)
-        _, _, plan = TableSync(self.settings, self.table, self.sink, self.control).dry_run(options.exact_estimate)
+        sync = TableSync(self.settings, self.table, self.sink, self.control)
+        _, _, plan = sync.dry_run(options.exact_estimate)
         estimate = plan.estimated_rows
         chunk, rows, failures, caught_up = 0, 0, 0, False
         while not caught_up and (options.max_chunks is None or chunk < options.max_chunks):
@@ -87,8 +90,8 @@ class ProgressiveRun:
                                     "watermark is at the last stored file: rerun to resume") from exc
                 chunk -= 1  # the same chunk again, from its saved watermark
                 delay = min(60, options.retry_delay_seconds * failures)
-                self.sink(Notice(self.table, f"chunk failed ({failures}/{MAX_FAILURES_IN_A_ROW}), retrying in "
-                                             f"{delay:.0f}s: {exc}"))
+                self.sink(Notice(self.table, f"chunk failed ({failures}/{MAX_FAILURES_IN_A_ROW}), "
+                                             f"retrying in {delay:.0f}s: {exc}"))
                 if self.control.sleep(delay):
                     raise StoppedByOperator(f"{self.table}: stopped while waiting to retry a chunk") from exc
                 continue
@@ -117,7 +120,8 @@ class ProgressiveRun:
         options = SyncOptions(limit=self.options.chunk_size, backup_strategy="progressive", deadline=deadline)
         return TableSync(self.settings, self.table, self.sink, self.control, options).run()
 
-    def _progress(self, chunk: int, status: str, rows: int, estimate: int, started: float, error: str = "") -> None:
+    def _progress(self, chunk: int, status: str, rows: int, estimate: int, started: float,
+                  error: str = "") -> None:
         elapsed = time.monotonic() - started
         self.sink(ChunkProgress(self.table, chunk, self.options.max_chunks, status, rows, estimate,
                                 rows * 60 / elapsed if elapsed > 0 else 0.0, error))

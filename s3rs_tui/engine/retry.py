@@ -2,7 +2,8 @@
 
 import random
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import EventSink, Notice, Retrying
@@ -49,8 +50,8 @@ def with_retries(action: Callable[[], T], *, attempts: int, control: RunControl,
                 raise StoppedByOperator(f"stopped while waiting to retry: {exc}") from exc
 
 
-def reported_retries(action: Callable[[], T], *, sink: EventSink, table: str, attempts: int, control: RunControl,
-                     what: str, recover: Callable[[], None] = lambda: None,
+def reported_retries(action: Callable[[], T], *, sink: EventSink, table: str, attempts: int,
+                     control: RunControl, what: str, recover: Callable[[], None] = lambda: None,
                      rerun: str = "a rerun resumes from the last stored file",
                      progress: Callable[[], object] = lambda: None) -> T:
     """`with_retries` that tells the run's log: each retry as a Retrying event, and once `what` works
@@ -59,7 +60,8 @@ def reported_retries(action: Callable[[], T], *, sink: EventSink, table: str, at
         sink(Notice(table, f"{what} is back after {seconds:.1f}s down ({retries} retries); going on from "
                            "the last saved position", "info"))
 
-    return with_retries(action, attempts=attempts, control=control, recover=recover, rerun=rerun, progress=progress,
-                        on_retry=lambda attempt, delay, error: sink(Retrying(table, attempt, attempts, delay,
-                                                                             str(error))),
-                        on_recovered=recovered)
+    def retrying(attempt: int, delay: float, error: BaseException) -> None:
+        sink(Retrying(table, attempt, attempts, delay, str(error)))
+
+    return with_retries(action, attempts=attempts, control=control, recover=recover, rerun=rerun,
+                        progress=progress, on_retry=retrying, on_recovered=recovered)

@@ -18,7 +18,7 @@ _NULL = 251
 def _parse_row(packet) -> tuple:
     buf, pos = packet._data, packet._position
     end = len(buf)
-    row = []
+    row: list[bytes | None] = []
     append = row.append
     while pos < end:
         first = buf[pos]
@@ -45,6 +45,7 @@ def _parse_row(packet) -> tuple:
 def install(conn: pymysql.connections.Connection) -> None:
     """Make the unbuffered result just opened on `conn` return raw bytes per field."""
     result = conn._result
-    if not isinstance(result, pymysql.connections.MySQLResult) or not hasattr(result, "_read_row_from_packet"):
+    if (not isinstance(result, pymysql.connections.MySQLResult)
+            or not hasattr(result, "_read_row_from_packet")):
         raise RuntimeError(f"pymysql {pymysql.__version__} is not supported by the fast row parser")
     result._read_row_from_packet = _parse_row

@@ -7,20 +7,20 @@ worst one stored file ahead of the watermark, which the rerun rewrites under the
 
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import EventSink, FileStored, Notice, RunFinished, RunStarted, StateChanged
+from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.cxreader import connection_url, cx_chunks
+from s3rs_tui.engine.events import EventSink, FileStored, Notice, RunFinished, RunStarted, StateChanged
 from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
 from s3rs_tui.engine.keyset import Position
-from s3rs_tui.engine.memory import (MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb,
-                                    use_compact_allocators)
+from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
-from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.parquet import ParquetFile, data_key
+from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.retry import reported_retries
-from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
 from s3rs_tui.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
@@ -101,7 +101,7 @@ class TableSync:
                 return action(self.conn)
             except S3rsError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - classified into transient or fatal
+            except Exception as exc:  # broad: classified into transient or fatal
                 raise classify(exc, doing) from exc
 
         return self._retrying(attempt, self._reconnect, "MySQL")
@@ -135,12 +135,12 @@ class TableSync:
 
     def _open_watermark(self, info: TableInfo) -> Watermark:
         watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
-        for field, column in (("cursor_column", info.cursor.name), ("key_column", info.key.name)):
-            stored = getattr(watermark, field)
+        for attribute, column in (("cursor_column", info.cursor.name), ("key_column", info.key.name)):
+            stored = getattr(watermark, attribute)
             if watermark.has_position and stored and stored != column:
-                raise TableError(f"the watermark of {self.name} was made with {field} {stored!r}, not "
+                raise TableError(f"the watermark of {self.name} was made with {attribute} {stored!r}, not "
                                  f"{column!r}: set it back, or `s3rs watermark reset` to start over")
-            setattr(watermark, field, column)
+            setattr(watermark, attribute, column)
         key = watermark.last_mysql_data_id
         if info.key_is_integer and key is not None and (not isinstance(key, int) or isinstance(key, bool)):
             raise TableError(f"the watermark of {self.name} has id {key!r}, but key column {info.key.name} "
@@ -220,8 +220,8 @@ class TableSync:
     def _chunk_source(self, info: TableInfo, plans, bound: str, budget: MemoryBudget) -> ChunkSource:
         """The configured reader; both share the keyset SQL and the Arrow conversion."""
         if self.settings.backup.reader == "connectorx":
-            return cx_chunks(connection_url(connectorx_endpoint(self.settings), info.database), info, plans, bound,
-                             budget)
+            url = connection_url(connectorx_endpoint(self.settings), info.database)
+            return cx_chunks(url, info, plans, bound, budget)
         return pymysql_chunks(info, plans, bound, budget)
 
     def _new_file(self, schema, budget: MemoryBudget) -> ParquetFile:
@@ -286,10 +286,8 @@ class TableSync:
         if run is None:
             return
         run.watermark.mysql_status = status
-        try:
+        with suppress(Exception):  # broad: the store may be what failed; the position is intact
             self.watermarks.save(run.watermark)
-        except Exception:  # noqa: BLE001 - the store may be what failed; the position is intact
-            pass
 
     def _finished(self, run: _Run | None, status: str, started: float, *, caught_up: bool = False,
                   error: str = "") -> RunFinished:

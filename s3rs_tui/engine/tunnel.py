@@ -17,6 +17,7 @@ child exits when its stdin closes, so a run killed with -9 leaves no tunnel behi
 (bastion, destination) in a process, shared by every connection to that destination.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -84,7 +85,8 @@ def known_host_key(ssh: SSHSettings) -> paramiko.PKey | None:
     if not keys:
         raise ConfigError(
             f"REFUSED: the host key of the bastion {_host_key_name(ssh)} is not in {path}; check its "
-            f"fingerprint with the bastion's owner, then add it (ssh-keyscan -p {ssh.port} {ssh.host} >> {path})")
+            f"fingerprint with the bastion's owner, then add it "
+            f"(ssh-keyscan -p {ssh.port} {ssh.host} >> {path})")
     kind = next((k for k in _PREFERRED_KEYS if k in keys), next(iter(keys)))
     return keys[kind]
 
@@ -115,7 +117,8 @@ class Tunnel:
     """`address()` is the local end of a live tunnel to `remote`, rebuilt first if it dropped."""
 
     def __init__(self, ssh: SSHSettings, remote_host: str, remote_port: int):
-        self.ssh, self.remote, self.label = ssh, (remote_host, remote_port), _label(ssh, remote_host, remote_port)
+        self.ssh, self.remote = ssh, (remote_host, remote_port)
+        self.label = _label(ssh, remote_host, remote_port)
         self.port = 0             # the local port, kept across rebuilds
         self.rebuilds = 0
         self.host_key = ""        # "ssh-ed25519 SHA256:..." once connected
@@ -213,10 +216,8 @@ class Tunnel:
 
 def _probe(transport: paramiko.Transport) -> None:
     """A request that wants a reply: OpenSSH answers it (with a refusal), a dead session never does."""
-    try:
+    with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
         transport.global_request("keepalive@openssh.com", wait=True)
-    except (paramiko.SSHException, OSError, EOFError):
-        pass
 
 
 class TunnelProcess:
@@ -224,7 +225,8 @@ class TunnelProcess:
 
     def __init__(self, ssh: SSHSettings, remote_host: str, remote_port: int):
         check_settings(ssh)
-        self.ssh, self.remote, self.label = ssh, (remote_host, remote_port), _label(ssh, remote_host, remote_port)
+        self.ssh, self.remote = ssh, (remote_host, remote_port)
+        self.label = _label(ssh, remote_host, remote_port)
         self.port, self.host_key = 0, ""
         self._child: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -235,16 +237,19 @@ class TunnelProcess:
         for message in reply.get("notices", []):
             notify(message)
         if "error" in reply:
-            raise (ConfigError if reply["exit_code"] == ConfigError.exit_code else TransientError)(reply["error"])
+            kind = ConfigError if reply["exit_code"] == ConfigError.exit_code else TransientError
+            raise kind(reply["error"])
         self.port, self.host_key = reply["port"], reply["host_key"]
         return "127.0.0.1", self.port
 
     def _ask(self, request: dict) -> dict:
         if self._child is None or self._child.poll() is not None:
             # The settings travel on the pipe, never on the command line (ps shows that to everyone).
-            self._child = subprocess.Popen([sys.executable, "-m", "s3rs_tui.engine.tunnel"], stdin=subprocess.PIPE,
-                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self._child = subprocess.Popen([sys.executable, "-m", "s3rs_tui.engine.tunnel"],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, text=True)
             self._send({"ssh": dataclasses.asdict(self.ssh), "remote": list(self.remote)})
+        assert self._child.stdout is not None  # started with pipes
         try:
             self._send(request)
             line = self._child.stdout.readline()
@@ -256,12 +261,13 @@ class TunnelProcess:
         return json.loads(line)
 
     def _send(self, document: dict) -> None:
+        assert self._child is not None and self._child.stdin is not None  # started with pipes in _ask
         self._child.stdin.write(json.dumps(document) + "\n")
         self._child.stdin.flush()
 
     def close(self) -> None:
         with self._lock:
-            if self._child is not None:
+            if self._child is not None and self._child.stdin is not None:
                 self._child.stdin.close()
                 try:
                     self._child.wait(10)
@@ -278,11 +284,13 @@ def _serve() -> None:
         tunnel.port = tunnel.port or json.loads(line)["port"]  # a restarted child keeps the port
         notices: list[str] = []
         try:
-            reply = {"port": tunnel.address(notices.append)[1], "host_key": tunnel.host_key, "notices": notices}
+            port = tunnel.address(notices.append)[1]
+            reply = {"port": port, "host_key": tunnel.host_key, "notices": notices}
         except S3rsError as exc:
             reply = {"error": str(exc), "exit_code": exc.exit_code, "notices": notices}
         except Exception as exc:  # noqa: BLE001 - the parent hears of it and retries; the child goes on
-            reply = {"error": f"{tunnel.label}: {type(exc).__name__}: {exc}", "exit_code": 1, "notices": notices}
+            reply = {"error": f"{tunnel.label}: {type(exc).__name__}: {exc}", "exit_code": 1,
+                     "notices": notices}
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
     tunnel.close()

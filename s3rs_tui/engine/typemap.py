@@ -1,8 +1,8 @@
 """MySQL column types -> Arrow types, and fetched rows -> one Arrow RecordBatch.
 
 Rows come from pymysql with no decoders (engine/mysql.py): every non-NULL value is the server's
-text (`str`), or `bytes` for binary-charset columns. Converting that text column-wise with pyarrow.compute casts
-is what keeps 100M-row tables fast, and parsing the server's own text keeps values exact
+text (`str`), or `bytes` for binary-charset columns. Converting that text column-wise with
+pyarrow.compute casts is what keeps 100M-row tables fast, and parsing the server's own text keeps values exact
 (DECIMAL and unsigned BIGINT never pass through a float).
 """
 
@@ -135,7 +135,7 @@ def rows_to_batch(plans: list[ColumnPlan], rows: list[tuple],
                   invalid_dates: dict[str, int]) -> pa.RecordBatch:
     """Fetched rows (in plan order; each field bytes, str or None) -> a batch with exactly
     arrow_schema(plans). Adds to invalid_dates[column] how many non-NULL dates became NULL."""
-    columns = list(zip(*rows)) if rows else [()] * len(plans)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(plans)
     return columns_to_batch(plans, [pa.array(values, pa.binary()) for values in columns], invalid_dates)
 
 
@@ -144,7 +144,7 @@ def columns_to_batch(plans: list[ColumnPlan], raw: list[pa.Array],
     """Columns as a reader delivers them (the server's text as binary or string arrays; or, from
     connectorx, numbers) in plan order -> a typed batch."""
     arrays = []
-    for plan, values in zip(plans, raw):
+    for plan, values in zip(plans, raw, strict=True):
         if plan.is_date:
             array, nulled = _dates(values, plan)
             if nulled:
@@ -186,7 +186,8 @@ def _dates_from_number(values: pa.Array, arrow_type: pa.DataType, is_date: bool)
     micros = pc.multiply(_days_from_civil(year, month, day), 86_400 * 10**6)
     if hms is not None:
         hours, minutes, seconds = _div(hms, 10**4), _mod(_div(hms, 100), 100), _mod(hms, 100)
-        valid = pc.and_(valid, pc.and_(pc.less(hours, 24), pc.and_(pc.less(minutes, 60), pc.less(seconds, 60))))
+        in_range = pc.and_(pc.less(hours, 24), pc.and_(pc.less(minutes, 60), pc.less(seconds, 60)))
+        valid = pc.and_(valid, in_range)
         clock = pc.add(pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)), seconds)
         micros = pc.add(micros, pc.multiply(clock, 10**6))
     if pa.types.is_decimal(values.type):

@@ -3,9 +3,9 @@
 Files not yet loaded into the warehouse are the backup itself: a cleanup keeps them unless forced.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.parquet import table_prefix
@@ -47,7 +47,7 @@ def cutoff(older_than: str | None, now: datetime | None = None) -> datetime | No
     if older_than is None or not older_than.strip():
         return None
     try:
-        return (now or datetime.now(timezone.utc)) - parse_duration(older_than)
+        return (now or datetime.now(UTC)) - parse_duration(older_than)
     except ValueError as exc:
         raise ConfigError(f"--older-than: {exc}") from None
 
@@ -72,7 +72,7 @@ def plan_cleanup(files: list[StoredFile], force: bool) -> CleanupPlan:
 
 
 def delete_files(store: ObjectStore, files: list[StoredFile],
-                 progress: Callable[[int, int], None] = lambda done, total: None,
+                 progress: Callable[[int, int], object] = lambda done, total: None,
                  stop: Callable[[], bool] = lambda: False) -> int:
     """Delete one by one, reporting (done, total) after each; `stop()` ends it early. Returns how
     many were deleted."""

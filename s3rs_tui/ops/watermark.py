@@ -85,7 +85,7 @@ def rows_after(state: TableState, timestamp: str, key: object) -> int:
         now = database_now(conn, info, state.spec.cursor_timezone)
         bound = upper_bound(now, info, settings.backup.safety_lag_seconds)
         return count_range(conn, info, Position(timestamp, key), bound)
-    except Exception as exc:  # noqa: BLE001 - driver errors become one-line S3rsErrors
+    except Exception as exc:  # broad: driver errors become one-line S3rsErrors
         raise classify(exc, f"estimating the rows of {state.name}") from exc
     finally:
         close_quietly(conn)

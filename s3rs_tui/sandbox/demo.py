@@ -12,9 +12,9 @@ import pymysql
 
 from s3rs_tui.cli.headless import NORMAL, HeadlessLog
 from s3rs_tui.config import TableSettings, load_settings
+from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.events import Notice, RunFinished
 from s3rs_tui.engine.parquet import table_prefix
-from s3rs_tui.engine.control import RunControl, stop_on_signals
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.sandbox.mariadb import PASSWORD, USER, start_mariadb
@@ -59,7 +59,8 @@ def run_demo(folder: Path, rows: int, batch_size: int, keep_server: bool) -> Run
     try:
         _fill(server, rows, log)
         config = folder / "s3rs.toml"
-        config.write_text(_config_text(server.port, folder / "store", folder / "warehouse.duckdb", batch_size))
+        config.write_text(_config_text(server.port, folder / "store", folder / "warehouse.duckdb",
+                                       batch_size))
         settings = load_settings(str(config), environ={"S3RS_MYSQL_PASSWORD": PASSWORD})
         settings.tables[NAME] = TableSettings(cursor_column="update_at", key_column="id")
         control = RunControl()

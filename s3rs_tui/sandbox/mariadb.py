@@ -122,15 +122,16 @@ def start_mariadb(base_dir: Path, port: int = 0, buffer_pool_mb: int = 256,
             output = result.stderr or result.stdout
             raise SandboxError(f"mariadb-install-db failed in {data}: {output[-800:]}")
     port = port or free_port()
-    log = open(base_dir / "server.log", "ab")
-    process = subprocess.Popen(
-        [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}", f"--tmpdir={tmp}",
-         f"--port={port}", "--bind-address=127.0.0.1", f"--socket={run / 'mysqld.sock'}", f"--pid-file={run / 'mysqld.pid'}",
-         f"--log-error={base_dir / 'error.log'}", "--skip-name-resolve",
-         f"--innodb-buffer-pool-size={buffer_pool_mb}M", "--innodb-flush-log-at-trx-commit=2",
-         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-         "--max-connections=500", *options],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    with open(base_dir / "server.log", "ab") as log:  # the server keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}", f"--tmpdir={tmp}",
+             f"--port={port}", "--bind-address=127.0.0.1", f"--socket={run / 'mysqld.sock'}",
+             f"--pid-file={run / 'mysqld.pid'}", f"--log-error={base_dir / 'error.log'}",
+             "--skip-name-resolve",
+             f"--innodb-buffer-pool-size={buffer_pool_mb}M", "--innodb-flush-log-at-trx-commit=2",
+             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+             "--max-connections=500", *options],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     server = MariaDBServer(base_dir, port, process.pid)
     _wait_ready(server, process)
     creates = "".join(f"CREATE DATABASE IF NOT EXISTS `{name}`;" for name in databases)

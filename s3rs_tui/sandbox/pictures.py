@@ -7,6 +7,7 @@ the same bridge the engine uses. `show_state` puts the table in any state of the
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from s3rs_tui.config import Settings, load_settings
 from s3rs_tui.engine.events import Event, FileStored, Notice, RunStarted
@@ -25,12 +26,13 @@ def data_key(day: int, key: int) -> str:
 
 
 def watermark_document(**changes) -> bytes:
-    fields = dict(table_name=TABLE, last_mysql_data_timestamp="2024-01-04 02:00:00", last_mysql_data_id=600000,
-                  last_mysql_extraction_time="2026-05-28T20:26:40Z", mysql_status="success",
-                  mysql_rows_extracted=600000, s3_file_count=12, processed_s3_files=[],
-                  created_at="2026-05-20T08:00:00Z", updated_at="2026-05-28T20:26:40Z",
-                  last_s3_file=data_key(3, 550_000),
-                  cursor_column="update_at", key_column="id")
+    fields: dict[str, Any] = dict(
+        table_name=TABLE, last_mysql_data_timestamp="2024-01-04 02:00:00", last_mysql_data_id=600000,
+        last_mysql_extraction_time="2026-05-28T20:26:40Z", mysql_status="success",
+        mysql_rows_extracted=600000, s3_file_count=12, processed_s3_files=[],
+        created_at="2026-05-20T08:00:00Z", updated_at="2026-05-28T20:26:40Z",
+        last_s3_file=data_key(3, 550_000),
+        cursor_column="update_at", key_column="id")
     fields.update(changes)
     return Watermark(**fields).to_json()
 
@@ -70,7 +72,8 @@ def recorded_run(table: str = TABLE, files: int = 12) -> list[Event]:
         elapsed += 0.9 if n not in (5, 6) else 2.4
         events.append(FileStored(table, data_key(n % 9, n * 50_000),
                                  50_000, 2_300_000, n * 50_000, n, n * 2_300_000, n * 50_000 * 60 / elapsed,
-                                 180.0 + 4 * n, f"2024-01-0{1 + n // 4} 0{n % 10}:00:00", n * 50_000, elapsed))
+                                 180.0 + 4 * n, f"2024-01-0{1 + n // 4} 0{n % 10}:00:00", n * 50_000,
+                                 elapsed))
     return events
 
 

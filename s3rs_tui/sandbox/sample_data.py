@@ -18,7 +18,7 @@ The distribution follows the comments of the shared benchmark_table.sql:
 * remark set on ~20% of rows, goods_desc NULL on ~5%, settle_amount and settle_date NULL on ~3%.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import pymysql
 
@@ -49,7 +49,8 @@ DDL = """CREATE TABLE {name} (
   `delivery_time` datetime DEFAULT NULL,
   `sign_time` datetime DEFAULT NULL,
   `remark` text DEFAULT NULL,
-  `status` enum('CREATED','PICKED','IN_TRANSIT','DELIVERED','RETURNED','CANCELLED') NOT NULL DEFAULT 'CREATED',
+  `status` enum('CREATED','PICKED','IN_TRANSIT','DELIVERED','RETURNED','CANCELLED')
+    NOT NULL DEFAULT 'CREATED',
   `currency` char(3) NOT NULL DEFAULT 'CNY',
   `create_at` datetime DEFAULT NULL,
   `update_at` datetime NOT NULL,
@@ -122,7 +123,8 @@ _GOODS = ("无线蓝牙耳机 黑色", "Bluetooth-Lautsprecher – noir mat", "�
           "有机绿茶 西湖龙井 250g", "Lampe de chevet en céramique", "手机数据线 Type-C 1.5m ×3",
           "Шерстяной шарф ручной работы", "Smartwatch-Armband aus Edelstahl")
 _REMARKS = ("请放门口，谢谢🙏", "Merci de sonner deux fois 🔔", "Позвоните за час до доставки",
-            "Fragile – handle with care 📦", "周末不在家，请工作日配送", "Déposer chez le gardien, bâtiment B",
+            "Fragile – handle with care 📦", "周末不在家，请工作日配送",
+            "Déposer chez le gardien, bâtiment B",
             "Nicht vor 10 Uhr liefern ☕", "客户要求开箱验货，如有破损请拒收", "Оставить у двери 🚪",
             "节假日不送货，急件优先处理🚚", "Entregar en la portería, por favor 😊",
             "联系不上请放快递柜，密码短信通知", "Курьеру: домофон не работает, звоните 📞",

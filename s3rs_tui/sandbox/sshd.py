@@ -5,6 +5,7 @@ Its own host key, one authorized key made here, a port of ours, its own sshd_con
 sessions ended) by the pids it started, never by name. Needs Debian's openssh-server.
 """
 
+import contextlib
 import os
 import pwd
 import signal
@@ -55,9 +56,10 @@ class SSHServer:
     def start(self) -> None:
         """Start (or start again, on the same port) and wait until it accepts connections."""
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation dir
-        log = open(self.base_dir / "sshd.log", "ab")
-        process = subprocess.Popen([_binary("sshd"), "-D", "-e", "-f", str(self.base_dir / "sshd_config")],
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        with open(self.base_dir / "sshd.log", "ab") as log:  # sshd keeps its own copy of the descriptor
+            process = subprocess.Popen(
+                [_binary("sshd"), "-D", "-e", "-f", str(self.base_dir / "sshd_config")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         self.pid = process.pid
         deadline = time.monotonic() + 20
         while "Server listening" not in (self.base_dir / "sshd.log").read_text(errors="replace")[-4000:]:
@@ -81,10 +83,8 @@ class SSHServer:
     def signal_sessions(self, signum: int) -> list[int]:
         pids = self.sessions()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
         return pids
 
     def stop(self) -> None:

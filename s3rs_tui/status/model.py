@@ -5,10 +5,23 @@ same live, in a snapshot and from another terminal. Counters in FileStored are r
 applying only the latest of several events (the dashboard coalesces them) gives the same result.
 """
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
-from s3rs_tui.engine.events import (ChunkProgress, Event, FilesLoaded, FileStored, LoadFinished, LoadStarted, Notice,
-                                    Retrying, RunFinished, RunStarted, StateChanged)
+from s3rs_tui.engine.events import (
+    ChunkProgress,
+    Event,
+    FilesLoaded,
+    FileStored,
+    LoadFinished,
+    LoadStarted,
+    Notice,
+    Retrying,
+    RunFinished,
+    RunStarted,
+    StateChanged,
+)
 
 HISTORY = 120   # sparkline samples kept (one per applied progress event)
 LOG_LINES = 200  # recent log lines kept for `watch`
@@ -164,6 +177,7 @@ def _chunk(status: TableStatus, event: ChunkProgress) -> None:
         status.error = event.error
 
 
-_HANDLERS = {ChunkProgress: _chunk, RunStarted: _started, FileStored: _stored, StateChanged: _state_changed, RunFinished: _finished,
-             Notice: _notice, Retrying: _retrying, LoadStarted: _load_started, FilesLoaded: _files_loaded,
-             LoadFinished: _load_finished}
+_HANDLERS: dict[type[Event], Callable[[TableStatus, Any], None]] = {
+    ChunkProgress: _chunk, RunStarted: _started, FileStored: _stored, StateChanged: _state_changed,
+    RunFinished: _finished, Notice: _notice, Retrying: _retrying, LoadStarted: _load_started,
+    FilesLoaded: _files_loaded, LoadFinished: _load_finished}

@@ -12,11 +12,11 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from s3rs_tui.engine.events import Event, FileStored, FilesLoaded
+from s3rs_tui.engine.events import Event, FilesLoaded, FileStored
 from s3rs_tui.private import open_private
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store.lock import pid_alive

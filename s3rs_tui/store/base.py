@@ -5,10 +5,11 @@ whole new one, never a part. `tag` is an opaque version (the S3 ETag, a content 
 for compare-and-swap on small state objects such as locks.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 @dataclass(frozen=True)

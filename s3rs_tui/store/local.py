@@ -12,10 +12,11 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.store.base import ObjectInfo
@@ -160,7 +161,7 @@ class LocalStore:
                 stat = (self.base / key).stat()
             except FileNotFoundError:  # deleted while we listed
                 continue
-            yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+            yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
     def _path(self, key: str) -> Path:
         path = self.base.joinpath(*_parts(key))
@@ -184,10 +185,8 @@ class LocalStore:
                 os.fsync(out.fileno())
             place(temp, final)
         finally:
-            try:
+            with suppress(FileNotFoundError):  # os.replace already moved it
                 os.unlink(temp)
-            except FileNotFoundError:  # os.replace already moved it
-                pass
 
     def _ensure_dir(self, folder: Path) -> None:
         """mkdir -p that fsyncs each new folder's parent, so a crash cannot lose the folder."""
@@ -196,10 +195,8 @@ class LocalStore:
             missing.append(folder)
             folder = folder.parent
         for new in reversed(missing):
-            try:
+            with suppress(FileExistsError):
                 new.mkdir()
-            except FileExistsError:
-                pass
             _fsync_dir(new.parent)
 
     @contextmanager

@@ -128,7 +128,7 @@ class TableLock:
         if tag is None:
             found = self.store.get_bytes(key)
             info = _parse(found[0]) if found else None
-            if found and not self.is_stale(info):
+            if info is not None and not self.is_stale(info):  # (no document or none readable: stale)
                 raise TableLockedError(f"{self.table} is locked by {info.describe()}; "
                                        "wait for it, or use --break-lock if that run is dead")
             tag = self.store.replace(key, document, found[1]) if found else self.store.create(key, document)
@@ -152,7 +152,7 @@ class TableLock:
                     self.lost.set()
                     return
                 self._tag, self.lost.beat_at, wait = tag, sent, self.heartbeat_seconds
-            except Exception:  # a store hiccup; `lost` counts the time without a beat
+            except Exception:  # noqa: BLE001 - a store hiccup; `lost` counts the time without a beat
                 continue
 
     def _own_tag(self) -> str | None:
@@ -160,7 +160,7 @@ class TableLock:
         have landed, changing the tag under us."""
         found = self.store.get_bytes(lock_key(self.table))
         info = _parse(found[0]) if found else None
-        return found[1] if info and info.run_id == self.run_id and info.pid == os.getpid() else None
+        return found[1] if found and info and info.run_id == self.run_id and info.pid == os.getpid() else None
 
     def release(self) -> None:
         self._stop.set()

@@ -2,25 +2,31 @@
 
 Compare-and-swap uses S3 conditional writes (If-None-Match / If-Match), so locks and watermarks
 need no other coordination service. Server-side encryption, when configured, is asked for on every
-write (data files, watermarks, locks, manifests), not left to the bucket's default. Every boto error leaves as TransientError (retry or rerun) or
-S3rsError (someone must fix the bucket, credentials or permissions), each one line long.
+write (data files, watermarks, locks, manifests), not left to the bucket's default. Every boto error
+leaves as TransientError (retry or rerun) or S3rsError (someone must fix the bucket, credentials or
+permissions), each one line long.
 """
 
 import shutil
 import tempfile
 import threading
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectionError, HTTPClientError,
-                                 IncompleteReadError)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+)
 
 from s3rs_tui.errors import S3rsError, TransientError
 from s3rs_tui.store.base import ObjectInfo
@@ -145,7 +151,7 @@ class S3Store:
             for page in pages:
                 for item in page.get("Contents", []):
                     yield ObjectInfo(item["Key"][len(self.prefix):], item["Size"],
-                                     item["LastModified"].astimezone(timezone.utc))
+                                     item["LastModified"].astimezone(UTC))
 
     def _where(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"

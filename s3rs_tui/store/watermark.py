@@ -7,7 +7,7 @@ overwritten silently: reading it raises WatermarkError and only `force-reset` re
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from s3rs_tui.errors import WatermarkError
 from s3rs_tui.store.base import ObjectStore
@@ -17,7 +17,7 @@ EPOCH = "1970-01-01 00:00:00"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -102,7 +102,7 @@ class WatermarkStore:
         found = self.store.get_bytes(self.key(table))
         if not found:
             return None
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         backup_key = f"{STATE_PREFIX}watermarks/backups/{table}.{stamp}.json"
         self.store.put_bytes(backup_key, found[0])
         return backup_key

@@ -7,11 +7,12 @@ a fast engine is never slowed by drawing.
 """
 
 import traceback
-from typing import Iterable
+from collections.abc import Iterable
+from typing import ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar
@@ -39,9 +40,9 @@ from s3rs_tui.tui.screens.error import error_modal
 from s3rs_tui.tui.screens.help import HelpScreen
 from s3rs_tui.tui.screens.main import BINDINGS as MAIN_KEYS, MainScreen
 from s3rs_tui.tui.screens.watermark import WatermarkScreen
+from s3rs_tui.tui.store_info import STORE_REFRESH_SECONDS, StoreInfo
 from s3rs_tui.tui.widgets.log_pane import LogPane
 from s3rs_tui.tui.widgets.panel import Panel
-from s3rs_tui.tui.store_info import STORE_REFRESH_SECONDS, StoreInfo
 from s3rs_tui.tui.widgets.tables_list import TablesList
 from s3rs_tui.tui.widgets.trend import Trend
 
@@ -60,12 +61,14 @@ class DashboardApp(StoreInfo, App):
     CSS_PATH = "dashboard.tcss"
     TITLE = "s3rs"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS = [Binding("q", "quit", "Quit"),  # not a priority: a text field takes the letter
-                Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),  # not a priority: a text field takes the letter
+        Binding("ctrl+q,ctrl+c", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
-                 autostart: list[list[str]] | None = None, options: SyncOptions | None = None, steps: Steps | None = None,
-                 verbosity: int = NORMAL, read_only: bool = False, progressive: ProgressiveOptions | None = None):
+                 autostart: list[list[str]] | None = None, options: SyncOptions | None = None,
+                 steps: Steps | None = None, verbosity: int = NORMAL, read_only: bool = False,
+                 progressive: ProgressiveOptions | None = None):
         super().__init__()
         self.settings, self.log_file, self.read_only = settings, log, read_only
         self.options = options or SyncOptions()
@@ -90,7 +93,8 @@ class DashboardApp(StoreInfo, App):
         yield TablesList(id="tables")
         with Grid(id="panels"):
             yield Panel("Throughput", id="throughput", extra=Trend("rows/min", id="rate-trend"))
-            yield Panel("Progress", id="progress", extra=ProgressBar(total=100, show_eta=False, show_percentage=False, id="bar"))
+            bar = ProgressBar(total=100, show_eta=False, show_percentage=False, id="bar")
+            yield Panel("Progress", id="progress", extra=bar)
             yield Panel("Memory", id="memory", extra=Trend("MB", floor=64, id="rss-trend"))
             yield Panel("S3", id="storage")
             yield Panel("Watermark", id="watermark")
@@ -114,7 +118,7 @@ class DashboardApp(StoreInfo, App):
             self.call_after_refresh(self.start, group, None, self.autostart_progressive)
         tables = self.query_one(TablesList)
         if self.read_only:  # said here too: the header goes under 30 rows
-            tables.border_title += f" · {self.sub_title}"
+            tables.border_title = f"{tables.border_title} · {self.sub_title}"
         tables.focus()
 
     def on_unmount(self) -> None:
@@ -123,6 +127,14 @@ class DashboardApp(StoreInfo, App):
     @property
     def selected(self) -> str | None:
         return self.query_one(TablesList).selected
+
+    @property
+    def chosen(self) -> str:
+        """The selected table, for the commands refusal() lets run only when one is selected."""
+        table = self.selected
+        if table is None:
+            raise RuntimeError("no table selected")  # refusal() keeps these keys from firing
+        return table
 
     # -- repainting --------------------------------------------------------------------------------
 
@@ -264,19 +276,21 @@ class DashboardApp(StoreInfo, App):
         self.notify(f"log: {shown}", timeout=2)
 
     def action_start_sync(self) -> None:
-        self.start([self.selected])
+        self.start([self.chosen])
 
     def action_start_progressive(self) -> None:
         """`s3rs progressive` on the selected table (the command's options, or its defaults)."""
-        self.start([self.selected], progressive=True)
+        self.start([self.chosen], progressive=True)
 
     def action_verify(self) -> None:
         """Compare MySQL and the warehouse (`s3rs verify`); the result goes to the log."""
-        self.start([self.selected], Steps(extract=False, verify=True))
+        self.start([self.chosen], Steps(extract=False, verify=True))
 
     def action_pause_resume(self) -> None:
-        table = self.selected
+        table = self.chosen
         run = self.runs.for_table(table)
+        if run is None:  # refusal() said so already
+            return
         status = self.statuses[table]
         if run.control.paused:
             run.control.resume()
@@ -289,18 +303,22 @@ class DashboardApp(StoreInfo, App):
         self.dirty = True
 
     def action_stop_run(self) -> None:
-        table = self.selected
-        self.runs.for_table(table).control.request_stop("the operator (dashboard)")
+        table = self.chosen
+        run = self.runs.for_table(table)
+        if run is None:  # refusal() said so already
+            return
+        run.control.request_stop("the operator (dashboard)")
         self.statuses[table].state = "stopping"
         self.log_file.write(f"{table}: stop requested: finishing the file in flight, saving the watermark")
         self.dirty = True
 
     def action_watermark(self) -> None:
-        self.push_screen(WatermarkScreen(self.settings, self.selected, self.log_file,
-                                         table_running=lambda: self.runs.for_table(self.selected) is not None))
+        table = self.chosen
+        self.push_screen(WatermarkScreen(self.settings, table, self.log_file,
+                                         table_running=lambda: self.runs.for_table(table) is not None))
 
     def action_cleanup(self) -> None:
-        self.push_screen(CleanupScreen(self.settings, self.selected, self.log_file))
+        self.push_screen(CleanupScreen(self.settings, self.chosen, self.log_file))
 
     def action_config(self) -> None:
         self.push_screen(ConfigScreen(self.settings))

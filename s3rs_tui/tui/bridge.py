@@ -2,7 +2,7 @@
 wording, shared) and an EngineUpdate message. It runs in the engine's thread and never waits for
 the UI: post_message only queues."""
 
-from typing import Callable
+from collections.abc import Callable
 
 from textual.message_pump import MessagePump
 

@@ -11,7 +11,10 @@ watermark never runs ahead of the stored files).
 import os
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
+from contextlib import suppress
+from types import FrameType
+from typing import Any
 
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.runs import Runs
@@ -25,7 +28,7 @@ class HangupGuard:
     def __init__(self, runs: Runs, log: RunLog, on_stopped: Callable[[], None]):
         self.runs, self.log, self.on_stopped = runs, log, on_stopped
         self.fired = False
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         self._deadline: threading.Timer | None = None
 
     def install(self) -> None:
@@ -61,7 +64,5 @@ class HangupGuard:
         self._deadline = threading.Timer(GRACE_SECONDS, os._exit, args=(EXIT_CODE,))
         self._deadline.daemon = True
         self._deadline.start()
-        try:
+        with suppress(RuntimeError):  # the app is already gone: the command's own exit path takes over
             self.on_stopped()
-        except RuntimeError:  # the app is already gone: the command's own exit path takes over
-            pass

@@ -23,7 +23,8 @@ def full_names(settings: Settings, tables: list[str]) -> list[str]:
 
 def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int = 0,
                   options: SyncOptions | None = None, steps: Steps | None = None, verbosity: int = NORMAL,
-                  log_path: Path | None = None, progressive: ProgressiveOptions | None = None) -> S3rsError | None:
+                  log_path: Path | None = None,
+                  progressive: ProgressiveOptions | None = None) -> S3rsError | None:
     """Open the dashboard; with start_workers > 0 the tables start at once, that many at a time (as
     `s3rs sync` would run them, or in chunks with `progressive`). Returns the first failure
     (StoppedByOperator when runs stopped)."""

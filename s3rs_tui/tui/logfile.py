@@ -9,8 +9,9 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
-from typing import Callable
 
 from s3rs_tui.private import open_private
 from s3rs_tui.status.snapshot import state_dir
@@ -45,10 +46,8 @@ class RunLog:
             self._write_file(f"{self.stamp()} {text.rstrip()}\n")
 
     def _write_file(self, text: str) -> None:
-        try:
+        with suppress(OSError, ValueError):  # a full disk or a closed file must not stop the backup
             self._file.write(text)
-        except (OSError, ValueError):  # a full disk or a closed file must not stop the backup
-            pass
 
     def drain(self) -> list[str]:
         """Lines written since the last drain, for the Log pane."""

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from s3rs_tui.engine.events import Event, FilesLoaded, FileStored
-from s3rs_tui.errors import S3rsError
 from s3rs_tui.status.snapshot import Snapshot
 from s3rs_tui.store.lock import LockInfo
 from s3rs_tui.store.watermark import Watermark
@@ -29,7 +28,7 @@ class RunEnded(Message):
     """A table's run is over; `error` is None on success."""
 
     table: str
-    error: S3rsError | None
+    error: BaseException | None  # an S3rsError, or a bug's exception (its dialog logs the traceback)
 
 
 @dataclass

@@ -40,7 +40,7 @@ def progress(status: TableStatus) -> Rows:
         rows += [("chunk", status.chunk),
                  ("all", f"{number(status.chunk_rows + (status.rows if status.active else 0))}"
                          f" / ~{number(status.chunk_estimate)}")]
-    return rows + [("note", status.error)] if status.error else rows
+    return [*rows, ("note", status.error)] if status.error else rows
 
 
 def memory(status: TableStatus, limit_mb: int) -> Rows:
@@ -62,7 +62,8 @@ def warehouse(status: TableStatus, kind: str) -> Rows:
 # The Watermark panel's short names for the document's fields (the watermark screen shows the real ones).
 SHORT_NAMES = {"table_name": "table", "last_mysql_data_timestamp": "timestamp", "last_mysql_data_id": "id",
                "last_mysql_extraction_time": "extracted", "mysql_status": "status",
-               "redshift_status": "wh status", "mysql_rows_extracted": "rows", "redshift_rows_loaded": "wh rows",
+               "redshift_status": "wh status", "mysql_rows_extracted": "rows",
+               "redshift_rows_loaded": "wh rows",
                "backup_strategy": "strategy", "s3_file_count": "files", "processed_s3_files": "loaded",
                "created_at": "created", "updated_at": "updated", "last_s3_file": "last file",
                "cursor_column": "cursor", "key_column": "key"}
@@ -70,8 +71,12 @@ SHORT_NAMES = {"table_name": "table", "last_mysql_data_timestamp": "timestamp", 
 
 def document(stored: Watermark) -> Rows:
     """Every field of a watermark document, by its real name."""
-    return [(name, f"{len(value)} files" if name == "processed_s3_files" else "-" if value is None else str(value))
-            for name, value in asdict(stored).items()]
+    def shown(name: str, value: object) -> str:
+        if name == "processed_s3_files" and isinstance(value, list):
+            return f"{len(value)} files"
+        return "-" if value is None else str(value)
+
+    return [(name, shown(name, value)) for name, value in asdict(stored).items()]
 
 
 def watermark(status: TableStatus, stored: Watermark | None) -> Rows:
@@ -79,7 +84,8 @@ def watermark(status: TableStatus, stored: Watermark | None) -> Rows:
     with each file, before the next read of the document)."""
     if stored is None:
         live = [("timestamp", str(status.watermark_timestamp)), ("id", str(status.watermark_id))]
-        return (live if status.active else []) + [("stored", "none yet: the next sync starts from the beginning")]
-    live = {"last_mysql_data_timestamp": str(status.watermark_timestamp),
-            "last_mysql_data_id": str(status.watermark_id)} if status.active else {}
-    return [(SHORT_NAMES.get(name, name), live.get(name, value)) for name, value in document(stored)]
+        nothing = ("stored", "none yet: the next sync starts from the beginning")
+        return [*live, nothing] if status.active else [nothing]
+    moving = {"last_mysql_data_timestamp": str(status.watermark_timestamp),
+              "last_mysql_data_id": str(status.watermark_id)} if status.active else {}
+    return [(SHORT_NAMES.get(name, name), moving.get(name, value)) for name, value in document(stored)]

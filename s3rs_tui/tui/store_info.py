@@ -2,19 +2,33 @@
 each table's watermark (the Watermark panel, the list's last position) and whether another
 process holds its lock (state "locked")."""
 
-from textual import work
+from typing import TYPE_CHECKING
 
+from textual import work
+from textual.message import Message
+
+from s3rs_tui.config import Settings
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import read_lock
-from s3rs_tui.store.watermark import WatermarkStore
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
 from s3rs_tui.tui.messages import StoreRead
+from s3rs_tui.tui.runs import Runs
 
 STORE_REFRESH_SECONDS = 10
 
 
 class StoreInfo:
     """Mixed into the dashboard app (which provides settings, statuses, watermarks and runs)."""
+
+    settings: Settings
+    statuses: dict[str, TableStatus]
+    watermarks: dict[str, Watermark | None]
+    runs: Runs
+    dirty: bool
+
+    if TYPE_CHECKING:  # the App's, at run time
+        def post_message(self, message: Message) -> bool: ...
 
     @work(thread=True, exclusive=True, group="store", exit_on_error=False, description="store read")
     def refresh_store(self) -> None:
@@ -45,8 +59,7 @@ class StoreInfo:
         if watermark is not None:
             status.watermark_timestamp, status.watermark_id = (watermark.last_mysql_data_timestamp,
                                                                watermark.last_mysql_data_id)
-        locked = message.lock is not None and self.runs.for_table(message.table) is None
-        if locked:
+        if message.lock is not None and self.runs.for_table(message.table) is None:
             status.state = "locked"
             status.error = f"locked by {message.lock.describe()}"
         elif status.state == "locked":

@@ -9,7 +9,7 @@ transaction: a crash at any point leaves either all of it or none of it.
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from s3rs_tui.errors import S3rsError, TableError
 from s3rs_tui.failpoints import failpoint
@@ -186,7 +186,7 @@ class Warehouse(ABC):
         columns = files[0].columns
         names = [column.name for column in columns]
         spelled = {lower: name for lower, (name, _) in (self.describe(target.table) or {}).items()}
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         record = [value for f in files for value in (
             target.label, f.info.key, f.info.size, ledger.version(f.info), f.rows, target.source, run_id,
             now)]

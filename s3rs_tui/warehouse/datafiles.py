@@ -12,10 +12,10 @@ value may sort either way: the rewrite and the ledger still keep every row exact
 import json
 import struct
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import BytesIO
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -97,7 +97,7 @@ def plan_load(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry], watermar
 def _parse_utc(stamp: str) -> datetime | None:
     """utc_now()'s format, to the second; None for anything else (then no file counts as older)."""
     try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except (TypeError, ValueError):
         return None
 

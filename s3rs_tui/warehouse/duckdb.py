@@ -4,6 +4,7 @@ Files are read with pyarrow (so local and S3 stores both work without DuckDB ext
 would need a download) and handed to DuckDB as Arrow batches.
 """
 
+import contextlib
 from pathlib import Path
 
 import duckdb
@@ -57,10 +58,8 @@ class DuckDBWarehouse(Warehouse):
         self.conn.commit()
 
     def rollback(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.Error):
             self.conn.rollback()
-        except duckdb.Error:
-            pass
 
     def close(self) -> None:
         self.conn.close()

@@ -49,8 +49,8 @@ def cut(values: pa.Array, limit: int) -> tuple[pa.Array, int]:
     def shorter(value):
         return value.encode()[:limit].decode("utf-8", "ignore") if text else value[:limit]
 
-    return pa.array([shorter(v) if long else v for v, long in zip(values.to_pylist(), over.to_pylist())],
-                    values.type), count
+    pairs = zip(values.to_pylist(), over.to_pylist(), strict=True)
+    return pa.array([shorter(v) if long else v for v, long in pairs], values.type), count
 
 
 def load_copy(store: ObjectStore, data_file: DataFile, counts: Counter) -> tuple[str, int] | None:
@@ -63,7 +63,7 @@ def load_copy(store: ObjectStore, data_file: DataFile, counts: Counter) -> tuple
     try:
         for batch in read_batches(store, data_file.info.key):
             columns = []
-            for name, values in zip(batch.schema.names, batch.columns):
+            for name, values in zip(batch.schema.names, batch.columns, strict=True):
                 if name in limits:
                     values, count = cut(values, limits[name])
                     found[name] += count

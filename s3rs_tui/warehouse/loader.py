@@ -10,6 +10,8 @@ the next run repairs.
 """
 
 import time
+from contextlib import suppress
+from functools import partial
 
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
@@ -73,17 +75,16 @@ class TableLoader:
         with TableLock(self.store, self.name, purpose="load", break_lock=self.break_lock,
                        stale_seconds=self.settings.backup.lock_stale_seconds) as lock:
             watermark = None
+            retries = partial(reported_retries, sink=self.sink, table=self.name,
+                              attempts=self.settings.backup.retry_attempts, control=self.control,
+                              rerun="a rerun loads the files not loaded yet")
             try:
-                watermark = reported_retries(lambda: self.watermarks.get(self.name), sink=self.sink, table=self.name,
-                                             attempts=self.settings.backup.retry_attempts, control=self.control,
-                                             what="the store", rerun="a rerun loads the files not loaded yet")
+                watermark = retries(lambda: self.watermarks.get(self.name), what="the store")
                 if watermark is None or watermark.last_s3_file is None:
                     self._notice("nothing is stored yet: nothing to load", "info")
                 else:
-                    reported_retries(lambda: self._connect_and_load(watermark, lock), sink=self.sink,
-                                     table=self.name, attempts=self.settings.backup.retry_attempts,
-                                     control=self.control, what="the warehouse",
-                                     rerun="a rerun loads the files not loaded yet", progress=lambda: self.files)
+                    retries(lambda: self._connect_and_load(watermark, lock), what="the warehouse",
+                            progress=lambda: self.files)
             except S3rsError as exc:
                 status = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
                 self._mark(watermark, status)
@@ -155,7 +156,5 @@ class TableLoader:
         if watermark is None or watermark.last_s3_file is None:
             return
         watermark.redshift_status = status
-        try:
+        with suppress(Exception):  # broad: the store may be what failed
             self.watermarks.save(watermark)
-        except Exception:  # noqa: BLE001 - the store may be what failed
-            pass

@@ -42,10 +42,12 @@ class PostgresWarehouse(Warehouse):
         if warehouse.ssh:
             if not settings.ssh.enabled:
                 raise ConfigError("[warehouse] ssh = true needs the tunnel: set [ssh] enabled = true")
-            local, port = tunnel_to(settings.ssh, warehouse.host, port).address(notify or (lambda message: None))
+            tunnel = tunnel_to(settings.ssh, warehouse.host, port)
+            local, port = tunnel.address(notify or (lambda message: None))
             address = {"host": warehouse.host, "hostaddr": local, "port": port}
             self.label += f" through {settings.ssh.host}"
-        tls = {"sslmode": "verify-full", "sslrootcert": _ca_file(warehouse.ssl_ca)} if warehouse.ssl_ca else {}
+        tls = ({"sslmode": "verify-full", "sslrootcert": _ca_file(warehouse.ssl_ca)} if warehouse.ssl_ca
+               else {})
         try:
             self.conn = connect(**address, dbname=warehouse.database, user=warehouse.user,
                                 password=warehouse.password, connect_timeout=10, application_name="s3rs",

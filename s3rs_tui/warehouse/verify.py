@@ -210,7 +210,7 @@ def verify_table(settings: Settings, table_name: str, sink: EventSink,
                 return _compare(conn, info, warehouse, target, watermark, sink, chunk_keys)
             except S3rsError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - driver errors become one line
+            except Exception as exc:  # broad: driver errors become one line
                 raise classify(exc, f"verifying {name}") from exc
             finally:
                 close_quietly(conn)

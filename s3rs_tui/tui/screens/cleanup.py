@@ -4,9 +4,11 @@ says delete or keep), and delete with confirmation and a progress bar. Files not
 the warehouse are kept unless "force" is on. The logic is s3rs_tui.ops.cleanup, as `s3rs s3clean`."""
 
 import asyncio
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Static, Switch
@@ -15,15 +17,23 @@ from textual.worker import get_current_worker
 from s3rs_tui.cli.common import human_bytes
 from s3rs_tui.config import Settings
 from s3rs_tui.errors import ConfigError
-from s3rs_tui.ops.cleanup import CleanupPlan, TableFiles, cutoff, delete_files, older, plan_cleanup, table_files
+from s3rs_tui.ops.cleanup import (
+    CleanupPlan,
+    TableFiles,
+    cutoff,
+    delete_files,
+    older,
+    plan_cleanup,
+    table_files,
+)
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.messages import DeleteProgress
-from s3rs_tui.tui.screens.confirm import ConfirmModal
+from s3rs_tui.tui.screens.confirm import ConfirmModal, if_yes
 from s3rs_tui.tui.screens.error import error_modal
 
 
 class CleanupScreen(Screen[None]):
-    BINDINGS = [("escape", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [("escape", "close", "Close")]
 
     def __init__(self, settings: Settings, table: str, log: RunLog):
         super().__init__()
@@ -95,7 +105,8 @@ class CleanupScreen(Screen[None]):
         text = (f"{len(self.plan.doomed)} of {len(self.found.files)} files would go "
                 f"({human_bytes(self.plan.size)})")
         if self.plan.kept:
-            text += f"; {len(self.plan.kept)} not loaded into the warehouse are kept (switch on force to delete them)"
+            text += (f"; {len(self.plan.kept)} not loaded into the warehouse are kept "
+                     "(switch on force to delete them)")
         totals.update(text)
         self.query_one("#delete", Button).disabled = not self.plan.doomed
 
@@ -103,25 +114,27 @@ class CleanupScreen(Screen[None]):
         if event.button.id == "close":
             self.action_close()
         elif event.button.id == "delete" and self.found:
-            question = (f"Delete {len(self.plan.doomed)} files ({human_bytes(self.plan.size)}) of {self.table} "
-                        f"from {self.found.store.url}?")
+            question = (f"Delete {len(self.plan.doomed)} files ({human_bytes(self.plan.size)}) "
+                        f"of {self.table} from {self.found.store.url}?")
             if any(not f.loaded for f in self.plan.doomed):
                 question += " Some are NOT loaded into the warehouse: they are the only backup of their rows."
-            self.app.push_screen(ConfirmModal(question, yes="Delete"), lambda yes: yes and self.start_delete())
+            self.app.push_screen(ConfirmModal(question, yes="Delete"), if_yes(self.start_delete))
 
     def start_delete(self) -> None:
         bar = self.query_one("#deleting", ProgressBar)
         bar.update(total=len(self.plan.doomed), progress=0)
         bar.display = True
         self.query_one("#delete", Button).disabled = True
-        self.log_file.write(f"{self.table}: deleting {len(self.plan.doomed)} files ({human_bytes(self.plan.size)})")
+        self.log_file.write(f"{self.table}: deleting {len(self.plan.doomed)} files "
+                            f"({human_bytes(self.plan.size)})")
         self.delete(self.found, self.plan)
 
     @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
     def delete(self, found: TableFiles, plan: CleanupPlan) -> None:
         worker = get_current_worker()
         try:
-            done = delete_files(found.store, plan.doomed, lambda d, t: self.post_message(DeleteProgress(d, t)),
+            done = delete_files(found.store, plan.doomed,
+                                lambda d, t: self.post_message(DeleteProgress(d, t)),
                                 stop=lambda: worker.is_cancelled)
         except Exception as exc:  # noqa: BLE001 - every failure ends in the error dialog
             self.app.call_from_thread(self.fail, "deleting stopped", exc)

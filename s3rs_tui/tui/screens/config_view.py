@@ -3,11 +3,12 @@ as ******** (Settings.redacted(), the same view as `s3rs config`). Values read a
 writes them in the TOML file: 127.0.0.1, false, ["a", "b"], not Python's '127.0.0.1', False."""
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
-from textual.screen import ModalScreen
+from textual.binding import BindingType
 from textual.containers import Vertical
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 from s3rs_tui.config import Settings
@@ -30,7 +31,7 @@ def as_toml(value: Any) -> str:
 
 
 class ConfigScreen(ModalScreen[None]):
-    BINDINGS = [("escape,q,o", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [("escape,q,o", "close", "Close")]
 
     def __init__(self, settings: Settings):
         super().__init__(classes="dialog")

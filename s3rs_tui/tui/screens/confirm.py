@@ -2,14 +2,26 @@
 table name) before "yes" is enabled. Focus starts on the safe choice; y answers yes (once the
 word is typed), n and Escape answer no."""
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 
+def if_yes(action: Callable[[], object]) -> Callable[[bool | None], None]:
+    """The dismiss callback for push_screen: run `action` when the answer is yes."""
+    def answered(yes: bool | None) -> None:
+        if yes:
+            action()
+    return answered
+
+
 class ConfirmModal(ModalScreen[bool]):
-    BINDINGS = [("y", "yes", "Yes"), ("n,escape", "cancel", "No")]
+    BINDINGS: ClassVar[list[BindingType]] = [("y", "yes", "Yes"), ("n,escape", "cancel", "No")]
 
     def __init__(self, question: str, *, yes: str = "Yes", no: str = "Cancel", typed: str | None = None):
         super().__init__(classes="dialog")

@@ -3,14 +3,22 @@ the log file, whose path the dialog names)."""
 
 import traceback
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from s3rs_tui.errors import (ConfigError, S3rsError, StoppedByOperator, TableError, TableLockedError,
-                             WatermarkError)
+from s3rs_tui.errors import (
+    ConfigError,
+    S3rsError,
+    StoppedByOperator,
+    TableError,
+    TableLockedError,
+    WatermarkError,
+)
 from s3rs_tui.tui.logfile import RunLog
 
 NEXT_STEPS = (
@@ -32,7 +40,8 @@ def describe(error: BaseException, log: RunLog) -> tuple[str, str]:
 
 
 class ErrorModal(ModalScreen[None]):
-    BINDINGS = [("escape,y,n", "close", "Close")]  # any answer closes it: there is no choice to make
+    # Any answer closes it: there is no choice to make.
+    BINDINGS: ClassVar[list[BindingType]] = [("escape,y,n", "close", "Close")]
 
     def __init__(self, title: str, message: str, next_step: str, log_path: Path):
         super().__init__(classes="dialog")

@@ -1,8 +1,10 @@
 """The keys, where the log file is, and tips for tmux and SSH."""
 
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -34,7 +36,7 @@ A headless run (--no-ui, cron, nohup) can be followed with `s3rs watch`."""
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [("escape,q,question_mark", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, log_path: Path):
         super().__init__(classes="dialog")

@@ -3,9 +3,14 @@ on top: the watermark and cleanup screens and the dialogs own their keys. A key 
 (DashboardApp.refusal) leaves the footer, which keeps to what can be done (all keys fit in 80
 columns that way), and pressing it says why instead of doing nothing."""
 
+from typing import TYPE_CHECKING, ClassVar, cast
+
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from s3rs_tui.tui.app import DashboardApp
 
 BINDINGS = [
     Binding("s", "app.start_sync", "Sync"),
@@ -27,16 +32,19 @@ KEYS = {key: binding.action.removeprefix("app.") for binding in BINDINGS for key
 
 
 class MainScreen(Screen):
-    BINDINGS = BINDINGS
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_COLUMNS, "-wide")]  # dashboard.tcss: the Runs panel
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]  # dashboard.tcss: the header
+    BINDINGS: ClassVar[list[BindingType]] = list(BINDINGS)
+    # In dashboard.tcss: the Runs panel; the header. (No ClassVar: Textual's own `ClassVar[...] | None`
+    # declaration reads as an instance attribute to mypy, which refuses a ClassVar over it.)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_COLUMNS, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]  # noqa: RUF012
 
     def on_key(self, event: events.Key) -> None:
         """A refused key is answered here, before the bindings (which would skip it silently).
         check_action decides (an app may allow more than refusal says); refusal says why."""
         action = KEYS.get(event.key)
-        if action and not self.app.check_action(action, ()):
-            reason = self.app.refusal(action) or "not possible now"
+        app = cast("DashboardApp", self.app)
+        if action and not app.check_action(action, ()):
+            reason = app.refusal(action) or "not possible now"
             event.stop()
             event.prevent_default()
             key = event.character or event.key

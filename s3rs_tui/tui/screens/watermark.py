@@ -4,10 +4,12 @@ reset it (confirm) or force-reset it (type the table name). Changes go through s
 same functions as `s3rs watermark`, and are refused while the table is running."""
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
@@ -18,7 +20,7 @@ from s3rs_tui.ops import watermark as ops
 from s3rs_tui.parsing import parse_timestamp
 from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.logfile import RunLog
-from s3rs_tui.tui.screens.confirm import ConfirmModal
+from s3rs_tui.tui.screens.confirm import ConfirmModal, if_yes
 from s3rs_tui.tui.screens.error import ErrorModal, describe, error_modal
 from s3rs_tui.tui.widgets.panel import Panel
 
@@ -26,7 +28,7 @@ ESTIMATE_DELAY = 0.4  # seconds of no typing before MySQL is asked
 
 
 class WatermarkScreen(Screen[None]):
-    BINDINGS = [("escape", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [("escape", "close", "Close")]
 
     def __init__(self, settings: Settings, table: str, log: RunLog, table_running: Callable[[], bool]):
         super().__init__()
@@ -71,7 +73,8 @@ class WatermarkScreen(Screen[None]):
             return
         current.show(panel_rows.document(watermark) if watermark else
                      [("none", "no watermark yet: the next sync starts from the beginning")])
-        kept.show([("backup", backup[0]), *panel_rows.document(backup[1])] if backup else [("none", "no reset yet")])
+        kept.show([("backup", backup[0]), *panel_rows.document(backup[1])] if backup
+                  else [("none", "no reset yet")])
 
     # -- set: checked as you type ----------------------------------------------------------------
 
@@ -99,8 +102,8 @@ class WatermarkScreen(Screen[None]):
     async def estimate(self, timestamp: str, key: object) -> None:
         await asyncio.sleep(ESTIMATE_DELAY)
         try:
-            rows = await asyncio.to_thread(ops.rows_after, ops.TableState(self.settings, self.table), timestamp,
-                                           key)
+            state = ops.TableState(self.settings, self.table)
+            rows = await asyncio.to_thread(ops.rows_after, state, timestamp, key)
             counted = f"~{rows:,} rows lie after it (MySQL's estimate)"
         except S3rsError as exc:
             counted = f"rows after it unknown: {exc}"
@@ -123,7 +126,7 @@ class WatermarkScreen(Screen[None]):
             self.app.push_screen(
                 ConfirmModal(f"Force-reset {self.table}? The old watermark is discarded without a backup. "
                              f"Type the table name to confirm.", yes="Force reset", typed=self.table),
-                lambda yes: yes and self.change("force-reset", ops.force_reset))
+                if_yes(lambda: self.change("force-reset", ops.force_reset)))
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         """Enter in either field: Set, as the button (after its confirmation)."""
@@ -140,7 +143,7 @@ class WatermarkScreen(Screen[None]):
 
     def ask(self, question: str, what: str, change: Callable[[ops.TableState], object]) -> None:
         self.app.push_screen(ConfirmModal(question, yes=what.capitalize()),
-                             lambda yes: yes and self.change(what, change))
+                             if_yes(lambda: self.change(what, change)))
 
     @work(exclusive=True, group="change")
     async def change(self, what: str, change: Callable[[ops.TableState], object]) -> None:

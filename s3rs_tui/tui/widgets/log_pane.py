@@ -6,6 +6,7 @@ import re
 from collections import deque
 
 from rich.text import Text
+from textual import events
 from textual.widgets import RichLog
 
 MAX_LINES = 2000
@@ -22,10 +23,12 @@ class LogPane(RichLog):
         self.mode, self.table = "all", ""
         self.caption()
 
-    def caption(self) -> None:
+    def caption(self) -> str:
+        """Says the filter in force in the border; returns what it shows."""
         shown = {"all": "all lines", "problems": "problems only", "table": f"{self.table} only"}[self.mode]
         self.border_title = f"Log  {self.path}"
         self.border_subtitle = f"{shown} · f filter · m maximise"
+        return shown
 
     def passes(self, line: str) -> bool:
         if self.mode == "problems":
@@ -55,14 +58,14 @@ class LogPane(RichLog):
         if self.mode == "table" and not table:
             self.mode = "all"
         self.table = table or ""
-        self.caption()
+        shown = self.caption()
         self.redraw()
-        return self.border_subtitle.split(" · ")[0]
+        return shown
 
     def redraw(self) -> None:
         self.clear()
         self.show(self.kept)
 
-    def on_resize(self) -> None:
+    def on_resize(self, _event: events.Resize) -> None:
         """Wrap again at the new width (a resized terminal, the pane maximised or put back)."""
         self.redraw()

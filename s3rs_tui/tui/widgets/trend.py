@@ -56,7 +56,8 @@ class Trend(Widget):
             self.refresh()
 
     def caption(self) -> None:
-        self.parent.border_subtitle = self.scale()
+        if isinstance(self.parent, Widget):  # its panel
+            self.parent.border_subtitle = self.scale()
 
     def on_resize(self) -> None:
         self.caption()
