@@ -23,6 +23,7 @@ from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import parse_timestamp
 from s3rs_tui.private import open_private
+from s3rs_tui.status.control_file import ControlFileWatcher
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
@@ -125,7 +126,8 @@ def progressive(
         file_log.write(f"s3rs progressive {full_name}: log file {log_path.resolve()}")
         monitor.start()
         try:
-            with stop_on_signals(control, lambda message: sink(Notice(full_name, message))):
+            with stop_on_signals(control, lambda message: sink(Notice(full_name, message))), \
+                    ControlFileWatcher(control, [full_name]):  # `s3rs watch` may pause or stop it
                 result = ProgressiveRun(settings, full_name, sink, control, options).run()
         finally:
             monitor.stop()
