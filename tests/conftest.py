@@ -109,16 +109,20 @@ def bucket(s3_endpoint):
 
 
 def write_config(path: Path, db: Database, *, store: Path | None = None, bucket: str = "",
-                 endpoint: str = "", extra: str = "") -> Path:
-    """A config file pointing at the test MariaDB and a local folder or the S3 server."""
+                 endpoint: str = "", extra: str = "", default_layout: bool = False) -> Path:
+    """A config file pointing at the test MariaDB and a local folder or the S3 server.
+
+    By default a file per page and no safety lag, so small tables still make several files;
+    `default_layout` keeps file_size_mb (128) and safety_lag_seconds (5) at their defaults, as an
+    operator runs it (then rows must be stamped more than 5 s ago)."""
     connect = db.server.connect_args()
     s3 = (f'bucket = "{bucket}"\nendpoint_url = "{endpoint}"\n' if bucket
           else f'local_path = "{store or path.parent / "store"}"\n')
+    layout = "" if default_layout else "safety_lag_seconds = 0\nfile_size_mb = 0\n"
     path.write_text(
         f'[mysql]\nhost = "127.0.0.1"\nport = {connect["port"]}\nuser = "{connect["user"]}"\n'
         f'password = "{connect["password"]}"\ndatabase = "{db.name}"\n\n'
-        f'[s3]\n{s3}prefix = "backups/"\n\n[backup]\nsafety_lag_seconds = 0\nretry_attempts = 2\n'
-        f'file_size_mb = 0\n{extra}')  # a file per page: small tables still make several files
+        f'[s3]\n{s3}prefix = "backups/"\n\n[backup]\nretry_attempts = 2\n{layout}{extra}')
     path.chmod(0o600)  # it holds a password: as an operator should keep it (else s3rs warns)
     return path
 

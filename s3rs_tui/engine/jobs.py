@@ -70,11 +70,18 @@ class TableJobs:
         JobStarted and JobFinished frame the steps, so the status knows what is still to come and
         which phase failed."""
         outcome, started, phase = TableOutcome(name), time.monotonic(), ""
+        extracted: list[RunFinished] = []  # also when the run raises after saying how it ended
+
+        def sink(event) -> None:
+            if isinstance(event, RunFinished):
+                extracted.append(event)
+            self.sink(event)
+
         self.sink(JobStarted(table=name, steps=self.steps.names))
         try:
             if self.steps.extract:
                 phase = "extract"
-                outcome.extracted = TableSync(self.settings, name, self.sink, self.control, self.options).run()
+                outcome.extracted = TableSync(self.settings, name, sink, self.control, self.options).run()
             if self.steps.load:
                 phase = "load"
                 outcome.loaded = self._load(name)
@@ -95,7 +102,8 @@ class TableJobs:
             outcome.status, outcome.error = "failed", exc
             self.sink(Notice(name, str(exc), "error"))
         outcome.seconds = time.monotonic() - started
-        self.sink(JobFinished(table=name, outcome=outcome.status, rows=outcome.rows, seconds=outcome.seconds,
+        self.sink(JobFinished(table=name, outcome=outcome.status, rows=extracted[-1].rows if extracted else 0,
+                              seconds=outcome.seconds,
                               failed_phase=phase if outcome.status == "failed" else "",
                               error=str(outcome.error or "")))
         return outcome
