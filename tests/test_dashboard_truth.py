@@ -4,6 +4,8 @@ and at several moments inside it what the dashboard shows (its panels' rows, its
 what the engine has really done: rows read, state, phase, a percentage below 100 until the end.
 Each test names the defect of issue 17 it guards."""
 
+import json
+import subprocess
 import threading
 import time
 import uuid
@@ -253,3 +255,109 @@ async def test_a_failed_load_is_failed_load_never_done(tmp_path, db, pg, setting
         await pilot.pause(0.5)
         assert shown(app, "progress")["state"] == "failed: load"
     assert watermark_of(app.settings, table).mysql_rows_extracted == 500  # the backup itself is stored
+
+
+async def test_progressive_shows_every_chunk_and_ends_on_its_totals(tmp_path, sample, settings_for):
+    """Defect 4: after 3M rows the final screen said `rows 0 / ~2  done 0%  chunk 13: caught up`, and
+    mid-run the rows disagreed with the watermark."""
+    from s3rs_tui.engine.progressive import ProgressiveOptions
+
+    chunk = ROWS // 3
+    app = dashboard(tmp_path, settings_for, config_for(tmp_path, sample),
+                    progressive=ProgressiveOptions(chunk_size=chunk))
+    table = f"{sample.name}.{TABLE}"
+    status = lambda: app.statuses[table]  # noqa: E731
+    async with driving(app) as pilot:
+        await pilot.press("g")
+        await wait_for(pilot, lambda: status().chunk.startswith("2: started") and status().rows_read > 0,
+                       timeout=120, what="the second chunk")
+        await pilot.press("p")  # paused at its next file boundary: then nothing moves, all can be compared
+        await wait_for(pilot, lambda: status().state == "paused", what="paused")
+        await pilot.pause(0.6)
+        rows = shown_rows(app)
+        assert chunk < rows < 2 * chunk and percent(app) < 100  # all chunks' rows, not this chunk's
+        assert rows == watermark_of(app.settings, table).mysql_rows_extracted  # agrees with what is stored
+        assert shown(app, "progress")["chunk"].startswith("2: started")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: not app.runs.active(), timeout=180, what="the end")
+        await pilot.pause(0.6)
+        progress = shown(app, "progress")
+        assert (progress["state"], progress["rows"], progress["done"].split(",")[0]) == \
+            ("done", f"{ROWS:,} / {ROWS:,}", "100%")
+        assert progress["chunk"].startswith("4: caught up")
+    assert watermark_of(app.settings, table).mysql_rows_extracted == ROWS
+
+
+def watch_app(tmp_path, settings_for, config):
+    from s3rs_tui.tui.logfile import RunLog
+    from s3rs_tui.tui.watch import WatchApp
+
+    return WatchApp(settings_for(config), [], RunLog(tmp_path / "watch.log"))
+
+
+async def test_watch_of_a_crashed_run_shows_the_store_and_its_log_follows(tmp_path, db, settings_for):
+    """Defect 5: a stale run said `none yet: the next sync starts from the beginning` while its
+    watermark was stored, and its log pane stopped following."""
+    from textual.widgets import Log
+
+    from s3rs_tui.engine.control import RunControl
+    from s3rs_tui.engine.events import discard
+    from s3rs_tui.engine.sync import TableSync
+    from s3rs_tui.status.model import LOG_LINES
+    from s3rs_tui.status.snapshot import status_dir, write_atomic
+
+    make_table(db, rows=1000)
+    config = config_for(tmp_path, db, default_layout=False)
+    settings = settings_for(config)
+    table = f"{db.name}.orders"
+    TableSync(settings, table, discard, RunControl()).run()  # what the crashed run had stored
+    stored = watermark_of(settings, table)
+    crashed = TableStatus(table, state="extracting", rows=560, files=3, log=[f"line {n}" for n in range(LOG_LINES)])
+    path = status_dir() / f"{table}.json"
+
+    def write(status):
+        document = {"pid": 2**22 + 77, "host": "gone", "updated_at": time.time() - 600, "status": status.to_dict()}
+        write_atomic(path, json.dumps(document).encode())
+
+    write(crashed)
+    app = watch_app(tmp_path, settings_for, config)
+    async with driving(app) as pilot:
+        await wait_for(pilot, lambda: app.statuses.get(table) and app.watermarks.get(table), what="snapshot, store")
+        await pilot.pause(0.6)
+        assert app.statuses[table].state == "stale"
+        watermark = shown(app, "watermark")
+        assert "stored" not in watermark and watermark["timestamp"] == stored.last_mysql_data_timestamp
+        assert watermark["id"] == str(stored.last_mysql_data_id) and watermark["files"] == str(stored.s3_file_count)
+        assert app.check_action("pause_resume", ()) is not True  # a stale run cannot be steered
+        crashed.add_log("a line written after the pane was full")
+        write(crashed)
+        await wait_for(pilot, lambda: app.query_one(Log).lines[-1:] == ["a line written after the pane was full"],
+                       what="the log to follow")
+
+
+async def test_watch_pauses_and_stops_a_headless_run(tmp_path, sample, settings_for):
+    """Defect 5: from watch, pause and stop a headless run (it obeys at its next file boundary)."""
+    config = config_for(tmp_path, sample)
+    table = f"{sample.name}.{TABLE}"
+    process = subprocess.Popen(s3rs_command("sync", "-t", table, "--no-ui", config=config),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    app = watch_app(tmp_path, settings_for, config)
+    try:
+        async with driving(app) as pilot:
+            await wait_for(pilot, lambda: table in app.statuses and app.statuses[table].state == "extracting",
+                           timeout=60, what="the headless run in watch")
+            await wait_for(pilot, lambda: app.selected == table, what="the table listed")
+            assert app.check_action("pause_resume", ()) is True and app.check_action("stop_run", ()) is True
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.statuses[table].state == "paused", timeout=30, what="paused")
+            stored = watermark_of(app.settings, table).mysql_rows_extracted
+            assert 0 < stored < ROWS and process.poll() is None
+            await pilot.pause(1.5)
+            assert watermark_of(app.settings, table).mysql_rows_extracted == stored  # paused: nothing moves
+            await pilot.press("x")
+            await wait_for(pilot, lambda: app.statuses[table].state == "stopped", timeout=30, what="stopped")
+        assert process.wait(30) == 130, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert watermark_of(app.settings, table).mysql_rows_extracted == stored  # stopped while paused
