@@ -128,7 +128,8 @@ async def test_mid_file_the_dashboard_shows_what_the_engine_read(tmp_path, sampl
             assert int(100 * min(shares)) - 1 <= done <= 100 * max(shares) + 1 and done < 100
             assert state in ("extracting", "storing")
             assert "none yet" in shown(app, "watermark")["stored"]  # nothing durable yet
-            assert float(shown(app, "throughput")["last progress"].split("s")[0]) < 3
+            last = shown(app, "throughput")["last progress"]
+            assert last == "just now" or int(last.split("s")[0]) < 3, last
             moments += 1
             past_the_estimate += rows > status.estimated_rows
             await pilot.pause(0.5)

@@ -173,7 +173,9 @@ def test_rows_tick_inside_a_file_and_the_watermark_stays_durable():
     status.apply(stored(1))
     assert (status.state, status.rows, status.watermark_id) == ("extracting", 1000, 10)
     throughput = dict(panel_rows.throughput(status))
-    assert throughput["now"].endswith("rows/min") and "last progress" in throughput
+    assert throughput["now"].endswith("rows/min") and throughput["last progress"] == "just now"
+    stalled = dict(panel_rows.throughput(status, now=status.progress_at + 42))
+    assert stalled["last progress"] == "42s ago" and stalled["for"] == "0m42s"  # the time goes on
 
 
 def test_a_paused_run_has_no_rate_now_and_no_eta_and_its_pause_is_not_in_the_average():

@@ -17,7 +17,7 @@ import typer
 from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.control import RunControl, stop_on_signals
-from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, tee
+from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, PageRead, tee
 from s3rs_tui.engine.memory import rss_mb
 from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.errors import ConfigError
@@ -44,6 +44,8 @@ class Monitor:
     def __call__(self, event: Event) -> None:
         if isinstance(event, ChunkProgress):
             self.chunk, self.run_rows = event, 0
+        elif isinstance(event, PageRead):  # rows read inside the file: the status line moves with them
+            self.run_rows = event.run_rows
         elif isinstance(event, FileStored):
             self.run_rows, self.files = event.run_rows, self.files + 1
 

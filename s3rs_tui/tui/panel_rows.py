@@ -39,19 +39,22 @@ def rows_done(status: TableStatus) -> str:
     return f"{number(status.job_rows)} / {'' if status.total_is_exact else '~'}{number(total)}"
 
 
+STALL_SECONDS = 2  # progress comes twice a second while rows flow: a longer silence is shown
+
+
 def throughput(status: TableStatus, now: float | None = None) -> Rows:
-    """Rates (none "now" while paused), the run's time ticking, and how long since the engine last
-    said something: a stall is a growing "last progress"."""
+    """Rates (none "now" while paused), the run's time, and how long since the engine last said
+    something: between events the time goes on ticking, and a stall is a growing "last progress"."""
     rate_now = status.rate_now
     since = status.since_progress(now)
+    silent = since if since is not None and since >= STALL_SECONDS else 0.0
     rows = [("now", "-" if rate_now is None else f"{number(rate_now)} rows/min"),
             ("avg", f"{number(status.rows_per_minute)} rows/min"),
-            ("for", duration(status.elapsed_seconds + (since or 0)))]
+            ("for", duration(status.elapsed_seconds + silent))]
     if status.paused_seconds or status.state == "paused":
-        paused = status.paused_seconds + ((since or 0) if status.state == "paused" else 0)
-        rows.append(("paused", duration(paused)))
+        rows.append(("paused", duration(status.paused_seconds + (silent if status.state == "paused" else 0))))
     if since is not None:
-        rows.append(("last progress", f"{since:.0f}s ago"))
+        rows.append(("last progress", f"{since:.0f}s ago" if silent else "just now"))
     return rows
 
 
