@@ -16,7 +16,7 @@ import pytest
 
 from cli_helpers import make_table, s3rs_command
 from conftest import Database, write_config
-from dashboard_helpers import make_app, screen_text, wait_for, watermark_of
+from dashboard_helpers import make_app, wait_for, watermark_of
 from s3rs_tui.engine import sync as engine_sync
 from s3rs_tui.engine.progress import time_share
 from s3rs_tui.sandbox.sample_data import TABLE, create_settlement_table
