@@ -5,7 +5,7 @@ real headless `s3rs sync` leaves a snapshot that `watch` can read."""
 import json
 import os
 
-from cli_helpers import make_table, run_cli
+from cli_helpers import make_table, run_cli, wait_until
 from s3rs_tui.engine.events import (ChunkProgress, FilesLoaded, FileStored, JobFinished, JobStarted, LoadFinished,
                                     LoadStarted, PageRead, RunFinished, RunStarted, StateChanged, VerifyFinished,
                                     VerifyStarted, tee)
@@ -250,3 +250,29 @@ def test_last_runs_carry_over_between_writers(tmp_path):
         writer(JobFinished(table=T, outcome=outcome, failed_phase="", rows=5, seconds=1.0))
     (snapshot,) = read_snapshots(tmp_path)
     assert [run["outcome"] for run in snapshot.status.last_runs] == ["done", "stopped"]
+
+
+def test_control_requests_are_for_one_process_and_obeyed_once(tmp_path):
+    """`watch` steers a run through a request file: only the process it names obeys, only a request
+    newer than the run, and only once (a leftover file never steers a later run)."""
+    from s3rs_tui.engine.control import RunControl
+    from s3rs_tui.status.control_file import ControlFileWatcher, send_request
+
+    send_request(T, "stop", os.getpid(), tmp_path)  # before the run started: not for it
+    control = RunControl()
+    watcher = ControlFileWatcher(control, [T], tmp_path)
+    watcher.poll()
+    assert not control.stop_requested
+    send_request(T, "pause", os.getpid() + 1, tmp_path)  # another process's run
+    watcher.poll()
+    assert not control.paused
+    send_request(T, "pause", os.getpid(), tmp_path)
+    watcher.poll()
+    assert control.paused
+    control.resume()
+    watcher.poll()  # the same request again: already obeyed
+    assert not control.paused
+    send_request(T, "stop", os.getpid(), tmp_path)
+    with watcher:  # as a run uses it: polled in its thread
+        wait_until(lambda: control.stop_requested, timeout=5, what="the stop")
+    assert "s3rs watch" in control.reason
