@@ -26,7 +26,7 @@ from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.screens.error import ErrorModal
 from s3rs_tui.tui.widgets.panel import Panel
 
-ROWS = 300_000
+ROWS = 500_000  # one file of ~26 MB: several seconds in the dashboard (2.7 s headless for 300k)
 
 
 @pytest.fixture(scope="module")
