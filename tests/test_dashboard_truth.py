@@ -329,7 +329,7 @@ async def test_watch_of_a_crashed_run_shows_the_store_and_its_log_follows(tmp_pa
         watermark = shown(app, "watermark")
         assert "stored" not in watermark and watermark["timestamp"] == stored.last_mysql_data_timestamp
         assert watermark["id"] == str(stored.last_mysql_data_id) and watermark["files"] == str(stored.s3_file_count)
-        assert app.check_action("pause_resume", ()) is not True  # a stale run cannot be steered
+        assert app.check_action("pause_resume", ()) is False  # a stale run cannot be steered
         crashed.add_log("a line written after the pane was full")
         write(crashed)
         await wait_for(pilot, lambda: app.query_one(Log).lines[-1:] == ["a line written after the pane was full"],

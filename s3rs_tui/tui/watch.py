@@ -30,7 +30,7 @@ class WatchApp(DashboardApp):
         self.only = list(tables)
         self.snapshots: dict[str, Snapshot] = {}
         self.shown_log: tuple = ()
-        self.hinted = False
+        self.hinted = self.steerable = False
 
     def on_mount(self) -> None:  # DashboardApp.on_mount runs too (Textual calls each class's handler)
         self.poll()
@@ -53,6 +53,10 @@ class WatchApp(DashboardApp):
                                                                        stored.last_mysql_data_id)
             self.statuses[status.table] = status
             self.snapshots[status.table] = snapshot
+        steerable = self.live(self.selected) is not None
+        if steerable != self.steerable:  # the footer shows p and x only while they can act
+            self.steerable = steerable
+            self.refresh_bindings()
         if not message.snapshots and not self.hinted:
             self.hinted = True
             self.log_file.write(f"no status snapshot in {self.folder} yet: every run writes one there "
@@ -75,8 +79,9 @@ class WatchApp(DashboardApp):
         return snapshot
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """p and x only for a live run (hidden otherwise: watch starts nothing)."""
         if action in STEERING:
-            return True if self.live(self.selected) else None
+            return self.live(self.selected) is not None
         return super().check_action(action, parameters)
 
     def action_pause_resume(self) -> None:
