@@ -74,7 +74,7 @@ async def test_sync_pause_resume_stop_from_the_keyboard(request, db, dashboard, 
         assert watermark_of(app.settings, name).s3_file_count == 1
         gate = Gate(db)
         await pilot.press("p")  # resumed: it waits at the gate for its next page
-        await wait_for(pilot, lambda: status(app, db).state == "running", what="resumed")
+        await wait_for(pilot, lambda: status(app, db).state == "extracting", what="resumed")
         await pilot.press("x")
         gate.open()  # one more file, then the stop
         await wait_for(pilot, lambda: not app.runs.active(), what="stopped")
@@ -302,10 +302,10 @@ async def test_watch_is_read_only_and_flags_a_dead_run(tmp_path, local_config, s
     app = WatchApp(settings_for(local_config), [], RunLog(tmp_path / "watch.log"), tmp_path / "status")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: len(app.statuses) == 2, what="the snapshots")
-        assert app.statuses["shop.orders"].state == "running"
+        assert app.statuses["shop.orders"].state == "extracting"
         refunds = app.statuses["shop.refunds"]
         assert refunds.state == "stale" and "is gone" in refunds.error
-        for action in ("start_sync", "pause_resume", "stop_run", "watermark", "cleanup"):
+        for action in ("start_sync", "watermark", "cleanup"):
             assert app.check_action(action, ()) is False
         await pilot.press("s", "w")
         assert not app.runs.active() and app.screen is app.screen_stack[0]

@@ -21,6 +21,7 @@ from s3rs_tui.sandbox.pictures import (
     picture_settings,
     play_recorded_run,
     show_state,
+    watch_app,
 )
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import ErrorModal
@@ -72,6 +73,16 @@ def test_dashboard_states(snap_compare, settings, picture, size):
         await settle(pilot)
 
     assert snap_compare(app_for(settings), terminal_size=size, run_before=in_state)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_watch_of_a_stale_run(snap_compare, settings, size):
+    """`s3rs watch` on a run whose process died mid-file: stale, with what the store says."""
+    async def polled(pilot):
+        await pilot.pause(1.2)  # a snapshot poll and the store read
+        await settle(pilot)
+
+    assert snap_compare(watch_app(settings), terminal_size=size, run_before=polled)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

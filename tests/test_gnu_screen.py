@@ -69,7 +69,7 @@ def test_sync_in_gnu_screen_runs_to_the_end_and_q_leaves(tmp_path, db, local_con
     assert "Tables" in screen and "orders" in screen
     wait_until(lambda: any(" success: 2,000 rows" in f.read_text() for f in (state / "logs").glob("*.log")),
                what="the run's end in the log")
-    session.wait_for("2,000 / ~")  # the Progress panel shows the finished run
+    session.wait_for("2,000 / 2,000")  # the Progress panel shows the finished run, its count exact
     session.command("stuff", "q")
     wait_until(lambda: not session.alive(), what=f"the dashboard to quit:\n{session.text()}")
     settings = load_settings(str(local_config), environ={})

@@ -5,20 +5,27 @@ real headless `s3rs sync` leaves a snapshot that `watch` can read."""
 import json
 import os
 
-from cli_helpers import make_table, run_cli
+from cli_helpers import make_table, run_cli, wait_until
 
 from s3rs_tui.engine.events import (
+    ChunkProgress,
     FilesLoaded,
     FileStored,
+    JobFinished,
+    JobStarted,
     LoadFinished,
     LoadStarted,
+    PageRead,
     RunFinished,
     RunStarted,
     StateChanged,
+    VerifyFinished,
+    VerifyStarted,
     tee,
 )
 from s3rs_tui.status.model import HISTORY, TableStatus
 from s3rs_tui.status.snapshot import SnapshotWriter, read_snapshots, write_atomic
+from s3rs_tui.tui import panel_rows
 
 T = "shop.orders"
 
@@ -39,7 +46,7 @@ def test_fold_a_run():
     for n in range(1, 4):
         status.apply(stored(n))
     assert (status.state, status.rows, status.files, status.last_file) == \
-        ("running", 3000, 3, "data/shop/orders/part-3.parquet")
+        ("extracting", 3000, 3, "data/shop/orders/part-3.parquet")
     assert status.rows_per_minute_now == 120_000
     assert status.progress == 0.3 and status.eta_seconds == 3.5
     status.apply(StateChanged(T, "paused"))
@@ -132,3 +139,159 @@ def test_headless_sync_writes_the_snapshot(tmp_path, db, local_config):
     assert snapshot.status.table == f"{db.name}.orders"
     assert (snapshot.status.state, snapshot.status.rows, snapshot.status.files) == ("done", 300, 3)
     assert any("file 3" in line for line in snapshot.status.log)
+
+
+def page(run_rows: int, minute: int, elapsed: float, paused: float = 0.0,
+         phase: str = "extracting") -> PageRead:
+    """Progress inside the open file: rows read up to 2024-01-01 00:<minute>:00 of a day-long span."""
+    return PageRead(table=T, phase=phase, file_rows=run_rows % 1000, file_bytes=10, run_rows=run_rows,
+                    rows_per_minute=run_rows * 60 / (elapsed - paused), rss_mb=200.0 + minute,
+                    peak_rss_mb=900.0, elapsed_seconds=elapsed, paused_seconds=paused,
+                    position_timestamp=f"2024-01-01 {minute // 60:02d}:{minute % 60:02d}:00",
+                    position_id=run_rows)
+
+
+def day_run(estimate: int) -> RunStarted:
+    """A run over one day of cursor times whose EXPLAIN estimate is `estimate` rows."""
+    return RunStarted(T, "run1", None, None, "2024-01-02 00:00:00", estimate, 1000, "/store",
+                      span_start="2024-01-01 00:00:00")
+
+
+def test_progress_is_the_cursor_span_covered_not_the_row_estimate():
+    """Defect 2: EXPLAIN said half the real count; at 1.68M of 3M rows the dashboard said 100%."""
+    status = TableStatus(T)
+    status.apply(JobStarted(table=T, steps=("extract",)))
+    status.apply(day_run(estimate=1_496_275))
+    status.apply(page(1_680_000, minute=806, elapsed=60.0))  # 56% of the day's minutes
+    assert 0.55 < status.progress < 0.57
+    assert status.eta_seconds > 30 and not status.total_is_exact
+    assert 2_900_000 < status.expected_rows < 3_100_000
+    assert panel_rows.rows_done(status).startswith("1,680,000 / ~")
+    status.apply(page(3_300_000, minute=1439, elapsed=120.0))  # the last minute: still not 100%
+    assert status.progress == 0.99 and status.eta_seconds >= 1
+    status.apply(RunFinished(T, "success", 3_300_000, 26, 1, 121.0, 1.6e6, 900.0, "2024-01-01 23:59:00",
+                             3_300_000, caught_up=True))
+    status.apply(JobFinished(table=T, outcome="success", failed_phase="", rows=3_300_000, seconds=121.0))
+    finished = (status.state, status.progress, status.expected_rows, status.total_is_exact)
+    assert finished == ("done", 1.0, 3_300_000, True)
+    assert panel_rows.rows_done(status) == "3,300,000 / 3,300,000"
+
+
+def test_rows_tick_inside_a_file_and_the_watermark_stays_durable():
+    """Defect 1: nothing moved until a file was stored."""
+    status = TableStatus(T)
+    status.apply(day_run(estimate=10_000))
+    status.apply(page(400, minute=60, elapsed=2.0))
+    assert (status.state, status.rows_read, status.rows, status.file_rows) == ("extracting", 400, 0, 400)
+    assert status.watermark_timestamp is None and status.position_id == 400  # read, not durable
+    assert status.rss_mb == 260 and status.peak_rss_mb == 900 and status.since_progress() < 5
+    status.apply(page(999, minute=90, elapsed=3.0, phase="storing"))
+    assert status.state == "storing"
+    status.apply(stored(1))
+    assert (status.state, status.rows, status.watermark_id) == ("extracting", 1000, 10)
+    throughput = dict(panel_rows.throughput(status))
+    assert throughput["now"].endswith("/min") and throughput["last"] == "progress just now"
+    stalled = dict(panel_rows.throughput(status, now=status.progress_at + 42))
+    assert stalled["last"] == "progress 42s ago" and stalled["for"] == "0m42s"  # the time goes on
+
+
+def test_a_paused_run_has_no_rate_now_and_no_eta_and_its_pause_is_not_in_the_average():
+    """Defect 6: a paused run showed `now 8,807,904 rows/min, ETA 0m07s`."""
+    status = TableStatus(T)
+    status.apply(day_run(estimate=10_000))
+    status.apply(page(1000, minute=60, elapsed=10.0))
+    status.apply(StateChanged(T, "paused"))
+    assert status.rate_now is None and status.eta_seconds is None
+    assert dict(panel_rows.throughput(status))["now"] == "-"
+    assert "ETA -" in dict(panel_rows.progress(status))["done"]
+    status.apply(StateChanged(T, "running"))
+    status.apply(page(2000, minute=120, elapsed=70.0, paused=50.0))  # 50 of the 60 s were paused
+    assert status.rows_per_minute == 2000 * 60 / 20 and status.rows_per_minute_now == 1000 * 60 / 10
+
+
+def test_a_state_for_every_phase_of_sync_load_verify():
+    """Defect 3: `v` left the table `starting`; a failed load or a running one showed `done`."""
+    status = TableStatus(T)
+    status.apply(JobStarted(table=T, steps=("extract", "load", "verify")))
+    status.apply(day_run(estimate=1000))
+    status.apply(RunFinished(T, "success", 1000, 1, 1, 1.0, 6e4, 100.0, "2024-01-01 12:00:00", 1000,
+                             caught_up=True))
+    assert status.state == "loading"  # not done: the load is still to come
+    status.apply(LoadStarted(T, 1, "postgres"))
+    status.apply(LoadFinished(T, "success", 1, 1000, 1.0))
+    assert status.state == "verifying"
+    status.apply(VerifyStarted(table=T))
+    status.apply(VerifyFinished(table=T, agrees=False, summary="differs: 1 ranges, 2 keys"))
+    status.apply(JobFinished(table=T, outcome="differs", failed_phase="", rows=1000, seconds=3.0, error="x"))
+    assert (status.state, status.verify_result) == ("differs", "differs: 1 ranges, 2 keys")
+    assert ("verify", "differs: 1 ranges, 2 keys") in panel_rows.progress(status)
+
+    status.apply(JobStarted(table=T, steps=("extract", "load")))
+    status.apply(day_run(estimate=1000))
+    status.apply(RunFinished(T, "success", 0, 0, 0, 1.0, 0, 100.0, None, None, caught_up=True))
+    status.apply(LoadStarted(T, 1, "postgres"))
+    assert status.state == "loading"
+    status.apply(LoadFinished(T, "failed", 0, 0, 1.0, "connection refused"))
+    status.apply(JobFinished(table=T, outcome="failed", failed_phase="load", rows=0, seconds=2.0,
+                             error="connection refused"))
+    assert (status.state, status.failed_phase, panel_rows.state(status)) == ("failed", "load", "failed: load")
+    assert [run["outcome"] for run in status.last_runs] == ["failed: load", "differs"]
+    assert panel_rows.history(status)[0][1].startswith("failed: load, 0 rows")
+    assert ("row versions", "0") in panel_rows.warehouse(status, "postgres")
+
+
+def test_progressive_shows_all_chunks_and_ends_on_its_totals():
+    """Defect 4: after 3M rows the final screen said `rows 0 / ~2  done 0%`."""
+    status = TableStatus(T)
+    status.apply(JobStarted(table=T, steps=("extract",), progressive=True))
+    for chunk, rows in ((1, 1_500_000), (2, 1_500_000), (3, 0)):
+        done = (chunk - 1) * 1_500_000
+        status.apply(ChunkProgress(T, chunk, None, "started", done, 3_000_000, 1e6,
+                                   span_start="2024-01-01 00:00:00"))
+        status.apply(day_run(estimate=rows))
+        if rows:
+            status.apply(page(rows // 2, minute=300 + 700 * (chunk - 1), elapsed=5.0))
+            assert status.job_rows == done + rows // 2 and status.progress < 1
+        status.apply(RunFinished(T, "success", rows, rows // 1000, 1, 10.0, 1e6, 100.0, "2024-01-01 23:00:00",
+                                 done + rows, caught_up=chunk == 3))
+        status.apply(ChunkProgress(T, chunk, None, "caught up" if chunk == 3 else "done", done + rows,
+                                   3_000_000, 1e6, span_start="2024-01-01 00:00:00"))
+    status.apply(JobFinished(table=T, outcome="success", failed_phase="", rows=3_000_000, seconds=30.0))
+    assert (status.state, status.job_rows, status.progress) == ("done", 3_000_000, 1.0)
+    assert dict(panel_rows.progress(status))["rows"] == "3,000,000 / 3,000,000"
+
+
+def test_last_runs_carry_over_between_writers(tmp_path):
+    """Defect 7: a last-runs list per table, kept across runs in the snapshot."""
+    for outcome in ("interrupted", "success"):
+        writer = SnapshotWriter(tmp_path)
+        writer(JobStarted(table=T, steps=("extract",)))
+        writer(JobFinished(table=T, outcome=outcome, failed_phase="", rows=5, seconds=1.0))
+    (snapshot,) = read_snapshots(tmp_path)
+    assert [run["outcome"] for run in snapshot.status.last_runs] == ["done", "stopped"]
+
+
+def test_control_requests_are_for_one_process_and_obeyed_once(tmp_path):
+    """`watch` steers a run through a request file: only the process it names obeys, only a request
+    newer than the run, and only once (a leftover file never steers a later run)."""
+    from s3rs_tui.engine.control import RunControl
+    from s3rs_tui.status.control_file import ControlFileWatcher, send_request
+
+    send_request(T, "stop", os.getpid(), tmp_path)  # before the run started: not for it
+    control = RunControl()
+    watcher = ControlFileWatcher(control, [T], tmp_path)
+    watcher.poll()
+    assert not control.stop_requested
+    send_request(T, "pause", os.getpid() + 1, tmp_path)  # another process's run
+    watcher.poll()
+    assert not control.paused
+    send_request(T, "pause", os.getpid(), tmp_path)
+    watcher.poll()
+    assert control.paused
+    control.resume()
+    watcher.poll()  # the same request again: already obeyed
+    assert not control.paused
+    send_request(T, "stop", os.getpid(), tmp_path)
+    with watcher:  # as a run uses it: polled in its thread
+        wait_until(lambda: control.stop_requested, timeout=5, what="the stop")
+    assert "s3rs watch" in control.reason

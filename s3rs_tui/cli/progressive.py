@@ -18,12 +18,13 @@ from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.engine.control import RunControl, stop_on_signals
-from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, tee
+from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, PageRead, tee
 from s3rs_tui.engine.memory import rss_mb
 from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import parse_timestamp
 from s3rs_tui.private import open_private
+from s3rs_tui.status.control_file import ControlFileWatcher
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
@@ -44,6 +45,8 @@ class Monitor:
     def __call__(self, event: Event) -> None:
         if isinstance(event, ChunkProgress):
             self.chunk, self.run_rows = event, 0
+        elif isinstance(event, PageRead):  # rows read inside the file: the status line moves with them
+            self.run_rows = event.run_rows
         elif isinstance(event, FileStored):
             self.run_rows, self.files = event.run_rows, self.files + 1
 
@@ -139,7 +142,8 @@ def progressive(
         file_log.write(f"s3rs progressive {full_name}: log file {log_path.resolve()}")
         monitor.start()
         try:
-            with stop_on_signals(control, lambda message: sink(Notice(full_name, message))):
+            with stop_on_signals(control, lambda message: sink(Notice(full_name, message))), \
+                    ControlFileWatcher(control, [full_name]):  # `s3rs watch` may pause or stop it
                 result = ProgressiveRun(settings, full_name, sink, control, options).run()
         finally:
             monitor.stop()

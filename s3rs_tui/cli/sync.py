@@ -13,11 +13,13 @@ from s3rs_tui.engine.jobs import Steps, TableJobs, TableOutcome
 from s3rs_tui.engine.plan import plan_notices
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.status.control_file import ControlFileWatcher
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
 
 STRATEGIES = ("parallel", "sequential")
+FAILED = ("failed", "differs")  # outcomes that exit 1 (differs: --verify-data found differences)
 
 
 def sync(
@@ -70,7 +72,8 @@ def sync(
     control = RunControl()
     sink = tee(log, SnapshotWriter(formatter=log.format))  # the snapshot is what `s3rs watch` shows
     jobs = TableJobs(settings, sink, control, options, steps)
-    with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))):
+    with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))), \
+            ControlFileWatcher(control, names):  # `s3rs watch` may pause or stop this run
         outcomes = jobs.run_many(names, workers)
     if len(names) > 1:
         _print_summary(outcomes)
@@ -99,7 +102,7 @@ def _print_summary(outcomes: list[TableOutcome]) -> None:
 
 
 def _summary_document(outcomes: list[TableOutcome]) -> dict:
-    failed = [o for o in outcomes if o.status in ("failed", "interrupted")]
+    failed = [o for o in outcomes if o.status in (*FAILED, "interrupted")]
     return {"status": "failed" if failed else "success",
             "rows": sum(o.rows for o in outcomes), "files": sum(o.files for o in outcomes),
             "bytes": sum(o.extracted.bytes for o in outcomes if o.extracted),
@@ -116,7 +119,7 @@ def _raise_worst(names: list[str], outcomes: list[TableOutcome]) -> None:
     stopped = [o.error for o in outcomes if o.status == "interrupted" and o.error]
     if stopped:
         raise stopped[0]
-    failed = [o for o in outcomes if o.status == "failed"]
+    failed = [o for o in outcomes if o.status in FAILED]
     if not failed:
         return
     if len(failed) == 1 and len(names) == 1 and failed[0].error:

@@ -7,6 +7,7 @@ second one stops at once (still safe, because the watermark never runs ahead).
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -47,9 +48,12 @@ class RunControl:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    def wait_while_paused(self) -> None:
-        """Block between files while paused; returns at once when running or stopping."""
+    def wait_while_paused(self) -> float:
+        """Block between files while paused; returns at once when running or stopping. The seconds
+        waited, which the run leaves out of its rows/min (a pause is not slowness)."""
+        clock = time.monotonic()
         self._running.wait()
+        return time.monotonic() - clock
 
 
 def stop_at_once_on_signals() -> None:

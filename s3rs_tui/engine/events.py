@@ -5,7 +5,7 @@ consumer that touches a UI must hand the event over (Textual: `post_message`).
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class RunStarted(Event):
     estimated_rows: int
     batch_size: int
     store_url: str
+    _: KW_ONLY
+    estimate_exact: bool = False      # estimated_rows is a COUNT, not EXPLAIN's guess
+    span_start: str | None = None     # the first cursor time to cover (progress = time covered / to cover)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,30 @@ class FileStored(Event):
     watermark_id: object
     elapsed_seconds: float
     seconds: dict[str, float] = field(default_factory=dict)  # this file's read/encode/store/commit
+    _: KW_ONLY
+    paused_seconds: float = 0.0  # of elapsed_seconds; rows_per_minute leaves them out
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageRead(Event):
+    """Rows read into the file being written, not stored yet: sent at most every PROGRESS_SECONDS
+    while pages flow (phase "extracting"), and once as the file is closed and uploaded ("storing").
+    The watermark does not move on it: only FileStored moves the watermark."""
+
+    phase: str                  # "extracting" | "storing"
+    file_rows: int
+    file_bytes: int             # of the open file, as flushed so far
+    run_rows: int               # stored files plus the open one
+    rows_per_minute: float      # run average, paused time left out
+    rss_mb: float
+    peak_rss_mb: float
+    elapsed_seconds: float
+    paused_seconds: float
+    position_timestamp: str | None  # the last row read (not yet durable)
+    position_id: object
+
+
+PROGRESS_SECONDS = 0.5  # PageRead at most twice a second: the engine never waits on a dashboard
 
 
 @dataclass(frozen=True)
@@ -81,6 +108,8 @@ class RunFinished(Event):
     future_cursor_rows: int = 0
     caught_up: bool = False
     error: str = ""
+    _: KW_ONLY
+    paused_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,40 @@ class ChunkProgress(Event):
     rows_done: int               # by this progressive run so far
     estimated_rows: int          # still to go when the progressive run started
     rows_per_minute: float
+    error: str = ""
+    _: KW_ONLY
+    estimate_exact: bool = False    # estimated_rows is a COUNT (--estimate exact)
+    span_start: str | None = None   # the first cursor time of the whole progressive run
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobStarted(Event):
+    """A table's job begins: which steps it will take, so a finished extraction reads "loading"
+    rather than "done" while the warehouse steps are still to come."""
+
+    steps: tuple[str, ...]     # of "extract", "load", "verify" (progressive: its chunks' steps)
+    progressive: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyStarted(Event):
+    """MySQL and the warehouse are being compared (`s3rs verify`, `v`, `--verify-data`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyFinished(Event):
+    agrees: bool
+    summary: str  # one line, the verdict first ("agrees: ..." / "differs: 3 ranges, 12 keys ...")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFinished(Event):
+    """The table's job is over: the outcome of all its steps, the one to show and remember."""
+
+    outcome: str        # "success" | "differs" | "failed" | "interrupted" | "skipped"
+    failed_phase: str   # "" | "extract" | "load" | "verify"
+    rows: int           # extracted by this job (all chunks of a progressive run)
+    seconds: float
     error: str = ""
 
 

@@ -13,9 +13,25 @@ from typing import TYPE_CHECKING
 
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import EventSink, LoadFinished, Notice, RunFinished
+from s3rs_tui.engine.events import (
+    EventSink,
+    JobFinished,
+    JobStarted,
+    LoadFinished,
+    Notice,
+    RunFinished,
+    VerifyFinished,
+    VerifyStarted,
+)
 from s3rs_tui.engine.sync import SyncOptions, TableSync
-from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.errors import (
+    LoadError,
+    S3rsError,
+    StoppedByOperator,
+    TableLockedError,
+    TransientError,
+    VerifyDiffers,
+)
 
 if TYPE_CHECKING:  # the warehouse is imported where it runs (see run_one)
     from s3rs_tui.warehouse.verify import Verification
@@ -27,11 +43,23 @@ class Steps:
     load: bool = False
     verify: bool = False
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name in ("extract", "load", "verify") if getattr(self, name))
+
+
+def verdict(verification) -> str:
+    """A verify's outcome in a few words, the verdict first (it must fit next to the table)."""
+    if verification.agrees:
+        return f"agrees: {verification.mysql_rows:,} rows"
+    keys = sum(len(r.missing) + len(r.extra) + len(r.changed) for r in verification.ranges)
+    return f"differs: {len(verification.ranges)} ranges, {keys} keys"
+
 
 @dataclass
 class TableOutcome:
     table: str
-    status: str = "pending"  # success | failed | skipped (locked elsewhere) | interrupted
+    status: str = "pending"  # success | failed | differs (verify) | skipped (locked elsewhere) | interrupted
     extracted: RunFinished | None = None
     loaded: LoadFinished | None = None
     verification: "Verification | None" = None
@@ -56,25 +84,29 @@ class TableJobs:
     steps: Steps = field(default_factory=Steps)
 
     def run_one(self, name: str, skip_if_locked: bool = False) -> TableOutcome:
-        """Extract, load, verify one table; errors end up in the outcome (StoppedByOperator too)."""
-        from s3rs_tui.warehouse.loader import FILES_PER_LOAD, TableLoader  # warehouse sits on the engine
-        from s3rs_tui.warehouse.verify import verify_table
+        """Extract, load, verify one table; errors end up in the outcome (StoppedByOperator too).
+        JobStarted and JobFinished frame the steps, so the status knows what is still to come and
+        which phase failed."""
+        outcome, started, phase = TableOutcome(name), time.monotonic(), ""
+        extracted: list[RunFinished] = []  # also when the run raises after saying how it ended
 
-        outcome, started = TableOutcome(name), time.monotonic()
+        def sink(event) -> None:
+            if isinstance(event, RunFinished):
+                extracted.append(event)
+            self.sink(event)
+
+        self.sink(JobStarted(table=name, steps=self.steps.names))
         try:
             if self.steps.extract:
-                extract = TableSync(self.settings, name, self.sink, self.control, self.options)
+                phase = "extract"
+                extract = TableSync(self.settings, name, sink, self.control, self.options)
                 outcome.extracted = extract.run()
             if self.steps.load:
-                # --load-only is the staged way for huge tables: all stored files in as few COPY
-                # statements as possible; after an extraction, groups commit as they go
-                outcome.loaded = TableLoader(self.settings, name, self.sink, self.control,
-                                             break_lock=self.options.break_lock,
-                                             files_per_load=FILES_PER_LOAD if self.steps.extract else 0).run()
+                phase = "load"
+                outcome.loaded = self._load(name)
             if self.steps.verify:
-                outcome.verification = verify_table(self.settings, name, self.sink)
-                if not outcome.verification.agrees:
-                    raise S3rsError(outcome.verification.summary())
+                phase = "verify"
+                outcome.verification = self._verify(name)
             outcome.status = "success"
         except TableLockedError as exc:
             outcome.status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
@@ -82,11 +114,43 @@ class TableJobs:
                              "info" if skip_if_locked else "error"))
         except StoppedByOperator as exc:
             outcome.status, outcome.error = "interrupted", exc
+        except VerifyDiffers as exc:
+            outcome.status, outcome.error = "differs", exc
+            self.sink(Notice(name, str(exc), "error"))
         except S3rsError as exc:
             outcome.status, outcome.error = "failed", exc
             self.sink(Notice(name, str(exc), "error"))
         outcome.seconds = time.monotonic() - started
+        self.sink(JobFinished(table=name, outcome=outcome.status, rows=extracted[-1].rows if extracted else 0,
+                              seconds=outcome.seconds,
+                              failed_phase=phase if outcome.status == "failed" else "",
+                              error=str(outcome.error or "")))
         return outcome
+
+    def _load(self, name: str) -> LoadFinished:
+        from s3rs_tui.warehouse.loader import FILES_PER_LOAD, TableLoader  # warehouse sits on the engine
+
+        # --load-only is the staged way for huge tables: all stored files in as few COPY
+        # statements as possible; after an extraction, groups commit as they go
+        loader = TableLoader(self.settings, name, self.sink, self.control, break_lock=self.options.break_lock,
+                             files_per_load=FILES_PER_LOAD if self.steps.extract else 0)
+        try:
+            return loader.run()
+        except S3rsError as exc:
+            if type(exc) in (S3rsError, TransientError):  # a plain failure: say it was the load's
+                raise LoadError(str(exc)) from exc
+            raise
+
+    def _verify(self, name: str):
+        """Compare MySQL and the warehouse; differences raise VerifyDiffers (not "safe to retry")."""
+        from s3rs_tui.warehouse.verify import verify_table
+
+        self.sink(VerifyStarted(table=name))
+        verification = verify_table(self.settings, name, self.sink)
+        self.sink(VerifyFinished(table=name, agrees=verification.agrees, summary=verdict(verification)))
+        if not verification.agrees:
+            raise VerifyDiffers(verification.summary())
+        return verification
 
     def run_many(self, names: list[str], workers: int) -> list[TableOutcome]:
         """Up to `workers` tables at once; results in the order given."""

@@ -7,6 +7,7 @@ from typing import Any, Protocol, TypeVar
 from s3rs_tui.engine import keyset
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.parsing import quote_identifier
 
 T = TypeVar("T")
 
@@ -22,9 +23,11 @@ class Plan:
     start: Position
     now: str                 # the database's clock, in the cursor's time zone
     bound: str               # exclusive upper bound of this run
-    estimated_rows: int      # EXPLAIN's estimate of rows between start and bound
+    estimated_rows: int      # EXPLAIN's estimate of rows between start and bound (exact: a COUNT)
     null_cursor_rows: int    # unreachable by any cursor
     future_cursor_rows: int  # stamped after `now`
+    exact: bool = False
+    span_start: str | None = None  # the first cursor time to cover: progress is time covered / to cover
 
 
 def make_plan(query: Query, info: TableInfo, start: Position, cursor_timezone: str, lag_seconds: int,
@@ -37,7 +40,20 @@ def make_plan(query: Query, info: TableInfo, start: Position, cursor_timezone: s
         query("counting rows" if exact else "estimating rows",
               lambda c: keyset.count_range(c, info, start, bound, estimate=not exact)),
         query("counting NULL cursors", lambda c: keyset.null_cursor_rows(c, info)),
-        query("counting future cursors", lambda c: keyset.future_cursor_rows(c, info, now)))
+        query("counting future cursors", lambda c: keyset.future_cursor_rows(c, info, now)),
+        exact, start.timestamp or query("finding the first row", lambda c: first_cursor(c, info, bound)))
+
+
+def first_cursor(conn, info: TableInfo, bound: str) -> str | None:
+    """The earliest cursor time before `bound`: one index lookup (None without the keyset index,
+    where it would scan the table; progress then falls back on the row estimate)."""
+    if not info.has_keyset_index:
+        return None
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT MIN({quote_identifier(info.cursor.name)}) FROM {info.quoted} "
+                    f"WHERE {quote_identifier(info.cursor.name)} < %s", [bound])
+        value = cur.fetchone()[0]
+    return None if value is None else str(value)
 
 
 def plan_notices(plan: Plan, info: TableInfo) -> list[str]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import ChunkProgress, EventSink, Notice, RunFinished
+from s3rs_tui.engine.events import ChunkProgress, EventSink, JobFinished, JobStarted, Notice, RunFinished
+from s3rs_tui.engine.plan import Plan
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
 from s3rs_tui.store import open_store
@@ -66,14 +67,37 @@ class ProgressiveRun:
         database, name, _ = settings.table(table)
         self.settings, self.table, self.sink, self.control = settings, f"{database}.{name}", sink, control
         self.options = options
+        self.phase, self.rows = "extract", 0
+        self.plan: Plan | None = None  # made by _run before the first chunk
 
     def run(self) -> ProgressiveResult:
-        options, started = self.options, time.monotonic()
+        """The chunks, framed by JobStarted / JobFinished (its outcome, all chunks' rows)."""
+        started = time.monotonic()
+        steps = ("extract", "load") if self.options.mode == "full" else ("extract",)
+        self.sink(JobStarted(table=self.table, steps=steps, progressive=True))
+        outcome, error = "failed", ""
+        try:
+            result = self._run(started)
+            outcome = "success"
+            return result
+        except StoppedByOperator as exc:
+            outcome, error = "interrupted", str(exc)
+            raise
+        except S3rsError as exc:
+            error = str(exc)
+            raise
+        finally:
+            self.sink(JobFinished(table=self.table, outcome=outcome, rows=self.rows,
+                                  failed_phase=self.phase if outcome == "failed" else "",
+                                  seconds=time.monotonic() - started, error=error))
+
+    def _run(self, started: float) -> ProgressiveResult:
+        options = self.options
         if options.start_timestamp:
             set_start(self.settings, self.table, options.start_timestamp, options.restart)
         sync = TableSync(self.settings, self.table, self.sink, self.control)
         _, _, plan = sync.dry_run(options.exact_estimate)
-        estimate = plan.estimated_rows
+        self.plan, estimate = plan, plan.estimated_rows
         chunk, rows, failures, caught_up = 0, 0, 0, False
         while not caught_up and (options.max_chunks is None or chunk < options.max_chunks):
             chunk += 1
@@ -97,6 +121,7 @@ class ProgressiveRun:
                 continue
             failures = 0
             rows += finished.rows
+            self.rows = rows
             if options.mode == "full" and not options.load_at_end:
                 self._load()
             caught_up = finished.caught_up
@@ -112,7 +137,9 @@ class ProgressiveRun:
     def _load(self) -> None:
         from s3rs_tui.warehouse.loader import TableLoader  # the warehouse layer sits on the engine
 
+        self.phase = "load"
         TableLoader(self.settings, self.table, self.sink, self.control).run()
+        self.phase = "extract"
 
     def _chunk(self) -> RunFinished:
         timeout = self.options.timeout_minutes
@@ -123,5 +150,7 @@ class ProgressiveRun:
     def _progress(self, chunk: int, status: str, rows: int, estimate: int, started: float,
                   error: str = "") -> None:
         elapsed = time.monotonic() - started
+        assert self.plan is not None  # _run plans before the first chunk
         self.sink(ChunkProgress(self.table, chunk, self.options.max_chunks, status, rows, estimate,
-                                rows * 60 / elapsed if elapsed > 0 else 0.0, error))
+                                rows * 60 / elapsed if elapsed > 0 else 0.0, error,
+                                estimate_exact=self.plan.exact, span_start=self.plan.span_start))

@@ -13,13 +13,23 @@ from dataclasses import dataclass, field
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.cxreader import connection_url, cx_chunks
-from s3rs_tui.engine.events import EventSink, FileStored, Notice, RunFinished, RunStarted, StateChanged
+from s3rs_tui.engine.events import (
+    PROGRESS_SECONDS,
+    EventSink,
+    FileStored,
+    Notice,
+    PageRead,
+    RunFinished,
+    RunStarted,
+    StateChanged,
+)
 from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
 from s3rs_tui.engine.parquet import ParquetFile, data_key
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
+from s3rs_tui.engine.progress import Ticker
 from s3rs_tui.engine.retry import reported_retries
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
@@ -50,15 +60,17 @@ class _Run:
     rows: int = 0
     files: int = 0
     bytes: int = 0
+    paused: float = 0.0  # seconds spent paused between files: not part of the rate
     file_invalid_dates: dict = field(default_factory=dict)  # of the file being written
     step_seconds: dict = field(default_factory=lambda: {"read": 0.0, "encode": 0.0})
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def per_minute(self) -> float:
-        elapsed = self.elapsed()
-        return self.rows * 60 / elapsed if elapsed > 0 else 0.0
+    def per_minute(self, rows: int | None = None) -> float:
+        """Rows a minute while it ran (paused time left out)."""
+        working = self.elapsed() - self.paused
+        return (self.rows if rows is None else rows) * 60 / working if working > 0 else 0.0
 
 
 def _add_counts(total: dict[str, int], more: dict[str, int]) -> None:
@@ -180,7 +192,9 @@ class TableSync:
         plans = plan_columns(info.columns)
         schema = arrow_schema(plans)
         self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, position.key, bound,
-                             min(estimate, limit) if limit else estimate, batch_size, self.store.url))
+                             min(estimate, limit) if limit else estimate, batch_size, self.store.url,
+                             estimate_exact=plan.exact and not limit, span_start=plan.span_start))
+        ticker = Ticker(PROGRESS_SECONDS)
         budget = MemoryBudget(batch_size)
         guard = MemoryGuard(budget, self.settings.backup.memory_limit_mb, self.settings.backup.gc_threshold,
                             self.settings.backup.memory_check_interval, self._notice)
@@ -194,10 +208,12 @@ class TableSync:
                 self._add_chunk(run, current, chunk)
                 position = chunk.last
                 guard.after_chunk()
+                if ticker.due():
+                    self._page_read(run, current, position, "extracting")
                 if self._file_is_done(current, chunk):
                     self._store_file(run, current, file_start, position)
                     current = None
-                    self._pause_point()
+                    self._pause_point(run)
                     if self.control.stop_requested or self._past_deadline():
                         break
             if current is not None:
@@ -245,16 +261,17 @@ class TableSync:
     def _past_deadline(self) -> bool:
         return self.options.deadline is not None and time.monotonic() > self.options.deadline
 
-    def _pause_point(self) -> None:
+    def _pause_point(self, run: _Run) -> None:
         """Between files is the only place a run pauses: the watermark is exact here."""
         if self.control.paused:
             self.sink(StateChanged(self.name, "paused"))
-            self.control.wait_while_paused()
+            run.paused += self.control.wait_while_paused()
             self.sink(StateChanged(self.name, "stopping" if self.control.stop_requested else "running"))
 
     def _store_file(self, run: _Run, file: ParquetFile, start: Position, end: Position) -> None:
         """Store the file durably, then (and only then) advance the watermark to its last row."""
         key = data_key(run.info, start)
+        self._page_read(run, file, end, "storing")
         clock = time.monotonic()
         file.close()
         run.step_seconds["encode"] += time.monotonic() - clock
@@ -279,7 +296,17 @@ class TableSync:
         run.files += 1
         run.bytes += size
         self.sink(FileStored(self.name, key, file.rows, size, run.rows, run.files, run.bytes,
-                             run.per_minute(), rss_mb(), end.timestamp, end.key, run.elapsed(), seconds))
+                             run.per_minute(), rss_mb(), end.timestamp, end.key, run.elapsed(), seconds,
+                             paused_seconds=run.paused))
+
+    def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: str) -> None:
+        """Progress inside the file being written: the dashboard ticks with it, the watermark does not."""
+        self.sink(PageRead(table=self.name, phase=phase, file_rows=file.rows, file_bytes=file.size,
+                           run_rows=run.rows + file.rows,
+                           rows_per_minute=run.per_minute(run.rows + file.rows),
+                           rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(), elapsed_seconds=run.elapsed(),
+                           paused_seconds=run.paused,
+                           position_timestamp=position.timestamp, position_id=position.key))
 
     def _mark(self, run: _Run | None, status: str) -> None:
         """Record how the run ended; best effort, since position and counters are already safe."""
@@ -292,10 +319,11 @@ class TableSync:
     def _finished(self, run: _Run | None, status: str, started: float, *, caught_up: bool = False,
                   error: str = "") -> RunFinished:
         elapsed = time.monotonic() - started
-        rows, files, size = (run.rows, run.files, run.bytes) if run else (0, 0, 0)
+        rows, files, size, paused = (run.rows, run.files, run.bytes, run.paused) if run else (0, 0, 0, 0.0)
         watermark = run.watermark if run else None
+        working = elapsed - paused
         return RunFinished(
-            self.name, status, rows, files, size, elapsed, rows * 60 / elapsed if elapsed > 0 else 0.0,
+            self.name, status, rows, files, size, elapsed, rows * 60 / working if working > 0 else 0.0,
             peak_rss_mb(), watermark.last_mysql_data_timestamp if watermark else None,
             watermark.last_mysql_data_id if watermark else None, dict(self.invalid_dates),
-            self.null_cursor_rows, self.future_cursor_rows, caught_up, error)
+            self.null_cursor_rows, self.future_cursor_rows, caught_up, error, paused_seconds=paused)

@@ -120,12 +120,47 @@ def status_in(state: str, table: str = TABLE, **fields) -> TableStatus:
 
 # A picture per state of the status model: its name -> show_state's arguments (the state word and
 # the fields that go with it). The snapshot tests and scripts/screenshots.py take one of each.
-STATES = {
+STATES: dict[str, dict[str, Any]] = {
+    "mid-file": dict(state="extracting", file_rows=30_000, file_bytes=1_400_000, rows_read=630_000,
+                     position_timestamp="2024-01-04 03:10:00", position_id=630_000),
     "paused": dict(state="paused"),
+    "loading": dict(state="loading", phase="load",
+                    load_state="loading 12 files into postgres at 127.0.0.1:5432/dw",
+                    loaded_files=4, loaded_rows=200_000, last_load=data_key(4, 200_000)),
     "failed-load": dict(state="failed", failed_phase="load", error="load failed: the warehouse went away"),
     "verified": dict(state="verified", verify_result="agrees"),
     "differs": dict(state="differs", verify_result="differs: 3 ranges, 12 keys"),
+    "progressive-mid-run": dict(state="extracting", progressive=True, chunk="3 of 10: started",
+                                chunk_rows=500_000, chunk_estimate=3_000_000),
+    "progressive-finished": dict(state="done", progressive=True, chunk="13: caught up", chunk_rows=3_000_000,
+                                 chunk_estimate=3_000_000, caught_up=True),
 }
+
+GONE_PID = 2**22 + 77  # above Linux's default pid_max: never a live process
+
+
+def watch_app(settings: Settings, folder: Path = FOLDER):
+    """`s3rs watch` on TABLE, whose run died mid-file (its process gone, its last snapshot left
+    behind in `folder`/status), its log in `folder` with the frozen clock."""
+    import json
+    import socket
+
+    from s3rs_tui.cli.headless import HeadlessLog
+    from s3rs_tui.status.snapshot import write_atomic
+    from s3rs_tui.tui.logfile import RunLog
+    from s3rs_tui.tui.watch import WatchApp
+
+    status = status_in(**STATES["mid-file"])
+    stamp = "2026-05-28 20:26:40"
+    status.log = [f"{stamp} {line}" for line in map(HeadlessLog().format, recorded_run()) if line]
+    status_folder = folder / "status"
+    status_folder.mkdir(parents=True, exist_ok=True)
+    document = {"pid": GONE_PID, "host": socket.gethostname(), "updated_at": FROZEN_TIME,
+                "status": status.to_dict()}
+    write_atomic(status_folder / f"{TABLE}.json", json.dumps(document).encode())
+    log = folder / "logs" / "watch.log"
+    log.unlink(missing_ok=True)
+    return WatchApp(settings, [TABLE], RunLog(log, clock=lambda: FROZEN_TIME), folder=status_folder)
 
 
 async def show_state(pilot, state: str, **fields) -> None:

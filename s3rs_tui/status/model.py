@@ -1,10 +1,17 @@
-"""TableStatus: one table's run folded from engine events (a reducer), and its JSON form.
+"""TableStatus: one table's job folded from engine events (a reducer), and its JSON form.
 
 The dashboard, the status snapshot and `s3rs watch` all read this one model, so a run looks the
-same live, in a snapshot and from another terminal. Counters in FileStored are run totals, so
+same live, in a snapshot and from another terminal. Counters in progress events are run totals, so
 applying only the latest of several events (the dashboard coalesces them) gives the same result.
+
+States (the words the dashboard shows): idle, starting, extracting, storing, loading, verifying,
+pausing, paused, stopping, done, verified, differs, stopped, failed (with failed_phase), locked,
+stale (only in `watch`). Progress is the share of the run's cursor span covered, capped below 100%
+until the job has ended, so neither a row estimate that is half the real count nor a coalesced
+event can show 100% or an ETA of zero while rows still come.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -14,69 +21,163 @@ from s3rs_tui.engine.events import (
     Event,
     FilesLoaded,
     FileStored,
+    JobFinished,
+    JobStarted,
     LoadFinished,
     LoadStarted,
     Notice,
+    PageRead,
     Retrying,
     RunFinished,
     RunStarted,
     StateChanged,
+    VerifyFinished,
+    VerifyStarted,
 )
+from s3rs_tui.engine.progress import time_share
 
-HISTORY = 120   # sparkline samples kept (one per applied progress event)
+HISTORY = 120    # sparkline samples kept (one per applied progress event)
 LOG_LINES = 200  # recent log lines kept for `watch`
+LAST_RUNS = 10   # outcomes kept per table
+CAP = 0.99       # the highest share shown before the job has ended
+PROJECT_FROM = 0.05  # the time share from which rows / share projects the total better than EXPLAIN
 
-FINISHED_STATES = {"success": "done", "interrupted": "stopped", "failed": "failed"}
+RUNNING = ("starting", "extracting", "storing", "loading", "verifying")
+ACTIVE = (*RUNNING, "pausing", "paused", "stopping")
+REQUESTED = ("pausing", "stopping")  # asked by the operator: kept until the engine answers
+PHASE_STATES = {"extract": "extracting", "load": "loading", "verify": "verifying"}
+ENDED = {"success": "done", "interrupted": "stopped", "failed": "failed", "differs": "differs",
+         "skipped": "locked"}
 
 
 @dataclass
 class TableStatus:
     table: str
-    state: str = "idle"  # idle, starting, running, paused, stopping, done, stopped, failed, locked
+    state: str = "idle"
+    failed_phase: str = ""    # "extract" | "load" | "verify" when state is failed
+    verify_result: str = ""   # "agrees: 3,000,000 rows" | "differs: 3 ranges, 12 keys"
+    phase: str = ""           # the step going on: extract, load, verify
+    steps: list[str] = field(default_factory=list)  # the job's steps (JobStarted)
+    progressive: bool = False
     run_id: str = ""
     estimated_rows: int = 0
-    rows: int = 0
+    estimate_exact: bool = False
+    span_start: str | None = None  # the first cursor time this run covers
+    rows: int = 0             # stored by this run (a progressive run: by this chunk)
     files: int = 0
     bytes: int = 0
+    file_rows: int = 0        # read into the file being written, not stored yet
+    file_bytes: int = 0
+    rows_read: int = 0        # rows + file_rows: what the engine has read
+    position_timestamp: str | None = None  # the last row read (not durable: see watermark_*)
+    position_id: object = None
     elapsed_seconds: float = 0.0
-    rows_per_minute: float = 0.0      # average of the run
+    paused_seconds: float = 0.0
+    rows_per_minute: float = 0.0      # average of the run, paused time left out
     rows_per_minute_now: float = 0.0  # between the last two progress updates
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    progress_at: float = 0.0  # wall clock (time.time) of the last progress event: a stall shows
     last_file: str = ""
     store_url: str = ""
     start_position: str = ""
     upper_bound: str = ""
-    watermark_timestamp: str | None = None
+    watermark_timestamp: str | None = None  # durable: moves only when a file is stored
     watermark_id: object = None
     loaded_files: int = 0
-    loaded_rows: int = 0
+    loaded_rows: int = 0      # row versions merged into the warehouse (an update loads a row again)
     load_state: str = ""
     last_load: str = ""
     error: str = ""
-    chunk: str = ""             # progressive runs: "chunk 3 of 10: done"
+    chunk: str = ""             # progressive runs: "3 of 10: done"
     chunk_rows: int = 0         # progressive runs: rows of the finished chunks
     chunk_estimate: int = 0     # progressive runs: rows to go when it started
+    chunk_exact: bool = False
+    chunk_span_start: str | None = None
+    caught_up: bool = False     # the last extraction reached its upper bound
+    last_runs: list[dict] = field(default_factory=list)  # newest first: outcome, rows, seconds, ended_at
     rate_history: list[float] = field(default_factory=list)
     rss_history: list[float] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
-        return self.state in ("starting", "running", "paused", "stopping")
+        return self.state in ACTIVE
+
+    @property
+    def moving(self) -> bool:
+        """Rows are flowing (not paused, not asked to pause)."""
+        return self.state in ("extracting", "storing")
+
+    @property
+    def job_rows(self) -> int:
+        """Rows read by the whole job: a progressive run's finished chunks plus the one going on."""
+        if not self.progressive:
+            return self.rows_read
+        return self.chunk_rows + (self.rows_read if self.chunk.endswith("started") else 0)
+
+    def _basis(self) -> tuple[int, int, bool, str | None]:
+        """(rows read, rows expected, whether that is a COUNT, first cursor time) of the job."""
+        if self.progressive:
+            return self.job_rows, self.chunk_estimate, self.chunk_exact, self.chunk_span_start
+        return self.rows_read, self.estimated_rows, self.estimate_exact, self.span_start
+
+    def _share(self) -> float | None:
+        rows, estimate, exact, start = self._basis()
+        if exact and estimate:
+            return rows / estimate
+        share = time_share(start, self.upper_bound, self.position_timestamp)
+        if share is not None:
+            return share
+        return rows / estimate if estimate else None
 
     @property
     def progress(self) -> float | None:
-        """Share of the run's estimate done (0..1), None when there is no estimate."""
-        if not self.estimated_rows:
-            return None
-        return min(1.0, self.rows / self.estimated_rows)
+        """Share of the job done (0..1): below CAP until the extraction has ended; None when unknown."""
+        if self.caught_up and (not self.active or self.state in ("loading", "verifying")):
+            return 1.0
+        share = self._share()
+        return None if share is None else min(CAP, share)
+
+    @property
+    def total_is_exact(self) -> bool:
+        """False while expected_rows is an estimate (the dashboard prefixes it with ~)."""
+        if not self.active:
+            return self.caught_up
+        return self._basis()[2]
+
+    @property
+    def expected_rows(self) -> int:
+        """The job's total rows as best known: the COUNT, or rows / time share once that says more
+        than EXPLAIN's guess (which may be half the real count); never below what was read."""
+        rows, estimate, exact, _ = self._basis()
+        if not self.active and self.caught_up:
+            return rows
+        share = self._share()
+        if not exact and share is not None and share >= PROJECT_FROM:
+            estimate = round(rows / share)
+        return max(rows, estimate)
+
+    @property
+    def rate_now(self) -> float | None:
+        """Rows/min at the moment; None when nothing should flow (paused, pausing, ended)."""
+        return self.rows_per_minute_now if self.moving else None
 
     @property
     def eta_seconds(self) -> float | None:
-        if not self.active or not self.estimated_rows or self.rows_per_minute <= 0:
+        """Seconds to the end of the extraction at the average rate; None when paused or unknown,
+        and never 0 while rows still come."""
+        share = self._share()
+        if not self.moving or not share or self.rows_per_minute <= 0:
             return None
-        return max(0, self.estimated_rows - self.rows) / self.rows_per_minute * 60
+        left_rows = self.job_rows * (1 - min(share, 1.0)) / share
+        return max(1.0, left_rows / self.rows_per_minute * 60)
+
+    def since_progress(self, now: float | None = None) -> float | None:
+        """Seconds since the engine last reported progress (a stall grows it); None when idle."""
+        if not self.active or not self.progress_at:
+            return None
+        return max(0.0, (now or time.time()) - self.progress_at)
 
     def apply(self, event: Event) -> None:
         """Fold one engine event into the status."""
@@ -102,45 +203,118 @@ def _push(history: list[float], value: float) -> None:
     del history[:-HISTORY]
 
 
+def _set_state(status: TableStatus, state: str) -> None:
+    """A phase state, unless the operator's pause or stop is still pending."""
+    if status.state not in REQUESTED:
+        status.state = state
+
+
+def _zero_counts(status: TableStatus) -> None:
+    """A new extraction counts from zero."""
+    status.rows = status.files = status.bytes = status.file_rows = status.file_bytes = status.rows_read = 0
+
+
+def _job_started(status: TableStatus, event: JobStarted) -> None:
+    status.steps, status.progressive = list(event.steps), event.progressive
+    status.state, status.failed_phase, status.error = "starting", "", ""
+    status.caught_up = status.caught_up and "extract" not in event.steps
+    status.phase = event.steps[0] if event.steps else ""
+    if "verify" in event.steps:
+        status.verify_result = ""
+    if "extract" in event.steps:  # a verify alone keeps the last run's figures on screen
+        status.chunk, status.chunk_rows = "", 0
+        _zero_counts(status)
+
+
 def _started(status: TableStatus, event: RunStarted) -> None:
-    status.state, status.run_id, status.error = "running", event.run_id, ""
-    status.estimated_rows, status.store_url, status.upper_bound = event.estimated_rows, event.store_url, \
-        event.upper_bound
-    status.rows = status.files = status.bytes = 0
-    status.elapsed_seconds = status.rows_per_minute = status.rows_per_minute_now = 0.0
+    _set_state(status, "extracting")
+    status.phase, status.run_id, status.error, status.caught_up = "extract", event.run_id, "", False
+    status.estimated_rows, status.estimate_exact = event.estimated_rows, event.estimate_exact
+    status.store_url, status.upper_bound = event.store_url, event.upper_bound
+    status.span_start = event.span_start
+    _zero_counts(status)
+    status.elapsed_seconds = status.paused_seconds = status.rows_per_minute = status.rows_per_minute_now = 0.0
+    status.position_timestamp, status.position_id = event.start_timestamp, event.start_id
     status.start_position = "the beginning" if event.start_timestamp is None else \
         f"({event.start_timestamp}, {event.start_id})"
-    status.rate_history.clear()
-    status.rss_history.clear()
+    status.progress_at = time.time()
+    if not status.progressive:
+        status.rate_history.clear()
+        status.rss_history.clear()
+
+
+def _progress(status: TableStatus, rows_read: int, elapsed: float, paused: float, per_minute: float,
+              rss: float) -> None:
+    """What every progress event says: the rate now (between the last two), average, RSS."""
+    span = (elapsed - paused) - (status.elapsed_seconds - status.paused_seconds)
+    if span > 0:
+        status.rows_per_minute_now = max(0, rows_read - status.rows_read) * 60 / span
+    status.rows_read, status.elapsed_seconds, status.paused_seconds = rows_read, elapsed, paused
+    status.rows_per_minute, status.rss_mb = per_minute, rss
+    status.peak_rss_mb = max(status.peak_rss_mb, rss)
+    status.progress_at = time.time()
+    _push(status.rate_history, status.rows_per_minute_now)
+    _push(status.rss_history, rss)
+
+
+def _page_read(status: TableStatus, event: PageRead) -> None:
+    _set_state(status, event.phase)
+    _progress(status, event.run_rows, event.elapsed_seconds, event.paused_seconds, event.rows_per_minute,
+              event.rss_mb)
+    status.peak_rss_mb = max(status.peak_rss_mb, event.peak_rss_mb)
+    status.file_rows, status.file_bytes = event.file_rows, event.file_bytes
+    status.position_timestamp, status.position_id = event.position_timestamp, event.position_id
 
 
 def _stored(status: TableStatus, event: FileStored) -> None:
-    span = event.elapsed_seconds - status.elapsed_seconds
-    if span > 0:
-        status.rows_per_minute_now = (event.run_rows - status.rows) * 60 / span
+    if status.state in ("starting", "storing"):
+        status.state = "extracting"
+    _progress(status, max(event.run_rows, status.rows_read), event.elapsed_seconds, event.paused_seconds,
+              event.rows_per_minute, event.rss_mb)
     status.rows, status.files, status.bytes = event.run_rows, event.run_files, event.run_bytes
-    status.elapsed_seconds, status.rows_per_minute = event.elapsed_seconds, event.rows_per_minute
-    status.rss_mb, status.peak_rss_mb = event.rss_mb, max(status.peak_rss_mb, event.rss_mb)
+    status.file_rows = status.rows_read - status.rows
+    status.file_bytes = 0 if not status.file_rows else status.file_bytes
     status.last_file, status.error = event.key, ""  # a file stored: any retry has succeeded
     status.watermark_timestamp, status.watermark_id = event.watermark_timestamp, event.watermark_id
-    if status.state == "starting":
-        status.state = "running"
-    _push(status.rate_history, status.rows_per_minute_now)
-    _push(status.rss_history, event.rss_mb)
+    if status.position_timestamp is None or status.rows_read == status.rows:
+        status.position_timestamp, status.position_id = event.watermark_timestamp, event.watermark_id
 
 
 def _state_changed(status: TableStatus, event: StateChanged) -> None:
-    status.state = event.state
+    if event.state == "running":
+        status.state = PHASE_STATES.get(status.phase, "extracting")
+    else:
+        status.state = event.state
+
+
+def _next_step(status: TableStatus, after: str) -> str | None:
+    """The state of the step after `after`, when the job has one (None: the job is over)."""
+    later = status.steps[status.steps.index(after) + 1:] if after in status.steps else []
+    return PHASE_STATES[later[0]] if later else None
 
 
 def _finished(status: TableStatus, event: RunFinished) -> None:
-    status.state = FINISHED_STATES.get(event.status, event.status)
     status.rows, status.files, status.bytes = event.rows, event.files, event.bytes
+    status.rows_read, status.file_rows, status.file_bytes = event.rows, 0, 0
     status.elapsed_seconds, status.rows_per_minute = event.elapsed_seconds, event.rows_per_minute
+    status.paused_seconds = event.paused_seconds
     status.peak_rss_mb = max(status.peak_rss_mb, event.peak_rss_mb)
     if event.watermark_timestamp is not None:
         status.watermark_timestamp, status.watermark_id = event.watermark_timestamp, event.watermark_id
+        status.position_timestamp, status.position_id = event.watermark_timestamp, event.watermark_id
     status.error = event.error
+    if event.status == "failed":
+        status.state, status.failed_phase = "failed", "extract"
+        return
+    if event.status != "success":
+        status.state = ENDED.get(event.status, event.status)
+        return
+    status.caught_up = event.caught_up or not status.progressive
+    if status.progressive:
+        return  # the next chunk, or JobFinished, says what comes
+    following = _next_step(status, "extract")
+    status.state = following or "done"
+    status.phase = "load" if following == "loading" else "verify" if following else status.phase
 
 
 def _notice(status: TableStatus, event: Notice) -> None:
@@ -153,6 +327,8 @@ def _retrying(status: TableStatus, event: Retrying) -> None:
 
 
 def _load_started(status: TableStatus, event: LoadStarted) -> None:
+    status.phase = "load"
+    _set_state(status, "loading")
     status.load_state = f"loading {event.files} files into {event.warehouse}"
     status.loaded_files = status.loaded_rows = 0
 
@@ -160,24 +336,65 @@ def _load_started(status: TableStatus, event: LoadStarted) -> None:
 def _files_loaded(status: TableStatus, event: FilesLoaded) -> None:
     status.loaded_files, status.loaded_rows = event.run_files, event.run_rows
     status.last_load = event.files[-1] if event.files else status.last_load
+    status.progress_at = time.time()
 
 
 def _load_finished(status: TableStatus, event: LoadFinished) -> None:
-    status.load_state = f"{FINISHED_STATES.get(event.status, event.status)} in {event.elapsed_seconds:.1f}s"
+    status.load_state = f"{ENDED.get(event.status, event.status)} in {event.elapsed_seconds:.1f}s"
     status.loaded_files, status.loaded_rows = event.files, event.rows
     if event.error:
         status.error = event.error
+    if event.status == "failed":
+        status.state, status.failed_phase = "failed", "load"
+    elif event.status != "success":
+        status.state = ENDED.get(event.status, event.status)
+    elif not status.progressive:
+        following = _next_step(status, "load")
+        status.state = following or "done"
+        status.phase = "verify" if following else status.phase
+
+
+def _verify_started(status: TableStatus, event: VerifyStarted) -> None:
+    status.phase, status.verify_result = "verify", ""
+    _set_state(status, "verifying")
+
+
+def _verify_finished(status: TableStatus, event: VerifyFinished) -> None:
+    status.state = "verified" if event.agrees else "differs"
+    status.verify_result = event.summary
+
+
+def _job_finished(status: TableStatus, event: JobFinished) -> None:
+    state = ENDED.get(event.outcome, event.outcome)
+    if state == "done" and "verify" in status.steps:
+        state = "verified"
+    status.state, status.failed_phase = state, event.failed_phase
+    if event.error:
+        status.error = event.error
+    if status.progressive:
+        status.chunk_rows = event.rows
+    status.last_runs.insert(0, {"outcome": f"failed: {event.failed_phase}" if event.failed_phase else state,
+                                "rows": event.rows, "seconds": round(event.seconds, 1),
+                                "ended_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+    del status.last_runs[LAST_RUNS:]
 
 
 def _chunk(status: TableStatus, event: ChunkProgress) -> None:
     of = f" of {event.max_chunks}" if event.max_chunks else ""
+    status.progressive = True
     status.chunk = f"{event.chunk}{of}: {event.status}"
     status.chunk_rows, status.chunk_estimate = event.rows_done, event.estimated_rows
+    status.chunk_exact, status.chunk_span_start = event.estimate_exact, event.span_start
+    status.caught_up = event.status == "caught up"
+    if event.status == "started":
+        _set_state(status, "starting" if status.state in ("idle", "starting") else "extracting")
     if event.error:
         status.error = event.error
 
 
 _HANDLERS: dict[type[Event], Callable[[TableStatus, Any], None]] = {
-    ChunkProgress: _chunk, RunStarted: _started, FileStored: _stored, StateChanged: _state_changed,
-    RunFinished: _finished, Notice: _notice, Retrying: _retrying, LoadStarted: _load_started,
-    FilesLoaded: _files_loaded, LoadFinished: _load_finished}
+    JobStarted: _job_started, ChunkProgress: _chunk, RunStarted: _started, PageRead: _page_read,
+    FileStored: _stored, StateChanged: _state_changed, RunFinished: _finished, Notice: _notice,
+    Retrying: _retrying, LoadStarted: _load_started, FilesLoaded: _files_loaded,
+    LoadFinished: _load_finished, VerifyStarted: _verify_started, VerifyFinished: _verify_finished,
+    JobFinished: _job_finished}

@@ -3,8 +3,9 @@
 
     $S3RS_STATE_DIR (default ~/.s3rs)/status/<db>.<table>.json
 
-Written by an event sink in the engine's thread: at most every `interval` seconds while files
-flow, at once when the run starts, pauses, resumes or ends. Each write is atomic (temporary file,
+Written by an event sink in the engine's thread: at most every `interval` seconds while pages and
+files flow, at once when the run starts, pauses, resumes or ends. Each table's last runs carry over
+from one run's snapshot to the next. Each write is atomic (temporary file,
 then rename), so a reader never sees half a document, and private to the user (0600).
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from s3rs_tui.engine.events import Event, FilesLoaded, FileStored
+from s3rs_tui.engine.events import Event, FilesLoaded, FileStored, PageRead
 from s3rs_tui.private import open_private
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store.lock import pid_alive
@@ -55,12 +56,15 @@ class SnapshotWriter:
         self.written: dict[str, float] = {}
 
     def __call__(self, event: Event) -> None:
-        status = self.statuses.setdefault(event.table, TableStatus(event.table))
+        status = self.statuses.get(event.table)
+        if status is None:  # the table's last runs carry over from the snapshot already there
+            last_runs = previous_runs(event.table, self.folder)
+            status = self.statuses[event.table] = TableStatus(event.table, last_runs=last_runs)
         status.apply(event)
         line = self.formatter(event)
         if line:
             status.add_log(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.clock()))} {line}")
-        progress = isinstance(event, (FileStored, FilesLoaded))
+        progress = isinstance(event, (PageRead, FileStored, FilesLoaded))
         if not progress or self.clock() - self.written.get(event.table, 0.0) >= self.interval:
             self.write(status)
 
@@ -94,17 +98,28 @@ class Snapshot:
         return ""
 
 
+def previous_runs(table: str, folder: Path | None = None) -> list[dict]:
+    """The last runs recorded in the table's snapshot, if there is one ([] otherwise)."""
+    snapshot = read_snapshot((folder or status_dir()) / f"{table}.json")
+    return list(snapshot.status.last_runs) if snapshot else []
+
+
+def read_snapshot(path: Path) -> Snapshot | None:
+    """One snapshot file; None when missing or unreadable (a reader never fails on it)."""
+    try:
+        document = json.loads(path.read_bytes())
+        return Snapshot(TableStatus.from_dict(document["status"]), int(document["pid"]),
+                        str(document["host"]), float(document["updated_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def read_snapshots(folder: Path | None = None, tables: list[str] | None = None) -> list[Snapshot]:
     """The snapshots in the folder (only `tables` when given), by table name; unreadable ones skipped."""
     folder = folder or status_dir()
     found = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            document = json.loads(path.read_bytes())
-            snapshot = Snapshot(TableStatus.from_dict(document["status"]), int(document["pid"]),
-                                str(document["host"]), float(document["updated_at"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if not tables or snapshot.status.table in tables:
+        snapshot = read_snapshot(path)
+        if snapshot is not None and (not tables or snapshot.status.table in tables):
             found.append(snapshot)
     return found

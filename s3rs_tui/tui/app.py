@@ -20,12 +20,13 @@ from textual.widgets import Footer, Header, ProgressBar
 from s3rs_tui.cli.headless import NORMAL, HeadlessLog
 from s3rs_tui.config import Settings
 from s3rs_tui.engine.events import tee
-from s3rs_tui.engine.jobs import Steps, TableJobs
+from s3rs_tui.engine.jobs import Steps, TableJobs, verdict
 from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
-from s3rs_tui.status.model import TableStatus
-from s3rs_tui.status.snapshot import SnapshotWriter
+from s3rs_tui.status.control_file import ControlFileWatcher
+from s3rs_tui.status.model import PHASE_STATES, TableStatus
+from s3rs_tui.status.snapshot import SnapshotWriter, previous_runs
 from s3rs_tui.store.watermark import Watermark
 from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.bridge import EngineBridge
@@ -47,14 +48,27 @@ from s3rs_tui.tui.widgets.tables_list import TablesList
 from s3rs_tui.tui.widgets.trend import Trend
 
 REPAINT_HZ = 4
+PHASE_WORDS = {"extract": "the backup", "load": "the warehouse load", "verify": "the verify"}
+
+
+def failure_title(status: TableStatus) -> str:
+    """The error dialog's title: which step went wrong (a verify's differences are not a crash)."""
+    if status.state == "differs":
+        return f"{status.table}: verify found differences"
+    return f"{status.table}: {PHASE_WORDS.get(status.failed_phase, 'the run')} failed"
+
+
+def latest_failure(latest: dict[str, BaseException | None]) -> S3rsError | None:
+    """What quitting exits with: the error of the table whose latest run ended last in failure;
+    an older run's stop or failure, since followed by a success, does not count."""
+    for error in reversed(list(latest.values())):
+        if error is not None:
+            return error if isinstance(error, S3rsError) else S3rsError(str(error))
+    return None
+
+
 COMMANDS = ("start_sync", "start_progressive", "verify", "pause_resume", "stop_run", "watermark", "cleanup")
 ON_A_RUN = ("pause_resume", "stop_run")  # the commands that need the table running; the others need it idle
-
-
-def runs_rows(status: TableStatus) -> panel_rows.Rows:
-    """The Runs panel: panel_rows.history (the last runs, from the dash-engine branch) once merged."""
-    history = getattr(panel_rows, "history", None)
-    return history(status) if history else [("runs", "-")]
 
 
 class DashboardApp(StoreInfo, App):
@@ -76,11 +90,12 @@ class DashboardApp(StoreInfo, App):
         self.progressive = progressive or ProgressiveOptions()  # what `g` runs (and autostart, if given)
         self.autostart_progressive = progressive is not None
         self.formatter = HeadlessLog(verbosity)
-        self.statuses = {name: TableStatus(name) for name in tables}
+        self.statuses = {name: TableStatus(name, last_runs=previous_runs(name)) for name in tables}
         self.watermarks: dict[str, Watermark | None] = {}
         self.autostart = autostart or []  # groups of tables to run at once, each group in turn
         self.runs = Runs()
-        self.failure: S3rsError | None = None
+        self.failure: S3rsError | None = None  # what quitting exits with: see on_run_ended
+        self.latest: dict[str, BaseException | None] = {}  # each table's latest run's error, by end time
         self.quitting = False
         self.dirty = True
         self.keys_for: tuple = ()
@@ -109,6 +124,7 @@ class DashboardApp(StoreInfo, App):
     def on_mount(self) -> None:
         self.sub_title = "watch (read-only)" if self.read_only else str(self.settings.config_path or "")
         self.set_interval(1 / REPAINT_HZ, self.repaint)
+        self.set_interval(1, self.tick)
         if not self.read_only:
             self.hangup.install()
             self.refresh_store()
@@ -163,7 +179,7 @@ class DashboardApp(StoreInfo, App):
         self.query_one("#watermark", Panel).show(
             panel_rows.watermark(status, self.watermarks.get(status.table)))
         self.query_one("#warehouse", Panel).show(panel_rows.warehouse(status, self.settings.warehouse.kind))
-        self.query_one("#runs", Panel).show(runs_rows(status))
+        self.query_one("#runs", Panel).show(panel_rows.history(status))
         keys = (self.selected, frozenset(table for run in self.runs.active() for table in run.tables))
         if keys != self.keys_for:  # the footer's keys depend on the selection and on what runs
             self.keys_for = keys
@@ -176,6 +192,11 @@ class DashboardApp(StoreInfo, App):
     def on_engine_update(self, message: EngineUpdate) -> None:
         self.statuses.setdefault(message.event.table, TableStatus(message.event.table)).apply(message.event)
         self.dirty = True
+
+    def tick(self) -> None:
+        """Once a second while a run goes: its time and "last progress" move even between events."""
+        if any(status.active for status in self.statuses.values()):
+            self.dirty = True
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -191,7 +212,11 @@ class DashboardApp(StoreInfo, App):
     def run_tables(self, run: Run, steps: Steps, progressive: bool = False) -> None:
         """The engine, in this worker's thread: the tables one after another, each extracted, loaded
         and verified as `steps` say (TableJobs, exactly as `s3rs sync` runs them), or in chunks
-        (`s3rs progressive`)."""
+        (`s3rs progressive`). `s3rs watch` in another terminal may pause or stop it too."""
+        with ControlFileWatcher(run.control, run.tables):
+            self._run(run, steps, progressive)
+
+    def _run(self, run: Run, steps: Steps, progressive: bool) -> None:
         sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
                    SnapshotWriter(formatter=self.formatter.format))
         jobs = TableJobs(self.settings, sink, run.control, self.options, steps)
@@ -205,8 +230,9 @@ class DashboardApp(StoreInfo, App):
                     else:
                         outcome = jobs.run_one(table)
                         error = outcome.error
-                        if outcome.verification is not None:
-                            self.log_file.write(f"{table} verify: {outcome.verification.summary()}")
+                        if outcome.verification is not None:  # the verdict first: it must fit the pane
+                            self.log_file.write(f"{table} verify {verdict(outcome.verification)}: "
+                                                f"{outcome.verification.summary()}")
                 except Exception as exc:  # noqa: BLE001 - a bug: its dialog sends the traceback to the log
                     error = exc
                 self.post_message(RunEnded(table, error))
@@ -230,11 +256,11 @@ class DashboardApp(StoreInfo, App):
             status.state = "locked"
         elif message.error is not None and status.active:  # it failed before the engine could say so
             status.state = "failed"
-        if message.error is not None:
-            self.failure = self.failure or (message.error if isinstance(message.error, S3rsError)
-                                            else S3rsError(str(message.error)))
-            if not isinstance(message.error, StoppedByOperator):
-                self.show_error(f"{message.table}: the run failed", message.error)
+        self.latest.pop(message.table, None)
+        self.latest[message.table] = message.error
+        self.failure = latest_failure(self.latest)
+        if message.error is not None and not isinstance(message.error, StoppedByOperator):
+            self.show_error(failure_title(status), message.error)
 
     def show_error(self, title: str, error: BaseException) -> None:
         self.push_screen(error_modal(title, error, self.log_file))
@@ -260,7 +286,7 @@ class DashboardApp(StoreInfo, App):
             return f"{table} is running: stop it first (x)"
         return None
 
-    def check_action(self, action: str, parameters: tuple) -> bool:
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Refused commands leave the footer (MainScreen says why when their key is pressed)."""
         return action not in COMMANDS or not self.refusal(action)
 
@@ -294,7 +320,8 @@ class DashboardApp(StoreInfo, App):
         status = self.statuses[table]
         if run.control.paused:
             run.control.resume()
-            status.state = "running" if status.state == "pausing" else status.state
+            if status.state == "pausing":  # resumed before it paused: back to what it was doing
+                status.state = PHASE_STATES.get(status.phase, "extracting")
             self.log_file.write(f"{table}: resume requested")
         else:
             run.control.pause()

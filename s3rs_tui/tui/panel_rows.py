@@ -26,20 +26,50 @@ def position(timestamp: str | None, key: object) -> str:
     return "-" if timestamp is None else f"{timestamp} / {key}"
 
 
-def throughput(status: TableStatus) -> Rows:
-    return [("now", f"{number(status.rows_per_minute_now)} rows/min"),
-            ("avg", f"{number(status.rows_per_minute)} rows/min"),
-            ("for", duration(status.elapsed_seconds))]
+def state(status: TableStatus) -> str:
+    """The state word, with the phase that failed ("failed: load")."""
+    if status.state == "failed" and status.failed_phase:
+        return f"failed: {status.failed_phase}"
+    return status.state
+
+
+def rows_done(status: TableStatus) -> str:
+    """Rows read by the job (all chunks of a progressive run), "~" before an estimated total."""
+    total = status.expected_rows
+    if not total and not status.job_rows:
+        return "0"
+    return f"{number(status.job_rows)} / {'' if status.total_is_exact else '~'}{number(total)}"
+
+
+STALL_SECONDS = 2  # progress comes twice a second while rows flow: a longer silence is shown
+
+
+def throughput(status: TableStatus, now: float | None = None) -> Rows:
+    """Rates (none "now" while paused), the run's time, and how long since the engine last said
+    something: between events the time goes on ticking, and a stall is a growing "last progress"."""
+    rate_now = status.rate_now
+    since = status.since_progress(now)
+    silent = since if since is not None and since >= STALL_SECONDS else 0.0
+    rows = [("now", "-" if rate_now is None else f"{number(rate_now)}/min"),  # rows: the panel's unit
+            ("avg", f"{number(status.rows_per_minute)}/min"),
+            ("for", duration(status.elapsed_seconds + silent))]
+    if status.paused_seconds or status.state == "paused":
+        rows.append(("paused", duration(status.paused_seconds + (silent if status.state == "paused" else 0))))
+    if since is not None:
+        rows.append(("last", f"progress {since:.0f}s ago" if silent else "progress just now"))
+    return rows
 
 
 def progress(status: TableStatus) -> Rows:
     share = status.progress
-    rows = [("state", status.state), ("rows", f"{number(status.rows)} / ~{number(status.estimated_rows)}"),
+    rows = [("state", state(status)), ("rows", rows_done(status)),
             ("done", ("-" if share is None else f"{share:.0%}") + f", ETA {duration(status.eta_seconds)}")]
-    if status.chunk:  # a progressive run: its chunk, and all its chunks' rows
-        rows += [("chunk", status.chunk),
-                 ("all", f"{number(status.chunk_rows + (status.rows if status.active else 0))}"
-                         f" / ~{number(status.chunk_estimate)}")]
+    if status.chunk:  # before the file: at 80x24 the chunk line is the one that must show
+        rows.append(("chunk", status.chunk))
+    if status.active and status.file_rows:
+        rows.append(("file", f"{number(status.file_rows)} not stored yet"))
+    if status.verify_result:
+        rows.append(("verify", status.verify_result))
     return [*rows, ("note", status.error)] if status.error else rows
 
 
@@ -53,10 +83,19 @@ def storage(status: TableStatus) -> Rows:
 
 
 def warehouse(status: TableStatus, kind: str) -> Rows:
+    """Loaded counts are row versions: a row updated twice in MySQL is loaded (and merged) twice."""
     if kind == "none" and not status.load_state:
         return [("warehouse", "none configured")]
-    return [("files", number(status.loaded_files)), ("rows", number(status.loaded_rows)),
+    return [("files", number(status.loaded_files)), ("row versions", number(status.loaded_rows)),
             ("last", status.last_load.rsplit("/", 1)[-1] or "-"), ("state", status.load_state or "-")]
+
+
+def history(status: TableStatus) -> Rows:
+    """The table's last runs, newest first: when it ended, outcome, rows, time."""
+    if not status.last_runs:
+        return [("runs", "none yet")]
+    return [(run.get("ended_at", "-")[5:16], f"{run.get('outcome', '-')}, {number(run.get('rows', 0))} rows, "
+                                             f"{duration(run.get('seconds'))}") for run in status.last_runs]
 
 
 # The Watermark panel's short names for the document's fields (the watermark screen shows the real ones).
@@ -80,12 +119,17 @@ def document(stored: Watermark) -> Rows:
 
 
 def watermark(status: TableStatus, stored: Watermark | None) -> Rows:
-    """Every field of the stored document; while a run goes, its position is the live one (it moves
-    with each file, before the next read of the document)."""
+    """Every field of the stored document; while a run goes, its position is the durable one of
+    its last stored file (it moves with each file, before the next read of the document), and the
+    position read so far, not durable yet, is a separate row."""
+    reading = [("read to", position(status.position_timestamp, status.position_id))] \
+        if status.active and status.file_rows else []
     if stored is None:
-        live = [("timestamp", str(status.watermark_timestamp)), ("id", str(status.watermark_id))]
-        nothing = ("stored", "none yet: the next sync starts from the beginning")
-        return [*live, nothing] if status.active else [nothing]
+        live = [("timestamp", str(status.watermark_timestamp)), ("id", str(status.watermark_id))] \
+            if status.active and status.watermark_timestamp is not None else []
+        return live + reading + [("stored", "none yet: the next sync starts from the beginning")]
     moving = {"last_mysql_data_timestamp": str(status.watermark_timestamp),
-              "last_mysql_data_id": str(status.watermark_id)} if status.active else {}
-    return [(SHORT_NAMES.get(name, name), moving.get(name, value)) for name, value in document(stored)]
+              "last_mysql_data_id": str(status.watermark_id)} \
+        if status.active and status.watermark_timestamp is not None else {}
+    return [(SHORT_NAMES.get(name, name), moving.get(name, value)) for name, value in document(stored)] \
+        + reading

@@ -11,29 +11,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from s3rs_tui.errors import (
-    ConfigError,
-    S3rsError,
-    StoppedByOperator,
-    TableError,
-    TableLockedError,
-    WatermarkError,
-)
+from s3rs_tui.errors import S3rsError
 from s3rs_tui.tui.logfile import RunLog
-
-NEXT_STEPS = (
-    (TableLockedError, "Another run holds the table: wait for it, or break its lock if you know it is dead."),
-    (WatermarkError, "Fix the watermark, or replace it: watermark screen (w), set or force-reset."),
-    ((ConfigError, TableError), "Fix the configuration or the table, then try again (o shows the config)."),
-    (StoppedByOperator, "Start the sync again (s) to resume from the watermark."),
-    (S3rsError, "Safe to retry: the watermark covers exactly the stored files; press s to resume."),
-)
 
 
 def describe(error: BaseException, log: RunLog) -> tuple[str, str]:
-    """(message, next step) for any exception; unexpected ones leave their traceback in the log."""
+    """(message, next step) for any exception: the step is the error kind's own advice (a verify
+    that found differences is not "safe to retry"); unexpected ones leave their traceback in the log."""
     if isinstance(error, S3rsError):
-        return str(error), next(step for kind, step in NEXT_STEPS if isinstance(error, kind))
+        return str(error), error.advice
     log.detail("".join(traceback.format_exception(error)))
     return (f"internal error: {type(error).__name__}: {error}",
             "This is a bug: the traceback is in the log file; please report it.")

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from s3rs_tui.status.model import TableStatus
-from s3rs_tui.tui.panel_rows import number, position
+from s3rs_tui.tui.panel_rows import number, position, state
 
 COLUMNS = ("table", "state", "rows", "rows/min", "watermark")
 
@@ -23,13 +23,9 @@ STATE_STYLES = {
 def state_cell(status: TableStatus) -> Text:
     """`failed: load`, `differs: 3 ranges, 12 keys`, `verified (agrees)`: the state word, the
     failed phase, the verify result."""
-    phase, result = getattr(status, "failed_phase", ""), getattr(status, "verify_result", "")
-    if status.state == "failed" and phase:
-        word = f"failed: {phase}"
-    elif result:
+    word, result = state(status), status.verify_result
+    if result and status.state != "failed":
         word = result if result.startswith(status.state) else f"{status.state} ({result})"
-    else:
-        word = status.state
     return Text(word, style=STATE_STYLES.get(status.state, ""))
 
 
@@ -50,7 +46,7 @@ class TablesList(DataTable):
 
     def show(self, statuses: dict[str, TableStatus]) -> None:
         for name, status in statuses.items():
-            cells = {"table": name, "state": state_cell(status), "rows": number(status.rows),
+            cells = {"table": name, "state": state_cell(status), "rows": number(status.job_rows),
                      "rows/min": number(status.rows_per_minute),
                      "watermark": position(status.watermark_timestamp, status.watermark_id)}
             if name not in self.rows:
