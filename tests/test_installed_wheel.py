@@ -154,8 +154,10 @@ def test_dashboard_from_the_installed_wheel_on_a_live_sync(installed, tmp_path, 
     wait_until(lambda: " success: 3,000 rows" in logs(), what="the run's end in the log", detail=logs)
     wait_until(lambda: " done " in table_row() and " 3,000 " in table_row(),
                what="the finished run on screen", detail=session.screen)
-    screen = session.screen()
-    assert "3,000 / ~" in screen and "Error" not in screen, screen
+    # the end as the store has it: every row of the run, and the stored watermark (read after the run)
+    wait_until(lambda: "3,000 / 3,000" in session.screen() and "none yet" not in session.screen(),
+               what="the run's rows and its stored watermark", detail=session.screen)
+    assert "Error" not in session.screen(), session.screen()
     with open(f"/proc/{pid}/environ", "rb") as environ:
         assert b"PYTHONPATH=" not in environ.read()
     session.run("send-keys", "-t", "main", "q")
