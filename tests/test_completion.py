@@ -129,11 +129,16 @@ def test_commands_and_options_complete(tmp_path):
     assert "--install-completion" in offered(complete("--", cwd=tmp_path))
 
 
+# The shell named on the command line, not guessed from the parent processes (Typer's own switch for
+# this): a test started without a shell above it (setsid, a service) would otherwise find none.
+NAMED_SHELL = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+
+
 def test_the_installed_bash_script_completes_table_names_in_bash(tmp_path):
     """The whole path: the script `--show-completion bash` prints, sourced in a real bash, calling
     an `s3rs` found on PATH, fills COMPREPLY with the config's tables."""
     shown = subprocess.run([sys.executable, "-m", "s3rs_tui", "--show-completion", "bash"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, env=NAMED_SHELL)
     assert shown.returncode == 0, shown.stderr
     assert "_S3RS_COMPLETE=complete_bash" in shown.stdout and "complete -o default -F" in shown.stdout
     script = tmp_path / "s3rs.sh"
@@ -157,7 +162,8 @@ def test_install_completion_writes_into_home(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     result = subprocess.run([sys.executable, "-m", "s3rs_tui", "--install-completion", "bash"],
-                            capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": str(home)})
+                            capture_output=True, text=True, timeout=60,
+                            env={**NAMED_SHELL, "HOME": str(home)})
     assert result.returncode == 0, result.stderr
     installed = home / ".bash_completions" / "s3rs.sh"
     assert "_S3RS_COMPLETE=complete_bash" in installed.read_text()
