@@ -13,6 +13,7 @@ watermark).
 
 import http.client
 import io
+import itertools
 import json
 import os
 import random
@@ -33,6 +34,7 @@ from conftest import Database, write_config
 from exact_rows import (assert_store_matches_mysql, assert_warehouse_matches_mysql,
                         assert_watermark_matches_files)
 from s3_fault_proxy import FaultProxy
+from s3rs_tui.engine import extract
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import FilesLoaded, FileStored, Notice, Retrying
 from s3rs_tui.engine.parquet import table_prefix
@@ -48,6 +50,8 @@ from s3rs_tui.warehouse.loader import TableLoader
 from s3rs_tui.warehouse.postgres import PostgresWarehouse
 from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
 
+LAYOUTS = ("default", "file-per-page")  # file_size_mb 128 and a 5 s lag (as operators run it), or 0 and 0
+
 
 def sync(settings, name, on_file=lambda n: None, control=None):
     """Sync in-process; `on_file(n)` runs after the n-th stored file (the fault goes there)."""
@@ -60,6 +64,38 @@ def sync(settings, name, on_file=lambda n: None, control=None):
 
     finished = TableSync(settings, name, sink, control or RunControl()).run()
     return finished, events
+
+
+def sync_in(layout: str, settings, name, at, monkeypatch):
+    """Sync in-process with `at(n)` run at the n-th step of progress: after the n-th stored file
+    with a file per page; in the default layout, where a run stores one file at its end, after the
+    n-th chunk read (in the reader thread, its page's query still open)."""
+    if layout == "file-per-page":
+        return sync(settings, name, at)
+    chunks, real = itertools.count(1), extract.failpoint
+
+    def after_a_chunk(point):
+        real(point)
+        if point == "mid-page":
+            at(next(chunks))
+
+    monkeypatch.setattr(extract, "failpoint", after_a_chunk)
+    return sync(settings, name)
+
+
+def stored_in_files(db, settings, name, layout: str, files: int, rows_per_file: int) -> None:
+    """`files` data files of `rows_per_file` rich rows each: one run, a file per page; in the default
+    layout one run per file (a run stores one file), each file of four pages."""
+    if layout == "file-per-page":
+        fill_rich(db, 1, files * rows_per_file)
+        settings.override("backup.batch_size", rows_per_file)
+        sync(settings, name)
+    else:
+        settings.override("backup.batch_size", rows_per_file // 4)
+        for n in range(files):
+            fill_rich(db, n * rows_per_file + 1, rows_per_file, start=f"2024-01-{n + 1:02d}")
+            sync(settings, name)
+    assert len(stored_files(settings, name)) == files
 
 
 def back_after(events, what) -> list[float]:
@@ -85,53 +121,83 @@ def orders(db):
 
 # -- kill -9 -------------------------------------------------------------------------------------
 
-def test_sigkill_at_twelve_random_moments_then_rerun(orders, tmp_path, bucket, s3_endpoint, pg, settings_for):
-    """sync with its load, killed 12 times, each a rerun of the last: six times a random few
-    milliseconds after a random file was stored (reading, encoding, uploading, between upload and
-    watermark), six times after a random group was loaded (the next COPY, merge, ledger record or
-    watermark mirror), with new rows arriving in between; then every row is stored and loaded once."""
-    config = write_config(tmp_path / "s3rs.toml", orders, bucket=bucket, endpoint=s3_endpoint, extra=pg.config())
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sigkill_at_twelve_random_moments_then_rerun(rich, tmp_path, bucket, s3_endpoint, pg, settings_for,
+                                                      layout):
+    """sync with its load, killed 12 times, each a rerun of the last, with new rows arriving in
+    between; then every row is stored and loaded once, every column equal. A file per page: six
+    times a random few milliseconds after a random file was stored (reading, encoding, uploading,
+    between upload and watermark), six times after a random group was loaded (the next COPY, merge,
+    ledger record or watermark mirror). Default layout, where a run stores one file at its end: six
+    times a random 0-0.3 s after the run said where it starts (between page reads mostly, else
+    closing, uploading or loading the file), six times at a random fail point (the n-th chunk read
+    or encoded, after the upload, after the watermark, after COPY, after the merge)."""
+    config = layout_config(tmp_path, rich, layout, bucket=bucket, endpoint=s3_endpoint, extra=pg.config())
     settings = settings_for(config)
-    name = f"{orders.name}.orders"
-    rng = random.Random()
-    moments = []
+    name = f"{rich.name}.orders"
+    rng, moments = random.Random(), []
     for kill in range(12):
-        orders.execute(f"INSERT INTO orders (id, update_at, amount, note) SELECT {kill * 4000} + seq, "
-                       f"'2024-02-01' + INTERVAL {kill} DAY + INTERVAL seq SECOND, seq, 'k' FROM seq_1_to_4000")
-        process = subprocess.Popen([sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t", name,
-                                    "--no-ui", "--batch-size", "200"], stderr=subprocess.PIPE, text=True)
-        phase, wanted = (" file ", rng.randint(1, 18)) if kill % 2 == 0 else (" loaded ", rng.randint(1, 2))
-        seen, moment = 0, "the run ended first"
-        for line in process.stderr:
-            seen += phase in line
-            if seen == wanted:
-                time.sleep(rng.uniform(0, 0.03))
-                process.send_signal(signal.SIGKILL)
-                moment = line[20:].strip()
-                break
-        process.wait()
-        moments.append(moment)
+        fill_rich(rich, kill * 4000 + 1, 4000, start=f"2024-02-{kill + 1:02d}")
+        moments.append(kill_at_random(config, name, layout, kill % 2, rng))
     print("killed after:", *moments, sep="\n  ")
     done = run_cli("sync", "-t", name, "--batch-size", "200", config=config, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert_exactly_once(orders, settings, name)
-    assert_watermark_matches_the_files(settings, name)
-    assert_warehouse_matches(pg, orders, settings, name)
-    assert sum(" file " in m for m in moments) >= 5 and sum(" loaded " in m for m in moments) >= 5, moments
+    files = assert_store_matches_mysql(rich, settings, name)
+    assert_watermark_matches_files(settings, name, files)
+    assert_warehouse_matches_mysql(pg.execute, rich, files)
+    if layout == "file-per-page":
+        assert sum(" file " in m for m in moments) >= 5 and sum(" loaded " in m for m in moments) >= 5, moments
+    else:
+        assert sum(m.startswith("fail point") for m in moments) == 6, moments  # each was reached
+        assert sum("no file stored yet" in m for m in moments) >= 3, moments  # mostly between page reads
+
+
+def kill_at_random(config, name: str, layout: str, second_kind: int, rng: random.Random) -> str:
+    """One `s3rs sync` SIGKILLed at a random moment (see the test above); returns what it was doing.
+    Default layout: pages of 50 rows, so a run reads for a while before its one file is stored."""
+    point = ""
+    if layout == "default" and second_kind:
+        point = rng.choice([f"mid-page:{rng.randint(1, 10)}", f"mid-file:{rng.randint(1, 10)}", "after-upload",
+                            "after-watermark", "after-copy", "after-merge"])
+    env, batch = {**os.environ, "S3RS_FAILPOINT": point}, 200 if layout == "file-per-page" else 50
+    process = subprocess.Popen(s3rs_command("sync", "-t", name, "--no-ui", "--batch-size", batch, config=config),
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if layout == "file-per-page":
+        phase, wanted = (" file ", rng.randint(1, 18)) if not second_kind else (" loaded ", rng.randint(1, 2))
+        delay, until = rng.uniform(0, 0.03), lambda line, seen: seen == wanted and phase in line
+    elif point:
+        delay, until = 0.0, lambda line, seen: "failpoint" in line and "reached" in line
+    else:
+        delay, until = rng.uniform(0, 0.3), lambda line, seen: " start: " in line
+    seen, moment = 0, "the run ended first"
+    for line in process.stderr:
+        seen += layout == "file-per-page" and phase in line
+        if until(line, seen):
+            time.sleep(delay)
+            alive = process.poll() is None
+            process.send_signal(signal.SIGKILL)
+            said = process.stderr.read().strip().splitlines()
+            moment = line[20:].strip() if layout == "file-per-page" else f"fail point {point}" if point else (
+                f"{delay:.2f}s after the start, " + ("the run had ended" if not alive else
+                                                     f"after: {said[-1][20:]}" if said else "no file stored yet"))
+            break
+    process.wait()
+    return moment
 
 
 class Crash(BaseException):
     """Stands for the process dying: nothing in the loader catches a BaseException."""
 
 
-def test_crash_between_merge_and_ledger_record(orders, tmp_path, bucket, s3_endpoint, pg, settings_for,
-                                               monkeypatch):
-    fill(orders, 3000)
-    settings = settings_for(write_config(tmp_path / "s3rs.toml", orders, bucket=bucket, endpoint=s3_endpoint,
-                                         extra=pg.config()))
-    settings.override("backup.batch_size", 500)
-    name = f"{orders.name}.orders"
-    sync(settings, name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_crash_between_merge_and_ledger_record(rich, tmp_path, bucket, s3_endpoint, pg, settings_for,
+                                               monkeypatch, layout):
+    """Six files of 500 rows, loaded two per group; the 2nd group's transaction dies after its merge,
+    before its ledger rows (in-process: the loader's own cleanup runs, the server rolls back)."""
+    settings = settings_for(layout_config(tmp_path, rich, layout, bucket=bucket, endpoint=s3_endpoint,
+                                          extra=pg.config()))
+    name = f"{rich.name}.orders"
+    stored_in_files(rich, settings, name, layout, 6, 500)
     real_run, record = Warehouse.run, ledger.record_sql(settings.warehouse.schema, "%s", 2)[:40]
     groups = []
 
@@ -149,7 +215,7 @@ def test_crash_between_merge_and_ledger_record(orders, tmp_path, bucket, s3_endp
     assert pg.execute("SELECT count(*) FROM public.s3rs_loaded_files")[0][0] == 2  # group 1 only
     assert pg.execute("SELECT count(*) FROM public.orders")[0][0] == 1000         # its rows only
     TableLoader(settings, name, lambda e: None, RunControl(), files_per_load=2).run()
-    assert_warehouse_matches(pg, orders, settings, name)
+    assert_all_columns_equal(rich, settings, name, pg)
 
 
 # -- fail points: a real process stopped at a named moment, then SIGKILLed ----------------------------
@@ -157,7 +223,6 @@ def test_crash_between_merge_and_ledger_record(orders, tmp_path, bucket, s3_endp
 RICH_DDL = ("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, update_at DATETIME(6) NOT NULL, "
             "amount DECIMAL(18,4), name VARCHAR(64), shipped DATE, payload BLOB, "
             "KEY idx_update_at_id (update_at, id))")
-LAYOUTS = ("default", "file-per-page")  # file_size_mb 128 and a 5 s lag (as operators run it), or 0 and 0
 KILL_ROWS, KILL_BATCH = 40000, 12000  # pages of 12,000 rows arrive as chunks of 10,000 and 2,000
 KILL_POINTS = {  # the n-th time: a point the layout reaches, with files already stored where it has several
     "default": ("mid-page:3", "mid-file:3", "after-upload:1", "after-watermark:1", "after-copy:1",
@@ -324,18 +389,20 @@ def test_duckdb_warehouse_killed_in_a_load_then_rerun(rich, tmp_path, settings_f
 
 # -- MySQL -----------------------------------------------------------------------------------------
 
-def test_mysql_connection_killed_mid_stream(orders, local_config, settings_for):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_mysql_connection_killed_mid_stream(rich, tmp_path, settings_for, monkeypatch, layout):
     """KILL CONNECTION while a page is streaming (not between files), twice; the run finishes.
-    A slow writer keeps the read-ahead thread's page query open, where the killer finds it."""
-    fill(orders, 120000)
-    settings = settings_for(local_config)
+    A slow writer (a file per page) or a slow reader (default layout: a pause after each chunk)
+    keeps a page query open, where the killer finds it."""
+    fill_rich(rich, 1, 120000)
+    settings = settings_for(layout_config(tmp_path, rich, layout, store=tmp_path / "store"))
     settings.override("backup.batch_size", 30000)
     settings.override("backup.retry_attempts", 5)
-    name = f"{orders.name}.orders"
+    name = f"{rich.name}.orders"
     killed, done = [], threading.Event()
 
     def killer():
-        with orders.connect() as conn, conn.cursor() as cur:
+        with rich.connect() as conn, conn.cursor() as cur:
             while len(killed) < 2 and not done.is_set():
                 cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 's3rs' AND "
                             "COMMAND = 'Query' AND INFO LIKE 'SELECT %orders%LIMIT%' AND ID <> CONNECTION_ID()")
@@ -348,43 +415,43 @@ def test_mysql_connection_killed_mid_stream(orders, local_config, settings_for):
     thread = threading.Thread(target=killer)
     thread.start()
     try:
-        finished, events = sync(settings, name, on_file=lambda files: time.sleep(0.3))
+        finished, events = sync_in(layout, settings, name, lambda step: time.sleep(0.3), monkeypatch)
     finally:
         done.set()
         thread.join()
     assert len(killed) == 2 and finished.rows == 120000
     assert sum(isinstance(e, Retrying) and "MySQL" in e.error for e in events) >= 2
     assert back_after(events, "MySQL")
-    assert_exactly_once(orders, settings, name)
-    assert_watermark_matches_the_files(settings, name)
+    assert_all_columns_equal(rich, settings, name)
 
 
-def test_mysql_restarted_mid_run(tmp_path, settings_for):
-    """The server stops (clean shutdown) after the 3rd file and is back 2 s later on the same port."""
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_mysql_restarted_mid_run(tmp_path, settings_for, monkeypatch, layout):
+    """The server stops (clean shutdown) after the 3rd file (default layout: after the 3rd page of
+    the one file) and is back 2 s later on the same port."""
     server = start_mariadb(tmp_path / "mariadb", databases=("shop",))
     try:
         db = Database(server, "shop")
-        db.execute(TABLE_DDL)
-        fill(db, 20000)
-        settings = settings_for(write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store"))
+        db.execute(RICH_DDL)
+        fill_rich(db, 1, 20000)
+        settings = settings_for(layout_config(tmp_path, db, layout, store=tmp_path / "store"))
         settings.override("backup.batch_size", 1000)
         settings.override("backup.retry_attempts", 8)
         restarted = []
 
-        def restart(files):
-            if files == 3:
+        def restart(step):
+            if step == 3:
                 server.stop()
                 timer = threading.Timer(2.0, lambda: restarted.append(start_mariadb(server.base_dir, server.port)))
                 timer.start()
                 restarted.append(timer)
 
-        finished, events = sync(settings, "shop.orders", restart)
+        finished, events = sync_in(layout, settings, "shop.orders", restart, monkeypatch)
         restarted[0].join()
         server = restarted[1]
         assert finished.rows == 20000
         assert back_after(events, "MySQL")[0] >= 2.0
-        assert_exactly_once(db, settings, "shop.orders")
-        assert_watermark_matches_the_files(settings, "shop.orders")
+        assert_all_columns_equal(db, settings, "shop.orders")
     finally:
         server.stop()
 
