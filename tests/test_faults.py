@@ -20,7 +20,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,12 +27,16 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
 from cli_helpers import run_cli, s3rs_command, wait_until
 from conftest import Database, write_config
-from exact_rows import (assert_store_matches_mysql, assert_warehouse_matches_mysql,
-                        assert_watermark_matches_files)
+from exact_rows import (
+    assert_store_matches_mysql,
+    assert_warehouse_matches_mysql,
+    assert_watermark_matches_files,
+)
 from s3_fault_proxy import FaultProxy
+from test_engine import stored_files
+
 from s3rs_tui.engine import extract
 from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.events import FilesLoaded, FileStored, Notice, Retrying
@@ -48,7 +51,6 @@ from s3rs_tui.warehouse import ledger
 from s3rs_tui.warehouse.base import Warehouse
 from s3rs_tui.warehouse.loader import TableLoader
 from s3rs_tui.warehouse.postgres import PostgresWarehouse
-from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
 
 LAYOUTS = ("default", "file-per-page")  # file_size_mb 128 and a 5 s lag (as operators run it), or 0 and 0
 
@@ -102,21 +104,6 @@ def back_after(events, what) -> list[float]:
     """Outage lengths the run reported for `what` ("MySQL", "the store", "the warehouse")."""
     return [float(e.message.split("back after ")[1].split("s ")[0]) for e in events
             if isinstance(e, Notice) and e.message.startswith(f"{what} is back after")]
-
-
-def assert_watermark_matches_the_files(settings, name) -> None:
-    assert_watermark_matches_files(settings, name)
-
-
-def assert_warehouse_matches(pg, db, settings, name) -> None:
-    """One row per key, every column equal to MySQL's; the ledger names exactly the stored files."""
-    assert_warehouse_matches_mysql(pg.execute, db, stored_files(settings, name))
-
-
-@pytest.fixture
-def orders(db):
-    db.execute(TABLE_DDL)
-    return db
 
 
 # -- kill -9 -------------------------------------------------------------------------------------
@@ -459,20 +446,6 @@ def test_mysql_restarted_mid_run(tmp_path, settings_for, monkeypatch, layout):
 # -- S3 --------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def proxied(orders, tmp_path, bucket, s3_endpoint, settings_for):
-    """Settings whose S3 endpoint is a fault proxy in front of the S3 server (timeout 1 s)."""
-    proxy = FaultProxy(s3_endpoint)
-    config = write_config(tmp_path / "s3rs.toml", orders, bucket=bucket, endpoint=proxy.endpoint,
-                          extra="retry_attempts = 6\n")
-    config.write_text(config.read_text().replace("retry_attempts = 2\n", "").replace(
-        "[s3]\n", "[s3]\ntimeout_seconds = 1\n"))
-    settings = settings_for(config)
-    settings.override("backup.batch_size", 1000)
-    yield settings, proxy, config
-    proxy.close()
-
-
-@pytest.fixture
 def proxy(s3_endpoint):
     """A fault proxy in front of the S3 server."""
     proxy = FaultProxy(s3_endpoint)
@@ -480,10 +453,10 @@ def proxy(s3_endpoint):
     proxy.close()
 
 
-def proxied_config(tmp_path, db, bucket, proxy, layout: str, extra: str = "") -> "Path":
-    """S3 through `proxy` (timeout 1 s, 6 retries), in `layout`."""
+def proxied_config(tmp_path, db, bucket, proxy, layout: str, extra: str = "", retries: int = 6) -> "Path":
+    """S3 through `proxy` (timeout 1 s, `retries` retries), in `layout`."""
     config = layout_config(tmp_path, db, layout, bucket=bucket, endpoint=proxy.endpoint,
-                           extra="retry_attempts = 6\n" + extra)
+                           extra=f"retry_attempts = {retries}\n" + extra)
     config.write_text(config.read_text().replace("retry_attempts = 2\n", "").replace(
         "[s3]\n", "[s3]\ntimeout_seconds = 1\n"))
     return config
@@ -576,23 +549,25 @@ def test_s3_get_list_head_failing_during_a_load(rich, tmp_path, bucket, proxy, p
     assert_all_columns_equal(rich, settings, name, pg)
 
 
-def test_lock_heartbeats_failing_for_a_while_keep_the_lock(rich, tmp_path, bucket, proxy, settings_for):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_lock_heartbeats_failing_for_a_while_keep_the_lock(rich, tmp_path, bucket, proxy, settings_for,
+                                                           monkeypatch, layout):
     """A heartbeat refused once, then its retry silent past the timeout while the write still
     lands (the lock's tag changed under the run): the lock is kept, the run finishes, and it
     releases its lock. Stale after 20 s: a beat every 5 s."""
-    settings = settings_for(proxied_config(tmp_path, rich, bucket, proxy, "file-per-page",
+    settings = settings_for(proxied_config(tmp_path, rich, bucket, proxy, layout,
                                            extra="lock_stale_seconds = 20\n"))
     settings.override("backup.batch_size", 1000)
     fill_rich(rich, 1, 14000)
     name = f"{rich.name}.orders"
 
-    def slowly(files):
-        if files == 1:
+    def slowly(step):
+        if step == 1:
             proxy.fail_next(1, "PUT", "/locks/")
             proxy.delay_next(1, "PUT", "/locks/", seconds=1.2)
-        time.sleep(0.8)  # 14 files: the run outlasts a beat and its retries
+        time.sleep(0.8)  # 14 files (default: pages of one file): the run outlasts a beat and its retries
 
-    finished, _ = sync(settings, name, slowly)
+    finished, _ = sync_in(layout, settings, name, slowly, monkeypatch)
     assert proxy.pending() == 0 and finished.rows == 14000 and finished.status == "success"
     assert read_lock(open_store(settings), name) is None  # released
     assert_all_columns_equal(rich, settings, name)
@@ -624,28 +599,31 @@ def test_a_heartbeat_whose_answer_was_lost_keeps_the_lock(tmp_path):
     assert read_lock(store, "db.t") is None  # released
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_lock_heartbeats_failing_past_the_stale_time_stop_the_run(rich, tmp_path, bucket, proxy,
-                                                                  settings_for):
-    """Every heartbeat refused from the 2nd file on: past half the stale time (4 s) the run stops
-    before its next commit, says why, and the watermark covers exactly the stored files; once the
-    lock is stale a rerun takes it and finishes."""
-    config = proxied_config(tmp_path, rich, bucket, proxy, "file-per-page", extra="lock_stale_seconds = 4\n")
+                                                                  settings_for, monkeypatch, layout):
+    """Every heartbeat refused from the 2nd file (default layout: the 2nd page of the one file) on:
+    past half the stale time (4 s) the run stops before its next commit (default: the one file's,
+    at the end), says why, and the watermark covers exactly the committed files; once the lock is
+    stale a rerun takes it and finishes."""
+    config = proxied_config(tmp_path, rich, bucket, proxy, layout, extra="lock_stale_seconds = 4\n")
     settings = settings_for(config)
     settings.override("backup.batch_size", 1000)
     fill_rich(rich, 1, 14000)
     name = f"{rich.name}.orders"
 
-    def slowly(files):
-        if files == 2:
+    def slowly(step):
+        if step == 2:
             proxy.fail_next(10**6, "PUT", "/locks/")
         time.sleep(0.5)
 
     with pytest.raises(S3rsError, match="no lock heartbeat got through to the store for"):
-        sync(settings, name, slowly)
+        sync_in(layout, settings, name, slowly, monkeypatch)
     proxy.heal()
     stored = stored_files(settings, name)  # the file uploaded before the check is not committed:
     watermark = WatermarkStore(open_store(settings)).get(name)  # the rerun rewrites it, the loader skips it
-    assert 2 <= watermark.s3_file_count == len(stored) - 1 < 13
+    committed = watermark.s3_file_count if watermark else 0
+    assert committed == len(stored) - 1 and (2 <= committed < 13 if layout == "file-per-page" else committed == 0)
     wait_until(lambda: TableLock(open_store(settings), name, stale_seconds=4).is_stale(
         read_lock(open_store(settings), name)), 30, "the lock to go stale")
     done = run_cli("sync", "-t", name, "--batch-size", "1000", config=config)
@@ -670,21 +648,25 @@ def test_sigkill_while_writing_a_lock_heartbeat(rich, tmp_path, bucket, proxy, p
     assert_all_columns_equal(rich, settings, name, pg)
 
 
-def test_retries_give_up_with_exit_1_then_a_rerun_resumes(orders, proxied):
-    settings, proxy, config = proxied
-    fill(orders, 5000)
-    name = f"{orders.name}.orders"
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_retries_give_up_with_exit_1_then_a_rerun_resumes(rich, tmp_path, bucket, proxy, settings_for, layout):
+    """Every data upload answered 503: past boto3's own attempts and the engine's 3 retries the run
+    exits 1 with one line; nothing is stored; once S3 answers a rerun stores everything."""
+    config = proxied_config(tmp_path, rich, bucket, proxy, layout, retries=3)
+    settings = settings_for(config)
+    fill_rich(rich, 1, 5000)
+    name = f"{rich.name}.orders"
     proxy.fail_next(10**6, "PUT", "/data/")
     failed = run_cli("sync", "-t", name, "--batch-size", "1000", config=config, timeout=300)
     assert failed.returncode == 1, failed.stderr
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("s3rs: S3 error InternalError for s3://") and "/data/" in last
-    assert "gave up after 6 retries" in last and "a rerun resumes from the last stored file" in last
+    assert "gave up after 3 retries" in last and "a rerun resumes from the last stored file" in last
     assert "Traceback" not in failed.stderr
     assert stored_files(settings, name) == {}
     proxy.heal()
     assert run_cli("sync", "-t", name, "--batch-size", "1000", config=config).returncode == 0
-    assert_exactly_once(orders, settings, name)
+    assert_all_columns_equal(rich, settings, name)
 
 
 # -- the local disk ----------------------------------------------------------------------------------
@@ -700,12 +682,15 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
-def test_local_disk_full(orders, tmp_path, small_disk, settings_for):
-    orders.execute("INSERT INTO orders (id, update_at, amount, note) SELECT seq, '2024-01-01' + INTERVAL seq SECOND, "
-                   "seq, MD5(RAND()) FROM seq_1_to_100000")  # incompressible notes: ~4 MB of Parquet
-    config = write_config(tmp_path / "s3rs.toml", orders, store=small_disk)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_local_disk_full(rich, tmp_path, small_disk, settings_for, layout):
+    """The local store's disk fills up: with a file per page after some stored files, in the
+    default layout while the one open file grows in the store's scratch folder."""
+    fill_rich(rich, 1, 80000)
+    rich.execute("UPDATE orders SET name = MD5(RAND())")  # incompressible names: ~3.6 MB of Parquet
+    config = layout_config(tmp_path, rich, layout, store=small_disk)
     settings = settings_for(config)
-    name = f"{orders.name}.orders"
+    name = f"{rich.name}.orders"
     full = run_cli("sync", "-t", name, "--batch-size", "5000", config=config)
     assert full.returncode == 1, full.stderr
     last = full.stderr.strip().splitlines()[-1]
@@ -715,27 +700,32 @@ def test_local_disk_full(orders, tmp_path, small_disk, settings_for):
     store = open_store(settings)
     for info in store.list(table_prefix(name)):
         pq.read_table(io.BytesIO(store.get_bytes(info.key)[0]))
-    assert_watermark_matches_the_files(settings, name)
+    if layout == "file-per-page":
+        assert_watermark_matches_files(settings, name)
+    else:  # the only file was still open: nothing stored, nothing committed
+        assert stored_files(settings, name) == {}
+        watermark = WatermarkStore(store).get(name)
+        assert watermark is None or watermark.s3_file_count == 0
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
     rerun = run_cli("sync", "-t", name, "--batch-size", "5000", config=config)
     assert rerun.returncode == 0, rerun.stderr
-    assert_exactly_once(orders, settings, name)
-    assert_watermark_matches_the_files(settings, name)
+    files = assert_store_matches_mysql(rich, settings, name)
+    assert_watermark_matches_files(settings, name, files)
 
 
 # -- the warehouse -----------------------------------------------------------------------------------
 
-def test_warehouse_connection_dropped_during_a_load(orders, tmp_path, bucket, s3_endpoint, pg, settings_for,
-                                                    monkeypatch):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_warehouse_connection_dropped_during_a_load(rich, tmp_path, bucket, s3_endpoint, pg, settings_for,
+                                                    monkeypatch, layout):
     """pg_terminate_backend from another session: once between two groups, once inside a group's
-    transaction (after its COPY, before its merge); the load reconnects and finishes."""
-    fill(orders, 6000)
-    settings = settings_for(write_config(tmp_path / "s3rs.toml", orders, bucket=bucket, endpoint=s3_endpoint,
-                                         extra=pg.config()))
-    settings.override("backup.batch_size", 500)
+    transaction (after its COPY, before its merge); the load reconnects and finishes. Eight files
+    of 500 rows (default layout: one backup run each), two per group."""
+    settings = settings_for(layout_config(tmp_path, rich, layout, bucket=bucket, endpoint=s3_endpoint,
+                                          extra=pg.config()))
     settings.override("backup.retry_attempts", 4)
-    name = f"{orders.name}.orders"
-    sync(settings, name)
+    name = f"{rich.name}.orders"
+    stored_in_files(rich, settings, name, layout, 8, 500)
     terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 's3rs'"
     real_fill, fills = PostgresWarehouse.fill_stage, []
 
@@ -756,7 +746,7 @@ def test_warehouse_connection_dropped_during_a_load(orders, tmp_path, bucket, s3
     TableLoader(settings, name, sink, RunControl(), files_per_load=2).run()
     assert sum(isinstance(e, Retrying) and "lost the warehouse connection" in e.error for e in events) == 2
     assert back_after(events, "the warehouse")  # one notice: the second drop came during the retry
-    assert_warehouse_matches(pg, orders, settings, name)
+    assert_all_columns_equal(rich, settings, name, pg)
     assert json.loads(json.dumps(WatermarkStore(open_store(settings)).get(name).processed_s3_files)) == sorted(
         stored_files(settings, name))
 
