@@ -11,9 +11,9 @@ from dataclasses import fields
 import pytest
 from cli_helpers import make_table, parquet_files, run_cli
 from conftest import write_config
+from exact_rows import assert_watermark_matches_files
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from test_engine import TABLE_DDL, assert_exactly_once, fill
-from test_faults import assert_watermark_matches_the_files
 
 from s3rs_tui import config
 from s3rs_tui.config import SECTIONS, Settings, load_settings
@@ -196,7 +196,7 @@ def changed_mid_run(orders, config, settings_for, ddl):
 
     with pytest.raises(S3rsError) as error:
         TableSync(settings, name, sink, RunControl()).run()
-    assert_watermark_matches_the_files(settings, name)
+    assert_watermark_matches_files(settings, name)
     return settings, name, error.value
 
 

@@ -142,7 +142,10 @@ class DashboardApp(StoreInfo, App):
 
     @property
     def selected(self) -> str | None:
-        return self.query_one(TablesList).selected
+        """The table under the cursor; None also before the main screen is mounted (a worker's
+        message, such as watch's first snapshot read, can arrive that early)."""
+        tables = self.query(TablesList)
+        return tables.first().selected if tables else None
 
     @property
     def chosen(self) -> str:
