@@ -7,7 +7,7 @@ a fast engine is never slowed by drawing.
 """
 
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from textual import work
@@ -19,7 +19,7 @@ from textual.widgets import Footer, Header, ProgressBar
 
 from s3rs_tui.cli.headless import NORMAL, HeadlessLog
 from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import tee
+from s3rs_tui.engine.events import EventSink, tee
 from s3rs_tui.engine.jobs import Steps, TableJobs, verdict
 from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.engine.sync import SyncOptions
@@ -82,9 +82,10 @@ class DashboardApp(StoreInfo, App):
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
                  autostart: list[list[str]] | None = None, options: SyncOptions | None = None,
                  steps: Steps | None = None, verbosity: int = NORMAL, read_only: bool = False,
-                 progressive: ProgressiveOptions | None = None):
+                 progressive: ProgressiveOptions | None = None, monitors: Sequence[EventSink] = ()):
         super().__init__()
         self.settings, self.log_file, self.read_only = settings, log, read_only
+        self.monitors = monitors  # [metrics] and [notify]: see status/monitoring.py
         self.options = options or SyncOptions()
         self.steps = steps or Steps(load=settings.warehouse.kind != "none")  # what `s` runs, as `s3rs sync`
         self.progressive = progressive or ProgressiveOptions()  # what `g` runs (and autostart, if given)
@@ -221,7 +222,7 @@ class DashboardApp(StoreInfo, App):
 
     def _run(self, run: Run, steps: Steps, progressive: bool) -> None:
         sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
-                   SnapshotWriter(formatter=self.formatter.format))
+                   SnapshotWriter(formatter=self.formatter.format), *self.monitors)
         jobs = TableJobs(self.settings, sink, run.control, self.options, steps)
         try:
             for table in run.tables:
