@@ -291,3 +291,25 @@ def test_bad_metrics_and_notify_keys_stop_with_one_line(tmp_path, db):
         assert refused.returncode == 2 and word in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1 and "ftp://example.com" not in refused.stderr
 
+
+
+def test_status_json_gives_each_tables_watermark_lag(tmp_path, db):
+    make_table(db, "orders", 2000)
+    make_table(db, "refunds", 10)
+    make_table(db, "gone", 10)
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store",
+                          extra=f'\n[tables."{db.name}.refunds"]\ncursor_column = "update_at"\n')
+    for table in ("orders", "gone"):
+        assert run_cli("sync", "-t", table, "--no-ui", config=config).returncode == 0
+    db.execute("DROP TABLE gone")
+    result = run_cli("status", "--json", config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = json.loads(result.stdout)["tables"]
+    orders = tables[f"{db.name}.orders"]
+    newest = db.execute("SELECT update_at, id FROM orders ORDER BY update_at DESC, id DESC LIMIT 1")[0]
+    assert (orders["watermark_timestamp"], orders["watermark_id"]) == (str(newest[0]), newest[1])
+    assert abs(orders["lag_seconds"] - database_lag(db, "orders")) < 5
+    assert tables[f"{db.name}.refunds"] == {"watermark_timestamp": None, "watermark_id": None, "lag_seconds": None}
+    assert "does not exist" in tables[f"{db.name}.gone"]["error"]
+    text = run_cli("status", config=config).stdout
+    assert f"{db.name}.orders: watermark {newest[0]} / {newest[1]}, " in text and "s behind now" in text
