@@ -309,7 +309,8 @@ def test_status_json_gives_each_tables_watermark_lag(tmp_path, db):
     newest = db.execute("SELECT update_at, id FROM orders ORDER BY update_at DESC, id DESC LIMIT 1")[0]
     assert (orders["watermark_timestamp"], orders["watermark_id"]) == (str(newest[0]), newest[1])
     assert abs(orders["lag_seconds"] - database_lag(db, "orders")) < 5
-    assert tables[f"{db.name}.refunds"] == {"watermark_timestamp": None, "watermark_id": None, "lag_seconds": None}
+    nothing_yet = {"watermark_timestamp": None, "watermark_id": None, "lag_seconds": None}
+    assert tables[f"{db.name}.refunds"] == nothing_yet
     assert "does not exist" in tables[f"{db.name}.gone"]["error"]
     text = run_cli("status", config=config).stdout
     assert f"{db.name}.orders: watermark {newest[0]} / {newest[1]}, " in text and "s behind now" in text
