@@ -21,7 +21,7 @@ from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, rows_to_batch
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.failpoints import failpoint
 
 _DONE = object()
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 import pymysql
 
 from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.runtime.parsing import quote_identifier
 
 _SERVER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 

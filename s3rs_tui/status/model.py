@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from s3rs_tui.engine.events import (
+from s3rs_tui.engine.progress import time_share
+from s3rs_tui.runtime.events import (
     ChunkProgress,
     Event,
     FilesLoaded,
@@ -34,7 +35,6 @@ from s3rs_tui.engine.events import (
     VerifyFinished,
     VerifyStarted,
 )
-from s3rs_tui.engine.progress import time_share
 
 HISTORY = 120    # sparkline samples kept (one per applied progress event)
 LOG_LINES = 200  # recent log lines kept for `watch`

@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
-from s3rs_tui.errors import WatermarkError
+from s3rs_tui.runtime.errors import WatermarkError
 from s3rs_tui.store.base import ObjectStore
 
 STATE_PREFIX = "_state/"

@@ -17,14 +17,14 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar
 
-from s3rs_tui.cli.headless import NORMAL, HeadlessLog
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import tee
-from s3rs_tui.engine.jobs import Steps, TableJobs, verdict
-from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.engine.sync import SyncOptions
-from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
+from s3rs_tui.jobs.tables import Steps, TableJobs, verdict
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.runtime.events import tee
 from s3rs_tui.status.control_file import ControlFileWatcher
+from s3rs_tui.status.headless import NORMAL, HeadlessLog
 from s3rs_tui.status.model import PHASE_STATES, TableStatus
 from s3rs_tui.status.snapshot import SnapshotWriter, previous_runs
 from s3rs_tui.store.watermark import Watermark

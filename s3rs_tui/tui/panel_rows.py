@@ -3,8 +3,8 @@ and the stored watermark. Pure functions, so the live dashboard and `watch` read
 
 from dataclasses import asdict
 
-from s3rs_tui.cli.common import human_bytes
 from s3rs_tui.status.model import TableStatus
+from s3rs_tui.status.text import human_bytes
 from s3rs_tui.store.watermark import Watermark
 
 Rows = list[tuple[str, str]]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.message import Message
 
-from s3rs_tui.config import Settings
+from s3rs_tui.runtime.config import Settings
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import read_lock

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from textual import work
 
-from s3rs_tui.config import Settings
+from s3rs_tui.runtime.config import Settings
 from s3rs_tui.status.control_file import send_request
 from s3rs_tui.status.snapshot import Snapshot, read_snapshots, status_dir
 from s3rs_tui.tui.app import DashboardApp

@@ -14,10 +14,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
 
-from s3rs_tui.config import Settings
-from s3rs_tui.errors import ConfigError, S3rsError
-from s3rs_tui.ops import watermark as ops
-from s3rs_tui.parsing import parse_timestamp
+from s3rs_tui.jobs import watermark as ops
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError
+from s3rs_tui.runtime.parsing import parse_timestamp
 from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.screens.confirm import ConfirmModal, if_yes

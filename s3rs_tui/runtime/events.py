@@ -1,19 +1,20 @@
 """Typed progress events: the only thing the engine tells its consumers (dashboard, headless log).
 
+Events are built with keywords only (a dozen positional numbers is a bug waiting to happen).
 Consumers are plain callables `sink(event)`. The engine calls them from its own thread, so a
 consumer that touches a UI must hand the event over (Textual: `post_message`).
 """
 
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
     table: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
     run_id: str
     start_timestamp: str | None
@@ -22,12 +23,11 @@ class RunStarted(Event):
     estimated_rows: int
     batch_size: int
     store_url: str
-    _: KW_ONLY
     estimate_exact: bool = False      # estimated_rows is a COUNT, not EXPLAIN's guess
     span_start: str | None = None     # the first cursor time to cover (progress = time covered / to cover)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FileStored(Event):
     """One Parquet file is durable and the watermark now covers it."""
 
@@ -43,7 +43,6 @@ class FileStored(Event):
     watermark_id: object
     elapsed_seconds: float
     seconds: dict[str, float] = field(default_factory=dict)  # this file's read/encode/store/commit
-    _: KW_ONLY
     paused_seconds: float = 0.0  # of elapsed_seconds; rows_per_minute leaves them out
 
 
@@ -69,7 +68,7 @@ class PageRead(Event):
 PROGRESS_SECONDS = 0.5  # PageRead at most twice a second: the engine never waits on a dashboard
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Notice(Event):
     """Something the operator should read: a missing index, NULL cursors, a retry..."""
 
@@ -77,7 +76,7 @@ class Notice(Event):
     level: str = "warning"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Retrying(Event):
     attempt: int
     max_attempts: int
@@ -85,14 +84,14 @@ class Retrying(Event):
     error: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StateChanged(Event):
     """The run paused between files, or went on ("paused" | "running" | "stopping")."""
 
     state: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
     status: str  # "success" | "interrupted" | "failed"
     rows: int
@@ -108,11 +107,10 @@ class RunFinished(Event):
     future_cursor_rows: int = 0
     caught_up: bool = False
     error: str = ""
-    _: KW_ONLY
     paused_seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadStarted(Event):
     """Stored files that the warehouse has not loaded yet are about to be loaded."""
 
@@ -120,7 +118,7 @@ class LoadStarted(Event):
     warehouse: str  # for people: "redshift at host:5439/db", "duckdb ./s3rs.duckdb"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FilesLoaded(Event):
     """A group of files is merged into the warehouse and recorded in its ledger (one transaction)."""
 
@@ -131,7 +129,7 @@ class FilesLoaded(Event):
     elapsed_seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadFinished(Event):
     status: str  # "success" | "interrupted" | "failed"
     files: int
@@ -140,7 +138,7 @@ class LoadFinished(Event):
     error: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkProgress(Event):
     """A progressive run started, finished or failed one chunk (a bounded sync)."""
 
@@ -151,7 +149,6 @@ class ChunkProgress(Event):
     estimated_rows: int          # still to go when the progressive run started
     rows_per_minute: float
     error: str = ""
-    _: KW_ONLY
     estimate_exact: bool = False    # estimated_rows is a COUNT (--estimate exact)
     span_start: str | None = None   # the first cursor time of the whole progressive run
 

@@ -9,11 +9,20 @@ work: each takes whichever tables it locks first.
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import (
+from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.jobs.verify import Verification, verify_table
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import (
+    LoadError,
+    S3rsError,
+    StoppedByOperator,
+    TableLockedError,
+    TransientError,
+    VerifyDiffers,
+)
+from s3rs_tui.runtime.events import (
     EventSink,
     JobFinished,
     JobStarted,
@@ -23,18 +32,7 @@ from s3rs_tui.engine.events import (
     VerifyFinished,
     VerifyStarted,
 )
-from s3rs_tui.engine.sync import SyncOptions, TableSync
-from s3rs_tui.errors import (
-    LoadError,
-    S3rsError,
-    StoppedByOperator,
-    TableLockedError,
-    TransientError,
-    VerifyDiffers,
-)
-
-if TYPE_CHECKING:  # the warehouse is imported where it runs (see run_one)
-    from s3rs_tui.warehouse.verify import Verification
+from s3rs_tui.warehouse.loader import FILES_PER_LOAD, TableLoader
 
 
 @dataclass(frozen=True)
@@ -110,16 +108,16 @@ class TableJobs:
             outcome.status = "success"
         except TableLockedError as exc:
             outcome.status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
-            self.sink(Notice(name, f"skipped: {exc}" if skip_if_locked else str(exc),
-                             "info" if skip_if_locked else "error"))
+            self.sink(Notice(table=name, message=f"skipped: {exc}" if skip_if_locked else str(exc),
+                             level="info" if skip_if_locked else "error"))
         except StoppedByOperator as exc:
             outcome.status, outcome.error = "interrupted", exc
         except VerifyDiffers as exc:
             outcome.status, outcome.error = "differs", exc
-            self.sink(Notice(name, str(exc), "error"))
+            self.sink(Notice(table=name, message=str(exc), level="error"))
         except S3rsError as exc:
             outcome.status, outcome.error = "failed", exc
-            self.sink(Notice(name, str(exc), "error"))
+            self.sink(Notice(table=name, message=str(exc), level="error"))
         outcome.seconds = time.monotonic() - started
         self.sink(JobFinished(table=name, outcome=outcome.status, rows=extracted[-1].rows if extracted else 0,
                               seconds=outcome.seconds,
@@ -128,8 +126,6 @@ class TableJobs:
         return outcome
 
     def _load(self, name: str) -> LoadFinished:
-        from s3rs_tui.warehouse.loader import FILES_PER_LOAD, TableLoader  # warehouse sits on the engine
-
         # --load-only is the staged way for huge tables: all stored files in as few COPY
         # statements as possible; after an extraction, groups commit as they go
         loader = TableLoader(self.settings, name, self.sink, self.control, break_lock=self.options.break_lock,
@@ -143,8 +139,6 @@ class TableJobs:
 
     def _verify(self, name: str):
         """Compare MySQL and the warehouse; differences raise VerifyDiffers (not "safe to retry")."""
-        from s3rs_tui.warehouse.verify import verify_table
-
         self.sink(VerifyStarted(table=name))
         verification = verify_table(self.settings, name, self.sink)
         self.sink(VerifyFinished(table=name, agrees=verification.agrees, summary=verdict(verification)))

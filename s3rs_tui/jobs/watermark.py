@@ -5,11 +5,11 @@ Every change takes the table's lock for the moment of the write, so it is refuse
 TableLockedError) while a run holds the table, and it can never race a run's own commit.
 """
 
-from s3rs_tui.config import Settings
 from s3rs_tui.engine.keyset import Position, count_range, database_now, upper_bound
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import describe_table
-from s3rs_tui.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, WatermarkError
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
