@@ -27,9 +27,12 @@ from s3rs_tui.runtime.events import (
     PROGRESS_SECONDS,
     EventSink,
     FileStored,
+    Level,
     Notice,
+    PagePhase,
     PageRead,
     RunFinished,
+    RunOutcome,
     RunStarted,
     StateChanged,
 )
@@ -118,7 +121,7 @@ class TableSync:
 
         return self._retrying(attempt, self._reconnect, "MySQL")
 
-    def _notice(self, message: str, level: str = "warning") -> None:
+    def _notice(self, message: str, level: Level = "warning") -> None:
         self.sink(Notice(table=self.name, message=message, level=level))
 
     # -- the run -------------------------------------------------------------------------------
@@ -134,7 +137,8 @@ class TableSync:
                 finished = self._extract(run)
         except (S3rsError, OSError) as caught:  # OSError: the local disk, where files are written first
             exc = caught if isinstance(caught, S3rsError) else disk_error(caught)
-            status = "interrupted" if isinstance(exc, (StoppedByOperator, RunTimedOut)) else "failed"
+            stopped = isinstance(exc, (StoppedByOperator, RunTimedOut))
+            status: RunOutcome = "interrupted" if stopped else "failed"
             self._mark(run, status)
             self.sink(self._finished(run, status, started, error=str(exc)))
             if exc is not caught:
@@ -342,7 +346,7 @@ class TableSync:
             )
         )
 
-    def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: str) -> None:
+    def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: PagePhase) -> None:
         """Progress inside the file being written: the dashboard ticks with it, the watermark does not."""
         self.sink(
             PageRead(
@@ -369,9 +373,8 @@ class TableSync:
         with suppress(Exception):  # broad: the store may be what failed; the position is intact
             self.watermarks.save(run.watermark)
 
-    def _finished(
-        self, run: _Run | None, status: str, started: float, *, caught_up: bool = False, error: str = ""
-    ) -> RunFinished:
+    def _finished(self, run: _Run | None, status: RunOutcome, started: float, *, caught_up: bool = False,
+                  error: str = "") -> RunFinished:
         elapsed = time.monotonic() - started
         rows, files, size, paused = (run.rows, run.files, run.bytes, run.paused) if run else (0, 0, 0, 0.0)
         watermark = run.watermark if run else None

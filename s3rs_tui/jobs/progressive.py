@@ -12,7 +12,17 @@ from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.errors import ConfigError, S3rsError, StoppedByOperator
-from s3rs_tui.runtime.events import ChunkProgress, EventSink, JobFinished, JobStarted, Notice, RunFinished
+from s3rs_tui.runtime.events import (
+    ChunkProgress,
+    ChunkStatus,
+    EventSink,
+    JobFinished,
+    JobOutcome,
+    JobStarted,
+    Notice,
+    RunFinished,
+    Step,
+)
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -68,7 +78,8 @@ class ProgressiveRun:
         database, name, _ = settings.table(table)
         self.settings, self.table, self.sink, self.control = settings, f"{database}.{name}", sink, control
         self.options = options
-        self.phase, self.rows = "extract", 0
+        self.phase: Step = "extract"
+        self.rows = 0
         self.plan: Plan | None = None  # made by _run before the first chunk
 
     def run(self) -> ProgressiveResult:
@@ -76,7 +87,8 @@ class ProgressiveRun:
         started = time.monotonic()
         steps = ("extract", "load") if self.options.mode == "full" else ("extract",)
         self.sink(JobStarted(table=self.table, steps=steps, progressive=True))
-        outcome, error = "failed", ""
+        outcome: JobOutcome = "failed"
+        error = ""
         try:
             result = self._run(started)
             outcome = "success"
@@ -160,7 +172,7 @@ class ProgressiveRun:
         return TableSync(self.settings, self.table, self.sink, self.control, options).run()
 
     def _progress(
-        self, chunk: int, status: str, rows: int, estimate: int, started: float, error: str = ""
+        self, chunk: int, status: ChunkStatus, rows: int, estimate: int, started: float, error: str = ""
     ) -> None:
         elapsed = time.monotonic() - started
         assert self.plan is not None  # _run plans before the first chunk

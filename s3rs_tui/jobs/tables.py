@@ -9,6 +9,7 @@ work: each takes whichever tables it locks first.
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.jobs.verify import Verification, verify_table
@@ -25,10 +26,12 @@ from s3rs_tui.runtime.errors import (
 from s3rs_tui.runtime.events import (
     EventSink,
     JobFinished,
+    JobOutcome,
     JobStarted,
     LoadFinished,
     Notice,
     RunFinished,
+    Step,
     VerifyFinished,
     VerifyStarted,
 )
@@ -57,7 +60,7 @@ def verdict(verification) -> str:
 @dataclass
 class TableOutcome:
     table: str
-    status: str = "pending"  # success | failed | differs (verify) | skipped (locked elsewhere) | interrupted
+    status: JobOutcome | Literal["pending"] = "pending"
     extracted: RunFinished | None = None
     loaded: LoadFinished | None = None
     verification: "Verification | None" = None
@@ -85,7 +88,9 @@ class TableJobs:
         """Extract, load, verify one table; errors end up in the outcome (StoppedByOperator too).
         JobStarted and JobFinished frame the steps, so the status knows what is still to come and
         which phase failed."""
-        outcome, started, phase = TableOutcome(name), time.monotonic(), ""
+        outcome, started = TableOutcome(name), time.monotonic()
+        phase: Step = ""
+        status: JobOutcome
         extracted: list[RunFinished] = []  # also when the run raises after saying how it ended
 
         def sink(event) -> None:
@@ -105,23 +110,23 @@ class TableJobs:
             if self.steps.verify:
                 phase = "verify"
                 outcome.verification = self._verify(name)
-            outcome.status = "success"
+            status = "success"
         except TableLockedError as exc:
-            outcome.status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
+            status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
             self.sink(Notice(table=name, message=f"skipped: {exc}" if skip_if_locked else str(exc),
                              level="info" if skip_if_locked else "error"))
         except StoppedByOperator as exc:
-            outcome.status, outcome.error = "interrupted", exc
+            status, outcome.error = "interrupted", exc
         except VerifyDiffers as exc:
-            outcome.status, outcome.error = "differs", exc
+            status, outcome.error = "differs", exc
             self.sink(Notice(table=name, message=str(exc), level="error"))
         except S3rsError as exc:
-            outcome.status, outcome.error = "failed", exc
+            status, outcome.error = "failed", exc
             self.sink(Notice(table=name, message=str(exc), level="error"))
-        outcome.seconds = time.monotonic() - started
-        self.sink(JobFinished(table=name, outcome=outcome.status, rows=extracted[-1].rows if extracted else 0,
+        outcome.status, outcome.seconds = status, time.monotonic() - started
+        self.sink(JobFinished(table=name, outcome=status, rows=extracted[-1].rows if extracted else 0,
                               seconds=outcome.seconds,
-                              failed_phase=phase if outcome.status == "failed" else "",
+                              failed_phase=phase if status == "failed" else "",
                               error=str(outcome.error or "")))
         return outcome
 

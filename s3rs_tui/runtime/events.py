@@ -7,6 +7,16 @@ consumer that touches a UI must hand the event over (Textual: `post_message`).
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
+
+from s3rs_tui.runtime.keys import Key
+
+RunOutcome = Literal["success", "interrupted", "failed"]  # of an extraction or a load
+JobOutcome = Literal["success", "interrupted", "failed", "differs", "skipped"]  # skipped: locked elsewhere
+Step = Literal["", "extract", "load", "verify"]
+Level = Literal["info", "warning", "error"]
+PagePhase = Literal["extracting", "storing"]
+ChunkStatus = Literal["started", "done", "caught up", "failed"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,7 +28,7 @@ class Event:
 class RunStarted(Event):
     run_id: str
     start_timestamp: str | None
-    start_id: object
+    start_id: Key
     upper_bound: str
     estimated_rows: int
     batch_size: int
@@ -40,7 +50,7 @@ class FileStored(Event):
     rows_per_minute: float
     rss_mb: float
     watermark_timestamp: str | None  # as in Position
-    watermark_id: object
+    watermark_id: Key
     elapsed_seconds: float
     seconds: dict[str, float] = field(default_factory=dict)  # this file's read/encode/store/commit
     paused_seconds: float = 0.0  # of elapsed_seconds; rows_per_minute leaves them out
@@ -52,7 +62,7 @@ class PageRead(Event):
     while pages flow (phase "extracting"), and once as the file is closed and uploaded ("storing").
     The watermark does not move on it: only FileStored moves the watermark."""
 
-    phase: str                  # "extracting" | "storing"
+    phase: PagePhase
     file_rows: int
     file_bytes: int             # of the open file, as flushed so far
     run_rows: int               # stored files plus the open one
@@ -62,7 +72,7 @@ class PageRead(Event):
     elapsed_seconds: float
     paused_seconds: float
     position_timestamp: str | None  # the last row read (not yet durable)
-    position_id: object
+    position_id: Key
 
 
 PROGRESS_SECONDS = 0.5  # PageRead at most twice a second: the engine never waits on a dashboard
@@ -73,7 +83,7 @@ class Notice(Event):
     """Something the operator should read: a missing index, NULL cursors, a retry..."""
 
     message: str
-    level: str = "warning"
+    level: Level = "warning"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,14 +96,14 @@ class Retrying(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class StateChanged(Event):
-    """The run paused between files, or went on ("paused" | "running" | "stopping")."""
+    """The run paused between files, or went on."""
 
-    state: str
+    state: Literal["paused", "running", "stopping"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
-    status: str  # "success" | "interrupted" | "failed"
+    status: RunOutcome
     rows: int
     files: int
     bytes: int
@@ -101,7 +111,7 @@ class RunFinished(Event):
     rows_per_minute: float
     peak_rss_mb: float
     watermark_timestamp: str | None
-    watermark_id: object
+    watermark_id: Key
     invalid_dates: dict[str, int] = field(default_factory=dict)
     null_cursor_rows: int = 0
     future_cursor_rows: int = 0
@@ -131,7 +141,7 @@ class FilesLoaded(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class LoadFinished(Event):
-    status: str  # "success" | "interrupted" | "failed"
+    status: RunOutcome
     files: int
     rows: int
     elapsed_seconds: float
@@ -144,7 +154,7 @@ class ChunkProgress(Event):
 
     chunk: int
     max_chunks: int | None       # None: until caught up
-    status: str                  # "started" | "done" | "caught up" | "failed"
+    status: ChunkStatus
     rows_done: int               # by this progressive run so far
     estimated_rows: int          # still to go when the progressive run started
     rows_per_minute: float
@@ -177,8 +187,8 @@ class VerifyFinished(Event):
 class JobFinished(Event):
     """The table's job is over: the outcome of all its steps, the one to show and remember."""
 
-    outcome: str        # "success" | "differs" | "failed" | "interrupted" | "skipped"
-    failed_phase: str   # "" | "extract" | "load" | "verify"
+    outcome: JobOutcome
+    failed_phase: Step
     rows: int           # extracted by this job (all chunks of a progressive run)
     seconds: float
     error: str = ""

@@ -14,7 +14,7 @@ from typing import Any
 from s3rs_tui.runtime.config import Settings, load_settings
 from s3rs_tui.runtime.events import Event, FileStored, Notice, RunStarted
 from s3rs_tui.status.headless import HeadlessLog
-from s3rs_tui.status.model import TableStatus
+from s3rs_tui.status.model import State, TableStatus
 from s3rs_tui.status.snapshot import write_atomic
 from s3rs_tui.store.watermark import Watermark
 from s3rs_tui.tui.app import DashboardApp
@@ -141,7 +141,7 @@ def status_in(state: str, table: str = TABLE, **fields) -> TableStatus:
     status = TableStatus(table)
     for event in recorded_run(table):
         status.apply(event)
-    status.state = state
+    status.state = State(state)
     for name, value in fields.items():
         setattr(status, name, value)
     return status

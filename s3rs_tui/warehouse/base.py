@@ -84,8 +84,10 @@ class Warehouse(ABC):
     def close(self) -> None:
         ...
 
+    @classmethod
     @abstractmethod
-    def column_type(self, column: Column) -> str:
+    def column_type(cls, column: Column) -> str:
+        """The column's type as this kind's catalog spells it."""
         ...
 
     @abstractmethod

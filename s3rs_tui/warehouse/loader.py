@@ -16,7 +16,16 @@ from functools import partial
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableError
-from s3rs_tui.runtime.events import EventSink, FilesLoaded, LoadFinished, LoadStarted, Notice, StateChanged
+from s3rs_tui.runtime.events import (
+    EventSink,
+    FilesLoaded,
+    Level,
+    LoadFinished,
+    LoadStarted,
+    Notice,
+    RunOutcome,
+    StateChanged,
+)
 from s3rs_tui.runtime.retry import reported_retries
 from s3rs_tui.store import open_store
 from s3rs_tui.store.layout import table_prefix
@@ -67,7 +76,7 @@ class TableLoader:
         self.watermarks = WatermarkStore(self.store)
         self.files = self.rows = 0
 
-    def _notice(self, message: str, level: str = "warning") -> None:
+    def _notice(self, message: str, level: Level = "warning") -> None:
         self.sink(Notice(table=self.name, message=message, level=level))
 
     def run(self) -> LoadFinished:
@@ -86,7 +95,7 @@ class TableLoader:
                     retries(lambda: self._connect_and_load(watermark, lock), what="the warehouse",
                             progress=lambda: self.files)
             except S3rsError as exc:
-                status = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
+                status: RunOutcome = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
                 self._mark(watermark, status)
                 self.sink(
                     LoadFinished(

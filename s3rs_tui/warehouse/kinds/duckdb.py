@@ -88,7 +88,8 @@ class DuckDBWarehouse(Warehouse):
     def close(self) -> None:
         self.conn.close()
 
-    def column_type(self, column: Column) -> str:
+    @classmethod
+    def column_type(cls, column: Column) -> str:
         return duckdb_type(column)
 
     def describe_sql(self) -> str:

@@ -108,7 +108,8 @@ class PostgresWarehouse(Warehouse):
     def close(self) -> None:
         self.conn.close()
 
-    def column_type(self, column: Column) -> str:
+    @classmethod
+    def column_type(cls, column: Column) -> str:
         return postgres_type(column)
 
     def describe_sql(self) -> str:

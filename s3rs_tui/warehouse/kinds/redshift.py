@@ -111,7 +111,8 @@ class RedshiftWarehouse(PostgresWarehouse):
         self.cut_values: Counter = Counter()  # per column, since the last notes()
         super().__init__(settings, store, **kwargs)
 
-    def column_type(self, column: Column) -> str:
+    @classmethod
+    def column_type(cls, column: Column) -> str:
         return redshift_type(column)
 
     def catalog_name(self, name: str) -> str:
