@@ -17,8 +17,8 @@ from cli_helpers import make_table, parquet_ids, run_cli, s3rs_command, table_id
 from conftest import write_config
 from prometheus_client.parser import text_string_to_metric_families
 
-from s3rs_tui.config import NotifySettings
-from s3rs_tui.engine.events import FileStored, JobFinished, JobStarted, RunStarted, StateChanged
+from s3rs_tui.runtime.config import NotifySettings
+from s3rs_tui.runtime.events import FileStored, JobFinished, JobStarted, RunStarted, StateChanged
 from s3rs_tui.sandbox.mariadb import free_port
 from s3rs_tui.status.notify import Notifier, scrub
 
@@ -221,7 +221,9 @@ def test_a_stall_is_said_once_and_not_while_paused():
     notifier = Notifier(NotifySettings(command="true", stall_seconds=60), [], lambda line: None, clock)
     table = "shop.orders"
     notifier(JobStarted(table=table, steps=("extract",)))
-    notifier(RunStarted(table, "r1", "2024-01-01 00:00:00", 7, "2024-02-01 00:00:00", 10, 10, "store"))
+    notifier(RunStarted(table=table, run_id="r1", start_timestamp="2024-01-01 00:00:00", start_id=7,
+                        upper_bound="2024-02-01 00:00:00", estimated_rows=10, batch_size=10,
+                        store_url="store"))
     clock.now += 59
     notifier.check_stalls()
     assert notifier.outbox.empty()
@@ -232,12 +234,14 @@ def test_a_stall_is_said_once_and_not_while_paused():
     assert stalled["event"] == "stalled"
     assert stalled["watermark"] == {"timestamp": "2024-01-01 00:00:00", "id": "7"}
     assert notifier.outbox.empty(), "said once"
-    notifier(FileStored(table, "k", 10, 100, 10, 1, 100, 600.0, 50.0, "2024-01-02 00:00:00", 9, 1.0))
-    notifier(StateChanged(table, "paused"))
+    notifier(FileStored(table=table, key="k", rows=10, bytes=100, run_rows=10, run_files=1, run_bytes=100,
+                        rows_per_minute=600.0, rss_mb=50.0, watermark_timestamp="2024-01-02 00:00:00",
+                        watermark_id=9, elapsed_seconds=1.0))
+    notifier(StateChanged(table=table, state="paused"))
     clock.now += 600
     notifier.check_stalls()
     assert notifier.outbox.empty(), "a paused run is not stalled"
-    notifier(StateChanged(table, "running"))
+    notifier(StateChanged(table=table, state="running"))
     clock.now += 61
     notifier.check_stalls()
     assert notifier.outbox.get_nowait()["watermark"]["timestamp"] == "2024-01-02 00:00:00"

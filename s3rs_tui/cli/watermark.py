@@ -11,9 +11,9 @@ import typer
 from s3rs_tui.cli.common import confirm, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.examples import epilog
-from s3rs_tui.errors import ConfigError, WatermarkError
-from s3rs_tui.ops import watermark as ops
-from s3rs_tui.parsing import parse_timestamp
+from s3rs_tui.jobs import watermark as ops
+from s3rs_tui.runtime.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.parsing import parse_timestamp
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 

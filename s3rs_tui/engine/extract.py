@@ -21,7 +21,8 @@ from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, rows_to_batch
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.keys import Key
 
 _DONE = object()
 
@@ -47,7 +48,7 @@ class Chunk:
 ChunkSource = Callable[[pymysql.Connection, Position, int], Iterator[Chunk]]
 
 
-def key_value(info: TableInfo, raw: str) -> object:
+def key_value(info: TableInfo, raw: str) -> Key:
     """Keys travel as text; integer keys go back to int so comparisons keep using the index."""
     return int(raw) if info.key_is_integer else raw
 

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 import pymysql
 
 from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.runtime.keys import Key
+from s3rs_tui.runtime.parsing import quote_identifier
 
 _SERVER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -27,7 +28,7 @@ class Position:
     None (a watermark set by hand to a time), or from the beginning when timestamp is None."""
 
     timestamp: str | None = None
-    key: object = None
+    key: Key = None
 
     def label(self) -> str:
         return "the beginning" if self.timestamp is None else f"({self.timestamp}, {self.key})"

@@ -16,24 +16,8 @@ import pyarrow.parquet as pq
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.failpoints import failpoint
-
-DATA_PREFIX = "data/"
-# Footer key: {column: its longest value in bytes} for string and binary columns, so a warehouse
-# with length limits (Redshift) learns from the footer alone whether a file fits its columns.
-LONGEST_KEY = "s3rs.longest_bytes"
-
-
-def variable_width(data_type: pa.DataType) -> bool:
-    """String and binary types: the ones whose values have a length in bytes."""
-    types = pa.types
-    return types.is_string(data_type) or types.is_large_string(data_type) or types.is_binary(data_type)
-
-
-def table_prefix(table_name: str) -> str:
-    """Where a table's data files live in the store: data/<db>/<table>/."""
-    database, table = table_name.split(".")
-    return f"{DATA_PREFIX}{database}/{table}/"
+from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.store.layout import LONGEST_KEY, table_prefix, variable_width
 
 
 def data_key(info: TableInfo, start: Position) -> str:

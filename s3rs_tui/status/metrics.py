@@ -21,8 +21,9 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from s3rs_tui.config import MetricsSettings
-from s3rs_tui.engine.events import (
+from s3rs_tui.engine.memory import rss_mb
+from s3rs_tui.runtime.config import MetricsSettings
+from s3rs_tui.runtime.events import (
     Event,
     FileStored,
     JobFinished,
@@ -31,7 +32,6 @@ from s3rs_tui.engine.events import (
     Retrying,
     RunStarted,
 )
-from s3rs_tui.engine.memory import rss_mb
 from s3rs_tui.status.snapshot import previous_runs
 
 SUCCEEDED = ("done", "verified")  # outcomes in a snapshot's last runs that count as a success

@@ -5,8 +5,8 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import EventSink
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.events import EventSink
 from s3rs_tui.status.metrics import Metrics
 from s3rs_tui.status.notify import Notifier
 

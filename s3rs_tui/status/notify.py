@@ -25,8 +25,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from s3rs_tui.config import REDACTED, NotifySettings
-from s3rs_tui.engine.events import (
+from s3rs_tui.runtime.config import REDACTED, NotifySettings
+from s3rs_tui.runtime.events import (
     Event,
     FilesLoaded,
     FileStored,
@@ -113,7 +113,7 @@ class Notifier:
         failed = event.outcome in ("failed", "differs")
         if not (self.settings.on_failure if failed else self.settings.on_finish):
             return None
-        state = ENDED.get(event.outcome, event.outcome)
+        state = str(ENDED.get(event.outcome, event.outcome))
         if event.failed_phase:
             state += f": {event.failed_phase}"
         return self.message("failed" if failed else "finished", event.table, state, watch,

@@ -9,7 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
-from s3rs_tui.errors import WatermarkError
+from s3rs_tui.runtime.errors import WatermarkError
+from s3rs_tui.runtime.keys import Key
 from s3rs_tui.store.base import ObjectStore
 
 STATE_PREFIX = "_state/"
@@ -26,7 +27,7 @@ class Watermark:
 
     table_name: str
     last_mysql_data_timestamp: str | None = None   # cursor value of the last row stored
-    last_mysql_data_id: object = None              # key of the last row stored (ties on the cursor)
+    last_mysql_data_id: Key = None              # key of the last row stored (ties on the cursor)
     last_mysql_extraction_time: str | None = None
     mysql_status: str = "pending"                  # pending | in_progress | success | interrupted | failed
     redshift_status: str = "pending"

@@ -7,11 +7,12 @@ TableLockedError) while a run holds the table, and it can never race a run's own
 
 from datetime import datetime
 
-from s3rs_tui.config import Settings
 from s3rs_tui.engine.keyset import Position, count_range, database_now, upper_bound
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import describe_table
-from s3rs_tui.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.keys import Key
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -31,7 +32,7 @@ class TableState:
                          stale_seconds=self.settings.backup.lock_stale_seconds)
 
 
-def parse_key(text: str | None) -> object:
+def parse_key(text: str | None) -> Key:
     """Integer keys stay integers (the engine compares them as such); other keys stay text."""
     if text is None:
         return None
@@ -41,12 +42,12 @@ def parse_key(text: str | None) -> object:
     return int(stripped) if stripped.lstrip("-").isdigit() else stripped
 
 
-def describe_start(timestamp: str, key: object) -> str:
+def describe_start(timestamp: str, key: Key) -> str:
     """Where the next sync starts, in words."""
     return f"after ({timestamp}, {key})" if key is not None else f"at {timestamp} (inclusive)"
 
 
-def set_position(state: TableState, timestamp: str, key: object) -> None:
+def set_position(state: TableState, timestamp: str, key: Key) -> None:
     """The next sync starts after (timestamp, key), or at timestamp when key is None. A corrupt
     watermark is backed up first, then replaced."""
     with state.lock("watermark set"):
@@ -76,7 +77,7 @@ def force_reset(state: TableState) -> None:
         state.watermarks.save(Watermark(table_name=state.name))
 
 
-def rows_after(state: TableState, timestamp: str, key: object) -> int:
+def rows_after(state: TableState, timestamp: str, key: Key) -> int:
     """MySQL's estimate (EXPLAIN, instant even on 100M rows) of the rows a sync starting at this
     position would read now."""
     settings = state.settings

@@ -6,99 +6,35 @@ cross the network whatever the table's size. Chunks that disagree are compared r
 and row MD5) to name what differs. Both sides only count rows up to the watermark; a row MySQL
 changed after it is not a difference but the next sync's work, and is reported as pending.
 
-The canonical text is the same on both sides: numbers as decimal text (DECIMAL with its scale),
-BIT(1) as 0/1, dates YYYY-MM-DD, timestamps YYYY-MM-DD HH:MM:SS.ffffff (TIMESTAMP in UTC),
-binary as lower-case hex, text as UTF-8, zero dates NULL (as stored). FLOAT and DOUBLE columns are
-left out of the checksum, because the databases print floating point numbers differently.
+The canonical text (runtime/checksum.py) is spelled by the engine for MySQL and by each warehouse
+kind for its side.
 """
 
 from dataclasses import asdict, dataclass, field
 
-import pyarrow as pa
-
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import EventSink, Notice
+from s3rs_tui.engine.checksum import MYSQL_CHECKSUM
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import plan_columns
-from s3rs_tui.errors import S3rsError
-from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.runtime.checksum import ChecksumDialect, value_kind
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.events import EventSink, Notice
+from s3rs_tui.runtime.parsing import quote_identifier
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 from s3rs_tui.warehouse import open_warehouse, require_warehouse
 from s3rs_tui.warehouse.base import Warehouse
 from s3rs_tui.warehouse.datafiles import plan_load
 from s3rs_tui.warehouse.loader import target_for
-from s3rs_tui.warehouse.merge import Target, quote
+from s3rs_tui.warehouse.merge import Target
 
 CHUNK_KEYS = 100_000   # integer keys per chunk
 _HASH_DIGITS = 15      # hex digits of a row's MD5 summed per chunk: 60 bits, so a bigint holds each
 _BUCKET_DIGITS = 2     # CHAR/VARCHAR keys are chunked by the first hex digits of their MD5
 _SHOWN_KEYS = 5
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """How one database spells the canonical text and the hashing."""
-
-    text: dict[str, str]  # value kind -> SQL with {c} for the column
-    hash_int: str         # SQL with {h} (hex text) and {n} (digits): the leading digits as an integer
-    int_chunk: str        # SQL with {k} (key) and {n} (chunk size): chunk number of an integer key
-    md5: str = "md5({t})"
-    key_text: str = "CAST({c} AS VARCHAR)"
-    utc: str = ""         # statement that makes TIMESTAMP WITH TIME ZONE print in UTC
-    sum_type: str = "DECIMAL(38,0)"  # what the hashes are summed as (a bigint sum would overflow)
-    mysql: bool = False
-
-    def quote(self, name: str) -> str:
-        return quote_identifier(name) if self.mysql else quote(name)
-
-    def row_text(self, parts: list[str]) -> str:
-        """The values joined with '|', each 'v<text>' or 'n' for NULL (so NULL differs from '')."""
-        if self.mysql:
-            return "CONCAT_WS('|', " + ", ".join(f"COALESCE(CONCAT('v', {p}), 'n')" for p in parts) + ")"
-        return " || '|' || ".join(f"COALESCE('v' || {p}, 'n')" for p in parts)
-
-
-_FORMATTED = {"bool": "CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END", "number": "CAST({c} AS VARCHAR)",
-              "text": "CAST({c} AS VARCHAR)", "date": "to_char({c}, 'YYYY-MM-DD')",
-              "timestamp": "to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"}
-DIALECTS = {
-    "postgres": Dialect({**_FORMATTED, "binary": "encode({c}, 'hex')"},
-                        "CAST(CAST('x' || substr({h}, 1, {n}) AS bit({bits})) AS bigint)", "div({k}, {n})",
-                        utc="SET TIME ZONE 'UTC'"),
-    "redshift": Dialect({**_FORMATTED, "binary": "LOWER(TO_HEX({c}))"},
-                        "STRTOL(SUBSTRING({h}, 1, {n}), 16)", "TRUNC({k} / {n})", utc="SET TIME ZONE 'UTC'"),
-    "duckdb": Dialect({**_FORMATTED, "binary": "lower(hex({c}))", "date": "strftime({c}, '%Y-%m-%d')",
-                       "timestamp": "strftime({c}, '%Y-%m-%d %H:%M:%S.%f')"},
-                      "CAST('0x' || substr({h}, 1, {n}) AS BIGINT)", "CAST({k} AS HUGEINT) // {n}",
-                      utc="SET TimeZone = 'UTC'"),
-}
-MYSQL = Dialect(
-    {"bool": "({c} + 0)", "number": "({c} + 0)", "text": "CONVERT({c} USING utf8mb4)",
-     # NULL for zero and impossible dates; %% because pymysql fills in %s parameters
-     "date": "DATE_FORMAT({c} + INTERVAL 0 DAY, '%%Y-%%m-%%d')",
-     "timestamp": "DATE_FORMAT({c} + INTERVAL 0 SECOND, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')",
-     "binary": "LOWER(HEX({c}))"},
-    "CAST(CONV(SUBSTRING({h}, 1, {n}), 16, 10) AS UNSIGNED)", "{k} DIV {n}", md5="MD5({t})",
-    key_text="CONVERT({c} USING utf8mb4)", sum_type="", mysql=True)
-
-
-def value_kind(arrow_type: pa.DataType) -> str:
-    """How a column is compared: by the Arrow type its values are stored as."""
-    if pa.types.is_floating(arrow_type):
-        return "float"
-    if pa.types.is_boolean(arrow_type):
-        return "bool"
-    if pa.types.is_integer(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "number"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    return "binary" if pa.types.is_binary(arrow_type) else "text"
 
 
 @dataclass
@@ -153,8 +89,8 @@ class Verification:
 class _Side:
     """The SQL of one side (MySQL or the warehouse) for the columns compared."""
 
-    def __init__(self, dialect: Dialect, table: str, key: str, kinds: dict[str, str], integer_key: bool,
-                 chunk_keys: int, param: str):
+    def __init__(self, dialect: ChecksumDialect, table: str, key: str, kinds: dict[str, str],
+                 integer_key: bool, chunk_keys: int, param: str):
         self.dialect, self.table, self.param = dialect, table, param
         self.key = dialect.quote(key)
         row = dialect.row_text([dialect.text[kind].format(c=dialect.quote(name))
@@ -240,13 +176,25 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, waterm
     result = Verification(info.name, warehouse.label, f"({position[0]}, {position[1]})",
                           skipped_columns=skipped)
     if skipped:
-        sink(Notice(info.name, f"not compared: {', '.join(skipped)} (floating point, or not in the "
-                               "warehouse)", "info"))
-    mysql = _Side(MYSQL, info.quoted, info.key.name, kinds, info.key_is_integer, chunk_keys, "%s")
-    dialect = DIALECTS[warehouse.kind]
+        sink(
+            Notice(
+                table=info.name,
+                message=f"not compared: {', '.join(skipped)} (floating point, or not in the warehouse)",
+                level="info",
+            )
+        )
+    mysql = _Side(MYSQL_CHECKSUM, info.quoted, info.key.name, kinds, info.key_is_integer, chunk_keys, "%s")
+    dialect = warehouse.checksum
     spelled = {columns[name.lower()][0]: kind for name, kind in kinds.items()}
-    remote = _Side(dialect, target.quoted, columns[info.key.name.lower()][0], spelled, info.key_is_integer,
-                   chunk_keys, warehouse.param)
+    remote = _Side(
+        dialect,
+        target.quoted,
+        columns[info.key.name.lower()][0],
+        spelled,
+        info.key_is_integer,
+        chunk_keys,
+        warehouse.param,
+    )
     if dialect.utc:
         warehouse.run(dialect.utc)
     covered, params = _covered(info.cursor.name, info.key.name, position)
