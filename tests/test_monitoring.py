@@ -74,6 +74,7 @@ def test_metrics_endpoint_during_a_live_sync_shows_rows_grow_and_the_lag_fall(tm
     assert final["s3rs_files_stored_total", key] == rows // 5000
     assert final["s3rs_last_run_failed", key] == 0 and final["s3rs_running", key] == 0
     assert abs(final["s3rs_last_success_timestamp_seconds", key] - time.time()) < 60
+    assert abs(final["s3rs_last_progress_timestamp_seconds", key] - time.time()) < 60
     assert abs(final["s3rs_watermark_lag_seconds", key] - database_lag(db, "orders")) < 30
     assert final["s3rs_rss_bytes", ""] > 10 * 1024 * 1024
     assert scrape(port) is None, "the endpoint closes with the command"

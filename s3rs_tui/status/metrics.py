@@ -55,7 +55,7 @@ class TableMetrics:
     running: bool = False
     failed: bool = False     # the last job failed (or its verify found differences)
     last_success: float | None = None
-    last_file_at: float | None = None
+    last_progress: float | None = None  # the job started, or stored a file
     watermark: datetime | None = None
     database_now: datetime | None = None  # the database's clock as the cursor sees it...
     read_at: float = 0.0                  # ... read at this time.time()
@@ -97,8 +97,8 @@ PER_TABLE: list[tuple[Family, str, str, Value]] = [  # (kind, name, help, value 
      lambda t, now: float(t.failed)),
     (GaugeMetricFamily, "s3rs_last_success_timestamp_seconds", "when the table's last job succeeded (unix)",
      lambda t, now: t.last_success),
-    (GaugeMetricFamily, "s3rs_last_file_stored_timestamp_seconds",
-     "when this process last stored a file of the table (unix time)", lambda t, now: t.last_file_at),
+    (GaugeMetricFamily, "s3rs_last_progress_timestamp_seconds",
+     "when the table's job started or last stored a file (unix time)", lambda t, now: t.last_progress),
 ]
 
 
@@ -132,7 +132,7 @@ class Metrics:
         if isinstance(event, FileStored):
             table.rows, table.files, table.bytes = (table.rows + event.rows, table.files + 1,
                                                     table.bytes + event.bytes)
-            table.rows_per_minute, table.last_file_at = event.rows_per_minute, now
+            table.rows_per_minute, table.last_progress = event.rows_per_minute, now
             table.watermark = cursor_time(event.watermark_timestamp) or table.watermark
         elif isinstance(event, PageRead):
             table.rows_per_minute = event.rows_per_minute
@@ -146,7 +146,7 @@ class Metrics:
             if event.attempt == 1:
                 table.outages += 1
         elif isinstance(event, JobStarted):
-            table.running = True
+            table.running, table.last_progress = True, now
         elif isinstance(event, JobFinished):
             table.running, table.failed = False, event.outcome in ("failed", "differs")
             if event.outcome == "success":
