@@ -58,6 +58,12 @@ def scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a command this notifier started, with the children in its session."""
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 @dataclass
 class TableWatch:
     watermark_timestamp: str | None = None
@@ -80,6 +86,7 @@ class Notifier:
         self._done = threading.Event()
         self._threads: list[threading.Thread] = []
         self._dropped = 0
+        self._command: subprocess.Popen | None = None  # the command being run, killed if given up on
 
     # -- the sink --------------------------------------------------------------------------------
 
@@ -181,17 +188,19 @@ class Notifier:
         env = {name: value for name, value in os.environ.items() if value not in secret_values}
         env.update(S3RS_NOTIFY_EVENT=message["event"], S3RS_NOTIFY_TABLE=message["table"],
                    S3RS_NOTIFY_TEXT=message["text"])
-        process = subprocess.Popen(shlex.split(self.settings.command), stdin=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                                   start_new_session=True)  # its own group: a timeout kills its children too
+        process = self._command = subprocess.Popen(
+            shlex.split(self.settings.command), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=env, start_new_session=True)  # its own group: kill its children too
         try:
             _, stderr = process.communicate(json.dumps(message).encode(),
                                             timeout=self.settings.timeout_seconds)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_group(process)
             process.wait()
             raise TimeoutError(f"the command took longer than {self.settings.timeout_seconds}s: killed") \
                 from None
+        finally:
+            self._command = None
         if process.returncode:
             said = stderr.decode(errors="replace").strip().splitlines()
             raise RuntimeError(f"the command exited with {process.returncode}"
@@ -231,4 +240,7 @@ class Notifier:
         sender = self._threads[0]
         sender.join(2 * self.settings.timeout_seconds + 1)
         if sender.is_alive():
+            command = self._command
+            if command is not None:
+                kill_group(command)  # not left behind when this process ends
             self.report("notify: gave up on the messages still queued: the notifier hangs")
