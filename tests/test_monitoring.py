@@ -2,6 +2,7 @@
 MariaDB table, node-exporter's textfile, a webhook receiver and a command on 127.0.0.1 told of a
 failure and of a finish without a secret, and notifiers that hang or fail while the backup goes on."""
 
+import asyncio
 import json
 import os
 import socket
@@ -15,11 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from cli_helpers import make_table, parquet_ids, run_cli, s3rs_command, table_ids, wait_until
 from conftest import write_config
+from dashboard_helpers import make_app, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from s3rs_tui.runtime.config import NotifySettings
 from s3rs_tui.runtime.events import FileStored, JobFinished, JobStarted, RunStarted, StateChanged
 from s3rs_tui.sandbox.mariadb import free_port
+from s3rs_tui.status.monitoring import monitoring
 from s3rs_tui.status.notify import Notifier, scrub
 
 
@@ -341,3 +344,24 @@ def test_status_json_gives_each_tables_watermark_lag(tmp_path, db):
     assert "does not exist" in tables[f"{db.name}.gone"]["error"]
     text = run_cli("status", config=config).stdout
     assert f"{db.name}.orders: watermark {newest[0]} / {newest[1]}, " in text and "s behind now" in text
+
+
+async def test_the_dashboard_feeds_the_metrics_and_the_notifier(tmp_path, db, settings_for, receiver):
+    """As run_dashboard opens them: a sync started with `s` shows in the endpoint and the webhook."""
+    make_table(db, "orders", 2000)
+    port = free_port()
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store", extra=(
+        f'\n[metrics]\nport = {port}\n\n[notify]\nwebhook_url = "{receiver.url}/hook"\n'))
+    settings, reports = settings_for(config), []
+    key = f"{db.name}.orders"
+    with monitoring(settings, reports.append) as monitors:
+        app = make_app(settings, ["orders"], tmp_path / "dashboard.log", monitors=monitors)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.statuses[key].state == "done", what="the sync")
+            got = await asyncio.to_thread(scrape, port)
+            assert got is not None and got["s3rs_rows_stored_total", key] == 2000
+            assert got["s3rs_running", key] == 0 and got["s3rs_last_run_failed", key] == 0
+    told = [(body["event"], body["table"], body["rows"]) for body in receiver.bodies]
+    assert told == [("finished", key, 2000)]
+    assert reports == []
