@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cli_helpers import make_table, s3rs_command, wait_until
+from cli_helpers import make_table, require_tool, s3rs_command, wait_until
 from conftest import write_config
 from exact_rows import assert_store_matches_mysql, assert_watermark_matches_files
 
@@ -44,6 +44,7 @@ def unit_settings(name: str) -> dict[str, str]:
 
 def test_the_units_pass_systemd_analyze_verify(tmp_path):
     """systemd's own parser: every key known, values valid, the command executable."""
+    require_tool("systemd-analyze")
     s3rs = Path(sys.executable).with_name("s3rs")
     assert s3rs.exists(), "the project is installed in this environment (pip install -e .)"
     copies = []

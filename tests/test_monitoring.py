@@ -365,3 +365,21 @@ async def test_the_dashboard_feeds_the_metrics_and_the_notifier(tmp_path, db, se
     told = [(body["event"], body["table"], body["rows"]) for body in receiver.bodies]
     assert told == [("finished", key, 2000)]
     assert reports == []
+
+
+def test_progressive_headless_writes_the_textfile_and_notifies(tmp_path, db):
+    make_table(db, "orders", 3000)
+    textfile, out = tmp_path / "s3rs.prom", tmp_path / "message.json"
+    script = tmp_path / "notify.sh"
+    script.write_text(f'#!/bin/sh\ncat > "{out}"\n')
+    script.chmod(0o700)
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store", extra=(
+        f'\n[metrics]\ntextfile = "{textfile}"\n\n[notify]\ncommand = "{script}"\n'))
+    done = run_cli("progressive", "orders", "--no-ui", "--chunk-size", "1000", config=config, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    key = f"{db.name}.orders"
+    final = samples(textfile.read_text())
+    assert final["s3rs_rows_stored_total", key] == 3000 and final["s3rs_running", key] == 0
+    assert final["s3rs_watermark_lag_seconds", key] == pytest.approx(database_lag(db, "orders"), abs=30)
+    message = json.loads(out.read_text())
+    assert (message["event"], message["state"], message["rows"]) == ("finished", "done", 3000)
