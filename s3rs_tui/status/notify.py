@@ -38,6 +38,7 @@ from s3rs_tui.runtime.events import (
     RunStarted,
     StateChanged,
 )
+from s3rs_tui.runtime.keys import Key
 from s3rs_tui.status.model import ENDED
 
 QUEUED = 100  # messages waiting at most; more are dropped (and said so) rather than held in memory
@@ -58,6 +59,15 @@ def scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
+def scrubbed(value: object, secrets: list[str]) -> object:
+    """`value` with every string in it (in dicts too) scrubbed."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {name: scrubbed(item, secrets) for name, item in value.items()}
+    return value
+
+
 def kill_group(process: subprocess.Popen) -> None:
     """SIGKILL a command this notifier started, with the children in its session."""
     with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
@@ -67,7 +77,7 @@ def kill_group(process: subprocess.Popen) -> None:
 @dataclass
 class TableWatch:
     watermark_timestamp: str | None = None
-    watermark_id: object = None
+    watermark_id: Key = None
     watched_since: float | None = None  # extracting or loading, not paused: a stall is measured from here
     stalled: bool = False
 
@@ -138,7 +148,7 @@ class Notifier:
                     "watermark": {"timestamp": watch.watermark_timestamp,
                                   "id": None if watch.watermark_id is None else str(watch.watermark_id)},
                     "error": error, **extra, "text": text}
-        return json.loads(scrub(json.dumps(document), self.secrets))
+        return {name: scrubbed(value, self.secrets) for name, value in document.items()}
 
     # -- stalls ----------------------------------------------------------------------------------
 
