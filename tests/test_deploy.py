@@ -210,4 +210,4 @@ def test_the_dockerfile_builds_the_wheel_and_runs_s3rs(tmp_path):
     assert any(word == "RUN" and "pip install" in args and "/tmp/wheels/s3rs_tui-*.whl" in args
                for word, args in runtime)
     assert ("ENTRYPOINT", '["s3rs"]') in runtime and runtime[-1] == ("CMD", '["--help"]')
-    assert ("STOPSIGNAL", "SIGTERM") in runtime and ("USER", "s3rs") in runtime
+    assert ("STOPSIGNAL", "SIGTERM") in runtime and ("USER", "10001") in runtime  # s3rs, numeric (hadolint)
