@@ -125,6 +125,8 @@ def test_webhook_gets_the_failure_and_the_finish_with_no_secret(tmp_path, db, bu
     good = write_config(tmp_path / "good.toml", db, bucket=bucket, endpoint=s3_endpoint, extra=notify)
     done = run_cli("sync", "-t", "orders", "--no-ui", config=good)
     assert done.returncode == 0, done.stderr
+    shown = run_cli("config", "--json", config=good).stdout
+    assert token not in shown and json.loads(shown)["settings"]["notify"]["webhook_url"] == "********"
     wait_until(lambda: len(receiver.bodies) == 1, 10, "the finish message")
     # the store's endpoint carries credentials in its URL and is down: the error names the URL
     key_id, secret = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
