@@ -250,3 +250,16 @@ def test_the_edge_value_table_comes_back_exactly(edge_history):
         assert snapshot(db, table) == wanted, table
     restore(settings, name, into=f"{db.name}.inserted", inserts=True)
     assert snapshot(db, "inserted") == now
+
+
+def test_verify_against_compares_the_restored_table_with_its_source(history, db):
+    settings, name, _ = history
+    restore(settings, name, into=f"{db.name}.restored")
+    config = settings.config_path
+    run = run_cli("verify", "-t", name, "--against", f"{db.name}.restored", "--chunk-size", "100", config=config)
+    assert run.returncode == 0, run.stderr
+    assert f"MySQL {db.name}.restored agree: 700 rows" in run.stdout
+    db.execute("UPDATE restored SET note = 'tampered' WHERE id = 321", "DELETE FROM restored WHERE id = 5")
+    run = run_cli("verify", "-t", name, "--against", f"{db.name}.restored", "--chunk-size", "100", config=config)
+    assert run.returncode == 1
+    assert "id 300..399: 1 changed (321)" in run.stdout and "id 0..99: 1 missing" in run.stdout, run.stdout
