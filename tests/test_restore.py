@@ -130,7 +130,7 @@ def test_a_key_range_and_parquet_output(history, db, tmp_path):
     restored = {str(row["id"]): digest([row[c] for c in ("id", "update_at", "amount", "note")])
                 for row in table.to_pylist()}
     assert restored == states[1]
-    assert [row["id"] for row in table.select(["id"]).to_pylist()] == sorted(int(k) for k in states[1])
+    assert len(set(table["id"].to_pylist())) == table.num_rows  # each key once
 
 
 def test_refuses_a_non_empty_target_and_the_source_without_replace(history, db):

@@ -5,11 +5,11 @@ The plan reads the watermark and lists the committed part files (a part file sta
 moment holds only later rows and is skipped) and reconcile's fix and deletion files, in position
 order; the definition in force (SHOW CREATE TABLE, captured by the backups) names the target's
 columns, types and indexes. The run copies those files to a work folder, lets DuckDB pick each
-key's winning version (restore_state.py) and streams the rows, in key order, into the target in
-batches. After each committed batch the progress object in the store records the last key, so a
-run killed at any moment is rerun with the same command: it reads the same files, goes on after
-that key, and loads its first batch with REPLACE (it may have been committed just before the kill),
-which leaves each key exactly once.
+key's winning version (restore_state.py) and streams the winning rows, file by file, into the
+target in batches. After each committed batch the progress object in the store records where it
+ended (a file and a row number in it), so a run killed at any moment is rerun with the same
+command: it reads the same files, goes on from there, and loads its first batch with REPLACE (it
+may have been committed just before the kill), which leaves each key exactly once.
 """
 
 import shutil
@@ -36,7 +36,15 @@ from s3rs_tui.jobs.restore_mysql import (
     fallback_definition,
     target_definition,
 )
-from s3rs_tui.jobs.restore_state import LocalFile, StateQuery, connect_duckdb, state_reader
+from s3rs_tui.jobs.restore_state import (
+    LocalFile,
+    StateQuery,
+    aligned,
+    connect_duckdb,
+    rows_by_file,
+    taken_rows,
+    winners,
+)
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.errors import ConfigError, S3rsError, StoppedByOperator
@@ -330,26 +338,35 @@ class Restore:
                 fields.setdefault(one.name, one)
         return pa.schema(list(fields.values())) if fields else None
 
-    def _reader(self, plan: RestorePlan, work: Path, schema: pa.Schema, after: list[KeyValue] | None):
+    def _state(self, plan: RestorePlan, work: Path, schema: pa.Schema,
+               start: list[int] | None) -> Iterator[tuple[pa.Table, list[int]]]:
+        """The state's rows in batches of about batch_rows, each with the position after it
+        ([file index, row number]); from `start` on (a resumed run)."""
         offset = self._offset_seconds(plan, schema)
         files = self._download(plan, work, offset)
         key_type = schema.field(plan.key_columns[0]).type
         query = StateQuery(plan.key_columns, plan.cursor, plan.as_of,
-                           _key(self.options.key_from, key_type), _key(self.options.key_to, key_type), offset)
-        con = connect_duckdb(work, self.options.memory_mb)
-        return con, state_reader(con, files, query, after, min(self.options.batch_rows, 65_536))
-
-    def _batches(self, reader: pa.RecordBatchReader) -> Iterator[list[pa.RecordBatch]]:
-        """Batches of about batch_rows rows (DuckDB hands out smaller ones)."""
-        pending, rows = [], 0
-        for batch in reader:
-            pending.append(batch)
-            rows += batch.num_rows
-            if rows >= self.options.batch_rows:
-                yield pending
-                pending, rows = [], 0
+                           _key(self.options.key_from, key_type), _key(self.options.key_to, key_type))
+        begin, begin_row = start or [0, 0]
+        pending: list[pa.RecordBatch] = []
+        rows, position, limit = 0, [0, 0], self.options.batch_rows
+        with connect_duckdb(work, self.options.memory_mb) as con:
+            for index, numbers in rows_by_file(winners(con, files, query)):
+                if index < begin:
+                    continue
+                skip = begin_row if index == begin else 0
+                for batch, taken in taken_rows(files[index].path, numbers, skip):
+                    batch = aligned(batch, schema)
+                    while batch.num_rows:
+                        part = min(batch.num_rows, limit - rows)
+                        pending.append(batch.slice(0, part))
+                        rows, position = rows + part, [index, int(taken[part - 1].as_py()) + 1]
+                        batch, taken = batch.slice(part), taken.slice(part)
+                        if rows == limit:
+                            yield pa.Table.from_batches(pending), position
+                            pending, rows = [], 0
         if pending:
-            yield pending
+            yield pa.Table.from_batches(pending), position
 
     def _into_mysql(self, plan: RestorePlan, work: Path, started: float) -> RestoreResult:
         progress = plan.resume or self._progress(plan)
@@ -369,25 +386,20 @@ class Restore:
         left_out = [name for name in schema.names if name not in writer.present(schema)]
         if left_out:
             self._notice(f"not in {self.target}, left out: {', '.join(left_out)}")
-        con, reader = self._reader(plan, work, schema, progress.last_key if resumed else None)
         self._started(plan, progress.rows if resumed else 0)
         run_rows, first = 0, resumed
-        try:
-            for batches in self._batches(reader):
-                rows = pa.Table.from_batches(batches)
-                self._write(writer, rows, replace=first)
-                first = False
-                failpoint("restore-batch")
-                progress.rows += rows.num_rows
-                progress.last_key = _last_key(rows, plan.key_columns)
-                save_progress(self.store, progress)
-                run_rows += rows.num_rows
-                self._progress_event(rows.num_rows, run_rows, started, progress.last_key)
-                if self.control.stop_requested:
-                    raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} after "
-                                            f"{progress.rows:,} rows; rerun the same command to go on")
-        finally:
-            con.close()
+        for rows, position in self._state(plan, work, schema, progress.position if resumed else None):
+            self._write(writer, rows, replace=first)
+            first = False
+            failpoint("restore-batch")
+            progress.rows += rows.num_rows
+            progress.position = position
+            save_progress(self.store, progress)
+            run_rows += rows.num_rows
+            self._progress_event(rows.num_rows, run_rows, started, _last_key(rows, plan.key_columns))
+            if self.control.stop_requested:
+                raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} after "
+                                        f"{progress.rows:,} rows; rerun the same command to go on")
         progress.status = DONE
         save_progress(self.store, progress)
         return self._result(plan, progress.rows, run_rows, started, writer.load_data)
@@ -425,26 +437,19 @@ class Restore:
         schema = self._schema(plan)
         if schema is None:
             raise S3rsError(f"{self.source}: the stored files hold no columns")
-        con, reader = self._reader(plan, work, schema, None)
         self._started(plan, 0)
         rows, number = 0, 0
         writer: pq.ParquetWriter | None = None
-        try:
-            for batches in self._batches(reader):
-                table = pa.Table.from_batches(batches)
-                names = [name for name in schema.names if name in table.column_names]
-                table = table.select(names).cast(pa.schema([schema.field(name) for name in names]))
-                if writer is None:
-                    writer = pq.ParquetWriter(folder / ".restore.tmp", table.schema, compression="zstd",
-                                              coerce_timestamps="us")
-                writer.write_table(table)
-                rows += table.num_rows
-                self._progress_event(table.num_rows, rows, started, _last_key(table, plan.key_columns))
-                if rows >= (number + 1) * _FILE_ROWS:
-                    _close_into(writer, folder, number)
-                    writer, number = None, number + 1
-        finally:
-            con.close()
+        for table, _ in self._state(plan, work, schema, None):
+            if writer is None:
+                writer = pq.ParquetWriter(folder / ".restore.tmp", schema, compression="zstd",
+                                          coerce_timestamps="us")
+            writer.write_table(table)
+            rows += table.num_rows
+            self._progress_event(table.num_rows, rows, started, _last_key(table, plan.key_columns))
+            if rows >= (number + 1) * _FILE_ROWS:
+                _close_into(writer, folder, number)
+                writer, number = None, number + 1
         if writer is not None:
             _close_into(writer, folder, number)
         return self._result(plan, rows, rows, started, False)

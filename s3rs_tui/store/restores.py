@@ -1,7 +1,7 @@
 """A restore's progress in the store: what it restores (source, moment, key range, the very files
-it read) and the last key of the last batch committed into the target, so a rerun after a kill
-reads the same files and goes on after that key (`_state/restores/<db>.<table>.json`, per target,
-written atomically after each batch)."""
+it read) and where the last batch committed into the target ended (a file and a row in it), so a
+rerun after a kill reads the same files and goes on from there. One object per target,
+`_state/restores/<db>.<table>.json`, written atomically after each batch."""
 
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -25,7 +25,7 @@ class RestoreProgress:
     status: str = IN_PROGRESS
     created: bool = False                       # the target table is made (a rerun goes on in it)
     rows: int = 0                               # committed into the target
-    last_key: list[KeyValue] | None = None      # key column values of the last committed row
+    position: list[int] | None = None           # [file index, row number] after the last committed row
     started_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
 
