@@ -17,6 +17,7 @@ import struct
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
 
-from s3rs_tui.engine.memory import peak_rss_mb, rss_mb, use_compact_allocators
+from s3rs_tui.engine.memory import peak_rss_mb, release_free_memory, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import table_columns
 from s3rs_tui.jobs.restore_mysql import (
@@ -351,20 +352,22 @@ class Restore:
         pending: list[pa.RecordBatch] = []
         rows, position, limit = 0, [0, 0], self.options.batch_rows
         with connect_duckdb(work, self.options.memory_mb) as con:
-            for index, numbers in rows_by_file(winners(con, files, query)):
-                if index < begin:
-                    continue
-                skip = begin_row if index == begin else 0
-                for batch, taken in taken_rows(files[index].path, numbers, skip):
-                    batch = aligned(batch, schema)
-                    while batch.num_rows:
-                        part = min(batch.num_rows, limit - rows)
-                        pending.append(batch.slice(0, part))
-                        rows, position = rows + part, [index, int(taken[part - 1].as_py()) + 1]
-                        batch, taken = batch.slice(part), taken.slice(part)
-                        if rows == limit:
-                            yield pa.Table.from_batches(pending), position
-                            pending, rows = [], 0
+            winners(con, files, query, work / "winners.parquet")
+        release_free_memory()
+        for index, numbers in rows_by_file(work / "winners.parquet"):
+            if index < begin:
+                continue
+            skip = begin_row if index == begin else 0
+            for batch, taken in taken_rows(files[index].path, numbers, skip):
+                batch = aligned(batch, schema)
+                while batch.num_rows:
+                    part = min(batch.num_rows, limit - rows)
+                    pending.append(batch.slice(0, part))
+                    rows, position = rows + part, [index, int(taken[part - 1].as_py()) + 1]
+                    batch, taken = batch.slice(part), taken.slice(part)
+                    if rows == limit:
+                        yield pa.Table.from_batches(pending), position
+                        pending, rows = [], 0
         if pending:
             yield pa.Table.from_batches(pending), position
 
@@ -387,26 +390,28 @@ class Restore:
         if left_out:
             self._notice(f"not in {self.target}, left out: {', '.join(left_out)}")
         self._started(plan, progress.rows if resumed else 0)
-        run_rows, first = 0, resumed
-        for rows, position in self._state(plan, work, schema, progress.position if resumed else None):
-            self._write(writer, rows, replace=first)
-            first = False
-            failpoint("restore-batch")
-            progress.rows += rows.num_rows
-            progress.position = position
-            save_progress(self.store, progress)
-            run_rows += rows.num_rows
-            self._progress_event(rows.num_rows, run_rows, started, _last_key(rows, plan.key_columns))
-            if self.control.stop_requested:
-                raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} after "
-                                        f"{progress.rows:,} rows; rerun the same command to go on")
+        counts = {"run_rows": 0}
+        in_flight: tuple[Future, pa.Table, list[int], bool] | None = None
+        # One batch is loaded by the server while the next is built; each is committed, and its
+        # progress saved, in order.
+        with ThreadPoolExecutor(1, thread_name_prefix="s3rs-restore-load") as loader:
+            for rows, position in self._state(plan, work, schema, progress.position if resumed else None):
+                load = writer.prepare(rows, replace=resumed)
+                if in_flight is not None:
+                    self._committed(writer, progress, plan, started, counts, *in_flight)
+                in_flight, resumed = (loader.submit(load), rows, position, resumed), False
+            if in_flight is not None:
+                self._committed(writer, progress, plan, started, counts, *in_flight)
         progress.status = DONE
         save_progress(self.store, progress)
-        return self._result(plan, progress.rows, run_rows, started, writer.load_data)
+        return self._result(plan, progress.rows, counts["run_rows"], started, writer.load_data)
 
-    def _write(self, writer: MySQLWriter, rows: pa.Table, replace: bool) -> None:
+    def _committed(self, writer: MySQLWriter, progress: RestoreProgress, plan: RestorePlan, started: float,
+                   counts: dict[str, int], load: Future, rows: pa.Table, position: list[int],
+                   replace: bool) -> None:
+        """Wait for a batch's load; then (and only then) its progress is saved."""
         try:
-            writer.write(rows, replace=replace)
+            load.result()
         except pymysql.MySQLError as exc:
             code = exc.args[0] if exc.args else None
             if not (writer.load_data and code in LOCAL_INFILE_REFUSED):
@@ -415,6 +420,15 @@ class Restore:
                          "INSERTs (slower; enable local_infile on the server for speed)")
             writer.load_data = False
             writer.write(rows, replace=replace)
+        failpoint("restore-batch")
+        progress.rows += rows.num_rows
+        progress.position = position
+        save_progress(self.store, progress)
+        counts["run_rows"] += rows.num_rows
+        self._progress_event(rows.num_rows, counts["run_rows"], started, _last_key(rows, plan.key_columns))
+        if self.control.stop_requested:
+            raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} after "
+                                    f"{progress.rows:,} rows; rerun the same command to go on")
 
     def _create_target(self, plan: RestorePlan, schema: pa.Schema) -> None:
         if plan.target_exists and self.options.replace:

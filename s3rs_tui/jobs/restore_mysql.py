@@ -10,8 +10,11 @@ strings and bytes escaped, BIT through CAST(... AS UNSIGNED), YEAR with four dig
 column (the only value MySQL lets it be).
 """
 
+import io
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -86,12 +89,12 @@ def _is_text(array: pa.Array) -> bool:
         or pa.types.is_large_binary(kind)
 
 
-def _concatenated(lines: pa.Array) -> bytes:
+def _write_values(values: pa.Array, out: BinaryIO) -> None:
     """The values of a binary array back to back, straight from its data buffer."""
-    lines = lines.cast(pa.large_binary())
-    offsets = memoryview(lines.buffers()[1]).cast("q")
-    start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
-    return lines.buffers()[2].to_pybytes()[start:end] if end > start else b""
+    values = values.cast(pa.large_binary())
+    offsets = memoryview(values.buffers()[1]).cast("q")
+    start, end = offsets[values.offset], offsets[values.offset + len(values)]
+    out.write(memoryview(values.buffers()[2])[start:end])
 
 
 _TSV_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"))
@@ -104,6 +107,7 @@ class MySQLWriter:
     def __init__(self, conn, target: str, columns: list[MySQLColumn], scratch: Path, load_data: bool):
         self.conn, self.target, self.scratch, self.load_data = conn, target, scratch, load_data
         self.columns = {column.name.lower(): column for column in columns}
+        self._files = 0
 
     def present(self, schema: pa.Schema) -> list[str]:
         """The data's columns the target has (others are left out)."""
@@ -112,15 +116,19 @@ class MySQLWriter:
     def write(self, table: pa.Table, replace: bool = False) -> None:
         """Insert the rows; `replace`: rows whose key is already there are replaced (the first
         batch of a resumed run, which may have been committed before its progress was saved)."""
-        if table.num_rows == 0:
-            return
-        names = self.present(table.schema)
-        if self.load_data:
-            self._load_data(table, names, replace)
-        else:
-            self._inserts(table, names, replace)
+        self.prepare(table, replace)()
 
-    def _load_data(self, table: pa.Table, names: list[str], replace: bool) -> None:
+    def prepare(self, table: pa.Table, replace: bool = False) -> Callable[[], None]:
+        """Build the batch's statement (text file or INSERTs) now; the returned call runs it, so the
+        next batch can be built while the server loads this one."""
+        names = self.present(table.schema)
+        if table.num_rows == 0:
+            return lambda: None
+        if self.load_data:
+            return self._load_data(table, names, replace)
+        return self._inserts(table, names, replace)
+
+    def _load_data(self, table: pa.Table, names: list[str], replace: bool) -> Callable[[], None]:
         fields: list[str] = []
         sets: list[str] = []
         for name in names:
@@ -138,19 +146,25 @@ class MySQLWriter:
         lines = pc.binary_join_element_wise(*texts, b"\t", null_handling="replace",
                                             null_replacement=b"\\N")
         lines = pc.binary_join_element_wise(lines, pa.scalar(b"", pa.binary()), b"\n")
-        path = self.scratch / "restore-batch.tsv"
-        path.write_bytes(_concatenated(lines))
-        try:
-            sql = (f"LOAD DATA LOCAL INFILE %s {'REPLACE ' if replace else ''}INTO TABLE {self.target} "
-                   f"CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
-                   f"LINES TERMINATED BY '\\n' ({', '.join(fields)})"
-                   + (f" SET {', '.join(sets)}" if sets else ""))
-            with self.conn.cursor() as cur:
-                cur.execute(sql, [str(path)])
-        finally:
-            path.unlink(missing_ok=True)
+        self._files += 1
+        path = self.scratch / f"restore-batch-{self._files}.tsv"
+        with open(path, "wb") as out:
+            _write_values(lines, out)
+        sql = (f"LOAD DATA LOCAL INFILE %s {'REPLACE ' if replace else ''}INTO TABLE {self.target} "
+               f"CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+               f"LINES TERMINATED BY '\\n' ({', '.join(fields)})"
+               + (f" SET {', '.join(sets)}" if sets else ""))
 
-    def _inserts(self, table: pa.Table, names: list[str], replace: bool) -> None:
+        def load() -> None:
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute(sql, [str(path)])
+            finally:
+                path.unlink(missing_ok=True)
+
+        return load
+
+    def _inserts(self, table: pa.Table, names: list[str], replace: bool) -> Callable[[], None]:
         literals = []
         for name in names:
             array = table.column(name).combine_chunks()
@@ -160,18 +174,27 @@ class MySQLWriter:
                                            pa.scalar(b")", pa.binary()), b"")
         listed = ", ".join(quote_identifier(self.columns[name.lower()].name) for name in names)
         head = f"{'REPLACE' if replace else 'INSERT'} INTO {self.target} ({listed}) VALUES ".encode()
-        sizes = pc.binary_length(rows).to_pylist()
-        start, size = 0, 0
-        for index, length in enumerate(sizes):
+        statements, start, size = [], 0, 0
+        for index, length in enumerate(pc.binary_length(rows).to_pylist()):
             if size and size + length > _INSERT_BYTES:
-                self._statement(head, rows.slice(start, index - start))
+                statements.append(_statement(head, rows.slice(start, index - start)))
                 start, size = index, 0
             size += length + 1
-        self._statement(head, rows.slice(start))
+        statements.append(_statement(head, rows.slice(start)))
 
-    def _statement(self, head: bytes, rows: pa.Array) -> None:
-        joined = pc.binary_join_element_wise(rows, pa.scalar(b"", pa.binary()), b",")
-        self.conn.query(head + _concatenated(joined)[:-1])
+        def load() -> None:
+            for statement in statements:
+                self.conn.query(statement)
+
+        return load
+
+
+def _statement(head: bytes, rows: pa.Array) -> bytes:
+    joined = pc.binary_join_element_wise(rows, pa.scalar(b"", pa.binary()), b",")
+    out = io.BytesIO()
+    out.write(head)
+    _write_values(joined, out)
+    return out.getvalue()[:-1]
 
 
 def _literal(array: pa.Array, column: MySQLColumn) -> pa.Array:

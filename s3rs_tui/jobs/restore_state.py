@@ -60,9 +60,9 @@ def connect_duckdb(work: Path, memory_mb: int, threads: int = 2) -> duckdb.DuckD
     return con
 
 
-def winners(con: duckdb.DuckDBPyConnection, files: list[LocalFile], query: StateQuery,
-            batch_rows: int = 1_000_000) -> pa.RecordBatchReader:
-    """(file index into `files`, row number in that file) of every row of the state, sorted."""
+def winners(con: duckdb.DuckDBPyConnection, files: list[LocalFile], query: StateQuery, out: Path) -> None:
+    """Write to the Parquet file `out` the (file index into `files`, row number in that file) of
+    every row of the state, sorted; DuckDB's memory is free again once it is written."""
     keys = [quote_standard(column) for column in query.key_columns]
     con.register("s3rs_files", pa.table({
         _FILE: [str(file.path) for file in files], _INDEX: pa.array(range(len(files)), pa.int32()),
@@ -91,7 +91,8 @@ def winners(con: duckdb.DuckDBPyConnection, files: list[LocalFile], query: State
               f"PARTITION BY {', '.join(keys)} ORDER BY s3rs_at DESC NULLS LAST, s3rs_kind DESC, "
               f"{_INDEX} DESC) = 1")
     sql = f"SELECT {_INDEX}, s3rs_row FROM ({newest}) WHERE s3rs_kind < 2 ORDER BY {_INDEX}, s3rs_row"
-    return con.sql(sql, params=params).to_arrow_reader(batch_rows)
+    params["out"] = str(out)
+    con.execute(f"COPY ({sql}) TO $out (FORMAT parquet)", params)
 
 
 def _key_filter(keys: list[str], query: StateQuery, params: dict[str, object]) -> str:
@@ -105,11 +106,11 @@ def _key_filter(keys: list[str], query: StateQuery, params: dict[str, object]) -
     return where
 
 
-def rows_by_file(sorted_winners: pa.RecordBatchReader) -> Iterator[tuple[int, pa.Array]]:
-    """The winners grouped by file: (file index, its row numbers in order)."""
+def rows_by_file(path: Path, batch_rows: int = 1_000_000) -> Iterator[tuple[int, pa.Array]]:
+    """The winners `winners` wrote, grouped by file: (file index, its row numbers in order)."""
     current: int | None = None
     parts: list[pa.Array] = []
-    for batch in sorted_winners:
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
         files, rows = batch.column(0), batch.column(1)
         for file in pc.unique(files).to_pylist():
             chosen = rows.filter(pc.equal(files, file))
