@@ -2,7 +2,7 @@
 MariaDB (LOAD DATA LOCAL INFILE, and multi-row INSERTs) and into Parquet files, each run timed.
 
     .venv/bin/python benchmarks/restore.py --rows 2000000 --repeat 3 [--keep-server DIR]
-        [--only load-data,insert,parquet] [--batch-size 100000] [--memory-mb 256] [--json-out FILE]
+        [--only load-data,insert,parquet] [--batch-size 50000] [--memory-mb 256] [--json-out FILE]
 
 1. Starts a throwaway MariaDB (or reuses --keep-server DIR) and creates the benchmark table of
    benchmarks/throughput.py (the shape of settlement_normal_delivery_detail) with --rows rows.
@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default=",".join(LINES), help=f"comma-separated: {', '.join(LINES)}")
-    parser.add_argument("--batch-size", type=int, default=100_000, help="s3rs restore --batch-size")
+    parser.add_argument("--batch-size", type=int, default=50_000, help="s3rs restore --batch-size")
     parser.add_argument("--memory-mb", type=int, default=256, help="s3rs restore --memory-mb (DuckDB)")
     parser.add_argument("--keep-server", metavar="DIR", type=Path,
                         help="throwaway server's folder, reused across invocations (table generated once)")

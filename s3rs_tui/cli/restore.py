@@ -28,7 +28,7 @@ def restore(
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be read and written; change "
                                  "nothing"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before dropping a table"),
-    batch_size: int = typer.Option(100_000, "--batch-size", min=1, help="rows per committed batch"),
+    batch_size: int = typer.Option(50_000, "--batch-size", min=1, help="rows per committed batch"),
     memory_mb: int = typer.Option(256, "--memory-mb", min=64, help="DuckDB's memory; it spills to disk "
                                   "beyond"),
     insert: bool = typer.Option(False, "--insert", help="multi-row INSERTs instead of LOAD DATA LOCAL "

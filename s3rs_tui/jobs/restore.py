@@ -80,7 +80,7 @@ class RestoreOptions:
     key_from: str | None = None
     key_to: str | None = None
     replace: bool = False
-    batch_rows: int = 100_000
+    batch_rows: int = 50_000
     memory_mb: int = 256                # DuckDB's memory_limit; it spills beyond
     inserts: bool = False               # multi-row INSERTs even where LOAD DATA LOCAL works
     work_dir: Path | None = None        # the files' local copies and DuckDB's spill (default: TMPDIR)

@@ -123,19 +123,31 @@ def rows_by_file(path: Path, batch_rows: int = 1_000_000) -> Iterator[tuple[int,
         yield current, pa.concat_arrays(parts)
 
 
-def taken_rows(path: Path, rows: pa.Array, start_row: int = 0) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
-    """The rows numbered `rows` (sorted) of one file, row group by row group, from `start_row` on:
-    (batch, the row numbers of its rows). Row groups without a wanted row are not read."""
-    rows = rows.filter(pc.greater_equal(rows, start_row)) if start_row else rows
+def taken_rows(path: Path, rows: pa.Array, start_row: int = 0,
+               read_rows: int = 16_384) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+    """The rows numbered `rows` (sorted) of one file, from `start_row` on, a few thousand rows read
+    at a time: (batch, the row numbers of its rows). Row groups without a wanted row are not read."""
+    rest = rows.filter(pc.greater_equal(rows, start_row)) if start_row else rows
     reader = pq.ParquetFile(path)
     first = 0
     for group in range(reader.metadata.num_row_groups):
         size = reader.metadata.row_group(group).num_rows
-        inside = rows.filter(pc.and_(pc.greater_equal(rows, first), pc.less(rows, first + size)))
-        if len(inside):
-            table = reader.read_row_group(group)
-            yield table.take(pc.subtract(inside, first)).combine_chunks().to_batches()[0], inside
-        first += size
+        inside, _ = _below(rest, first, size)
+        if not len(inside):
+            first += size
+            continue
+        for batch in reader.iter_batches(batch_size=read_rows, row_groups=[group]):
+            inside, rest = _below(rest, first, batch.num_rows)
+            if len(inside):
+                yield batch.take(pc.subtract(inside, first)), inside
+            first += batch.num_rows
+
+
+def _below(rows: pa.Array, first: int, span: int) -> tuple[pa.Array, pa.Array]:
+    """Sorted unique `rows`, none below `first`, split at first + span; only the first `span` of
+    them can be below it, so only those are looked at."""
+    count = pc.sum(pc.less(rows.slice(0, span), first + span)).as_py() or 0
+    return rows.slice(0, count), rows.slice(count)
 
 
 def aligned(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
