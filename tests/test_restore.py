@@ -280,3 +280,20 @@ def test_taken_rows_reads_exactly_the_wanted_rows_across_row_groups_and_reads(tm
             got += batch.column(0).to_pylist()
             numbers += taken.to_pylist()
         assert got == numbers == [row for row in wanted if row >= start]
+
+
+def test_bad_input_is_one_line_and_exit_2_and_dry_run_changes_nothing(history, db):
+    settings, name, _ = history
+    config = settings.config_path
+    for args, said in (([], "give --into db.table (MySQL) or --to-parquet DIR"),
+                       (["--into", f"{db.name}.x", "--as-of", "yesterday"], "--as-of: invalid timestamp"),
+                       (["--into", "a.b.c"], "--into: invalid table"),
+                       (["--into", f"{db.name}.x", "--where-key-from", "abc"], "key column is an integer")):
+        run = run_cli("restore", "-t", name, *args, config=config)
+        assert run.returncode == 2 and said in run.stderr, (args, run.stderr)
+        assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    run = run_cli("restore", "-t", name, "--into", f"{db.name}.x", "--dry-run", "--json", config=config)
+    assert run.returncode == 0, run.stderr
+    plan = __import__("json").loads(run.stdout)
+    assert plan["part_files"] >= 3 and plan["definition"] and plan["target_exists"] is False
+    assert not db.execute("SHOW TABLES LIKE 'x'")

@@ -100,6 +100,9 @@ class RestorePlan:
     target_rows: int = 0                # 0 or 1: the target is empty or not
     resume: RestoreProgress | None = None
     notices: list[str] = field(default_factory=list)
+    schema: pa.Schema = field(default_factory=lambda: pa.schema([]))  # the data's columns, newest types
+    key_from: KeyValue | None = None
+    key_to: KeyValue | None = None
 
     @property
     def bytes(self) -> int:
@@ -201,6 +204,13 @@ class Restore:
                            position_order(files, marks), marks, definition, notices=notices)
         if not any(kind_of(info.key) in (PART, FIX) for info in plan.files):
             raise S3rsError(f"{self.source}: no stored rows at or before {self.as_of}")
+        plan.schema = self._schema(plan)
+        if any(name not in plan.schema.names for name in (*key_columns, cursor)):
+            raise S3rsError(f"{self.source}: the stored files lack the key or cursor column "
+                            f"({', '.join(key_columns)}, {cursor}) the watermark names")
+        key_type = plan.schema.field(key_columns[0]).type
+        plan.key_from = _key(self.options.key_from, key_type)
+        plan.key_to = _key(self.options.key_to, key_type)
         if plan.definition is None and self.into_mysql:
             plan.notices.append("no table definition is stored (backed up before restore existed): the "
                                 "table is created from the files' column types, with the key as primary key "
@@ -331,13 +341,13 @@ class Restore:
                          [zone] if zone else [])
         return int(rows[0][0] or 0)
 
-    def _schema(self, plan: RestorePlan) -> pa.Schema | None:
+    def _schema(self, plan: RestorePlan) -> pa.Schema:
         """The data's columns as the newest file that has each one types them (footers only)."""
         fields: dict[str, pa.Field] = {}
         for info in reversed([i for i in plan.files if kind_of(i.key) in (PART, FIX)]):
             for one in _footer_schema(self.store, info.key):
                 fields.setdefault(one.name, one)
-        return pa.schema(list(fields.values())) if fields else None
+        return pa.schema(list(fields.values()))
 
     def _state(self, plan: RestorePlan, work: Path, schema: pa.Schema,
                start: list[int] | None) -> Iterator[tuple[pa.Table, list[int]]]:
@@ -345,9 +355,7 @@ class Restore:
         ([file index, row number]); from `start` on (a resumed run)."""
         offset = self._offset_seconds(plan, schema)
         files = self._download(plan, work, offset)
-        key_type = schema.field(plan.key_columns[0]).type
-        query = StateQuery(plan.key_columns, plan.cursor, plan.as_of,
-                           _key(self.options.key_from, key_type), _key(self.options.key_to, key_type))
+        query = StateQuery(plan.key_columns, plan.cursor, plan.as_of, plan.key_from, plan.key_to)
         begin, begin_row = start or [0, 0]
         pending: list[pa.RecordBatch] = []
         rows, position, limit = 0, [0, 0], self.options.batch_rows
@@ -373,9 +381,7 @@ class Restore:
 
     def _into_mysql(self, plan: RestorePlan, work: Path, started: float) -> RestoreResult:
         progress = plan.resume or self._progress(plan)
-        schema = self._schema(plan)
-        if schema is None:
-            raise S3rsError(f"{self.source}: the stored files hold no columns")
+        schema = plan.schema
         resumed = plan.resume is not None
         if not resumed:
             progress.created = False
@@ -448,9 +454,7 @@ class Restore:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("restore-*.parquet"):
             old.unlink()
-        schema = self._schema(plan)
-        if schema is None:
-            raise S3rsError(f"{self.source}: the stored files hold no columns")
+        schema = plan.schema
         self._started(plan, 0)
         rows, number = 0, 0
         writer: pq.ParquetWriter | None = None
@@ -501,14 +505,16 @@ def _close_into(writer: pq.ParquetWriter, folder: Path, number: int) -> None:
     (folder / ".restore.tmp").rename(folder / f"restore-{number:05d}.parquet")
 
 
-def _key(text: str | None, key_type: pa.DataType | None) -> KeyValue | None:
+def _key(text: str | None, key_type: pa.DataType) -> KeyValue | None:
+    """A key bound as typed: a number for integer keys (BIGINT UNSIGNED is a whole decimal)."""
     if text is None:
         return None
-    if key_type is not None and pa.types.is_integer(key_type):
+    if pa.types.is_integer(key_type) or (pa.types.is_decimal(key_type) and key_type.scale == 0):
         try:
             return int(text)
         except ValueError:
-            raise ConfigError(f"key {text!r}: the key column is an integer") from None
+            raise ConfigError(f"--where-key-from/--where-key-to {text!r}: the key column is an integer") \
+                from None
     return text
 
 
