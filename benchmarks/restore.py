@@ -93,6 +93,7 @@ def main() -> int:
         config.write_text(f"[mysql]\nhost = {q(m['host'])}\nport = {m['port']}\nuser = {q(m['user'])}\n"
                           f"password = {q(m['password'])}\ndatabase = \"bench\"\n\n[s3]\n"
                           f"local_path = {q(str(work / 'store'))}\n\n[backup]\nsafety_lag_seconds = 0\n")
+        config.chmod(0o600)  # it holds a password
         base_command = [sys.executable, "-m", "s3rs_tui", "--config", str(config)]
         # The children run this checkout's s3rs, whatever the virtual environment has installed.
         child_env = {**env, "S3RS_STATE_DIR": str(work / "state"), "PYTHONPATH": str(ROOT)}
