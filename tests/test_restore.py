@@ -297,3 +297,16 @@ def test_bad_input_is_one_line_and_exit_2_and_dry_run_changes_nothing(history, d
     plan = __import__("json").loads(run.stdout)
     assert plan["part_files"] >= 3 and plan["definition"] and plan["target_exists"] is False
     assert not db.execute("SHOW TABLES LIKE 'x'")
+
+
+def test_a_rerun_reads_the_files_the_stopped_restore_read(history, db, tmp_path):
+    """Killed mid-restore of "everything stored"; a sync then stores newer versions; the rerun
+    finishes the restore it was (the state before that sync), each key once."""
+    settings, name, states = history
+    args = ["-t", name, "--into", f"{db.name}.restored", "--batch-size", "100"]
+    kill_at(tmp_path, settings.config_path, "restore-batch:2", *args)
+    db.execute("UPDATE orders SET note = 'after the kill', update_at = '2024-04-01 00:00:00' WHERE id < 50")
+    sync(settings, name)
+    run = run_cli("restore", *args, config=settings.config_path)
+    assert run.returncode == 0, run.stderr
+    assert snapshot(db, "restored") == states[2]

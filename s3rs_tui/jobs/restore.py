@@ -197,11 +197,18 @@ class Restore:
         cursor = str(watermark.cursor_column or "update_at")
         stored = list(self.store.list(table_prefix(self.source)))
         files, notices = self._pick(stored, watermark.last_s3_file)
-        marks = {info.key: read_mark(self.store, info.key) for info in files if kind_of(info.key) != PART}
         moment = datetime.fromisoformat(self.as_of).replace(tzinfo=UTC) if self.as_of else None
-        definition = definition_at(self.store, self.source, moment)
-        plan = RestorePlan(self.source, self.target, self.as_of, key_columns, cursor,
-                           position_order(files, marks), marks, definition, notices=notices)
+        plan = RestorePlan(self.source, self.target, self.as_of, key_columns, cursor, [], {},
+                           definition_at(self.store, self.source, moment), notices=notices)
+        if self.into_mysql:
+            self._check_target(plan)
+        else:
+            self._check_folder()
+        if plan.resume is not None:  # the very files the stopped run read, whatever was stored since
+            files = _recorded(stored, plan.resume.files, self.target)
+        plan.marks = {info.key: read_mark(self.store, info.key)
+                      for info in files if kind_of(info.key) != PART}
+        plan.files = position_order(files, plan.marks)
         if not any(kind_of(info.key) in (PART, FIX) for info in plan.files):
             raise S3rsError(f"{self.source}: no stored rows at or before {self.as_of}")
         plan.schema = self._schema(plan)
@@ -215,10 +222,6 @@ class Restore:
             plan.notices.append("no table definition is stored (backed up before restore existed): the "
                                 "table is created from the files' column types, with the key as primary key "
                                 "and no other index, default or NOT NULL")
-        if self.into_mysql:
-            self._check_target(plan)
-        else:
-            self._check_folder()
         return plan
 
     def _pick(self, stored: list[ObjectInfo], last_committed: str) -> tuple[list[ObjectInfo], list[str]]:
@@ -491,6 +494,16 @@ class Restore:
 
     def _notice(self, message: str) -> None:
         self.sink(Notice(table=self.source, message=message, level="warning"))
+
+
+def _recorded(stored: list[ObjectInfo], keys: list[str], target: str) -> list[ObjectInfo]:
+    """The stored files a stopped restore read, in its order; all must still be there."""
+    by_key = {info.key: info for info in stored}
+    missing = [key for key in keys if key not in by_key]
+    if missing:
+        raise S3rsError(f"{len(missing)} files the stopped restore into {target} read are gone from the "
+                        f"store ({missing[0]}, s3clean?): restore again with --replace")
+    return [by_key[key] for key in keys]
 
 
 def _last_key(rows: pa.Table, key_columns: list[str]) -> list[KeyValue]:
