@@ -32,6 +32,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "s3rs verify -t orders                     # exit 0: they agree",
         "s3rs verify -t orders --chunk-size 50000",
         "s3rs verify -t orders --json",
+        "s3rs verify -t orders --against shop.orders_restored",
     ),
     "restore": (
         "s3rs restore -t orders --into shop.orders_restored",
