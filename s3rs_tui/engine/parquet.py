@@ -4,10 +4,8 @@ A file's name comes from the position it starts after, so a file redone after a 
 watermark, so same start) overwrites its own earlier copy instead of adding a duplicate.
 """
 
-import hashlib
 import json
 from pathlib import Path
-from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,22 +15,12 @@ from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.runtime.failpoints import failpoint
-from s3rs_tui.store.layout import LONGEST_KEY, table_prefix, variable_width
+from s3rs_tui.store.layout import LONGEST_KEY, part_key, variable_width
 
 
 def data_key(info: TableInfo, start: Position) -> str:
     """data/<db>/<table>/part-<start timestamp>-<start key>.parquet, sorting in cursor order."""
-    if start.timestamp is None:
-        stamp, key = "00000000T000000000000", "0" * 20
-    else:
-        digits = "".join(ch for ch in start.timestamp if ch.isdigit()).ljust(20, "0")
-        stamp = f"{digits[:8]}T{digits[8:]}"
-        if start.key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
-            key = "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
-        else:
-            key = (f"{int(cast(int, start.key)):020d}" if info.key_is_integer  # checked on opening
-                   else "s" + hashlib.sha1(str(start.key).encode()).hexdigest()[:19])
-    return f"{table_prefix(info.name)}part-{stamp}-{key}.parquet"
+    return part_key(info.name, start.timestamp, start.key, info.key_is_integer)
 
 
 class ParquetFile:
@@ -71,9 +59,10 @@ class ParquetFile:
         """Bytes written so far (row groups already flushed)."""
         return self.path.stat().st_size if self.path.exists() else 0
 
-    def close(self) -> None:
+    def close(self, metadata: dict[str, str] | None = None) -> None:
+        """Finish the file; `metadata`: more footer keys (reconcile's fix files say when they were made)."""
         self._flush()
-        self._writer.add_key_value_metadata({LONGEST_KEY: json.dumps(self._longest)})
+        self._writer.add_key_value_metadata({LONGEST_KEY: json.dumps(self._longest), **(metadata or {})})
         self._writer.close()
 
     def abandon(self) -> None:

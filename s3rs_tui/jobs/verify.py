@@ -152,6 +152,62 @@ def verify_table(settings: Settings, table_name: str, sink: EventSink,
                 close_quietly(conn)
 
 
+@dataclass(frozen=True)
+class _MySQLTarget:
+    table: str
+    quoted: str
+
+
+class _MySQLSide:
+    """A MySQL table in the warehouse's place (`verify --against`): a restored copy compared with
+    its source, on the same server, with the same checksum SQL on both sides."""
+
+    checksum = MYSQL_CHECKSUM
+    param = "%s"
+
+    def __init__(self, conn, database: str, table: str):
+        self.conn, self.database = conn, database
+        self.label = f"MySQL {database}.{table}"
+
+    def describe(self, table: str) -> dict[str, tuple[str, str]] | None:
+        rows = self.run("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+                        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (self.database, table))
+        return {name.lower(): (name, kind) for name, kind in rows} or None
+
+    def run(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, params or None)
+            return list(cur.fetchall())
+
+
+def verify_against(settings: Settings, table_name: str, against: str, sink: EventSink,
+                   chunk_keys: int = CHUNK_KEYS) -> Verification:
+    """Compare the table in MySQL with another MySQL table (a restored copy), its rows up to the
+    watermark: when nothing changed since the backup they must be equal."""
+    database, table, spec = settings.table(table_name)
+    other_database, other_table, _ = settings.table(against)
+    name = f"{database}.{table}"
+    watermark = WatermarkStore(open_store(settings)).get(name)
+    if watermark is None or not watermark.has_position:
+        raise S3rsError(f"{name}: nothing is backed up yet: run `s3rs sync -t {name}` first")
+    conn = None
+    try:
+        conn = connect(settings)
+        info = describe_table(conn, database, table, spec)
+        side = _MySQLSide(conn, other_database, other_table)
+        if side.describe(other_table) is None:
+            raise S3rsError(f"{side.label} does not exist (or the MySQL user cannot see it)")
+        quoted = f"{quote_identifier(other_database)}.{quote_identifier(other_table)}"
+        target = _MySQLTarget(other_table, quoted)
+        return _compare(conn, info, side, target, watermark, sink, chunk_keys)
+    except S3rsError:
+        raise
+    except Exception as exc:  # broad: driver errors become one line
+        raise classify(exc, f"verifying {name} against {against}") from exc
+    finally:
+        close_quietly(conn)
+
+
 def _check_loaded(warehouse: Warehouse, target: Target, store, watermark: Watermark, name: str) -> None:
     """Comparing before every committed file is loaded would only list what is still to load."""
     if warehouse.describe(target.table) is None:
@@ -162,8 +218,8 @@ def _check_loaded(warehouse: Warehouse, target: Target, store, watermark: Waterm
                         f"`s3rs sync -t {name} --load-only` first, then verify")
 
 
-def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, watermark: Watermark,
-             sink: EventSink, chunk_keys: int) -> Verification:
+def _compare(conn, info: TableInfo, warehouse: Warehouse | _MySQLSide, target: Target | _MySQLTarget,
+             watermark: Watermark, sink: EventSink, chunk_keys: int) -> Verification:
     columns = warehouse.describe(target.table) or {}
     kinds, skipped = {}, []
     for plan in plan_columns(info.columns):
