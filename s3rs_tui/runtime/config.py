@@ -261,8 +261,20 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
     settings.tables = _read_tables(document.pop("tables", {}), settings)
     if document:
         raise ConfigError(f"config: unknown section [{sorted(document)[0]}] in {path}")
+    _check_key_pair(settings)
     settings.warnings = _warnings(settings)
     return settings
+
+
+def _check_key_pair(settings: Settings) -> None:
+    """An S3 key id without its secret (or the other way round) is half a credential: boto3
+    would fail on the first request with an error naming neither setting."""
+    s3 = settings.s3
+    if bool(s3.access_key_id) != bool(s3.secret_access_key):
+        given, missing = (("access_key_id", "secret_access_key") if s3.access_key_id
+                          else ("secret_access_key", "access_key_id"))
+        raise ConfigError(f"config: s3.{given} is set but s3.{missing} is not (S3RS_S3_{missing.upper()}): "
+                          "set both, or neither to use the usual AWS credential chain")
 
 
 def _secrets_in_file(settings: Settings) -> list[str]:
