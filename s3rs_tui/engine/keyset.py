@@ -1,8 +1,13 @@
-"""Keyset pagination on (cursor, key): the SQL that can neither miss nor repeat a row.
+"""Keyset pagination on (cursor, key...): the SQL that can neither miss nor repeat a row.
 
-A page is `(c > ts OR (c = ts AND k > id)) AND c < bound ORDER BY c, k LIMIT n`. Spelled this way
-MariaDB and MySQL read it as a range on the (c, k) index in index order (no filesort); the
+A page is `c >= ts AND (c > ts OR (c = ts AND k > id)) AND c < bound ORDER BY c, k LIMIT n`; a
+composite key nests the same way, `(k1 > v1 OR (k1 = v1 AND k2 > v2))`. Spelled this way MariaDB
+and MySQL read it as a range on the (c, k...) index in index order (no filesort); the
 row-constructor form `(c, k) > (ts, id)` scans and sorts the whole table on every page.
+
+A table with no unique key is read by whole cursor values: a page is every row with
+`ts < c <= through`, where `through` is the cursor value of the page's last wanted row, so rows
+sharing a cursor value are never split across pages and a page's end is a cursor value alone.
 
 `bound` is fixed once per run: the database's current time in the cursor's time zone, minus the
 safety lag, truncated to the cursor's precision and excluded. So a run always ends on a table
@@ -17,41 +22,85 @@ import pymysql
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.store.watermark import shown_key
 
 _SERVER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+Key = tuple  # a row's key values, in key column order: (42,) or (10001, "1986-06-26"); () = no key
 
 
 @dataclass(frozen=True)
 class Position:
     """Where a run starts: after the row (timestamp, key), or at `timestamp` inclusive when key is
-    None (a watermark set by hand to a time), or from the beginning when timestamp is None."""
+    None (a watermark set by hand to a time), or from the beginning when timestamp is None. On a
+    table without a key, `key` is () and the position is after every row at `timestamp`."""
 
     timestamp: str | None = None
-    key: object = None
+    key: Key | None = None
 
     def label(self) -> str:
-        return "the beginning" if self.timestamp is None else f"({self.timestamp}, {self.key})"
+        if self.timestamp is None:
+            return "the beginning"
+        return f"({self.timestamp}, {shown_key(self.key)})" if self.key else f"({self.timestamp})"
+
+
+def _after(keys: list[str], values: Key) -> tuple[str, list]:
+    """`k1 > v1 OR (k1 = v1 AND (k2 > v2 OR ...))`: after `values` in key order."""
+    first, rest = keys[0], keys[1:]
+    if not rest:
+        return f"{first} > %s", [values[0]]
+    inner, params = _after(rest, values[1:])
+    return f"({first} > %s OR ({first} = %s AND {inner}))", [values[0], values[0], *params]
 
 
 def _range_sql(info: TableInfo, start: Position) -> tuple[str, list]:
-    c, k = quote_identifier(info.cursor.name), quote_identifier(info.key.name)
-    if start.timestamp is None:
+    """Rows after `start` (and before the bound, left as the last parameter)."""
+    c = quote_identifier(info.cursor.name)
+    ts = start.timestamp
+    if ts is None:
         return f"{c} < %s", []
     if start.key is None:
-        return f"{c} >= %s AND {c} < %s", [start.timestamp]
-    return f"({c} > %s OR ({c} = %s AND {k} > %s)) AND {c} < %s", [start.timestamp, start.timestamp,
-                                                                   start.key]
+        return f"{c} >= %s AND {c} < %s", [ts]
+    if not start.key:
+        return f"{c} > %s AND {c} < %s", [ts]
+    # The leading `c >= ts` gives the optimizer the range's start even when the OR nests deep.
+    after, params = _after([quote_identifier(name) for name in info.key_names], start.key)
+    return f"{c} >= %s AND ({c} > %s OR ({c} = %s AND {after})) AND {c} < %s", [ts, ts, ts, *params]
+
+
+def _order_by(info: TableInfo) -> str:
+    # Qualified, so ORDER BY names the table's columns: a bare name would sort by a SELECT alias
+    # of the same name (the fast reader's `c + 0 AS c`), a filesort of the rest of the table.
+    return ", ".join(f"{info.quoted}.{quote_identifier(name)}" for name in info.order_names)
 
 
 def page_query(info: TableInfo, columns: list[str], start: Position, bound: str,
-               limit: int) -> tuple[str, list]:
-    """SELECT `columns` (SQL expressions) for one page of at most `limit` rows after `start`."""
+               limit: int, through: str | None = None) -> tuple[str, list]:
+    """SELECT `columns` (SQL expressions) for one page of at most `limit` rows after `start`; on a
+    table without a key, every row after `start` up to the cursor value `through` inclusive (all
+    the rest to the bound when None), however many."""
     where, params = _range_sql(info, start)
-    # Qualified, so ORDER BY names the table's columns: a bare name would sort by a SELECT alias
-    # of the same name (the fast reader's `c + 0 AS c`), a filesort of the rest of the table.
-    c, k = (f"{info.quoted}.{quote_identifier(column.name)}" for column in (info.cursor, info.key))
-    sql = f"SELECT {', '.join(columns)} FROM {info.quoted} WHERE {where} ORDER BY {c}, {k} LIMIT %s"
-    return sql, [*params, bound, int(limit)]
+    params.append(bound)
+    select = f"SELECT {', '.join(columns)} FROM {info.quoted} WHERE {where}"
+    if not info.keyless:
+        return f"{select} ORDER BY {_order_by(info)} LIMIT %s", [*params, int(limit)]
+    if through is not None:
+        select += f" AND {quote_identifier(info.cursor.name)} <= %s"
+        params.append(through)
+    return f"{select} ORDER BY {_order_by(info)}", params
+
+
+def page_end(conn: pymysql.Connection, info: TableInfo, start: Position, bound: str, rows: int) -> str | None:
+    """The cursor value of the `rows`-th row after `start` (None: fewer rows are left), as the
+    server spells it: where a page of a keyless table ends. One walk over the cursor index."""
+    where, params = _range_sql(info, start)
+    c = quote_identifier(info.cursor.name)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT CAST({c} AS CHAR) FROM {info.quoted} WHERE {where} ORDER BY {c} "
+                    "LIMIT 1 OFFSET %s", [*params, bound, max(0, int(rows) - 1)])
+        row = cur.fetchone()
+    return None if row is None else row[0]
 
 
 def count_range(conn: pymysql.Connection, info: TableInfo, start: Position, bound: str,

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.keyset import Key, Position
 from s3rs_tui.engine.memory import MemoryBudget
-from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo
 from s3rs_tui.failpoints import failpoint
 
 DATA_PREFIX = "data/"
@@ -43,12 +43,20 @@ def data_key(info: TableInfo, start: Position) -> str:
     else:
         digits = "".join(ch for ch in start.timestamp if ch.isdigit()).ljust(20, "0")
         stamp = f"{digits[:8]}T{digits[8:]}"
-        if start.key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
-            key = "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
-        else:
-            key = (f"{int(cast(int, start.key)):020d}" if info.key_is_integer  # checked on opening
-                   else "s" + hashlib.sha1(str(start.key).encode()).hexdigest()[:19])
+        key = _key_part(info, start.key)
     return f"{table_prefix(info.name)}part-{stamp}-{key}.parquet"
+
+
+def _key_part(info: TableInfo, key: Key | None) -> str:
+    if key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
+        return "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
+    if not key:  # no key: after every row at the timestamp
+        return "9" * 20 + "-after"
+    if len(key) > 1:
+        return "k" + hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:19]
+    if info.keys[0].data_type in INTEGER_TYPES:
+        return f"{int(cast(int, key[0])):020d}"  # typed on opening
+    return "s" + hashlib.sha1(str(key[0]).encode()).hexdigest()[:19]
 
 
 class ParquetFile:

@@ -23,7 +23,7 @@ from s3rs_tui.engine.events import (
     RunStarted,
     StateChanged,
 )
-from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
+from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks, typed_key
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
@@ -38,7 +38,7 @@ from s3rs_tui.failpoints import failpoint
 from s3rs_tui.store import open_store
 from s3rs_tui.store.local import disk_error
 from s3rs_tui.store.lock import TableLock
-from s3rs_tui.store.watermark import Watermark, WatermarkStore, utc_now
+from s3rs_tui.store.watermark import Watermark, WatermarkStore, shown_key, utc_now
 
 
 @dataclass
@@ -147,20 +147,30 @@ class TableSync:
 
     def _open_watermark(self, info: TableInfo) -> Watermark:
         watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
-        for attribute, column in (("cursor_column", info.cursor.name), ("key_column", info.key.name)):
+        key_column = ",".join(info.key_names)
+        for attribute, column in (("cursor_column", info.cursor.name), ("key_column", key_column)):
             stored = getattr(watermark, attribute)
-            if watermark.has_position and stored and stored != column:
+            if watermark.has_position and stored is not None and stored != column:
                 raise TableError(f"the watermark of {self.name} was made with {attribute} {stored!r}, not "
                                  f"{column!r}: set it back, or `s3rs watermark reset` to start over")
             setattr(watermark, attribute, column)
-        key = watermark.last_mysql_data_id
-        if info.key_is_integer and key is not None and (not isinstance(key, int) or isinstance(key, bool)):
-            raise TableError(f"the watermark of {self.name} has id {key!r}, but key column {info.key.name} "
-                             "is an integer: fix it with `s3rs watermark set --id <integer>`")
+        self._start(info, watermark)
         watermark.backup_strategy = self.options.backup_strategy
         watermark.mysql_status = "in_progress"
         self._retrying(lambda: self.watermarks.save(watermark))
         return watermark
+
+    def _start(self, info: TableInfo, watermark: Watermark) -> Position:
+        """Where the watermark says to start, its key typed as the key columns are."""
+        key = watermark.position_key
+        if key is None or watermark.last_mysql_data_timestamp is None:
+            return Position(watermark.last_mysql_data_timestamp, key)
+        try:
+            return Position(watermark.last_mysql_data_timestamp, typed_key(info, key))
+        except ValueError as exc:
+            raise TableError(f"the watermark of {self.name} has key {list(key)!r}, which does not fit "
+                             f"the key ({', '.join(info.key_names) or 'none'}): {exc}; fix it with "
+                             "`s3rs watermark set`") from None
 
     def _connect_and_describe(self) -> TableInfo:
         self._retrying(self._reconnect, self._reconnect, "MySQL")
@@ -168,8 +178,7 @@ class TableSync:
                            lambda conn: describe_table(conn, self.database, self.table, self.spec))
 
     def _plan(self, info: TableInfo, watermark: Watermark, exact: bool = False) -> Plan:
-        start = Position(watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
-        return make_plan(self._query, info, start, self.spec.cursor_timezone,
+        return make_plan(self._query, info, self._start(info, watermark), self.spec.cursor_timezone,
                          self.settings.backup.safety_lag_seconds, exact)
 
     def dry_run(self, exact: bool = False) -> tuple[TableInfo, Watermark, Plan]:
@@ -191,15 +200,16 @@ class TableSync:
         batch_size, limit = self.settings.backup.batch_size, self.options.limit
         plans = plan_columns(info.columns)
         schema = arrow_schema(plans)
-        self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, position.key, bound,
+        self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, shown_key(position.key), bound,
                              min(estimate, limit) if limit else estimate, batch_size, self.store.url,
                              estimate_exact=plan.exact and not limit, span_start=plan.span_start))
         ticker = Ticker(PROGRESS_SECONDS)
         budget = MemoryBudget(batch_size)
         guard = MemoryGuard(budget, self.settings.backup.memory_limit_mb, self.settings.backup.gc_threshold,
                             self.settings.backup.memory_check_interval, self._notice)
+        whole_pages_mb = self.settings.backup.memory_limit_mb / 2 if info.keyless else None
         reader = ChunkReader(self._query, self._chunk_source(info, plans, bound, budget), position, budget,
-                             limit, f"reading {self.name}")
+                             limit, f"reading {self.name}", whole_pages_mb=whole_pages_mb)
         current: ParquetFile | None = None
         try:
             for chunk in reader.chunks():
@@ -252,7 +262,9 @@ class TableSync:
 
     def _file_is_done(self, file: ParquetFile, chunk: Chunk) -> bool:
         """Close once big enough (file_size_mb = 0: at each page's end), or now when the run is
-        asked to stop or pause."""
+        asked to stop or pause; never where the run could not resume (inside a keyless page)."""
+        if not chunk.resumable:
+            return False
         if self.control.stop_requested or self.control.paused or self._past_deadline():
             return True
         target = self.settings.backup.file_size_mb * 1024**2
@@ -282,7 +294,7 @@ class TableSync:
         if run.lock.lost.is_set():
             raise S3rsError(f"{self.name}: {run.lock.lost.reason}; stopped before saving the watermark")
         watermark = run.watermark
-        watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id = end.timestamp, end.key
+        watermark.move_to(end.timestamp, end.key)
         watermark.last_mysql_extraction_time = utc_now()
         watermark.mysql_rows_extracted += file.rows
         watermark.s3_file_count += 1
@@ -296,7 +308,8 @@ class TableSync:
         run.files += 1
         run.bytes += size
         self.sink(FileStored(self.name, key, file.rows, size, run.rows, run.files, run.bytes,
-                             run.per_minute(), rss_mb(), end.timestamp, end.key, run.elapsed(), seconds,
+                             run.per_minute(), rss_mb(), end.timestamp, shown_key(end.key), run.elapsed(),
+                             seconds,
                              paused_seconds=run.paused))
 
     def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: str) -> None:
@@ -306,7 +319,7 @@ class TableSync:
                            rows_per_minute=run.per_minute(run.rows + file.rows),
                            rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(), elapsed_seconds=run.elapsed(),
                            paused_seconds=run.paused,
-                           position_timestamp=position.timestamp, position_id=position.key))
+                           position_timestamp=position.timestamp, position_id=shown_key(position.key)))
 
     def _mark(self, run: _Run | None, status: str) -> None:
         """Record how the run ended; best effort, since position and counters are already safe."""
@@ -325,5 +338,5 @@ class TableSync:
         return RunFinished(
             self.name, status, rows, files, size, elapsed, rows * 60 / working if working > 0 else 0.0,
             peak_rss_mb(), watermark.last_mysql_data_timestamp if watermark else None,
-            watermark.last_mysql_data_id if watermark else None, dict(self.invalid_dates),
+            watermark.shown_id if watermark else None, dict(self.invalid_dates),
             self.null_cursor_rows, self.future_cursor_rows, caught_up, error, paused_seconds=paused)

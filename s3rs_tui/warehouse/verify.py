@@ -20,7 +20,7 @@ from s3rs_tui.config import Settings
 from s3rs_tui.engine.events import EventSink, Notice
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.parquet import table_prefix
-from s3rs_tui.engine.table import TableInfo, describe_table
+from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo, describe_table
 from s3rs_tui.engine.typemap import plan_columns
 from s3rs_tui.errors import S3rsError
 from s3rs_tui.parsing import quote_identifier
@@ -242,14 +242,15 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, waterm
     if skipped:
         sink(Notice(info.name, f"not compared: {', '.join(skipped)} (floating point, or not in the "
                                "warehouse)", "info"))
-    mysql = _Side(MYSQL, info.quoted, info.key.name, kinds, info.key_is_integer, chunk_keys, "%s")
+    key, integer_key = info.keys[0], info.keys[0].data_type in INTEGER_TYPES
+    mysql = _Side(MYSQL, info.quoted, key.name, kinds, integer_key, chunk_keys, "%s")
     dialect = DIALECTS[warehouse.kind]
     spelled = {columns[name.lower()][0]: kind for name, kind in kinds.items()}
-    remote = _Side(dialect, target.quoted, columns[info.key.name.lower()][0], spelled, info.key_is_integer,
+    remote = _Side(dialect, target.quoted, columns[key.name.lower()][0], spelled, integer_key,
                    chunk_keys, warehouse.param)
     if dialect.utc:
         warehouse.run(dialect.utc)
-    covered, params = _covered(info.cursor.name, info.key.name, position)
+    covered, params = _covered(info.cursor.name, key.name, position)
     with conn.cursor() as cur:
         cur.execute(mysql.chunks_sql(covered), params)
         mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall()}
@@ -284,6 +285,7 @@ def _diff_chunk(label: str, mysql_rows: dict, remote_rows: dict, result: Verific
 
 
 def _label(info: TableInfo, chunk: int, chunk_keys: int) -> str:
-    if info.key_is_integer:
-        return f"{info.key.name} {chunk * chunk_keys}..{(chunk + 1) * chunk_keys - 1}"
-    return f"{info.key.name} with MD5 starting {chunk:0{_BUCKET_DIGITS}x}"
+    key = info.keys[0]
+    if key.data_type in INTEGER_TYPES:
+        return f"{key.name} {chunk * chunk_keys}..{(chunk + 1) * chunk_keys - 1}"
+    return f"{key.name} with MD5 starting {chunk:0{_BUCKET_DIGITS}x}"

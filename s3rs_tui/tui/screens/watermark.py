@@ -33,7 +33,7 @@ class WatermarkScreen(Screen[None]):
     def __init__(self, settings: Settings, table: str, log: RunLog, table_running: Callable[[], bool]):
         super().__init__()
         self.settings, self.table, self.log_file, self.table_running = settings, table, log, table_running
-        self.position: tuple[str, object] | None = None
+        self.position: tuple[str, tuple | None] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="watermark-screen"):
@@ -86,7 +86,7 @@ class WatermarkScreen(Screen[None]):
             if not text.strip():
                 raise ValueError("type a timestamp, like 2024-06-01 00:00:00")
             timestamp = parse_timestamp(text)
-            key = ops.parse_key(key_text) if key_text.strip() else None
+            key = ops.parse_key(key_text.split(",")) if key_text.strip() else None
         except (ValueError, ConfigError) as exc:
             check.update(str(exc))
             check.set_class(bool(text.strip()), "error")
@@ -99,7 +99,7 @@ class WatermarkScreen(Screen[None]):
         self.estimate(timestamp, key)
 
     @work(exclusive=True, group="estimate")
-    async def estimate(self, timestamp: str, key: object) -> None:
+    async def estimate(self, timestamp: str, key: tuple | None) -> None:
         await asyncio.sleep(ESTIMATE_DELAY)
         try:
             state = ops.TableState(self.settings, self.table)
