@@ -101,7 +101,8 @@ def keyless_source(fail_first: bool = False, chunk_rows: int = 4):
             if fail_first and len(calls) == 1 and n == 2:
                 raise TransientError("connection lost")
             part = rows[i:i + chunk_rows]
-            yield Chunk(pa.record_batch([pa.array(part, pa.int64())], names=["c"]), Position(str(part[-1]), ()))
+            batch = pa.record_batch([pa.array(part, pa.int64())], names=["c"])
+            yield Chunk(batch, Position(str(part[-1]), ()))
 
     return read, calls
 

@@ -16,10 +16,12 @@ under constant writes, and it never stops inside a second (or microsecond) still
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import pymysql
 
-from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.engine.table import CURSOR_TYPES, INTEGER_TYPES, TableInfo
+from s3rs_tui.engine.typemap import MySQLColumn
 from s3rs_tui.errors import ConfigError
 from s3rs_tui.parsing import quote_identifier
 from s3rs_tui.store.watermark import shown_key
@@ -89,6 +91,44 @@ def page_query(info: TableInfo, columns: list[str], start: Position, bound: str,
         select += f" AND {quote_identifier(info.cursor.name)} <= %s"
         params.append(through)
     return f"{select} ORDER BY {_order_by(info)}", params
+
+
+def has_string_key(info: TableInfo) -> bool:
+    """Some key column is text: ordering its values takes MySQL's collation (sortable_key's conn)."""
+    return any(column.data_type not in INTEGER_TYPES + CURSOR_TYPES for column in info.keys)
+
+
+def sortable_key(conn: pymysql.Connection | None, info: TableInfo, key: Key) -> str:
+    """A composite key spelled so that text order is the key's order in MySQL: integers as 20
+    digits (offset past the sign), dates and times as their digits, strings as the hex of their
+    collation weights (WEIGHT_STRING), parts joined by '-' (which sorts before every hex digit).
+    File names use it: the loader takes the files named up to the watermark's as committed."""
+    parts: list[str | None] = []
+    strings: list[tuple[int, object, MySQLColumn]] = []
+    for column, value in zip(info.keys, key, strict=True):
+        if column.data_type in INTEGER_TYPES:
+            parts.append(f"{int(cast(int, value)) + 2**63:020d}")
+        elif column.data_type in CURSOR_TYPES:
+            parts.append("".join(ch for ch in str(value) if ch.isdigit()).ljust(20, "0"))
+        else:
+            strings.append((len(parts), value, column))
+            parts.append(None)
+    if strings and conn is not None:
+        weights = ", ".join(f"HEX(WEIGHT_STRING(CONVERT(%s USING {_name(column.character_set_name)}) "
+                            f"COLLATE {_name(column.collation_name)}))" for _, _, column in strings)
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT {weights}", [value for _, value, _ in strings])
+            for (at, _, _), weight in zip(strings, cur.fetchone(), strict=True):
+                parts[at] = weight
+    return "-".join(cast(list[str], parts))
+
+
+def _name(charset_or_collation: str | None) -> str:
+    """A character set or collation name from information_schema, checked before it goes in SQL."""
+    name = charset_or_collation or ""
+    if not name.replace("_", "").isalnum():
+        raise ConfigError(f"unexpected character set or collation {name!r}")
+    return name
 
 
 def page_end(conn: pymysql.Connection, info: TableInfo, start: Position, bound: str, rows: int) -> str | None:

@@ -22,6 +22,7 @@ DATA_PREFIX = "data/"
 # Footer key: {column: its longest value in bytes} for string and binary columns, so a warehouse
 # with length limits (Redshift) learns from the footer alone whether a file fits its columns.
 LONGEST_KEY = "s3rs.longest_bytes"
+_LONGEST_KEY_PART = 640  # of a file name (S3 keys hold 1024 bytes)
 
 
 def variable_width(data_type: pa.DataType) -> bool:
@@ -36,24 +37,27 @@ def table_prefix(table_name: str) -> str:
     return f"{DATA_PREFIX}{database}/{table}/"
 
 
-def data_key(info: TableInfo, start: Position) -> str:
-    """data/<db>/<table>/part-<start timestamp>-<start key>.parquet, sorting in cursor order."""
+def data_key(info: TableInfo, start: Position, sortable: str = "") -> str:
+    """data/<db>/<table>/part-<start timestamp>-<start key>.parquet, sorting in cursor order.
+    `sortable`: a composite start key as keyset.sortable_key spells it."""
     if start.timestamp is None:
         stamp, key = "00000000T000000000000", "0" * 20
     else:
         digits = "".join(ch for ch in start.timestamp if ch.isdigit()).ljust(20, "0")
         stamp = f"{digits[:8]}T{digits[8:]}"
-        key = _key_part(info, start.key)
+        key = _key_part(info, start.key, sortable)
     return f"{table_prefix(info.name)}part-{stamp}-{key}.parquet"
 
 
-def _key_part(info: TableInfo, key: Key | None) -> str:
+def _key_part(info: TableInfo, key: Key | None, sortable: str) -> str:
     if key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
         return "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
     if not key:  # no key: after every row at the timestamp
         return "9" * 20 + "-after"
-    if len(key) > 1:
-        return "k" + hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:19]
+    if len(key) > 1:  # in key order; past _LONGEST_KEY_PART, cut and made distinct by a hash
+        if len(sortable) <= _LONGEST_KEY_PART:
+            return "k" + sortable
+        return f"k{sortable[:_LONGEST_KEY_PART - 20]}-{hashlib.sha1(sortable.encode()).hexdigest()[:19]}"
     if info.keys[0].data_type in INTEGER_TYPES:
         return f"{int(cast(int, key[0])):020d}"  # typed on opening
     return "s" + hashlib.sha1(str(key[0]).encode()).hexdigest()[:19]

@@ -24,7 +24,7 @@ from s3rs_tui.engine.events import (
     StateChanged,
 )
 from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks, typed_key
-from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.keyset import Position, has_string_key, sortable_key
 from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
 from s3rs_tui.engine.parquet import ParquetFile, data_key
@@ -89,7 +89,7 @@ class TableSync:
         self.name = f"{self.database}.{self.table}"
         self.store = open_store(settings)
         self.watermarks = WatermarkStore(self.store)
-        self.conn = None
+        self.conn = self.side_conn = None
         self.invalid_dates: dict[str, int] = {}
         self.null_cursor_rows = self.future_cursor_rows = 0
         use_compact_allocators()
@@ -142,6 +142,7 @@ class TableSync:
             raise
         finally:
             close_quietly(self.conn)
+            close_quietly(self.side_conn)
         self.sink(finished)
         return finished
 
@@ -282,7 +283,7 @@ class TableSync:
 
     def _store_file(self, run: _Run, file: ParquetFile, start: Position, end: Position) -> None:
         """Store the file durably, then (and only then) advance the watermark to its last row."""
-        key = data_key(run.info, start)
+        key = data_key(run.info, start, self._sortable(run.info, start))
         self._page_read(run, file, end, "storing")
         clock = time.monotonic()
         file.close()
@@ -311,6 +312,31 @@ class TableSync:
                              run.per_minute(), rss_mb(), end.timestamp, shown_key(end.key), run.elapsed(),
                              seconds,
                              paused_seconds=run.paused))
+
+    def _sortable(self, info: TableInfo, start: Position) -> str:
+        """A composite start key spelled for the file name (strings need MySQL's collation)."""
+        if start.key is None or len(start.key) < 2 or start.timestamp is None:
+            return ""
+        key = start.key
+        if not has_string_key(info):
+            return sortable_key(None, info, key)
+        return self._side_query("naming the file", lambda conn: sortable_key(conn, info, key))
+
+    def _side_query(self, doing: str, action):
+        """A query while the reader streams a page on self.conn: on a connection of its own."""
+        def attempt():
+            try:
+                if self.side_conn is None:
+                    self.side_conn = connect(self.settings, notify=self._notice)
+                return action(self.side_conn)
+            except S3rsError:
+                raise
+            except Exception as exc:  # broad: classified into transient or fatal
+                close_quietly(self.side_conn)
+                self.side_conn = None
+                raise classify(exc, doing) from exc
+
+        return self._retrying(attempt, what="MySQL")
 
     def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: str) -> None:
         """Progress inside the file being written: the dashboard ticks with it, the watermark does not."""

@@ -85,7 +85,7 @@ def _query(conn: pymysql.Connection, sql: str, params: tuple) -> list[tuple]:
 
 def _columns(conn: pymysql.Connection, database: str, table: str) -> list[MySQLColumn]:
     rows = _query(conn, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
-                        "DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE "
+                        "DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE, COLLATION_NAME "
                         "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                         "ORDER BY ORDINAL_POSITION", (database, table))
 
@@ -95,7 +95,7 @@ def _columns(conn: pymysql.Connection, database: str, table: str) -> list[MySQLC
     return [MySQLColumn(name=r[0], data_type=r[1].lower(), column_type=r[2].lower(),
                         numeric_precision=number(r[3]), numeric_scale=number(r[4]),
                         datetime_precision=number(r[5]), character_set_name=r[6],
-                        is_nullable=r[7] == "YES") for r in rows]
+                        is_nullable=r[7] == "YES", collation_name=r[8]) for r in rows]
 
 
 def _indexes(conn: pymysql.Connection, database: str, table: str) -> dict[str, tuple[bool, list[str]]]:
