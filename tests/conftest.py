@@ -22,7 +22,7 @@ import pymysql
 import pytest
 from tmux_helpers import Tmux
 
-from s3rs_tui.config import load_settings
+from s3rs_tui.runtime.config import load_settings
 from s3rs_tui.sandbox.mariadb import free_port, start_mariadb
 from s3rs_tui.sandbox.postgres import start_postgres
 
@@ -205,7 +205,7 @@ SSH_PASSPHRASE = "Kp7-ssh-Passphrase-4410"  # the test key's passphrase: it must
 def sshd(tmp_path):
     """A real OpenSSH server on 127.0.0.1 (its own host key and port), with a known_hosts file that
     lists it; stopped, with its sessions, at the end. Tunnels opened by the test are closed."""
-    from s3rs_tui.engine.tunnel import close_tunnels
+    from s3rs_tui.runtime.tunnel import close_tunnels
     from s3rs_tui.sandbox.sshd import start_sshd
 
     server = start_sshd(tmp_path / "sshd", key_passphrase=SSH_PASSPHRASE)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.tui.app import DashboardApp
 from s3rs_tui.tui.launch import full_names

@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import pyarrow.parquet as pq
 
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import WatermarkStore
 
 

@@ -41,7 +41,7 @@ import sqlglot
 from conftest import s3_client
 from sqlglot import exp
 
-from s3rs_tui.warehouse.postgres import _csv
+from s3rs_tui.warehouse.kinds.postgres import _csv
 
 MAX_VARCHAR = 65535        # r_Character_types
 MAX_VARBYTE = 16_777_216   # r_VARBYTE_type

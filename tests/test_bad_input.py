@@ -15,12 +15,12 @@ from exact_rows import assert_watermark_matches_files
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from test_engine import TABLE_DDL, assert_exactly_once, fill
 
-from s3rs_tui import config
-from s3rs_tui.config import SECTIONS, Settings, load_settings
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import FileStored
 from s3rs_tui.engine.sync import TableSync
-from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.runtime import config
+from s3rs_tui.runtime.config import SECTIONS, Settings, load_settings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import ConfigError, S3rsError
+from s3rs_tui.runtime.events import FileStored
 
 KEYS = [(section, name) for section in SECTIONS for name in vars(getattr(Settings(), section))]
 TOML_VALUES = st.one_of(st.text(max_size=20), st.integers(-10**12, 10**12), st.booleans(),
@@ -67,8 +67,7 @@ REFUSED_BY_CHECK = {
                                 st.floats(min_value=1, exclude_min=True, **FINITE)),
     config._identifier: NOT_AN_IDENTIFIER,
 }
-CHOICES = {("warehouse", "kind"): config.WAREHOUSE_KINDS, ("backup", "reader"): config.READERS,
-           ("s3", "sse"): config.SSE_KINDS}
+CHOICES = {("backup", "reader"): config.READERS, ("s3", "sse"): config.SSE_KINDS}
 TABLE_IDENTIFIERS = ["cursor_column", "key_column", "target"]  # checked as names when not empty
 
 

@@ -3,12 +3,12 @@
 import pyarrow as pa
 import pytest
 
-from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.extract import Chunk, ChunkReader
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
-from s3rs_tui.engine.retry import with_retries
-from s3rs_tui.errors import S3rsError, TableError, TransientError
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import S3rsError, TableError, TransientError
+from s3rs_tui.runtime.retry import with_retries
 
 ROWS = list(range(1, 96))  # keys 1..95 in cursor order
 

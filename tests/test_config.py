@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from s3rs_tui.config import REDACTED, load_settings
 from s3rs_tui.engine.keyset import upper_bound
 from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import MySQLColumn
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import (
+from s3rs_tui.runtime.config import REDACTED, load_settings
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.runtime.parsing import (
     check_identifier,
     parse_duration,
     parse_size,
@@ -19,6 +19,7 @@ from s3rs_tui.parsing import (
     quote_identifier,
     split_table_name,
 )
+from s3rs_tui.warehouse import check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +89,7 @@ def test_legacy_environment_names(tmp_path, name, value, expected):
 ])
 def test_invalid_values_name_their_key(tmp_path, text, environ, fragment):
     with pytest.raises(ConfigError) as error:
-        load_settings(write(tmp_path, text), environ=environ)
+        check_config(load_settings(write(tmp_path, text), environ=environ))  # as the commands read it
     assert fragment in str(error.value) and "\n" not in str(error.value)
     assert error.value.exit_code == 2
 

@@ -15,8 +15,8 @@ from dashboard_helpers import Gate, make_app, screen_text, stored_ids, wait_for,
 from textual.widgets import Button, DataTable, Input, ProgressBar, Switch
 
 from s3rs_tui.engine import sync as engine_sync
-from s3rs_tui.engine.events import FileStored, RunFinished, RunStarted
-from s3rs_tui.errors import StoppedByOperator
+from s3rs_tui.runtime.errors import StoppedByOperator
+from s3rs_tui.runtime.events import FileStored, RunFinished, RunStarted
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import WatermarkStore
@@ -259,11 +259,37 @@ async def test_errors_show_in_a_dialog_with_the_traceback_in_the_log(db, local_c
 
 def test_progress_messages_coalesce_per_table():
     def stored(table, n):
-        return EngineUpdate(FileStored(table, f"k{n}", 1, 1, n, n, n, 1.0, 1.0, "t", n, float(n)))
+        return EngineUpdate(
+            FileStored(
+                table=table,
+                key=f"k{n}",
+                rows=1,
+                bytes=1,
+                run_rows=n,
+                run_files=n,
+                run_bytes=n,
+                rows_per_minute=1.0,
+                rss_mb=1.0,
+                watermark_timestamp="t",
+                watermark_id=n,
+                elapsed_seconds=float(n),
+            )
+        )
 
     assert stored("a", 1).can_replace(stored("a", 2))
     assert not stored("a", 1).can_replace(stored("b", 2))
-    started = EngineUpdate(RunStarted("a", "r", None, None, "t", 1, 1, "/"))
+    started = EngineUpdate(
+        RunStarted(
+            table="a",
+            run_id="r",
+            start_timestamp=None,
+            start_id=None,
+            upper_bound="t",
+            estimated_rows=1,
+            batch_size=1,
+            store_url="/",
+        )
+    )
     assert not started.can_replace(stored("a", 1)) and not stored("a", 1).can_replace(started)
     assert DeleteProgress(1, 5000).can_replace(DeleteProgress(2, 5000))  # deleting thousands: latest wins
 
@@ -275,10 +301,36 @@ async def test_a_flood_of_progress_is_handled_once(tmp_path, local_config, dashb
     async with app.run_test(size=(80, 24), message_hook=lambda m: handled.append(m)) as pilot:
         bridge = EngineBridge(app, app.log_file, app.formatter.format)
         for n in range(1, 1001):
-            bridge(FileStored("shop.orders", f"k{n}", 10, 100, 10 * n, n, 100 * n, 600.0, 50.0,
-                              "2024-01-01", n, n / 10))
-        bridge(RunFinished("shop.orders", "success", 10_000, 1000, 100_000, 100.0, 6000.0, 50.0, "2024-01-01",
-                           1000))
+            bridge(
+                FileStored(
+                    table="shop.orders",
+                    key=f"k{n}",
+                    rows=10,
+                    bytes=100,
+                    run_rows=10 * n,
+                    run_files=n,
+                    run_bytes=100 * n,
+                    rows_per_minute=600.0,
+                    rss_mb=50.0,
+                    watermark_timestamp="2024-01-01",
+                    watermark_id=n,
+                    elapsed_seconds=n / 10,
+                )
+            )
+        bridge(
+            RunFinished(
+                table="shop.orders",
+                status="success",
+                rows=10_000,
+                files=1000,
+                bytes=100_000,
+                elapsed_seconds=100.0,
+                rows_per_minute=6000.0,
+                peak_rss_mb=50.0,
+                watermark_timestamp="2024-01-01",
+                watermark_id=1000,
+            )
+        )
         await wait_for(pilot, lambda: app.statuses["shop.orders"].state == "done", what="the finish")
         await pilot.pause(0.3)
     delivered = [m for m in handled if isinstance(m, EngineUpdate) and isinstance(m.event, FileStored)]
@@ -293,8 +345,30 @@ async def test_watch_is_read_only_and_flags_a_dead_run(tmp_path, local_config, s
     from s3rs_tui.tui.watch import WatchApp
 
     writer = SnapshotWriter(tmp_path / "status", formatter=lambda event: type(event).__name__)
-    writer(RunStarted("shop.orders", "r1", None, None, "2024-06-01 00:00:00", 1000, 100, "/store"))
-    writer(RunStarted("shop.refunds", "r2", None, None, "2024-06-01 00:00:00", 1000, 100, "/store"))
+    writer(
+        RunStarted(
+            table="shop.orders",
+            run_id="r1",
+            start_timestamp=None,
+            start_id=None,
+            upper_bound="2024-06-01 00:00:00",
+            estimated_rows=1000,
+            batch_size=100,
+            store_url="/store",
+        )
+    )
+    writer(
+        RunStarted(
+            table="shop.refunds",
+            run_id="r2",
+            start_timestamp=None,
+            start_id=None,
+            upper_bound="2024-06-01 00:00:00",
+            estimated_rows=1000,
+            batch_size=100,
+            store_url="/store",
+        )
+    )
     path = tmp_path / "status" / "shop.refunds.json"
     document = json.loads(path.read_text())
     document["pid"] = 2**22 + 4321  # above pid_max: a process that is gone
@@ -314,7 +388,7 @@ async def test_watch_is_read_only_and_flags_a_dead_run(tmp_path, local_config, s
 
 
 async def test_progressive_from_the_keyboard_shows_the_chunk_count(db, local_config, dashboard):
-    from s3rs_tui.engine.progressive import ProgressiveOptions
+    from s3rs_tui.jobs.progressive import ProgressiveOptions
 
     make_table(db, rows=3000)
     app = dashboard(local_config, progressive=ProgressiveOptions(chunk_size=700))

@@ -17,7 +17,7 @@ from textual.widgets import Button, DataTable, Switch
 from textual.widgets._footer import FooterKey
 from textual.widgets._toast import Toast
 
-from s3rs_tui.engine.events import FileStored
+from s3rs_tui.runtime.events import FileStored
 from s3rs_tui.sandbox.pictures import (
     TABLE,
     picture_app,

@@ -269,7 +269,7 @@ async def test_a_failed_load_is_failed_load_never_done(tmp_path, db, pg, setting
 async def test_progressive_shows_every_chunk_and_ends_on_its_totals(tmp_path, sample, settings_for):
     """Defect 4: after 3M rows the final screen said `rows 0 / ~2  done 0%  chunk 13: caught up`, and
     mid-run the rows disagreed with the watermark."""
-    from s3rs_tui.engine.progressive import ProgressiveOptions
+    from s3rs_tui.jobs.progressive import ProgressiveOptions
 
     chunk = ROWS // 3
     app = dashboard(tmp_path, settings_for, config_for(tmp_path, sample),
@@ -307,9 +307,9 @@ def watch_app(tmp_path, settings_for, config):
 async def test_watch_of_a_crashed_run_shows_the_store_and_its_log_follows(tmp_path, db, settings_for):
     """Defect 5: a stale run said `none yet: the next sync starts from the beginning` while its
     watermark was stored, and its log pane stopped following."""
-    from s3rs_tui.engine.control import RunControl
-    from s3rs_tui.engine.events import discard
     from s3rs_tui.engine.sync import TableSync
+    from s3rs_tui.runtime.control import RunControl
+    from s3rs_tui.runtime.events import discard
     from s3rs_tui.status.model import LOG_LINES
     from s3rs_tui.status.snapshot import status_dir, write_atomic
 

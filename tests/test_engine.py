@@ -20,15 +20,15 @@ import pytest
 from cli_helpers import run_cli
 from exact_rows import assert_store_matches_mysql
 
-from s3rs_tui.config import TableSettings
 from s3rs_tui.engine import keyset
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import FileStored, Notice, RunFinished
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import SyncOptions, TableSync
 from s3rs_tui.engine.table import describe_table
 from s3rs_tui.engine.typemap import plan_columns
+from s3rs_tui.runtime.config import TableSettings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.events import FileStored, Notice, RunFinished
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import WatermarkStore
 
 TABLE_DDL = ("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
@@ -460,8 +460,8 @@ def test_s3_errors_are_retried_with_backoff(orders, tmp_path, bucket, s3_endpoin
 
 
 def test_pause_holds_between_files_and_resume_goes_on(orders, local_config, settings_for):
-    from s3rs_tui.engine.control import RunControl
-    from s3rs_tui.engine.events import StateChanged
+    from s3rs_tui.runtime.control import RunControl
+    from s3rs_tui.runtime.events import StateChanged
 
     fill(orders, 5000)
     settings = settings_for(local_config)

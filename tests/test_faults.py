@@ -38,19 +38,19 @@ from s3_fault_proxy import FaultProxy
 from test_engine import stored_files
 
 from s3rs_tui.engine import extract
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import FilesLoaded, FileStored, Notice, Retrying
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import TableSync
-from s3rs_tui.errors import S3rsError
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.events import FilesLoaded, FileStored, Notice, Retrying
 from s3rs_tui.sandbox.mariadb import start_mariadb
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock, lock_key, read_lock
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.warehouse import ledger
 from s3rs_tui.warehouse.base import Warehouse
+from s3rs_tui.warehouse.kinds.postgres import PostgresWarehouse
 from s3rs_tui.warehouse.loader import TableLoader
-from s3rs_tui.warehouse.postgres import PostgresWarehouse
 
 LAYOUTS = ("default", "file-per-page")  # file_size_mb 128 and a 5 s lag (as operators run it), or 0 and 0
 
@@ -586,7 +586,7 @@ def test_lock_heartbeats_failing_for_a_while_keep_the_lock(rich, tmp_path, bucke
 def test_a_heartbeat_whose_answer_was_lost_keeps_the_lock(tmp_path):
     """The write of a beat lands but its answer is lost (a timeout), so the run still holds the old
     tag: the next beat's compare-and-swap fails, and the lock, still this run's, is kept."""
-    from s3rs_tui.errors import TransientError
+    from s3rs_tui.runtime.errors import TransientError
     from s3rs_tui.store.local import LocalStore
 
     class AnswerLost(LocalStore):
@@ -766,8 +766,8 @@ def test_warehouse_connection_dropped_during_a_load(rich, tmp_path, bucket, s3_e
 
 def test_a_long_action_that_progresses_gets_fresh_attempts_for_each_outage():
     """A load that runs for hours meets several outages; each gets retry_attempts, not all together."""
-    from s3rs_tui.engine.retry import with_retries
-    from s3rs_tui.errors import TransientError
+    from s3rs_tui.runtime.errors import TransientError
+    from s3rs_tui.runtime.retry import with_retries
 
     done = []
 

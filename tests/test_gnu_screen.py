@@ -11,7 +11,7 @@ import pytest
 from cli_helpers import make_table, require_tool, s3rs_command, table_ids, wait_until
 from dashboard_helpers import Gate, stored_ids, watermark_of
 
-from s3rs_tui.config import load_settings
+from s3rs_tui.runtime.config import load_settings
 
 
 class Screen:

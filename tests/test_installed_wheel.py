@@ -20,7 +20,7 @@ from cli_helpers import make_table, table_ids, wait_until
 from dashboard_helpers import stored_ids
 from tmux_helpers import pid_gone
 
-from s3rs_tui.config import load_settings
+from s3rs_tui.runtime.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ROWS = 2000

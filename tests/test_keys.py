@@ -26,11 +26,11 @@ from exact_rows import (
 from test_engine import run_sync
 from test_faults import kill_at_failpoint
 
-from s3rs_tui.config import TableSettings
 from s3rs_tui.engine import keyset
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.table import describe_table
 from s3rs_tui.engine.typemap import plan_columns
+from s3rs_tui.runtime.config import TableSettings
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from s3rs_tui.errors import S3rsError, TableLockedError
+from s3rs_tui.runtime.errors import S3rsError, TableLockedError
 from s3rs_tui.store.local import LocalStore
 from s3rs_tui.store.lock import TableLock, lock_key
 
@@ -43,9 +43,9 @@ def test_a_live_lock_is_refused_and_named(store):
 
 
 def test_engine_stops_before_the_watermark_when_its_lock_is_taken(db, local_config, settings_for):
-    from s3rs_tui.engine.control import RunControl
-    from s3rs_tui.engine.events import FileStored
     from s3rs_tui.engine.sync import TableSync
+    from s3rs_tui.runtime.control import RunControl
+    from s3rs_tui.runtime.events import FileStored
     from s3rs_tui.store import open_store
     from s3rs_tui.store.watermark import WatermarkStore
 

@@ -10,9 +10,9 @@ from cli_helpers import run_cli
 from conftest import write_config
 from test_engine import TABLE_DDL, assert_exactly_once, fill
 
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import RunFinished, RunStarted
-from s3rs_tui.engine.jobs import TableJobs
+from s3rs_tui.jobs.tables import TableJobs
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.events import RunFinished, RunStarted
 
 NAMES = ("a", "b", "c", "d")
 

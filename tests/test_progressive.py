@@ -9,10 +9,10 @@ import pytest
 from cli_helpers import run_cli
 from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
 
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import ChunkProgress, FileStored
-from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
-from s3rs_tui.errors import S3rsError
+from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.events import ChunkProgress, FileStored
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 

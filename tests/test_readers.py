@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from test_typemap import edge_table  # noqa: F401 - the fixture
 
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import WatermarkStore
 
 

@@ -14,13 +14,14 @@ from cli_helpers import make_table, run_cli
 from conftest import s3_client, write_config
 from redshift_standin import Cluster, StandInError, check_parquet, check_redshift_sql
 
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import Notice, Retrying
 from s3rs_tui.engine.sync import TableSync
-from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.jobs import verify
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import ConfigError, S3rsError
+from s3rs_tui.runtime.events import Notice, Retrying
 from s3rs_tui.store import open_store
-from s3rs_tui.warehouse import loader, verify
-from s3rs_tui.warehouse.redshift import RedshiftWarehouse
+from s3rs_tui.warehouse import check_config, loader
+from s3rs_tui.warehouse.kinds.redshift import RedshiftWarehouse
 
 ROLE = "arn:aws:iam::123456789012:role/s3rs-copy"
 COPY = re.compile(r"^COPY s3rs_stage FROM 's3://([^/]+)/(.+\.manifest)' IAM_ROLE '(.+)' "
@@ -249,7 +250,7 @@ def test_redshift_with_an_s3_endpoint_is_refused_at_config_time(db, tmp_path, s3
     config = write_config(tmp_path / "s3rs.toml", db, bucket=bucket, endpoint=s3_endpoint,
                           extra='\n[warehouse]\nkind = "redshift"\n')
     with pytest.raises(ConfigError) as error:
-        settings_for(config)
+        check_config(settings_for(config))
     assert error.value.exit_code == 2 and "\n" not in str(error.value)
     assert "endpoint_url" in str(error.value) and "AWS S3" in str(error.value)
     result = run_cli("config", config=config)

@@ -7,7 +7,7 @@ import os
 
 from cli_helpers import make_table, run_cli, wait_until
 
-from s3rs_tui.engine.events import (
+from s3rs_tui.runtime.events import (
     ChunkProgress,
     FilesLoaded,
     FileStored,
@@ -31,13 +31,33 @@ T = "shop.orders"
 
 
 def stored(n: int, rows_per_file: int = 1000, seconds_per_file: float = 0.5) -> FileStored:
-    return FileStored(T, f"data/shop/orders/part-{n}.parquet", rows_per_file, 1000 * rows_per_file,
-                      n * rows_per_file, n, n * 1000 * rows_per_file, rows_per_file * 120.0, 100.0 + n,
-                      f"2024-01-01 00:00:{n:02d}", n * 10, n * seconds_per_file)
+    return FileStored(
+        table=T,
+        key=f"data/shop/orders/part-{n}.parquet",
+        rows=rows_per_file,
+        bytes=1000 * rows_per_file,
+        run_rows=n * rows_per_file,
+        run_files=n,
+        run_bytes=n * 1000 * rows_per_file,
+        rows_per_minute=rows_per_file * 120.0,
+        rss_mb=100.0 + n,
+        watermark_timestamp=f"2024-01-01 00:00:{n:02d}",
+        watermark_id=n * 10,
+        elapsed_seconds=n * seconds_per_file,
+    )
 
 
 def started(estimate: int = 10_000) -> RunStarted:
-    return RunStarted(T, "run1", None, None, "2024-06-01 00:00:00", estimate, 1000, "/store")
+    return RunStarted(
+        table=T,
+        run_id="run1",
+        start_timestamp=None,
+        start_id=None,
+        upper_bound="2024-06-01 00:00:00",
+        estimated_rows=estimate,
+        batch_size=1000,
+        store_url="/store",
+    )
 
 
 def test_fold_a_run():
@@ -45,14 +65,31 @@ def test_fold_a_run():
     status.apply(started())
     for n in range(1, 4):
         status.apply(stored(n))
-    assert (status.state, status.rows, status.files, status.last_file) == \
-        ("extracting", 3000, 3, "data/shop/orders/part-3.parquet")
+    assert (status.state, status.rows, status.files, status.last_file) == (
+        "extracting",
+        3000,
+        3,
+        "data/shop/orders/part-3.parquet",
+    )
     assert status.rows_per_minute_now == 120_000
     assert status.progress == 0.3 and status.eta_seconds == 3.5
-    status.apply(StateChanged(T, "paused"))
+    status.apply(StateChanged(table=T, state="paused"))
     assert status.state == "paused" and status.active
-    status.apply(RunFinished(T, "interrupted", 3000, 3, 3_000_000, 1.5, 120_000, 104, "2024-01-01 00:00:03",
-                             30, error="stopped"))
+    status.apply(
+        RunFinished(
+            table=T,
+            status="interrupted",
+            rows=3000,
+            files=3,
+            bytes=3_000_000,
+            elapsed_seconds=1.5,
+            rows_per_minute=120_000,
+            peak_rss_mb=104,
+            watermark_timestamp="2024-01-01 00:00:03",
+            watermark_id=30,
+            error="stopped",
+        )
+    )
     assert status.state == "stopped" and not status.active and status.eta_seconds is None
     assert status.watermark_id == 30
 
@@ -75,9 +112,11 @@ def test_history_is_bounded_and_warehouse_events_fold():
     for n in range(1, HISTORY + 50):
         status.apply(stored(n))
     assert len(status.rate_history) == len(status.rss_history) == HISTORY
-    status.apply(LoadStarted(T, 4, "duckdb ./x.duckdb"))
-    status.apply(FilesLoaded(T, ("a", "b"), 2000, 2, 2000, 0.5))
-    status.apply(LoadFinished(T, "success", 4, 4000, 1.0))
+    status.apply(LoadStarted(table=T, files=4, warehouse="duckdb ./x.duckdb"))
+    status.apply(
+        FilesLoaded(table=T, files=("a", "b"), rows=2000, run_files=2, run_rows=2000, elapsed_seconds=0.5)
+    )
+    status.apply(LoadFinished(table=T, status="success", files=4, rows=4000, elapsed_seconds=1.0))
     assert (status.loaded_files, status.loaded_rows, status.last_load) == (4, 4000, "b")
     assert status.load_state == "done in 1.0s"
 
@@ -92,8 +131,9 @@ def test_round_trip():
 
 def test_writer_throttles_progress_but_not_state_changes(tmp_path):
     now = [1000.0]
-    writer = SnapshotWriter(tmp_path, interval=2.0, formatter=lambda e: type(e).__name__,
-                            clock=lambda: now[0])
+    writer = SnapshotWriter(
+        tmp_path, interval=2.0, formatter=lambda e: type(e).__name__, clock=lambda: now[0]
+    )
     writes = []
     original = writer.write
     writer.write = lambda status: (writes.append(status.rows), original(status))
@@ -101,7 +141,7 @@ def test_writer_throttles_progress_but_not_state_changes(tmp_path):
     for n in range(1, 6):
         now[0] += 0.5
         writer(stored(n))
-    writer(StateChanged(T, "paused"))
+    writer(StateChanged(table=T, state="paused"))
     assert writes == [0, 4000, 5000]  # start, the first progress 2 s later, then the pause at once
     (snapshot,) = read_snapshots(tmp_path)
     assert snapshot.status.state == "paused" and snapshot.pid == os.getpid()
@@ -132,8 +172,9 @@ def test_tee_hands_every_event_to_each_sink():
 def test_headless_sync_writes_the_snapshot(tmp_path, db, local_config):
     make_table(db, rows=300)
     state = tmp_path / "state"
-    result = run_cli("sync", "-t", "orders", "--batch-size", "100", config=local_config,
-                     env={"S3RS_STATE_DIR": str(state)})
+    result = run_cli(
+        "sync", "-t", "orders", "--batch-size", "100", config=local_config, env={"S3RS_STATE_DIR": str(state)}
+    )
     assert result.returncode == 0, result.stderr
     (snapshot,) = read_snapshots(state / "status")
     assert snapshot.status.table == f"{db.name}.orders"
@@ -141,20 +182,39 @@ def test_headless_sync_writes_the_snapshot(tmp_path, db, local_config):
     assert any("file 3" in line for line in snapshot.status.log)
 
 
-def page(run_rows: int, minute: int, elapsed: float, paused: float = 0.0,
-         phase: str = "extracting") -> PageRead:
+def page(
+    run_rows: int, minute: int, elapsed: float, paused: float = 0.0, phase: str = "extracting"
+) -> PageRead:
     """Progress inside the open file: rows read up to 2024-01-01 00:<minute>:00 of a day-long span."""
-    return PageRead(table=T, phase=phase, file_rows=run_rows % 1000, file_bytes=10, run_rows=run_rows,
-                    rows_per_minute=run_rows * 60 / (elapsed - paused), rss_mb=200.0 + minute,
-                    peak_rss_mb=900.0, elapsed_seconds=elapsed, paused_seconds=paused,
-                    position_timestamp=f"2024-01-01 {minute // 60:02d}:{minute % 60:02d}:00",
-                    position_id=run_rows)
+    return PageRead(
+        table=T,
+        phase=phase,
+        file_rows=run_rows % 1000,
+        file_bytes=10,
+        run_rows=run_rows,
+        rows_per_minute=run_rows * 60 / (elapsed - paused),
+        rss_mb=200.0 + minute,
+        peak_rss_mb=900.0,
+        elapsed_seconds=elapsed,
+        paused_seconds=paused,
+        position_timestamp=f"2024-01-01 {minute // 60:02d}:{minute % 60:02d}:00",
+        position_id=run_rows,
+    )
 
 
 def day_run(estimate: int) -> RunStarted:
     """A run over one day of cursor times whose EXPLAIN estimate is `estimate` rows."""
-    return RunStarted(T, "run1", None, None, "2024-01-02 00:00:00", estimate, 1000, "/store",
-                      span_start="2024-01-01 00:00:00")
+    return RunStarted(
+        table=T,
+        run_id="run1",
+        start_timestamp=None,
+        start_id=None,
+        upper_bound="2024-01-02 00:00:00",
+        estimated_rows=estimate,
+        batch_size=1000,
+        store_url="/store",
+        span_start="2024-01-01 00:00:00",
+    )
 
 
 def test_progress_is_the_cursor_span_covered_not_the_row_estimate():
@@ -169,8 +229,21 @@ def test_progress_is_the_cursor_span_covered_not_the_row_estimate():
     assert panel_rows.rows_done(status).startswith("1,680,000 / ~")
     status.apply(page(3_300_000, minute=1439, elapsed=120.0))  # the last minute: still not 100%
     assert status.progress == 0.99 and status.eta_seconds >= 1
-    status.apply(RunFinished(T, "success", 3_300_000, 26, 1, 121.0, 1.6e6, 900.0, "2024-01-01 23:59:00",
-                             3_300_000, caught_up=True))
+    status.apply(
+        RunFinished(
+            table=T,
+            status="success",
+            rows=3_300_000,
+            files=26,
+            bytes=1,
+            elapsed_seconds=121.0,
+            rows_per_minute=1.6e6,
+            peak_rss_mb=900.0,
+            watermark_timestamp="2024-01-01 23:59:00",
+            watermark_id=3_300_000,
+            caught_up=True,
+        )
+    )
     status.apply(JobFinished(table=T, outcome="success", failed_phase="", rows=3_300_000, seconds=121.0))
     finished = (status.state, status.progress, status.expected_rows, status.total_is_exact)
     assert finished == ("done", 1.0, 3_300_000, True)
@@ -200,11 +273,11 @@ def test_a_paused_run_has_no_rate_now_and_no_eta_and_its_pause_is_not_in_the_ave
     status = TableStatus(T)
     status.apply(day_run(estimate=10_000))
     status.apply(page(1000, minute=60, elapsed=10.0))
-    status.apply(StateChanged(T, "paused"))
+    status.apply(StateChanged(table=T, state="paused"))
     assert status.rate_now is None and status.eta_seconds is None
     assert dict(panel_rows.throughput(status))["now"] == "-"
     assert "ETA -" in dict(panel_rows.progress(status))["done"]
-    status.apply(StateChanged(T, "running"))
+    status.apply(StateChanged(table=T, state="running"))
     status.apply(page(2000, minute=120, elapsed=70.0, paused=50.0))  # 50 of the 60 s were paused
     assert status.rows_per_minute == 2000 * 60 / 20 and status.rows_per_minute_now == 1000 * 60 / 10
 
@@ -214,11 +287,24 @@ def test_a_state_for_every_phase_of_sync_load_verify():
     status = TableStatus(T)
     status.apply(JobStarted(table=T, steps=("extract", "load", "verify")))
     status.apply(day_run(estimate=1000))
-    status.apply(RunFinished(T, "success", 1000, 1, 1, 1.0, 6e4, 100.0, "2024-01-01 12:00:00", 1000,
-                             caught_up=True))
+    status.apply(
+        RunFinished(
+            table=T,
+            status="success",
+            rows=1000,
+            files=1,
+            bytes=1,
+            elapsed_seconds=1.0,
+            rows_per_minute=6e4,
+            peak_rss_mb=100.0,
+            watermark_timestamp="2024-01-01 12:00:00",
+            watermark_id=1000,
+            caught_up=True,
+        )
+    )
     assert status.state == "loading"  # not done: the load is still to come
-    status.apply(LoadStarted(T, 1, "postgres"))
-    status.apply(LoadFinished(T, "success", 1, 1000, 1.0))
+    status.apply(LoadStarted(table=T, files=1, warehouse="postgres"))
+    status.apply(LoadFinished(table=T, status="success", files=1, rows=1000, elapsed_seconds=1.0))
     assert status.state == "verifying"
     status.apply(VerifyStarted(table=T))
     status.apply(VerifyFinished(table=T, agrees=False, summary="differs: 1 ranges, 2 keys"))
@@ -228,12 +314,33 @@ def test_a_state_for_every_phase_of_sync_load_verify():
 
     status.apply(JobStarted(table=T, steps=("extract", "load")))
     status.apply(day_run(estimate=1000))
-    status.apply(RunFinished(T, "success", 0, 0, 0, 1.0, 0, 100.0, None, None, caught_up=True))
-    status.apply(LoadStarted(T, 1, "postgres"))
+    status.apply(
+        RunFinished(
+            table=T,
+            status="success",
+            rows=0,
+            files=0,
+            bytes=0,
+            elapsed_seconds=1.0,
+            rows_per_minute=0,
+            peak_rss_mb=100.0,
+            watermark_timestamp=None,
+            watermark_id=None,
+            caught_up=True,
+        )
+    )
+    status.apply(LoadStarted(table=T, files=1, warehouse="postgres"))
     assert status.state == "loading"
-    status.apply(LoadFinished(T, "failed", 0, 0, 1.0, "connection refused"))
-    status.apply(JobFinished(table=T, outcome="failed", failed_phase="load", rows=0, seconds=2.0,
-                             error="connection refused"))
+    status.apply(
+        LoadFinished(
+            table=T, status="failed", files=0, rows=0, elapsed_seconds=1.0, error="connection refused"
+        )
+    )
+    status.apply(
+        JobFinished(
+            table=T, outcome="failed", failed_phase="load", rows=0, seconds=2.0, error="connection refused"
+        )
+    )
     assert (status.state, status.failed_phase, panel_rows.state(status)) == ("failed", "load", "failed: load")
     assert [run["outcome"] for run in status.last_runs] == ["failed: load", "differs"]
     assert panel_rows.history(status)[0][1].startswith("failed: load, 0 rows")
@@ -246,16 +353,49 @@ def test_progressive_shows_all_chunks_and_ends_on_its_totals():
     status.apply(JobStarted(table=T, steps=("extract",), progressive=True))
     for chunk, rows in ((1, 1_500_000), (2, 1_500_000), (3, 0)):
         done = (chunk - 1) * 1_500_000
-        status.apply(ChunkProgress(T, chunk, None, "started", done, 3_000_000, 1e6,
-                                   span_start="2024-01-01 00:00:00"))
+        status.apply(
+            ChunkProgress(
+                table=T,
+                chunk=chunk,
+                max_chunks=None,
+                status="started",
+                rows_done=done,
+                estimated_rows=3_000_000,
+                rows_per_minute=1e6,
+                span_start="2024-01-01 00:00:00",
+            )
+        )
         status.apply(day_run(estimate=rows))
         if rows:
             status.apply(page(rows // 2, minute=300 + 700 * (chunk - 1), elapsed=5.0))
             assert status.job_rows == done + rows // 2 and status.progress < 1
-        status.apply(RunFinished(T, "success", rows, rows // 1000, 1, 10.0, 1e6, 100.0, "2024-01-01 23:00:00",
-                                 done + rows, caught_up=chunk == 3))
-        status.apply(ChunkProgress(T, chunk, None, "caught up" if chunk == 3 else "done", done + rows,
-                                   3_000_000, 1e6, span_start="2024-01-01 00:00:00"))
+        status.apply(
+            RunFinished(
+                table=T,
+                status="success",
+                rows=rows,
+                files=rows // 1000,
+                bytes=1,
+                elapsed_seconds=10.0,
+                rows_per_minute=1e6,
+                peak_rss_mb=100.0,
+                watermark_timestamp="2024-01-01 23:00:00",
+                watermark_id=done + rows,
+                caught_up=chunk == 3,
+            )
+        )
+        status.apply(
+            ChunkProgress(
+                table=T,
+                chunk=chunk,
+                max_chunks=None,
+                status="caught up" if chunk == 3 else "done",
+                rows_done=done + rows,
+                estimated_rows=3_000_000,
+                rows_per_minute=1e6,
+                span_start="2024-01-01 00:00:00",
+            )
+        )
     status.apply(JobFinished(table=T, outcome="success", failed_phase="", rows=3_000_000, seconds=30.0))
     assert (status.state, status.job_rows, status.progress) == ("done", 3_000_000, 1.0)
     assert dict(panel_rows.progress(status))["rows"] == "3,000,000 / 3,000,000"
@@ -274,7 +414,7 @@ def test_last_runs_carry_over_between_writers(tmp_path):
 def test_control_requests_are_for_one_process_and_obeyed_once(tmp_path):
     """`watch` steers a run through a request file: only the process it names obeys, only a request
     newer than the run, and only once (a leftover file never steers a later run)."""
-    from s3rs_tui.engine.control import RunControl
+    from s3rs_tui.runtime.control import RunControl
     from s3rs_tui.status.control_file import ControlFileWatcher, send_request
 
     send_request(T, "stop", os.getpid(), tmp_path)  # before the run started: not for it

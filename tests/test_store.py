@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 
-from s3rs_tui.config import Settings
-from s3rs_tui.errors import S3rsError, TransientError
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import S3rsError, TransientError
 from s3rs_tui.store import open_store
 from s3rs_tui.store.local import LocalStore
 from s3rs_tui.store.s3 import S3Store

@@ -15,7 +15,7 @@ from cli_helpers import make_table, run_cli, s3rs_command, table_ids, wait_until
 from dashboard_helpers import Gate, stored_ids, watermark_of
 from tmux_helpers import pid_gone
 
-from s3rs_tui.config import load_settings
+from s3rs_tui.runtime.config import load_settings
 from s3rs_tui.store.lock import lock_key
 
 

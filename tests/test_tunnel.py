@@ -11,10 +11,10 @@ from cli_helpers import run_cli
 from conftest import SSH_ENV, TEST_ENV, ssh_config, write_config
 from test_engine import TABLE_DDL, assert_exactly_once, fill
 
-from s3rs_tui.config import load_settings
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import FileStored, Notice, Retrying
 from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.runtime.config import load_settings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.events import FileStored, Notice, Retrying
 from s3rs_tui.sandbox.sshd import _keygen
 
 ENV = {**TEST_ENV, **SSH_ENV}

@@ -12,12 +12,12 @@ import pytest
 from cli_helpers import make_table, run_cli
 from conftest import write_config
 
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import FilesLoaded, LoadStarted, Notice
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import TableSync
-from s3rs_tui.errors import S3rsError, StoppedByOperator, TableError
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableError
+from s3rs_tui.runtime.events import FilesLoaded, LoadStarted, Notice
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.warehouse.base import Warehouse
 from s3rs_tui.warehouse.loader import TableLoader
@@ -358,7 +358,7 @@ def test_bad_warehouse_settings_are_one_line_errors(orders, tmp_path, db, pg):
 
 
 def test_a_running_sync_keeps_the_loader_out(orders, pg_config, settings_for):
-    from s3rs_tui.errors import TableLockedError
+    from s3rs_tui.runtime.errors import TableLockedError
     from s3rs_tui.store.lock import TableLock
 
     settings = settings_for(pg_config)

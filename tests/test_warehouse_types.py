@@ -15,10 +15,10 @@ from test_typemap import (
     expected,
 )
 
-from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.jobs.verify import verify_table
+from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.warehouse.loader import TableLoader
-from s3rs_tui.warehouse.verify import verify_table
 
 FLOATS = ("f", "dbl")
 

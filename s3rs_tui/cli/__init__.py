@@ -18,9 +18,9 @@ from s3rs_tui import __version__
 from s3rs_tui.cli import dashboard, demo, info, progressive, s3clean, sync, verify, watermark
 from s3rs_tui.cli.common import on_terminal
 from s3rs_tui.cli.examples import epilog
-from s3rs_tui.engine.control import stop_at_once_on_signals
-from s3rs_tui.errors import S3rsError
-from s3rs_tui.private import open_private
+from s3rs_tui.runtime.control import stop_at_once_on_signals
+from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.private import open_private
 from s3rs_tui.status.snapshot import state_dir
 
 # Markdown help (not Rich markup) so help texts can say `[mysql] database` as the TOML file does.

@@ -7,8 +7,9 @@ from typing import Any
 
 import typer
 
-from s3rs_tui.config import Settings, load_settings
-from s3rs_tui.errors import ConfigError
+from s3rs_tui.runtime.config import Settings, load_settings
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.warehouse import check_config
 
 
 def settings_from(ctx: typer.Context, require_file: bool = True) -> Settings:
@@ -17,6 +18,7 @@ def settings_from(ctx: typer.Context, require_file: bool = True) -> Settings:
     root = ctx.find_root()
     if not isinstance(root.obj, Settings):
         root.obj = load_settings(root.params.get("config"), require_file=require_file)
+        check_config(root.obj)  # the warehouse kind's own rules, as part of reading the config
         for warning in root.obj.warnings:
             typer.echo(f"s3rs: warning: {warning}", err=True)
     return root.obj
@@ -34,14 +36,6 @@ def confirm(question: str, yes: bool) -> None:
 
 def print_json(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2, default=str))
-
-
-def human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"
 
 
 def on_terminal() -> bool:

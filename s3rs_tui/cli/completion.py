@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from s3rs_tui.config import load_settings
+from s3rs_tui.runtime.config import load_settings
 
 
 def table_names(ctx: typer.Context, incomplete: str) -> list[str]:

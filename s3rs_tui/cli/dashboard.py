@@ -7,7 +7,7 @@ import typer
 
 from s3rs_tui.cli.common import on_terminal, settings_from
 from s3rs_tui.cli.completion import table_names
-from s3rs_tui.errors import ConfigError
+from s3rs_tui.runtime.errors import ConfigError
 
 TABLES = typer.Option([], "--table", "-t", help="db.table (or table in [mysql] database); repeatable",
                       autocompletion=table_names)
@@ -23,7 +23,7 @@ def ui(ctx: typer.Context, tables: list[str] = TABLES) -> None:
     """Open the dashboard on the tables of the config (and -t tables): start, pause, stop runs,
     change watermarks, clean up files."""
     _need_terminal("the dashboard")
-    from s3rs_tui.tui.launch import run_dashboard
+    from s3rs_tui.tui.launch import run_dashboard  # noqa: PLC0415 - Textual loads only for a dashboard
 
     failure = run_dashboard(settings_from(ctx), tables)
     if failure is not None:
@@ -33,6 +33,6 @@ def ui(ctx: typer.Context, tables: list[str] = TABLES) -> None:
 def watch(ctx: typer.Context, tables: list[str] = TABLES) -> None:
     """Follow runs going on in other processes (read-only), from the status snapshots they write."""
     _need_terminal("s3rs watch")
-    from s3rs_tui.tui.launch import run_watch
+    from s3rs_tui.tui.launch import run_watch  # noqa: PLC0415 - Textual loads only for a dashboard
 
     run_watch(settings_from(ctx), tables)

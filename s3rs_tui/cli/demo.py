@@ -4,6 +4,8 @@ from pathlib import Path
 
 import typer
 
+from s3rs_tui.sandbox.demo import run_demo
+
 
 def demo(rows: int = typer.Option(1_000_000, "--rows", min=1, help="rows in the demo table"),
          folder: Path = typer.Option(Path("s3rs-demo"), "--dir",
@@ -12,6 +14,4 @@ def demo(rows: int = typer.Option(1_000_000, "--rows", min=1, help="rows in the 
          keep_server: bool = typer.Option(False, "--keep-server",
                                           help="leave MariaDB running afterwards")) -> None:
     """Run the whole backup on embedded defaults (installs mariadb-server if missing)."""
-    from s3rs_tui.sandbox.demo import run_demo  # the sandbox is only needed here
-
     run_demo(folder, rows, batch_size, keep_server)

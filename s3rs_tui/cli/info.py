@@ -7,11 +7,12 @@ import typer
 
 from s3rs_tui import __version__
 from s3rs_tui.cli.common import print_json, settings_from
-from s3rs_tui.config import Settings
 from s3rs_tui.engine.mysql import close_quietly, connect
-from s3rs_tui.engine.tunnel import tunnel_to
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.tunnel import tunnel_to
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
+from s3rs_tui.warehouse import open_warehouse
 
 
 def config(ctx: typer.Context,
@@ -71,8 +72,6 @@ def _check_warehouse(settings: Settings) -> str:
         return "none configured ([warehouse] kind = \"none\")"
     if warehouse.kind == "duckdb":
         return f"duckdb file {warehouse.path} (embedded, nothing to reach)"
-    from s3rs_tui.warehouse import open_warehouse  # only needed for this check
-
     with open_warehouse(settings, open_store(settings)) as connection:
         (version,), = connection.run("SELECT version()")
         return f"{connection.label}: {version[:60]}"

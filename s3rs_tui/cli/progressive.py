@@ -16,15 +16,15 @@ import typer
 
 from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
-from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
-from s3rs_tui.engine.control import RunControl, stop_on_signals
-from s3rs_tui.engine.events import ChunkProgress, Event, FileStored, Notice, PageRead, tee
 from s3rs_tui.engine.memory import rss_mb
-from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import parse_timestamp
-from s3rs_tui.private import open_private
+from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
+from s3rs_tui.runtime.control import RunControl, stop_on_signals
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.runtime.events import ChunkProgress, Event, FileStored, Notice, PageRead, tee
+from s3rs_tui.runtime.parsing import parse_timestamp
+from s3rs_tui.runtime.private import open_private
 from s3rs_tui.status.control_file import ControlFileWatcher
+from s3rs_tui.status.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
@@ -121,7 +121,7 @@ def progressive(
     options = ProgressiveOptions(chunk_size, max_chunks, timeout_minutes, pause_seconds, start, restart,
                                  estimate == "exact", mode=mode, load_at_end=load_at_end)
     if not no_ui and not json_out and on_terminal():
-        from s3rs_tui.tui.launch import run_dashboard  # Textual is loaded only when a dashboard opens
+        from s3rs_tui.tui.launch import run_dashboard  # noqa: PLC0415 - Textual loads only for a dashboard
 
         failure = run_dashboard(settings, [full_name], start_workers=1, progressive=options,
                                 verbosity=verbosity)
@@ -142,7 +142,7 @@ def progressive(
         file_log.write(f"s3rs progressive {full_name}: log file {log_path.resolve()}")
         monitor.start()
         try:
-            with stop_on_signals(control, lambda message: sink(Notice(full_name, message))), \
+            with stop_on_signals(control, lambda message: sink(Notice(table=full_name, message=message))), \
                     ControlFileWatcher(control, [full_name]):  # `s3rs watch` may pause or stop it
                 result = ProgressiveRun(settings, full_name, sink, control, options).run()
         finally:

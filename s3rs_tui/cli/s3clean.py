@@ -7,10 +7,11 @@ import sys
 
 import typer
 
-from s3rs_tui.cli.common import confirm, human_bytes, print_json, settings_from
+from s3rs_tui.cli.common import confirm, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.examples import epilog
-from s3rs_tui.ops.cleanup import cutoff, delete_files, older, plan_cleanup, table_files
+from s3rs_tui.jobs.cleanup import cutoff, delete_files, older, plan_cleanup, table_files
+from s3rs_tui.status.text import human_bytes
 
 app = typer.Typer(help="List and delete a table's data files in the store.", no_args_is_help=True,
                   epilog=epilog("s3clean"))

@@ -6,14 +6,14 @@ import typer
 
 from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
-from s3rs_tui.cli.headless import DEBUG, NORMAL, QUIET, HeadlessLog
-from s3rs_tui.engine.control import RunControl, stop_on_signals
-from s3rs_tui.engine.events import Notice, tee
-from s3rs_tui.engine.jobs import Steps, TableJobs, TableOutcome
 from s3rs_tui.engine.plan import plan_notices
 from s3rs_tui.engine.sync import SyncOptions, TableSync
-from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.jobs.tables import Steps, TableJobs, TableOutcome
+from s3rs_tui.runtime.control import RunControl, stop_on_signals
+from s3rs_tui.runtime.errors import ConfigError, S3rsError
+from s3rs_tui.runtime.events import Notice, tee
 from s3rs_tui.status.control_file import ControlFileWatcher
+from s3rs_tui.status.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import shown_key
@@ -63,7 +63,7 @@ def sync(
     steps = Steps(extract=not load_only, load=load, verify=verify_data)
     workers = settings.backup.max_workers if strategy == "parallel" else 1
     if not no_ui and not json_out and on_terminal():
-        from s3rs_tui.tui.launch import run_dashboard  # Textual is loaded only when a dashboard opens
+        from s3rs_tui.tui.launch import run_dashboard  # noqa: PLC0415 - Textual loads only for a dashboard
 
         failure = run_dashboard(settings, names, start_workers=workers, options=options, steps=steps,
                                 verbosity=log.verbosity)
@@ -73,7 +73,7 @@ def sync(
     control = RunControl()
     sink = tee(log, SnapshotWriter(formatter=log.format))  # the snapshot is what `s3rs watch` shows
     jobs = TableJobs(settings, sink, control, options, steps)
-    with stop_on_signals(control, lambda message: log(Notice("-", message, "warning"))), \
+    with stop_on_signals(control, lambda message: log(Notice(table="-", message=message, level="warning"))), \
             ControlFileWatcher(control, names):  # `s3rs watch` may pause or stop this run
         outcomes = jobs.run_many(names, workers)
     if len(names) > 1:
@@ -156,7 +156,7 @@ def _dry_run(settings, tables: list[str], log: HeadlessLog, json_out: bool) -> N
                       "future_cursor_rows": plan.future_cursor_rows,
                       "rows_extracted_so_far": watermark.mysql_rows_extracted})
         for message in plan_notices(plan, info):
-            log(Notice(info.name, message))
+            log(Notice(table=info.name, message=message))
         if not json_out:
             files = "a file per page" if file_size == 0 else f"files of up to ~{file_size} MB"
             typer.echo(f"{info.name}: from {plan.start.label()} to before {plan.bound}: "

@@ -4,9 +4,9 @@ import typer
 
 from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.cli.completion import table_names
-from s3rs_tui.cli.headless import NORMAL, QUIET, HeadlessLog
-from s3rs_tui.errors import S3rsError
-from s3rs_tui.warehouse.verify import CHUNK_KEYS, verify_table
+from s3rs_tui.jobs.verify import CHUNK_KEYS, verify_table
+from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.status.headless import NORMAL, QUIET, HeadlessLog
 
 
 def verify(ctx: typer.Context,

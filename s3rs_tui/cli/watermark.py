@@ -11,11 +11,12 @@ import typer
 from s3rs_tui.cli.common import confirm, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.examples import epilog
-from s3rs_tui.errors import ConfigError, WatermarkError
-from s3rs_tui.ops import watermark as ops
-from s3rs_tui.parsing import parse_timestamp
+from s3rs_tui.jobs import watermark as ops
+from s3rs_tui.runtime.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.keys import Key, shown_key
+from s3rs_tui.runtime.parsing import parse_timestamp
 from s3rs_tui.store import open_store
-from s3rs_tui.store.watermark import Watermark, WatermarkStore, shown_key
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
 
 app = typer.Typer(help="Show and change how far each table is backed up.", no_args_is_help=True,
                   epilog=epilog("watermark"))
@@ -93,8 +94,10 @@ def force_reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None
     typer.echo(f"{state.name}: force-reset; the next sync starts from the beginning")
 
 
-def _shown_id(row: dict) -> object:
-    return shown_key(row.get("last_mysql_data_key") or (row.get("last_mysql_data_id"),))
+def _shown_id(row: dict) -> Key:
+    """A `list` row's key as `watermark get` shows it (corrupt rows have none)."""
+    key, one = row.get("last_mysql_data_key"), row.get("last_mysql_data_id")
+    return shown_key(tuple(key) if key is not None else None if one is None else (one,))
 
 
 @app.command("list", epilog=epilog("watermark list"))

@@ -18,14 +18,15 @@ from urllib.parse import quote
 import pyarrow as pa
 import pymysql
 
-from s3rs_tui.config import MySQLSettings
 from s3rs_tui.engine.extract import Chunk, ChunkSource, key_value, page_sql
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import CURSOR_TYPES, TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, MySQLColumn, columns_to_batch
-from s3rs_tui.errors import ConfigError, S3rsError, TransientError
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.config import MySQLSettings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.keys import KeyValue
 
 _UTC = "SET time_zone = '+00:00'"  # as on the engine's own connections: TIMESTAMPs read in UTC
 # Its batches are Arrow already (no Python object per value), so twice the default reader's rows
@@ -39,7 +40,7 @@ _TRANSIENT_HINTS = ("connect", "timed out", "broken pipe", "reset by peer", "los
 def connection_url(settings: MySQLSettings, database: str) -> str:
     """mysql:// URL for connectorx (which refuses ?charset=; it speaks utf8mb4 already)."""
     try:
-        import connectorx  # noqa: F401 - only checking it is there
+        import connectorx  # noqa: F401, PLC0415 - only checking the optional extra is there
     except ImportError:
         raise ConfigError("[backup] reader = \"connectorx\" needs the fast extra: "
                           "pip install 's3rs-tui[fast]'") from None
@@ -53,7 +54,7 @@ def connection_url(settings: MySQLSettings, database: str) -> str:
 def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
               budget: MemoryBudget) -> ChunkSource:
     """The fast reader as a ChunkSource; `conn` (pymysql) only renders the query's parameters."""
-    import connectorx
+    import connectorx  # noqa: PLC0415 - the optional extra, loaded only for this reader
 
     columns = [plan.cx_sql for plan in plans]
     names = [plan.column.name for plan in plans]
@@ -93,7 +94,7 @@ def _last(column: pa.Array):
     return column[len(column) - 1].as_py()
 
 
-def _key_text(column: MySQLColumn, value) -> object:
+def _key_text(column: MySQLColumn, value) -> KeyValue:
     """A key value as the default reader has it (dates and times travel here as numbers)."""
     if column.data_type in CURSOR_TYPES:
         return cursor_text(value, column.data_type, column.datetime_precision or 0)

@@ -22,13 +22,14 @@ import pyarrow as pa
 import pymysql
 
 from s3rs_tui.engine import rowparse
-from s3rs_tui.engine.keyset import Key, Position, page_end, page_query
+from s3rs_tui.engine.keyset import Position, page_end, page_query
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo
 from s3rs_tui.engine.typemap import ColumnPlan, MySQLColumn, rows_to_batch
-from s3rs_tui.errors import TableError
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.errors import TableError
+from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.keys import KeyParts, KeyValue
 
 _DONE = object()
 
@@ -55,12 +56,12 @@ class Chunk:
 ChunkSource = Callable[[pymysql.Connection, Position, int], Iterator[Chunk]]
 
 
-def key_value(column: MySQLColumn, raw: str) -> object:
+def key_value(column: MySQLColumn, raw: str) -> KeyValue:
     """Keys travel as text; integer keys go back to int so comparisons keep using the index."""
     return int(raw) if column.data_type in INTEGER_TYPES else raw
 
 
-def typed_key(info: TableInfo, values: Key) -> Key:
+def typed_key(info: TableInfo, values: tuple) -> KeyParts:
     """`values` (from a watermark or the command line) typed as the key's columns are; a value
     that cannot be raises ValueError."""
     if len(values) != len(info.keys):
@@ -70,7 +71,7 @@ def typed_key(info: TableInfo, values: Key) -> Key:
                  for column, value in zip(info.keys, values, strict=True))
 
 
-def _not_a_key(value: object) -> object:
+def _not_a_key(value: object) -> KeyValue:
     raise ValueError(f"{value!r} is not a key value")
 
 

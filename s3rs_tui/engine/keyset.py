@@ -22,14 +22,11 @@ import pymysql
 
 from s3rs_tui.engine.table import CURSOR_TYPES, INTEGER_TYPES, TableInfo
 from s3rs_tui.engine.typemap import MySQLColumn
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import quote_identifier
-from s3rs_tui.store.watermark import shown_key
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.runtime.keys import KeyParts, shown_key
+from s3rs_tui.runtime.parsing import quote_identifier
 
 _SERVER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
-
-Key = tuple  # a row's key values, in key column order: (42,) or (10001, "1986-06-26"); () = no key
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class Position:
     table without a key, `key` is () and the position is after every row at `timestamp`."""
 
     timestamp: str | None = None
-    key: Key | None = None
+    key: KeyParts | None = None
 
     def label(self) -> str:
         if self.timestamp is None:
@@ -47,7 +44,7 @@ class Position:
         return f"({self.timestamp}, {shown_key(self.key)})" if self.key else f"({self.timestamp})"
 
 
-def _after(keys: list[str], values: Key) -> tuple[str, list]:
+def _after(keys: list[str], values: KeyParts) -> tuple[str, list]:
     """`k1 > v1 OR (k1 = v1 AND (k2 > v2 OR ...))`: after `values` in key order."""
     first, rest = keys[0], keys[1:]
     if not rest:
@@ -69,6 +66,17 @@ def _range_sql(info: TableInfo, start: Position) -> tuple[str, list]:
     # The leading `c >= ts` gives the optimizer the range's start even when the OR nests deep.
     after, params = _after([quote_identifier(name) for name in info.key_names], start.key)
     return f"{c} >= %s AND ({c} > %s OR ({c} = %s AND {after})) AND {c} < %s", [ts, ts, ts, *params]
+
+
+def up_to_sql(info: TableInfo, position: Position) -> tuple[str, list]:
+    """Rows at or before `position`: what a watermark there covers."""
+    c, ts = quote_identifier(info.cursor.name), position.timestamp
+    if position.key is None:
+        return f"{c} < %s", [ts]
+    if not position.key:
+        return f"{c} <= %s", [ts]
+    after, params = _after([quote_identifier(name) for name in info.key_names], position.key)
+    return f"({c} < %s OR ({c} = %s AND NOT ({after})))", [ts, ts, *params]
 
 
 def _order_by(info: TableInfo) -> str:
@@ -98,7 +106,7 @@ def has_string_key(info: TableInfo) -> bool:
     return any(column.data_type not in INTEGER_TYPES + CURSOR_TYPES for column in info.keys)
 
 
-def sortable_key(conn: pymysql.Connection | None, info: TableInfo, key: Key) -> str:
+def sortable_key(conn: pymysql.Connection | None, info: TableInfo, key: KeyParts) -> str:
     """A composite key spelled so that text order is the key's order in MySQL: integers as 20
     digits (offset past the sign), dates and times as their digits, strings as the hex of their
     collation weights (WEIGHT_STRING), parts joined by '-' (which sorts before every hex digit).

@@ -18,9 +18,9 @@ import pymysql
 import pymysql.converters
 import pymysql.cursors
 
-from s3rs_tui.config import MySQLSettings, Settings
-from s3rs_tui.engine.tunnel import Notify, tunnel_to
-from s3rs_tui.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.runtime.config import MySQLSettings, Settings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.runtime.tunnel import Notify, tunnel_to
 
 # Client/server errors after which a reconnect and a retry can succeed.
 _TRANSIENT_CODES = {

@@ -13,28 +13,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from s3rs_tui.engine.keyset import Key, Position
+from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.keys import KeyParts
+from s3rs_tui.store.layout import LONGEST_KEY, table_prefix, variable_width
 
-DATA_PREFIX = "data/"
-# Footer key: {column: its longest value in bytes} for string and binary columns, so a warehouse
-# with length limits (Redshift) learns from the footer alone whether a file fits its columns.
-LONGEST_KEY = "s3rs.longest_bytes"
 _LONGEST_KEY_PART = 640  # of a file name (S3 keys hold 1024 bytes)
-
-
-def variable_width(data_type: pa.DataType) -> bool:
-    """String and binary types: the ones whose values have a length in bytes."""
-    types = pa.types
-    return types.is_string(data_type) or types.is_large_string(data_type) or types.is_binary(data_type)
-
-
-def table_prefix(table_name: str) -> str:
-    """Where a table's data files live in the store: data/<db>/<table>/."""
-    database, table = table_name.split(".")
-    return f"{DATA_PREFIX}{database}/{table}/"
 
 
 def data_key(info: TableInfo, start: Position, sortable: str = "") -> str:
@@ -49,7 +35,7 @@ def data_key(info: TableInfo, start: Position, sortable: str = "") -> str:
     return f"{table_prefix(info.name)}part-{stamp}-{key}.parquet"
 
 
-def _key_part(info: TableInfo, key: Key | None, sortable: str) -> str:
+def _key_part(info: TableInfo, key: KeyParts | None, sortable: str) -> str:
     if key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
         return "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
     if not key:  # no key: after every row at the timestamp

@@ -7,7 +7,7 @@ from typing import Any, Protocol, TypeVar
 from s3rs_tui.engine import keyset
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.runtime.parsing import quote_identifier
 
 T = TypeVar("T")
 

@@ -10,19 +10,7 @@ import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.control import RunControl
 from s3rs_tui.engine.cxreader import connection_url, cx_chunks
-from s3rs_tui.engine.events import (
-    PROGRESS_SECONDS,
-    EventSink,
-    FileStored,
-    Notice,
-    PageRead,
-    RunFinished,
-    RunStarted,
-    StateChanged,
-)
 from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks, typed_key
 from s3rs_tui.engine.keyset import Position, has_string_key, sortable_key
 from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
@@ -30,15 +18,31 @@ from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_e
 from s3rs_tui.engine.parquet import ParquetFile, data_key
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.progress import Ticker
-from s3rs_tui.engine.retry import reported_retries
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
-from s3rs_tui.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
+from s3rs_tui.runtime.events import (
+    PROGRESS_SECONDS,
+    EventSink,
+    FileStored,
+    Level,
+    Notice,
+    PagePhase,
+    PageRead,
+    RunFinished,
+    RunOutcome,
+    RunStarted,
+    StateChanged,
+)
+from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.keys import shown_key
+from s3rs_tui.runtime.retry import reported_retries
 from s3rs_tui.store import open_store
 from s3rs_tui.store.local import disk_error
 from s3rs_tui.store.lock import TableLock
-from s3rs_tui.store.watermark import Watermark, WatermarkStore, shown_key, utc_now
+from s3rs_tui.store.watermark import Watermark, WatermarkStore, utc_now
 
 
 @dataclass
@@ -118,8 +122,8 @@ class TableSync:
 
         return self._retrying(attempt, self._reconnect, "MySQL")
 
-    def _notice(self, message: str, level: str = "warning") -> None:
-        self.sink(Notice(self.name, message, level))
+    def _notice(self, message: str, level: Level = "warning") -> None:
+        self.sink(Notice(table=self.name, message=message, level=level))
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -134,7 +138,8 @@ class TableSync:
                 finished = self._extract(run)
         except (S3rsError, OSError) as caught:  # OSError: the local disk, where files are written first
             exc = caught if isinstance(caught, S3rsError) else disk_error(caught)
-            status = "interrupted" if isinstance(exc, (StoppedByOperator, RunTimedOut)) else "failed"
+            stopped = isinstance(exc, (StoppedByOperator, RunTimedOut))
+            status: RunOutcome = "interrupted" if stopped else "failed"
             self._mark(run, status)
             self.sink(self._finished(run, status, started, error=str(exc)))
             if exc is not caught:
@@ -201,16 +206,38 @@ class TableSync:
         batch_size, limit = self.settings.backup.batch_size, self.options.limit
         plans = plan_columns(info.columns)
         schema = arrow_schema(plans)
-        self.sink(RunStarted(self.name, run.lock.run_id, position.timestamp, shown_key(position.key), bound,
-                             min(estimate, limit) if limit else estimate, batch_size, self.store.url,
-                             estimate_exact=plan.exact and not limit, span_start=plan.span_start))
+        self.sink(
+            RunStarted(
+                table=self.name,
+                run_id=run.lock.run_id,
+                start_timestamp=position.timestamp,
+                start_id=shown_key(position.key),
+                upper_bound=bound,
+                estimated_rows=min(estimate, limit) if limit else estimate,
+                batch_size=batch_size,
+                store_url=self.store.url,
+                estimate_exact=plan.exact and not limit,
+                span_start=plan.span_start,
+            )
+        )
         ticker = Ticker(PROGRESS_SECONDS)
         budget = MemoryBudget(batch_size)
-        guard = MemoryGuard(budget, self.settings.backup.memory_limit_mb, self.settings.backup.gc_threshold,
-                            self.settings.backup.memory_check_interval, self._notice)
-        whole_pages_mb = self.settings.backup.memory_limit_mb / 2 if info.keyless else None
-        reader = ChunkReader(self._query, self._chunk_source(info, plans, bound, budget), position, budget,
-                             limit, f"reading {self.name}", whole_pages_mb=whole_pages_mb)
+        guard = MemoryGuard(
+            budget,
+            self.settings.backup.memory_limit_mb,
+            self.settings.backup.gc_threshold,
+            self.settings.backup.memory_check_interval,
+            self._notice,
+        )
+        reader = ChunkReader(
+            self._query,
+            self._chunk_source(info, plans, bound, budget),
+            position,
+            budget,
+            limit,
+            f"reading {self.name}",
+            whole_pages_mb=self.settings.backup.memory_limit_mb / 2 if info.keyless else None,
+        )
         current: ParquetFile | None = None
         try:
             for chunk in reader.chunks():
@@ -236,11 +263,15 @@ class TableSync:
                 current.abandon()
         caught_up = reader.caught_up
         if self._past_deadline() and not caught_up:
-            raise RunTimedOut(f"{self.name}: the time allowed ran out after {run.files} files; the watermark "
-                              f"is at {position.label()}")
+            raise RunTimedOut(
+                f"{self.name}: the time allowed ran out after {run.files} files; the watermark "
+                f"is at {position.label()}"
+            )
         if self.control.stop_requested and not caught_up:
-            raise StoppedByOperator(f"{self.name}: stopped by {self.control.reason} after {run.files} files; "
-                                    f"the watermark is at {position.label()}; rerun to resume")
+            raise StoppedByOperator(
+                f"{self.name}: stopped by {self.control.reason} after {run.files} files; "
+                f"the watermark is at {position.label()}; rerun to resume"
+            )
         self._mark(run, "success")
         return self._finished(run, "success", run.started, caught_up=caught_up)
 
@@ -277,9 +308,11 @@ class TableSync:
     def _pause_point(self, run: _Run) -> None:
         """Between files is the only place a run pauses: the watermark is exact here."""
         if self.control.paused:
-            self.sink(StateChanged(self.name, "paused"))
+            self.sink(StateChanged(table=self.name, state="paused"))
             run.paused += self.control.wait_while_paused()
-            self.sink(StateChanged(self.name, "stopping" if self.control.stop_requested else "running"))
+            self.sink(
+                StateChanged(table=self.name, state="stopping" if self.control.stop_requested else "running")
+            )
 
     def _store_file(self, run: _Run, file: ParquetFile, start: Position, end: Position) -> None:
         """Store the file durably, then (and only then) advance the watermark to its last row."""
@@ -308,10 +341,24 @@ class TableSync:
         run.rows += file.rows
         run.files += 1
         run.bytes += size
-        self.sink(FileStored(self.name, key, file.rows, size, run.rows, run.files, run.bytes,
-                             run.per_minute(), rss_mb(), end.timestamp, shown_key(end.key), run.elapsed(),
-                             seconds,
-                             paused_seconds=run.paused))
+        self.sink(
+            FileStored(
+                table=self.name,
+                key=key,
+                rows=file.rows,
+                bytes=size,
+                run_rows=run.rows,
+                run_files=run.files,
+                run_bytes=run.bytes,
+                rows_per_minute=run.per_minute(),
+                rss_mb=rss_mb(),
+                watermark_timestamp=end.timestamp,
+                watermark_id=shown_key(end.key),
+                elapsed_seconds=run.elapsed(),
+                seconds=seconds,
+                paused_seconds=run.paused,
+            )
+        )
 
     def _sortable(self, info: TableInfo, start: Position) -> str:
         """A composite start key spelled for the file name (strings need MySQL's collation)."""
@@ -338,14 +385,24 @@ class TableSync:
 
         return self._retrying(attempt, what="MySQL")
 
-    def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: str) -> None:
+    def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: PagePhase) -> None:
         """Progress inside the file being written: the dashboard ticks with it, the watermark does not."""
-        self.sink(PageRead(table=self.name, phase=phase, file_rows=file.rows, file_bytes=file.size,
-                           run_rows=run.rows + file.rows,
-                           rows_per_minute=run.per_minute(run.rows + file.rows),
-                           rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(), elapsed_seconds=run.elapsed(),
-                           paused_seconds=run.paused,
-                           position_timestamp=position.timestamp, position_id=shown_key(position.key)))
+        self.sink(
+            PageRead(
+                table=self.name,
+                phase=phase,
+                file_rows=file.rows,
+                file_bytes=file.size,
+                run_rows=run.rows + file.rows,
+                rows_per_minute=run.per_minute(run.rows + file.rows),
+                rss_mb=rss_mb(),
+                peak_rss_mb=peak_rss_mb(),
+                elapsed_seconds=run.elapsed(),
+                paused_seconds=run.paused,
+                position_timestamp=position.timestamp,
+                position_id=shown_key(position.key),
+            )
+        )
 
     def _mark(self, run: _Run | None, status: str) -> None:
         """Record how the run ended; best effort, since position and counters are already safe."""
@@ -355,14 +412,27 @@ class TableSync:
         with suppress(Exception):  # broad: the store may be what failed; the position is intact
             self.watermarks.save(run.watermark)
 
-    def _finished(self, run: _Run | None, status: str, started: float, *, caught_up: bool = False,
+    def _finished(self, run: _Run | None, status: RunOutcome, started: float, *, caught_up: bool = False,
                   error: str = "") -> RunFinished:
         elapsed = time.monotonic() - started
         rows, files, size, paused = (run.rows, run.files, run.bytes, run.paused) if run else (0, 0, 0, 0.0)
         watermark = run.watermark if run else None
         working = elapsed - paused
         return RunFinished(
-            self.name, status, rows, files, size, elapsed, rows * 60 / working if working > 0 else 0.0,
-            peak_rss_mb(), watermark.last_mysql_data_timestamp if watermark else None,
-            watermark.shown_id if watermark else None, dict(self.invalid_dates),
-            self.null_cursor_rows, self.future_cursor_rows, caught_up, error, paused_seconds=paused)
+            table=self.name,
+            status=status,
+            rows=rows,
+            files=files,
+            bytes=size,
+            elapsed_seconds=elapsed,
+            rows_per_minute=rows * 60 / working if working > 0 else 0.0,
+            peak_rss_mb=peak_rss_mb(),
+            watermark_timestamp=watermark.last_mysql_data_timestamp if watermark else None,
+            watermark_id=watermark.shown_id if watermark else None,
+            invalid_dates=dict(self.invalid_dates),
+            null_cursor_rows=self.null_cursor_rows,
+            future_cursor_rows=self.future_cursor_rows,
+            caught_up=caught_up,
+            error=error,
+            paused_seconds=paused,
+        )

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import pymysql
 
-from s3rs_tui.config import TableSettings
 from s3rs_tui.engine.typemap import MySQLColumn
-from s3rs_tui.errors import TableError
-from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.runtime.config import TableSettings
+from s3rs_tui.runtime.errors import TableError
+from s3rs_tui.runtime.parsing import quote_identifier
 
 CURSOR_TYPES = ("datetime", "timestamp", "date")
 INTEGER_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")

@@ -12,7 +12,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.runtime.parsing import quote_identifier
 
 # (signed, unsigned): each unsigned type widens so its maximum still fits; BIGINT UNSIGNED
 # needs 20 digits, which only a decimal holds exactly.

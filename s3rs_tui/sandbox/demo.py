@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pymysql
 
-from s3rs_tui.cli.headless import NORMAL, HeadlessLog
-from s3rs_tui.config import TableSettings, load_settings
-from s3rs_tui.engine.control import RunControl, stop_on_signals
-from s3rs_tui.engine.events import Notice, RunFinished
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.sync import TableSync
-from s3rs_tui.errors import S3rsError
+from s3rs_tui.jobs.verify import verify_table
+from s3rs_tui.runtime.config import TableSettings, load_settings
+from s3rs_tui.runtime.control import RunControl, stop_on_signals
+from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.events import Notice, RunFinished
 from s3rs_tui.sandbox.mariadb import PASSWORD, USER, start_mariadb
 from s3rs_tui.sandbox.sample_data import TABLE, create_settlement_table
+from s3rs_tui.status.headless import NORMAL, HeadlessLog
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import WatermarkStore
 from s3rs_tui.warehouse.loader import TableLoader
-from s3rs_tui.warehouse.verify import verify_table
 
 DATABASE = "settlement"
 NAME = f"{DATABASE}.{TABLE}"
@@ -44,17 +44,17 @@ def _fill(server, rows: int, log: HeadlessLog) -> None:
         if found:
             cur.execute(f"SELECT COUNT(*) FROM `{DATABASE}`.`{TABLE}`")
             if int(cur.fetchone()[0]) == rows:
-                log(Notice(NAME, f"reusing the demo table ({rows:,} rows)", "info"))
+                log(Notice(table=NAME, message=f"reusing the demo table ({rows:,} rows)", level="info"))
                 return
-        log(Notice(NAME, f"generating {rows:,} rows...", "info"))
+        log(Notice(table=NAME, message=f"generating {rows:,} rows...", level="info"))
         create_settlement_table(conn, DATABASE, TABLE, rows, progress=lambda done, total: log(
-            Notice(NAME, f"generated {done:,} of {total:,} rows", "info")))
+            Notice(table=NAME, message=f"generated {done:,} of {total:,} rows", level="info")))
 
 
 def run_demo(folder: Path, rows: int, batch_size: int, keep_server: bool) -> RunFinished:
     folder = folder.resolve()
     log = HeadlessLog(NORMAL)
-    log(Notice(NAME, f"starting a throwaway MariaDB in {folder / 'mariadb'}", "info"))
+    log(Notice(table=NAME, message=f"starting a throwaway MariaDB in {folder / 'mariadb'}", level="info"))
     server = start_mariadb(folder / "mariadb")
     try:
         _fill(server, rows, log)
@@ -64,7 +64,7 @@ def run_demo(folder: Path, rows: int, batch_size: int, keep_server: bool) -> Run
         settings = load_settings(str(config), environ={"S3RS_MYSQL_PASSWORD": PASSWORD})
         settings.tables[NAME] = TableSettings(cursor_column="update_at", key_column="id")
         control = RunControl()
-        with stop_on_signals(control, lambda message: log(Notice("-", message))):
+        with stop_on_signals(control, lambda message: log(Notice(table="-", message=message))):
             finished = TableSync(settings, NAME, log, control).run()
             loaded = TableLoader(settings, NAME, log, control).run()
             check = verify_table(settings, NAME, log)

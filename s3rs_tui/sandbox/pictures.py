@@ -4,15 +4,23 @@ a reset backup and six data files of fixed dates, a fixed log clock, and a recor
 the same bridge the engine uses. `show_state` puts the table in any state of the status model
 (the recorded run's figures, then the state word and any fields), for one picture per state."""
 
+import json
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
-from s3rs_tui.config import Settings, load_settings
-from s3rs_tui.engine.events import Event, FileStored, Notice, RunStarted
-from s3rs_tui.status.model import TableStatus
+from s3rs_tui.runtime.config import Settings, load_settings
+from s3rs_tui.runtime.events import Event, FileStored, Notice, RunStarted
+from s3rs_tui.status.headless import HeadlessLog
+from s3rs_tui.status.model import State, TableStatus
+from s3rs_tui.status.snapshot import write_atomic
 from s3rs_tui.store.watermark import Watermark
+from s3rs_tui.tui.app import DashboardApp
+from s3rs_tui.tui.bridge import EngineBridge
+from s3rs_tui.tui.logfile import RunLog
+from s3rs_tui.tui.watch import WatchApp
 
 FOLDER = Path("/tmp/s3rs-pictures")
 TABLE = "shop.orders"
@@ -65,32 +73,53 @@ def recorded_run(table: str = TABLE, files: int = 12) -> list[Event]:
     """A run as the engine reports it: start, a notice, then files of 50,000 rows at a steady pace
     with one slow patch (so the sparkline has a shape)."""
     events: list[Event] = [
-        RunStarted(table, "a1b2c3d4e5f6", None, None, "2026-05-28 20:26:35", 1_000_000, 50_000, "s3://backups/s3rs/"),
-        Notice(table, "3 rows have a NULL update_at and can never be reached by the cursor", "warning")]
+        RunStarted(
+            table=table,
+            run_id="a1b2c3d4e5f6",
+            start_timestamp=None,
+            start_id=None,
+            upper_bound="2026-05-28 20:26:35",
+            estimated_rows=1_000_000,
+            batch_size=50_000,
+            store_url="s3://backups/s3rs/",
+        ),
+        Notice(
+            table=table,
+            message="3 rows have a NULL update_at and can never be reached by the cursor",
+            level="warning",
+        ),
+    ]
     elapsed = 0.0
     for n in range(1, files + 1):
         elapsed += 0.9 if n not in (5, 6) else 2.4
-        events.append(FileStored(table, data_key(n % 9, n * 50_000),
-                                 50_000, 2_300_000, n * 50_000, n, n * 2_300_000, n * 50_000 * 60 / elapsed,
-                                 180.0 + 4 * n, f"2024-01-0{1 + n // 4} 0{n % 10}:00:00", n * 50_000,
-                                 elapsed))
+        events.append(
+            FileStored(
+                table=table,
+                key=data_key(n % 9, n * 50_000),
+                rows=50_000,
+                bytes=2_300_000,
+                run_rows=n * 50_000,
+                run_files=n,
+                run_bytes=n * 2_300_000,
+                rows_per_minute=n * 50_000 * 60 / elapsed,
+                rss_mb=180.0 + 4 * n,
+                watermark_timestamp=f"2024-01-0{1 + n // 4} 0{n % 10}:00:00",
+                watermark_id=n * 50_000,
+                elapsed_seconds=elapsed,
+            )
+        )
     return events
 
 
 def picture_app(settings: Settings, folder: Path = FOLDER):
     """The dashboard on TABLE, its log in `folder` with the frozen clock."""
-    from s3rs_tui.tui.app import DashboardApp
-    from s3rs_tui.tui.logfile import RunLog
-
     log = folder / "logs" / "dashboard.log"
     log.unlink(missing_ok=True)
     return DashboardApp(settings, [TABLE], RunLog(log, clock=lambda: FROZEN_TIME))
 
 
 def engine_bridge(app):
-    """The engine's bridge into `app` (Textual is imported only when a picture is taken)."""
-    from s3rs_tui.tui.bridge import EngineBridge
-
+    """The engine's bridge into `app`."""
     return EngineBridge(app, app.log_file, app.formatter.format)
 
 
@@ -112,7 +141,7 @@ def status_in(state: str, table: str = TABLE, **fields) -> TableStatus:
     status = TableStatus(table)
     for event in recorded_run(table):
         status.apply(event)
-    status.state = state
+    status.state = State(state)
     for name, value in fields.items():
         setattr(status, name, value)
     return status
@@ -121,19 +150,41 @@ def status_in(state: str, table: str = TABLE, **fields) -> TableStatus:
 # A picture per state of the status model: its name -> show_state's arguments (the state word and
 # the fields that go with it). The snapshot tests and scripts/screenshots.py take one of each.
 STATES: dict[str, dict[str, Any]] = {
-    "mid-file": dict(state="extracting", file_rows=30_000, file_bytes=1_400_000, rows_read=630_000,
-                     position_timestamp="2024-01-04 03:10:00", position_id=630_000),
+    "mid-file": dict(
+        state="extracting",
+        file_rows=30_000,
+        file_bytes=1_400_000,
+        rows_read=630_000,
+        position_timestamp="2024-01-04 03:10:00",
+        position_id=630_000,
+    ),
     "paused": dict(state="paused"),
-    "loading": dict(state="loading", phase="load",
-                    load_state="loading 12 files into postgres at 127.0.0.1:5432/dw",
-                    loaded_files=4, loaded_rows=200_000, last_load=data_key(4, 200_000)),
+    "loading": dict(
+        state="loading",
+        phase="load",
+        load_state="loading 12 files into postgres at 127.0.0.1:5432/dw",
+        loaded_files=4,
+        loaded_rows=200_000,
+        last_load=data_key(4, 200_000),
+    ),
     "failed-load": dict(state="failed", failed_phase="load", error="load failed: the warehouse went away"),
     "verified": dict(state="verified", verify_result="agrees"),
     "differs": dict(state="differs", verify_result="differs: 3 ranges, 12 keys"),
-    "progressive-mid-run": dict(state="extracting", progressive=True, chunk="3 of 10: started",
-                                chunk_rows=500_000, chunk_estimate=3_000_000),
-    "progressive-finished": dict(state="done", progressive=True, chunk="13: caught up", chunk_rows=3_000_000,
-                                 chunk_estimate=3_000_000, caught_up=True),
+    "progressive-mid-run": dict(
+        state="extracting",
+        progressive=True,
+        chunk="3 of 10: started",
+        chunk_rows=500_000,
+        chunk_estimate=3_000_000,
+    ),
+    "progressive-finished": dict(
+        state="done",
+        progressive=True,
+        chunk="13: caught up",
+        chunk_rows=3_000_000,
+        chunk_estimate=3_000_000,
+        caught_up=True,
+    ),
 }
 
 GONE_PID = 2**22 + 77  # above Linux's default pid_max: never a live process
@@ -142,21 +193,17 @@ GONE_PID = 2**22 + 77  # above Linux's default pid_max: never a live process
 def watch_app(settings: Settings, folder: Path = FOLDER):
     """`s3rs watch` on TABLE, whose run died mid-file (its process gone, its last snapshot left
     behind in `folder`/status), its log in `folder` with the frozen clock."""
-    import json
-    import socket
-
-    from s3rs_tui.cli.headless import HeadlessLog
-    from s3rs_tui.status.snapshot import write_atomic
-    from s3rs_tui.tui.logfile import RunLog
-    from s3rs_tui.tui.watch import WatchApp
-
     status = status_in(**STATES["mid-file"])
     stamp = "2026-05-28 20:26:40"
     status.log = [f"{stamp} {line}" for line in map(HeadlessLog().format, recorded_run()) if line]
     status_folder = folder / "status"
     status_folder.mkdir(parents=True, exist_ok=True)
-    document = {"pid": GONE_PID, "host": socket.gethostname(), "updated_at": FROZEN_TIME,
-                "status": status.to_dict()}
+    document = {
+        "pid": GONE_PID,
+        "host": socket.gethostname(),
+        "updated_at": FROZEN_TIME,
+        "status": status.to_dict(),
+    }
     write_atomic(status_folder / f"{TABLE}.json", json.dumps(document).encode())
     log = folder / "logs" / "watch.log"
     log.unlink(missing_ok=True)

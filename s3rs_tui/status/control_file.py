@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from s3rs_tui.engine.control import RunControl
+from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.status.snapshot import state_dir, write_atomic
 
 ACTIONS = ("pause", "resume", "stop")

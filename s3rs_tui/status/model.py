@@ -4,9 +4,8 @@ The dashboard, the status snapshot and `s3rs watch` all read this one model, so 
 same live, in a snapshot and from another terminal. Counters in progress events are run totals, so
 applying only the latest of several events (the dashboard coalesces them) gives the same result.
 
-States (the words the dashboard shows): idle, starting, extracting, storing, loading, verifying,
-pausing, paused, stopping, done, verified, differs, stopped, failed (with failed_phase), locked,
-stale (only in `watch`). Progress is the share of the run's cursor span covered, capped below 100%
+States are `State` (the words the dashboard shows); failed comes with failed_phase, stale is only
+seen in `watch`. Progress is the share of the run's cursor span covered, capped below 100%
 until the job has ended, so neither a row estimate that is half the real count nor a coalesced
 event can show 100% or an ETA of zero while rows still come.
 """
@@ -14,9 +13,11 @@ event can show 100% or an ETA of zero while rows still come.
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
-from s3rs_tui.engine.events import (
+from s3rs_tui.engine.progress import time_share
+from s3rs_tui.runtime.events import (
     ChunkProgress,
     Event,
     FilesLoaded,
@@ -34,7 +35,29 @@ from s3rs_tui.engine.events import (
     VerifyFinished,
     VerifyStarted,
 )
-from s3rs_tui.engine.progress import time_share
+from s3rs_tui.runtime.keys import Key
+
+
+class State(StrEnum):
+    """What a table's job is doing, in the words the dashboard shows."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    EXTRACTING = "extracting"
+    STORING = "storing"
+    LOADING = "loading"
+    VERIFYING = "verifying"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    DONE = "done"
+    VERIFIED = "verified"
+    DIFFERS = "differs"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    LOCKED = "locked"
+    STALE = "stale"
+
 
 HISTORY = 120    # sparkline samples kept (one per applied progress event)
 LOG_LINES = 200  # recent log lines kept for `watch`
@@ -42,38 +65,44 @@ LAST_RUNS = 10   # outcomes kept per table
 CAP = 0.99       # the highest share shown before the job has ended
 PROJECT_FROM = 0.05  # the time share from which rows / share projects the total better than EXPLAIN
 
-RUNNING = ("starting", "extracting", "storing", "loading", "verifying")
-ACTIVE = (*RUNNING, "pausing", "paused", "stopping")
-REQUESTED = ("pausing", "stopping")  # asked by the operator: kept until the engine answers
-PHASE_STATES = {"extract": "extracting", "load": "loading", "verify": "verifying"}
-ENDED = {"success": "done", "interrupted": "stopped", "failed": "failed", "differs": "differs",
-         "skipped": "locked"}
+RUNNING = (State.STARTING, State.EXTRACTING, State.STORING, State.LOADING, State.VERIFYING)
+ACTIVE = (*RUNNING, State.PAUSING, State.PAUSED, State.STOPPING)
+REQUESTED = (State.PAUSING, State.STOPPING)  # asked by the operator: kept until the engine answers
+PHASE_STATES = {"extract": State.EXTRACTING, "load": State.LOADING, "verify": State.VERIFYING}
+# A run's or a job's outcome (RunFinished, LoadFinished, JobFinished) -> the state it leaves.
+ENDED = {
+    "success": State.DONE,
+    "interrupted": State.STOPPED,
+    "failed": State.FAILED,
+    "differs": State.DIFFERS,
+    "skipped": State.LOCKED,
+}
 
 
 @dataclass
 class TableStatus:
     table: str
-    state: str = "idle"
-    failed_phase: str = ""    # "extract" | "load" | "verify" when state is failed
-    verify_result: str = ""   # "agrees: 3,000,000 rows" | "differs: 3 ranges, 12 keys"
-    phase: str = ""           # the step going on: extract, load, verify
+    state: State = State.IDLE
+    failed_phase: str = ""  # "extract" | "load" | "verify" when state is failed
+    verify_result: str = ""  # "agrees: 3,000,000 rows" | "differs: 3 ranges, 12 keys"
+    phase: str = ""  # the step going on: extract, load, verify
     steps: list[str] = field(default_factory=list)  # the job's steps (JobStarted)
     progressive: bool = False
     run_id: str = ""
     estimated_rows: int = 0
     estimate_exact: bool = False
     span_start: str | None = None  # the first cursor time this run covers
-    rows: int = 0             # stored by this run (a progressive run: by this chunk)
+    rows: int = 0  # stored by this run (a progressive run: by this chunk)
     files: int = 0
     bytes: int = 0
-    file_rows: int = 0        # read into the file being written, not stored yet
+    file_rows: int = 0  # read into the file being written, not stored yet
     file_bytes: int = 0
-    rows_read: int = 0        # rows + file_rows: what the engine has read
+    rows_read: int = 0  # rows + file_rows: what the engine has read
     position_timestamp: str | None = None  # the last row read (not durable: see watermark_*)
-    position_id: object = None
+    position_id: Key = None
     elapsed_seconds: float = 0.0
     paused_seconds: float = 0.0
-    rows_per_minute: float = 0.0      # average of the run, paused time left out
+    rows_per_minute: float = 0.0  # average of the run, paused time left out
     rows_per_minute_now: float = 0.0  # between the last two progress updates
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -83,18 +112,18 @@ class TableStatus:
     start_position: str = ""
     upper_bound: str = ""
     watermark_timestamp: str | None = None  # durable: moves only when a file is stored
-    watermark_id: object = None
+    watermark_id: Key = None
     loaded_files: int = 0
-    loaded_rows: int = 0      # row versions merged into the warehouse (an update loads a row again)
+    loaded_rows: int = 0  # row versions merged into the warehouse (an update loads a row again)
     load_state: str = ""
     last_load: str = ""
     error: str = ""
-    chunk: str = ""             # progressive runs: "3 of 10: done"
-    chunk_rows: int = 0         # progressive runs: rows of the finished chunks
-    chunk_estimate: int = 0     # progressive runs: rows to go when it started
+    chunk: str = ""  # progressive runs: "3 of 10: done"
+    chunk_rows: int = 0  # progressive runs: rows of the finished chunks
+    chunk_estimate: int = 0  # progressive runs: rows to go when it started
     chunk_exact: bool = False
     chunk_span_start: str | None = None
-    caught_up: bool = False     # the last extraction reached its upper bound
+    caught_up: bool = False  # the last extraction reached its upper bound
     last_runs: list[dict] = field(default_factory=list)  # newest first: outcome, rows, seconds, ended_at
     rate_history: list[float] = field(default_factory=list)
     rss_history: list[float] = field(default_factory=list)
@@ -107,7 +136,7 @@ class TableStatus:
     @property
     def moving(self) -> bool:
         """Rows are flowing (not paused, not asked to pause)."""
-        return self.state in ("extracting", "storing")
+        return self.state in (State.EXTRACTING, State.STORING)
 
     @property
     def job_rows(self) -> int:
@@ -134,7 +163,7 @@ class TableStatus:
     @property
     def progress(self) -> float | None:
         """Share of the job done (0..1): below CAP until the extraction has ended; None when unknown."""
-        if self.caught_up and (not self.active or self.state in ("loading", "verifying")):
+        if self.caught_up and (not self.active or self.state in (State.LOADING, State.VERIFYING)):
             return 1.0
         share = self._share()
         return None if share is None else min(CAP, share)
@@ -195,7 +224,9 @@ class TableStatus:
     @classmethod
     def from_dict(cls, document: dict) -> "TableStatus":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in document.items() if k in known})
+        status = cls(**{k: v for k, v in document.items() if k in known})
+        status.state = State(status.state)  # a snapshot holds the word
+        return status
 
 
 def _push(history: list[float], value: float) -> None:
@@ -203,7 +234,7 @@ def _push(history: list[float], value: float) -> None:
     del history[:-HISTORY]
 
 
-def _set_state(status: TableStatus, state: str) -> None:
+def _set_state(status: TableStatus, state: State) -> None:
     """A phase state, unless the operator's pause or stop is still pending."""
     if status.state not in REQUESTED:
         status.state = state
@@ -216,7 +247,7 @@ def _zero_counts(status: TableStatus) -> None:
 
 def _job_started(status: TableStatus, event: JobStarted) -> None:
     status.steps, status.progressive = list(event.steps), event.progressive
-    status.state, status.failed_phase, status.error = "starting", "", ""
+    status.state, status.failed_phase, status.error = State.STARTING, "", ""
     status.caught_up = status.caught_up and "extract" not in event.steps
     status.phase = event.steps[0] if event.steps else ""
     if "verify" in event.steps:
@@ -227,7 +258,7 @@ def _job_started(status: TableStatus, event: JobStarted) -> None:
 
 
 def _started(status: TableStatus, event: RunStarted) -> None:
-    _set_state(status, "extracting")
+    _set_state(status, State.EXTRACTING)
     status.phase, status.run_id, status.error, status.caught_up = "extract", event.run_id, "", False
     status.estimated_rows, status.estimate_exact = event.estimated_rows, event.estimate_exact
     status.store_url, status.upper_bound = event.store_url, event.upper_bound
@@ -235,16 +266,18 @@ def _started(status: TableStatus, event: RunStarted) -> None:
     _zero_counts(status)
     status.elapsed_seconds = status.paused_seconds = status.rows_per_minute = status.rows_per_minute_now = 0.0
     status.position_timestamp, status.position_id = event.start_timestamp, event.start_id
-    status.start_position = "the beginning" if event.start_timestamp is None else \
-        f"({event.start_timestamp}, {event.start_id})"
+    status.start_position = (
+        "the beginning" if event.start_timestamp is None else f"({event.start_timestamp}, {event.start_id})"
+    )
     status.progress_at = time.time()
     if not status.progressive:
         status.rate_history.clear()
         status.rss_history.clear()
 
 
-def _progress(status: TableStatus, rows_read: int, elapsed: float, paused: float, per_minute: float,
-              rss: float) -> None:
+def _progress(
+    status: TableStatus, rows_read: int, elapsed: float, paused: float, per_minute: float, rss: float
+) -> None:
     """What every progress event says: the rate now (between the last two), average, RSS."""
     span = (elapsed - paused) - (status.elapsed_seconds - status.paused_seconds)
     if span > 0:
@@ -258,19 +291,31 @@ def _progress(status: TableStatus, rows_read: int, elapsed: float, paused: float
 
 
 def _page_read(status: TableStatus, event: PageRead) -> None:
-    _set_state(status, event.phase)
-    _progress(status, event.run_rows, event.elapsed_seconds, event.paused_seconds, event.rows_per_minute,
-              event.rss_mb)
+    _set_state(status, State(event.phase))
+    _progress(
+        status,
+        event.run_rows,
+        event.elapsed_seconds,
+        event.paused_seconds,
+        event.rows_per_minute,
+        event.rss_mb,
+    )
     status.peak_rss_mb = max(status.peak_rss_mb, event.peak_rss_mb)
     status.file_rows, status.file_bytes = event.file_rows, event.file_bytes
     status.position_timestamp, status.position_id = event.position_timestamp, event.position_id
 
 
 def _stored(status: TableStatus, event: FileStored) -> None:
-    if status.state in ("starting", "storing"):
-        status.state = "extracting"
-    _progress(status, max(event.run_rows, status.rows_read), event.elapsed_seconds, event.paused_seconds,
-              event.rows_per_minute, event.rss_mb)
+    if status.state in (State.STARTING, State.STORING):
+        status.state = State.EXTRACTING
+    _progress(
+        status,
+        max(event.run_rows, status.rows_read),
+        event.elapsed_seconds,
+        event.paused_seconds,
+        event.rows_per_minute,
+        event.rss_mb,
+    )
     status.rows, status.files, status.bytes = event.run_rows, event.run_files, event.run_bytes
     status.file_rows = status.rows_read - status.rows
     status.file_bytes = 0 if not status.file_rows else status.file_bytes
@@ -282,14 +327,14 @@ def _stored(status: TableStatus, event: FileStored) -> None:
 
 def _state_changed(status: TableStatus, event: StateChanged) -> None:
     if event.state == "running":
-        status.state = PHASE_STATES.get(status.phase, "extracting")
+        status.state = PHASE_STATES.get(status.phase, State.EXTRACTING)
     else:
-        status.state = event.state
+        status.state = State(event.state)
 
 
-def _next_step(status: TableStatus, after: str) -> str | None:
+def _next_step(status: TableStatus, after: str) -> State | None:
     """The state of the step after `after`, when the job has one (None: the job is over)."""
-    later = status.steps[status.steps.index(after) + 1:] if after in status.steps else []
+    later = status.steps[status.steps.index(after) + 1 :] if after in status.steps else []
     return PHASE_STATES[later[0]] if later else None
 
 
@@ -304,17 +349,17 @@ def _finished(status: TableStatus, event: RunFinished) -> None:
         status.position_timestamp, status.position_id = event.watermark_timestamp, event.watermark_id
     status.error = event.error
     if event.status == "failed":
-        status.state, status.failed_phase = "failed", "extract"
+        status.state, status.failed_phase = State.FAILED, "extract"
         return
     if event.status != "success":
-        status.state = ENDED.get(event.status, event.status)
+        status.state = ENDED[event.status]
         return
     status.caught_up = event.caught_up or not status.progressive
     if status.progressive:
         return  # the next chunk, or JobFinished, says what comes
     following = _next_step(status, "extract")
-    status.state = following or "done"
-    status.phase = "load" if following == "loading" else "verify" if following else status.phase
+    status.state = following or State.DONE
+    status.phase = "load" if following == State.LOADING else "verify" if following else status.phase
 
 
 def _notice(status: TableStatus, event: Notice) -> None:
@@ -328,7 +373,7 @@ def _retrying(status: TableStatus, event: Retrying) -> None:
 
 def _load_started(status: TableStatus, event: LoadStarted) -> None:
     status.phase = "load"
-    _set_state(status, "loading")
+    _set_state(status, State.LOADING)
     status.load_state = f"loading {event.files} files into {event.warehouse}"
     status.loaded_files = status.loaded_rows = 0
 
@@ -340,42 +385,48 @@ def _files_loaded(status: TableStatus, event: FilesLoaded) -> None:
 
 
 def _load_finished(status: TableStatus, event: LoadFinished) -> None:
-    status.load_state = f"{ENDED.get(event.status, event.status)} in {event.elapsed_seconds:.1f}s"
+    status.load_state = f"{ENDED[event.status]} in {event.elapsed_seconds:.1f}s"
     status.loaded_files, status.loaded_rows = event.files, event.rows
     if event.error:
         status.error = event.error
     if event.status == "failed":
-        status.state, status.failed_phase = "failed", "load"
+        status.state, status.failed_phase = State.FAILED, "load"
     elif event.status != "success":
-        status.state = ENDED.get(event.status, event.status)
+        status.state = ENDED[event.status]
     elif not status.progressive:
         following = _next_step(status, "load")
-        status.state = following or "done"
+        status.state = following or State.DONE
         status.phase = "verify" if following else status.phase
 
 
 def _verify_started(status: TableStatus, event: VerifyStarted) -> None:
     status.phase, status.verify_result = "verify", ""
-    _set_state(status, "verifying")
+    _set_state(status, State.VERIFYING)
 
 
 def _verify_finished(status: TableStatus, event: VerifyFinished) -> None:
-    status.state = "verified" if event.agrees else "differs"
+    status.state = State.VERIFIED if event.agrees else State.DIFFERS
     status.verify_result = event.summary
 
 
 def _job_finished(status: TableStatus, event: JobFinished) -> None:
-    state = ENDED.get(event.outcome, event.outcome)
-    if state == "done" and "verify" in status.steps:
-        state = "verified"
+    state = ENDED[event.outcome]
+    if state == State.DONE and "verify" in status.steps:
+        state = State.VERIFIED
     status.state, status.failed_phase = state, event.failed_phase
     if event.error:
         status.error = event.error
     if status.progressive:
         status.chunk_rows = event.rows
-    status.last_runs.insert(0, {"outcome": f"failed: {event.failed_phase}" if event.failed_phase else state,
-                                "rows": event.rows, "seconds": round(event.seconds, 1),
-                                "ended_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+    status.last_runs.insert(
+        0,
+        {
+            "outcome": f"failed: {event.failed_phase}" if event.failed_phase else state,
+            "rows": event.rows,
+            "seconds": round(event.seconds, 1),
+            "ended_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
     del status.last_runs[LAST_RUNS:]
 
 
@@ -387,14 +438,27 @@ def _chunk(status: TableStatus, event: ChunkProgress) -> None:
     status.chunk_exact, status.chunk_span_start = event.estimate_exact, event.span_start
     status.caught_up = event.status == "caught up"
     if event.status == "started":
-        _set_state(status, "starting" if status.state in ("idle", "starting") else "extracting")
+        _set_state(
+            status, State.STARTING if status.state in (State.IDLE, State.STARTING) else State.EXTRACTING
+        )
     if event.error:
         status.error = event.error
 
 
 _HANDLERS: dict[type[Event], Callable[[TableStatus, Any], None]] = {
-    JobStarted: _job_started, ChunkProgress: _chunk, RunStarted: _started, PageRead: _page_read,
-    FileStored: _stored, StateChanged: _state_changed, RunFinished: _finished, Notice: _notice,
-    Retrying: _retrying, LoadStarted: _load_started, FilesLoaded: _files_loaded,
-    LoadFinished: _load_finished, VerifyStarted: _verify_started, VerifyFinished: _verify_finished,
-    JobFinished: _job_finished}
+    JobStarted: _job_started,
+    ChunkProgress: _chunk,
+    RunStarted: _started,
+    PageRead: _page_read,
+    FileStored: _stored,
+    StateChanged: _state_changed,
+    RunFinished: _finished,
+    Notice: _notice,
+    Retrying: _retrying,
+    LoadStarted: _load_started,
+    FilesLoaded: _files_loaded,
+    LoadFinished: _load_finished,
+    VerifyStarted: _verify_started,
+    VerifyFinished: _verify_finished,
+    JobFinished: _job_finished,
+}

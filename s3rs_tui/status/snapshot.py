@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from s3rs_tui.engine.events import Event, FilesLoaded, FileStored, PageRead
-from s3rs_tui.private import open_private
+from s3rs_tui.runtime.events import Event, FilesLoaded, FileStored, PageRead
+from s3rs_tui.runtime.private import open_private
 from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store.lock import pid_alive
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from s3rs_tui.config import Settings
+from s3rs_tui.runtime.config import Settings
 from s3rs_tui.store.base import ObjectInfo, ObjectStore
 from s3rs_tui.store.local import LocalStore
 
@@ -13,7 +13,7 @@ def open_store(settings: Settings) -> ObjectStore:
     s3 = settings.s3
     if not s3.bucket:
         return LocalStore(Path(s3.local_path), s3.prefix)
-    from s3rs_tui.store.s3 import S3Store  # boto3 takes 0.12 s to import: only when it is used
+    from s3rs_tui.store.s3 import S3Store  # noqa: PLC0415 - boto3 takes 0.12 s to import: only when used
 
     return S3Store(s3.bucket, s3.prefix, region=s3.region, endpoint_url=s3.endpoint_url,
                    access_key_id=s3.access_key_id, secret_access_key=s3.secret_access_key,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from s3rs_tui.errors import S3rsError
+from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.store.base import ObjectInfo
 
 SCRATCH = ".s3rs-tmp"

@@ -15,8 +15,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
-from s3rs_tui.errors import TableLockedError
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.errors import TableLockedError
+from s3rs_tui.runtime.failpoints import failpoint
 from s3rs_tui.store.base import ObjectStore
 from s3rs_tui.store.watermark import STATE_PREFIX
 

@@ -28,7 +28,7 @@ from botocore.exceptions import (
     IncompleteReadError,
 )
 
-from s3rs_tui.errors import S3rsError, TransientError
+from s3rs_tui.runtime.errors import S3rsError, TransientError
 from s3rs_tui.store.base import ObjectInfo
 
 _RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequestsException",

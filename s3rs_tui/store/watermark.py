@@ -9,19 +9,12 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
-from s3rs_tui.errors import WatermarkError
+from s3rs_tui.runtime.errors import WatermarkError
+from s3rs_tui.runtime.keys import Key, KeyParts, KeyValue, shown_key
 from s3rs_tui.store.base import ObjectStore
 
 STATE_PREFIX = "_state/"
 EPOCH = "1970-01-01 00:00:00"
-
-
-def shown_key(key: tuple | None) -> object:
-    """A key as events and screens show it: a one-column key as its value (as before composite
-    keys), several columns as `10001, 1986-06-26`, no key as None."""
-    if not key:
-        return None
-    return key[0] if len(key) == 1 else ", ".join(str(value) for value in key)
 
 
 def utc_now() -> str:
@@ -34,7 +27,7 @@ class Watermark:
 
     table_name: str
     last_mysql_data_timestamp: str | None = None   # cursor value of the last row stored
-    last_mysql_data_id: object = None              # key of the last row stored (ties on the cursor)
+    last_mysql_data_id: Key = None              # key of the last row stored (ties on the cursor)
     last_mysql_extraction_time: str | None = None
     mysql_status: str = "pending"                  # pending | in_progress | success | interrupted | failed
     redshift_status: str = "pending"
@@ -47,22 +40,22 @@ class Watermark:
     updated_at: str = field(default_factory=utc_now)
     last_s3_file: str | None = None
     cursor_column: str | None = None
-    key_column: str | None = None                  # "id"; "emp_no,from_date"; "" when the table has no key
-    last_mysql_data_key: list | None = None        # a composite key's values (one column: last_mysql_data_id)
+    key_column: str | None = None                  # "id"; "emp_no,from_date"; "": the table has no key
+    last_mysql_data_key: list[KeyValue] | None = None  # a composite key (one column: last_mysql_data_id)
 
     @property
     def has_position(self) -> bool:
         return self.last_mysql_data_timestamp is not None
 
     @property
-    def position_key(self) -> tuple | None:
+    def position_key(self) -> KeyParts | None:
         """The last row's key as a tuple; () after a whole cursor value (no key); None = the rows
         AT the timestamp are still to come (`watermark set` without --id)."""
         if self.last_mysql_data_key is not None:
             return tuple(self.last_mysql_data_key)
         return None if self.last_mysql_data_id is None else (self.last_mysql_data_id,)
 
-    def move_to(self, timestamp: str | None, key: tuple | None) -> None:
+    def move_to(self, timestamp: str | None, key: KeyParts | None) -> None:
         """A one-column key stays in last_mysql_data_id, as before composite keys."""
         one = key is not None and len(key) == 1
         self.last_mysql_data_timestamp = timestamp
@@ -75,7 +68,7 @@ class Watermark:
         return None if self.key_column is None else tuple(filter(None, self.key_column.split(",")))
 
     @property
-    def shown_id(self) -> object:
+    def shown_id(self) -> Key:
         return shown_key(self.position_key)
 
     def to_json(self) -> bytes:

@@ -17,15 +17,15 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar
 
-from s3rs_tui.cli.headless import NORMAL, HeadlessLog
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import tee
-from s3rs_tui.engine.jobs import Steps, TableJobs, verdict
-from s3rs_tui.engine.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.engine.sync import SyncOptions
-from s3rs_tui.errors import S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
+from s3rs_tui.jobs.tables import Steps, TableJobs, verdict
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableLockedError
+from s3rs_tui.runtime.events import tee
 from s3rs_tui.status.control_file import ControlFileWatcher
-from s3rs_tui.status.model import PHASE_STATES, TableStatus
+from s3rs_tui.status.headless import NORMAL, HeadlessLog
+from s3rs_tui.status.model import PHASE_STATES, State, TableStatus
 from s3rs_tui.status.snapshot import SnapshotWriter, previous_runs
 from s3rs_tui.store.watermark import Watermark
 from s3rs_tui.tui import panel_rows
@@ -207,7 +207,7 @@ class DashboardApp(StoreInfo, App):
         if self.hangup.fired or self.quitting:  # a deferred autostart after the end was asked for
             return
         for table in tables:
-            self.statuses[table].state = "starting"
+            self.statuses[table].state = State.STARTING
         self.run_tables(self.runs.start(tables), steps or self.steps, progressive)
         self.dirty = True
 
@@ -256,9 +256,9 @@ class DashboardApp(StoreInfo, App):
         self.dirty = True
         self.refresh_store()
         if isinstance(message.error, TableLockedError):
-            status.state = "locked"
+            status.state = State.LOCKED
         elif message.error is not None and status.active:  # it failed before the engine could say so
-            status.state = "failed"
+            status.state = State.FAILED
         self.latest.pop(message.table, None)
         self.latest[message.table] = message.error
         self.failure = latest_failure(self.latest)
@@ -324,11 +324,11 @@ class DashboardApp(StoreInfo, App):
         if run.control.paused:
             run.control.resume()
             if status.state == "pausing":  # resumed before it paused: back to what it was doing
-                status.state = PHASE_STATES.get(status.phase, "extracting")
+                status.state = PHASE_STATES.get(status.phase, State.EXTRACTING)
             self.log_file.write(f"{table}: resume requested")
         else:
             run.control.pause()
-            status.state = "pausing"
+            status.state = State.PAUSING
             self.log_file.write(f"{table}: pause requested: the run pauses after the file in flight")
         self.dirty = True
 
@@ -338,7 +338,7 @@ class DashboardApp(StoreInfo, App):
         if run is None:  # refusal() said so already
             return
         run.control.request_stop("the operator (dashboard)")
-        self.statuses[table].state = "stopping"
+        self.statuses[table].state = State.STOPPING
         self.log_file.write(f"{table}: stop requested: finishing the file in flight, saving the watermark")
         self.dirty = True
 
@@ -366,7 +366,7 @@ class DashboardApp(StoreInfo, App):
                 self.quitting = True
                 self.runs.stop_all("quit")
                 for status in self.statuses.values():
-                    status.state = "stopping" if status.active else status.state
+                    status.state = State.STOPPING if status.active else status.state
                 self.log_file.write("quit: finishing the files in flight and saving the watermarks")
                 self.dirty = True
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from textual.message_pump import MessagePump
 
-from s3rs_tui.engine.events import Event
+from s3rs_tui.runtime.events import Event
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.messages import EngineUpdate
 

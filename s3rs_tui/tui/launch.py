@@ -4,12 +4,12 @@ before the command returns."""
 
 from pathlib import Path
 
-from s3rs_tui.cli.headless import NORMAL
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.jobs import Steps
-from s3rs_tui.engine.progressive import ProgressiveOptions
 from s3rs_tui.engine.sync import SyncOptions
-from s3rs_tui.errors import S3rsError, StoppedByOperator
+from s3rs_tui.jobs.progressive import ProgressiveOptions
+from s3rs_tui.jobs.tables import Steps
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator
+from s3rs_tui.status.headless import NORMAL
 from s3rs_tui.tui.app import DashboardApp
 from s3rs_tui.tui.logfile import RunLog, new_log_path
 from s3rs_tui.tui.watch import WatchApp

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from s3rs_tui.private import open_private
+from s3rs_tui.runtime.private import open_private
 from s3rs_tui.status.snapshot import state_dir
 
 

@@ -3,8 +3,9 @@ and the stored watermark. Pure functions, so the live dashboard and `watch` read
 
 from dataclasses import asdict
 
-from s3rs_tui.cli.common import human_bytes
+from s3rs_tui.runtime.keys import Key
 from s3rs_tui.status.model import TableStatus
+from s3rs_tui.status.text import human_bytes
 from s3rs_tui.store.watermark import Watermark
 
 Rows = list[tuple[str, str]]
@@ -22,7 +23,7 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def position(timestamp: str | None, key: object) -> str:
+def position(timestamp: str | None, key: Key) -> str:
     return "-" if timestamp is None else f"{timestamp} / {key}"
 
 

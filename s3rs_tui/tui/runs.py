@@ -4,7 +4,7 @@ so signal handlers and the exit path can stop and await them without the UI's ev
 import threading
 from dataclasses import dataclass, field
 
-from s3rs_tui.engine.control import RunControl
+from s3rs_tui.runtime.control import RunControl
 
 
 @dataclass

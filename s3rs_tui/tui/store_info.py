@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.message import Message
 
-from s3rs_tui.config import Settings
-from s3rs_tui.status.model import TableStatus
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.status.model import State, TableStatus
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import read_lock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -60,8 +60,8 @@ class StoreInfo:
             status.watermark_timestamp, status.watermark_id = (watermark.last_mysql_data_timestamp,
                                                                watermark.shown_id)
         if message.lock is not None and self.runs.for_table(message.table) is None:
-            status.state = "locked"
+            status.state = State.LOCKED
             status.error = f"locked by {message.lock.describe()}"
-        elif status.state == "locked":
-            status.state = "idle"
+        elif status.state == State.LOCKED:
+            status.state = State.IDLE
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from textual import work
 
-from s3rs_tui.config import Settings
+from s3rs_tui.runtime.config import Settings
 from s3rs_tui.status.control_file import send_request
+from s3rs_tui.status.model import State
 from s3rs_tui.status.snapshot import Snapshot, read_snapshots, status_dir
 from s3rs_tui.tui.app import DashboardApp
 from s3rs_tui.tui.logfile import RunLog
@@ -46,7 +47,7 @@ class WatchApp(DashboardApp):
         for snapshot in message.snapshots:
             status, note = snapshot.status, snapshot.liveness()
             if note:
-                status.state, status.error = "stale", note
+                status.state, status.error = State.STALE, note
                 stored = self.watermarks.get(status.table)
                 if stored is not None:  # the store is the truth about a run that is gone
                     status.watermark_timestamp, status.watermark_id = (stored.last_mysql_data_timestamp,

@@ -10,14 +10,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import ClassVar
 
-from s3rs_tui.errors import S3rsError, TableError
-from s3rs_tui.failpoints import failpoint
+from s3rs_tui.runtime.checksum import ChecksumDialect
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import S3rsError, TableError
+from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.parsing import quote_standard
+from s3rs_tui.runtime.tunnel import Notify
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse import ledger, merge
 from s3rs_tui.warehouse.datafiles import DataFile
 from s3rs_tui.warehouse.ledger import LedgerEntry
-from s3rs_tui.warehouse.merge import Target, quote
+from s3rs_tui.warehouse.merge import Target
 from s3rs_tui.warehouse.typemap import Column, same_type
 
 
@@ -41,13 +46,23 @@ class Warehouse(ABC):
     kind = ""
     param = "%s"  # the driver's placeholder
 
-    def __init__(self, schema: str, store: ObjectStore):
-        self.schema, self.store = schema, store  # schema: checked when the settings were read
+    def __init__(self, settings: Settings, store: ObjectStore, notify: Notify | None = None):
+        """Connect; `notify` hears about a tunnel rebuilt on the way (kinds that use one)."""
+        self.schema, self.store = settings.warehouse.schema, store  # checked when the settings were read
 
     # -- what each warehouse provides -----------------------------------------------------------
 
     label = ""  # for people: "postgres at host:5432/db"
     driver_error: type[Exception] | tuple[type[Exception], ...] = ()  # what its driver raises
+    checksum: ClassVar[ChecksumDialect]  # how verify's checksum SQL is spelled here
+
+    @classmethod  # noqa: B027 - a hook most kinds leave empty
+    def check_config(cls, settings: Settings) -> None:
+        """Refuse settings this kind can never work with (ConfigError), when the config is read."""
+
+    @classmethod  # noqa: B027 - a hook most kinds leave empty
+    def check_store(cls, settings: Settings, store: ObjectStore) -> None:
+        """Refuse a store or settings no load can work with (ConfigError), before anything is done."""
 
     @abstractmethod
     def execute(self, sql: str, params: list) -> list[tuple]:
@@ -69,8 +84,10 @@ class Warehouse(ABC):
     def close(self) -> None:
         ...
 
+    @classmethod
     @abstractmethod
-    def column_type(self, column: Column) -> str:
+    def column_type(cls, column: Column) -> str:
+        """The column's type as this kind's catalog spells it."""
         ...
 
     @abstractmethod
@@ -141,7 +158,7 @@ class Warehouse(ABC):
 
     def prepare(self) -> None:
         """The schema and the ledger table exist."""
-        self.run(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        self.run(f"CREATE SCHEMA IF NOT EXISTS {quote_standard(self.schema)}")
         self.run(ledger.create_sql(self.schema))
 
     def loaded_files(self, target: Target) -> dict[str, LedgerEntry]:
@@ -162,16 +179,17 @@ class Warehouse(ABC):
                                  "watermark's key or cursor column): cannot merge into the warehouse")
         existing = self.describe(target.table)
         if existing is None:
-            definition = ", ".join(f"{quote(c.name)} {self.column_type(c)}" for c in columns)
-            self.run(f"CREATE TABLE {target.quoted} ({definition}, PRIMARY KEY ({quote(target.key)}))"
-                     f"{self.table_options(target)}")
+            definition = ", ".join(f"{quote_standard(c.name)} {self.column_type(c)}" for c in columns)
+            key = quote_standard(target.key)
+            options = self.table_options(target)
+            self.run(f"CREATE TABLE {target.quoted} ({definition}, PRIMARY KEY ({key})){options}")
             return [f"created {target.label} ({len(columns)} columns)"]
         notes = []
         for column in columns:
             wanted = self.column_type(column)
             found = existing.get(column.name.lower())
             if found is None:
-                self.run(f"ALTER TABLE {target.quoted} ADD COLUMN {quote(column.name)} {wanted}")
+                self.run(f"ALTER TABLE {target.quoted} ADD COLUMN {quote_standard(column.name)} {wanted}")
                 notes.append(f"added column {column.name} {wanted} to {target.label}")
             elif not same_type(found[1], wanted):
                 raise TableError(

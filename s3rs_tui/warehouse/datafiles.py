@@ -20,9 +20,9 @@ from io import BytesIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from s3rs_tui.engine.parquet import LONGEST_KEY
-from s3rs_tui.errors import S3rsError
+from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.store import ObjectInfo, ObjectStore
+from s3rs_tui.store.layout import LONGEST_KEY
 from s3rs_tui.store.watermark import Watermark
 from s3rs_tui.warehouse.ledger import LedgerEntry
 from s3rs_tui.warehouse.typemap import Column, file_columns

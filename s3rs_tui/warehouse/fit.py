@@ -1,4 +1,4 @@
-"""Values longer than their Redshift column: loaded cut to fit, from a load copy of the file.
+"""Values longer than their column (Redshift's): loaded cut to fit, from a load copy of the file.
 
 Redshift's VARCHAR(n) and VARBYTE(n) hold at most n bytes (65,535 and 1,024,000 here), and a
 Parquet COPY has no TRUNCATECOLUMNS: one longer value fails the whole COPY, on every rerun. So a
@@ -10,32 +10,34 @@ changes; the values cut are counted per column for the operator.
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from s3rs_tui.engine.parquet import variable_width
 from s3rs_tui.store import ObjectStore
+from s3rs_tui.store.layout import variable_width
 from s3rs_tui.store.watermark import STATE_PREFIX
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
-from s3rs_tui.warehouse.typemap import redshift_byte_limit
+from s3rs_tui.warehouse.typemap import Column
 
 COPIES_PREFIX = f"{STATE_PREFIX}load-copies/"
+ByteLimit = Callable[[Column], int | None]  # a column's most bytes per value in the warehouse, if any
 
 
-def byte_limits(data_file: DataFile) -> dict[str, int]:
-    """Column -> Redshift's limit in bytes, for the string and binary columns of the file."""
+def byte_limits(data_file: DataFile, byte_limit: ByteLimit) -> dict[str, int]:
+    """Column -> its limit in bytes, for the string and binary columns of the file."""
     return {c.name: limit for c in data_file.columns
-            if variable_width(c.arrow_type) and (limit := redshift_byte_limit(c)) is not None}
+            if variable_width(c.arrow_type) and (limit := byte_limit(c)) is not None}
 
 
-def fits(data_file: DataFile) -> bool:
-    """Does the footer say every value fits its Redshift column? (False when it does not say.)"""
+def fits(data_file: DataFile, byte_limit: ByteLimit) -> bool:
+    """Does the footer say every value fits its column? (False when it does not say.)"""
     longest = data_file.longest
     return longest is not None and all(longest.get(name, 0) <= limit
-                                       for name, limit in byte_limits(data_file).items())
+                                       for name, limit in byte_limits(data_file, byte_limit).items())
 
 
 def cut(values: pa.Array, limit: int) -> tuple[pa.Array, int]:
@@ -53,10 +55,11 @@ def cut(values: pa.Array, limit: int) -> tuple[pa.Array, int]:
     return pa.array([shorter(v) if long else v for v, long in pairs], values.type), count
 
 
-def load_copy(store: ObjectStore, data_file: DataFile, counts: Counter) -> tuple[str, int] | None:
+def load_copy(store: ObjectStore, data_file: DataFile, byte_limit: ByteLimit,
+              counts: Counter) -> tuple[str, int] | None:
     """Store a copy of `data_file` with its too long values cut, adding to `counts` per column;
     (its key, its size), or None when every value fits after all."""
-    limits = byte_limits(data_file)
+    limits = byte_limits(data_file, byte_limit)
     path = store.scratch_dir() / f"fit-{uuid.uuid4().hex}.parquet"
     found: Counter = Counter()
     writer = None

@@ -8,8 +8,8 @@ rewritten under the same key (after `watermark reset`) no longer matches and is 
 
 from dataclasses import dataclass
 
+from s3rs_tui.runtime.parsing import quote_standard
 from s3rs_tui.store import ObjectInfo
-from s3rs_tui.warehouse.merge import quote
 
 TABLE = "s3rs_loaded_files"
 
@@ -31,7 +31,7 @@ def version(info: ObjectInfo) -> str:
 
 
 def _table(schema: str) -> str:
-    return f"{quote(schema)}.{quote(TABLE)}"
+    return f"{quote_standard(schema)}.{quote_standard(TABLE)}"
 
 
 def create_sql(schema: str) -> str:

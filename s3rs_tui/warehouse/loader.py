@@ -13,13 +13,22 @@ import time
 from contextlib import suppress
 from functools import partial
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import EventSink, FilesLoaded, LoadFinished, LoadStarted, Notice, StateChanged
-from s3rs_tui.engine.parquet import table_prefix
-from s3rs_tui.engine.retry import reported_retries
-from s3rs_tui.errors import S3rsError, StoppedByOperator, TableError
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableError
+from s3rs_tui.runtime.events import (
+    EventSink,
+    FilesLoaded,
+    Level,
+    LoadFinished,
+    LoadStarted,
+    Notice,
+    RunOutcome,
+    StateChanged,
+)
+from s3rs_tui.runtime.retry import reported_retries
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 from s3rs_tui.warehouse import open_warehouse
@@ -67,8 +76,8 @@ class TableLoader:
         self.watermarks = WatermarkStore(self.store)
         self.files = self.rows = 0
 
-    def _notice(self, message: str, level: str = "warning") -> None:
-        self.sink(Notice(self.name, message, level))
+    def _notice(self, message: str, level: Level = "warning") -> None:
+        self.sink(Notice(table=self.name, message=message, level=level))
 
     def run(self) -> LoadFinished:
         started = time.monotonic()
@@ -86,12 +95,26 @@ class TableLoader:
                     retries(lambda: self._connect_and_load(watermark, lock), what="the warehouse",
                             progress=lambda: self.files)
             except S3rsError as exc:
-                status = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
+                status: RunOutcome = "interrupted" if isinstance(exc, StoppedByOperator) else "failed"
                 self._mark(watermark, status)
-                self.sink(LoadFinished(self.name, status, self.files, self.rows, time.monotonic() - started,
-                                       str(exc)))
+                self.sink(
+                    LoadFinished(
+                        table=self.name,
+                        status=status,
+                        files=self.files,
+                        rows=self.rows,
+                        elapsed_seconds=time.monotonic() - started,
+                        error=str(exc),
+                    )
+                )
                 raise
-        finished = LoadFinished(self.name, "success", self.files, self.rows, time.monotonic() - started)
+        finished = LoadFinished(
+            table=self.name,
+            status="success",
+            files=self.files,
+            rows=self.rows,
+            elapsed_seconds=time.monotonic() - started,
+        )
         self.sink(finished)
         return finished
 
@@ -107,8 +130,10 @@ class TableLoader:
         warehouse.prepare()
         ledger = warehouse.loaded_files(target)
         if ledger and warehouse.describe(target.table) is None:
-            self._notice(f"{target.label} is not in the warehouse any more: its {len(ledger)} ledger rows "
-                         "are dropped and every stored file is loaded again")
+            self._notice(
+                f"{target.label} is not in the warehouse any more: its {len(ledger)} ledger rows "
+                "are dropped and every stored file is loaded again"
+            )
             warehouse.forget(target)
             ledger = {}
         stored = list(self.store.list(table_prefix(self.name)))
@@ -116,14 +141,16 @@ class TableLoader:
         for message in plan.notices(target.label):
             self._notice(message)
         files = [read_footer(self.store, info) for info in plan.todo]
-        self.sink(LoadStarted(self.name, len(files), warehouse.label))
+        self.sink(LoadStarted(table=self.name, files=len(files), warehouse=warehouse.label))
         watermark.redshift_status = "in_progress"
         started = time.monotonic()
         for group in _groups(files, self.files_per_load):
             self._pause_point()
             if self.control.stop_requested:
-                raise StoppedByOperator(f"{self.name}: load stopped by {self.control.reason} after "
-                                        f"{self.files} files; every loaded file is recorded; rerun to go on")
+                raise StoppedByOperator(
+                    f"{self.name}: load stopped by {self.control.reason} after "
+                    f"{self.files} files; every loaded file is recorded; rerun to go on"
+                )
             if lock.lost.is_set():
                 raise S3rsError(f"{self.name}: {lock.lost.reason}; load stopped")
             for message in warehouse.prepare_target(target, group[0].columns):
@@ -131,15 +158,24 @@ class TableLoader:
             rows = warehouse.load(target, group, lock.run_id)
             for message in warehouse.notes(target):
                 self._notice(message)
-            ledger.update({f.info.key: LedgerEntry(f.info.key, f.info.size, version(f.info), f.rows)
-                           for f in group})
+            ledger.update(
+                {f.info.key: LedgerEntry(f.info.key, f.info.size, version(f.info), f.rows) for f in group}
+            )
             self.files += len(group)
             self.rows += rows
             watermark.redshift_rows_loaded += rows
             watermark.processed_s3_files = loaded_mirror(stored, ledger)
             self.watermarks.save(watermark)
-            self.sink(FilesLoaded(self.name, tuple(f.info.key for f in group), rows, self.files, self.rows,
-                                  time.monotonic() - started))
+            self.sink(
+                FilesLoaded(
+                    table=self.name,
+                    files=tuple(f.info.key for f in group),
+                    rows=rows,
+                    run_files=self.files,
+                    run_rows=self.rows,
+                    elapsed_seconds=time.monotonic() - started,
+                )
+            )
         watermark.processed_s3_files = loaded_mirror(stored, ledger)
         watermark.redshift_status = "success"
         self.watermarks.save(watermark)
@@ -147,9 +183,11 @@ class TableLoader:
     def _pause_point(self) -> None:
         """Between groups is the only place a load pauses: everything loaded is recorded there."""
         if self.control.paused:
-            self.sink(StateChanged(self.name, "paused"))
+            self.sink(StateChanged(table=self.name, state="paused"))
             self.control.wait_while_paused()
-            self.sink(StateChanged(self.name, "stopping" if self.control.stop_requested else "running"))
+            self.sink(
+                StateChanged(table=self.name, state="stopping" if self.control.stop_requested else "running")
+            )
 
     def _mark(self, watermark: Watermark | None, status: str) -> None:
         """Record how the load ended (best effort: the ledger already holds what was loaded)."""

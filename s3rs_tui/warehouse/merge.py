@@ -9,15 +9,10 @@ and it is what Redshift itself runs MERGE as. A NULL cursor (a zero date) counts
 
 from dataclasses import dataclass
 
-from s3rs_tui.parsing import check_identifier
+from s3rs_tui.runtime.parsing import quote_standard
 
 STAGE = "s3rs_stage"    # the files as loaded (temporary table)
 NEWEST = "s3rs_newest"  # one row per key: its newest version in the staged files (temporary table)
-
-
-def quote(name: str) -> str:
-    """Double-quote an identifier after checking it is a plain one (so no quoting tricks)."""
-    return f'"{check_identifier(name)}"'
 
 
 @dataclass(frozen=True)
@@ -36,18 +31,19 @@ class Target:
 
     @property
     def quoted(self) -> str:
-        return f"{quote(self.schema)}.{quote(self.table)}"
+        return f"{quote_standard(self.schema)}.{quote_standard(self.table)}"
 
 
 def create_stage_sql(columns: list[tuple[str, str]]) -> str:
     """Staging columns are the file's, in the file's order (Redshift's Parquet COPY maps by position)."""
-    return f"CREATE TEMP TABLE {STAGE} ({', '.join(f'{quote(n)} {t}' for n, t in columns)})"
+    return f"CREATE TEMP TABLE {STAGE} ({', '.join(f'{quote_standard(n)} {t}' for n, t in columns)})"
 
 
 def dedup_sql(columns: list[str], key: str, cursor: str) -> str:
-    names = ", ".join(quote(name) for name in columns)
+    names = ", ".join(quote_standard(name) for name in columns)
     return (f"CREATE TEMP TABLE {NEWEST} AS SELECT {names} FROM (SELECT {names}, ROW_NUMBER() OVER "
-            f"(PARTITION BY {quote(key)} ORDER BY {quote(cursor)} DESC NULLS LAST) AS s3rs_rank "
+            f"(PARTITION BY {quote_standard(key)} ORDER BY {quote_standard(cursor)} DESC NULLS LAST) "
+            "AS s3rs_rank "
             f"FROM {STAGE}) ranked WHERE s3rs_rank = 1")
 
 
@@ -56,12 +52,13 @@ def merge_sql(target: Target, columns: list[str], spelled: dict[str, str]) -> li
     is not in the target any more. `spelled` maps lower-case names to the target's own spelling."""
     t = target.quoted
     key, cursor = target.key, target.cursor
-    t_key, t_cursor = f"{t}.{quote(spelled[key.lower()])}", f"{t}.{quote(spelled[cursor.lower()])}"
-    n_key, n_cursor = f"{NEWEST}.{quote(key)}", f"{NEWEST}.{quote(cursor)}"
+    t_key = f"{t}.{quote_standard(spelled[key.lower()])}"
+    t_cursor = f"{t}.{quote_standard(spelled[cursor.lower()])}"
+    n_key, n_cursor = f"{NEWEST}.{quote_standard(key)}", f"{NEWEST}.{quote_standard(cursor)}"
     delete = (f"DELETE FROM {t} USING {NEWEST} WHERE {t_key} = {n_key} AND ({t_cursor} IS NULL OR "
               f"({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))")
-    insert = (f"INSERT INTO {t} ({', '.join(quote(spelled[c.lower()]) for c in columns)}) "
-              f"SELECT {', '.join(f'{NEWEST}.{quote(c)}' for c in columns)} FROM {NEWEST} "
+    insert = (f"INSERT INTO {t} ({', '.join(quote_standard(spelled[c.lower()]) for c in columns)}) "
+              f"SELECT {', '.join(f'{NEWEST}.{quote_standard(c)}' for c in columns)} FROM {NEWEST} "
               f"LEFT JOIN {t} ON {t_key} = {n_key} WHERE {t_key} IS NULL")
     return [delete, insert]
 

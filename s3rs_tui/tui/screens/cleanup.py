@@ -1,7 +1,7 @@
 """The S3 cleanup screen: the table's files (key, size, modified, loaded or not), a filter by age
 (`7d`, `12h`, checked as you type), the totals of what would go (the dry-run preview: every row
 says delete or keep), and delete with confirmation and a progress bar. Files not yet loaded into
-the warehouse are kept unless "force" is on. The logic is s3rs_tui.ops.cleanup, as `s3rs s3clean`."""
+the warehouse are kept unless "force" is on. The logic is s3rs_tui.jobs.cleanup, as `s3rs s3clean`."""
 
 import asyncio
 from typing import ClassVar
@@ -14,10 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Static, Switch
 from textual.worker import get_current_worker
 
-from s3rs_tui.cli.common import human_bytes
-from s3rs_tui.config import Settings
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.ops.cleanup import (
+from s3rs_tui.jobs.cleanup import (
     CleanupPlan,
     TableFiles,
     cutoff,
@@ -26,6 +23,9 @@ from s3rs_tui.ops.cleanup import (
     plan_cleanup,
     table_files,
 )
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.status.text import human_bytes
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.messages import DeleteProgress
 from s3rs_tui.tui.screens.confirm import ConfirmModal, if_yes

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from s3rs_tui.config import Settings
+from s3rs_tui.runtime.config import Settings
 
 
 def as_toml(value: Any) -> str:

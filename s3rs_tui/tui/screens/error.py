@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from s3rs_tui.errors import S3rsError
+from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.tui.logfile import RunLog
 
 

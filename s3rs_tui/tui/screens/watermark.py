@@ -14,10 +14,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
 
-from s3rs_tui.config import Settings
-from s3rs_tui.errors import ConfigError, S3rsError
-from s3rs_tui.ops import watermark as ops
-from s3rs_tui.parsing import parse_timestamp
+from s3rs_tui.jobs import watermark as ops
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError
+from s3rs_tui.runtime.keys import KeyParts
+from s3rs_tui.runtime.parsing import parse_timestamp
 from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.logfile import RunLog
 from s3rs_tui.tui.screens.confirm import ConfirmModal, if_yes
@@ -33,7 +34,7 @@ class WatermarkScreen(Screen[None]):
     def __init__(self, settings: Settings, table: str, log: RunLog, table_running: Callable[[], bool]):
         super().__init__()
         self.settings, self.table, self.log_file, self.table_running = settings, table, log, table_running
-        self.position: tuple[str, tuple | None] | None = None
+        self.position: tuple[str, KeyParts | None] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="watermark-screen"):
@@ -99,7 +100,7 @@ class WatermarkScreen(Screen[None]):
         self.estimate(timestamp, key)
 
     @work(exclusive=True, group="estimate")
-    async def estimate(self, timestamp: str, key: tuple | None) -> None:
+    async def estimate(self, timestamp: str, key: KeyParts | None) -> None:
         await asyncio.sleep(ESTIMATE_DELAY)
         try:
             state = ops.TableState(self.settings, self.table)

@@ -7,15 +7,26 @@ Only failures a retry can cure (exit code 1) are retried: bad input, a lock or a
 import time
 from dataclasses import dataclass
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import ChunkProgress, EventSink, JobFinished, JobStarted, Notice, RunFinished
 from s3rs_tui.engine.plan import Plan
 from s3rs_tui.engine.sync import SyncOptions, TableSync
-from s3rs_tui.errors import ConfigError, S3rsError, StoppedByOperator
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import ConfigError, S3rsError, StoppedByOperator
+from s3rs_tui.runtime.events import (
+    ChunkProgress,
+    ChunkStatus,
+    EventSink,
+    JobFinished,
+    JobOutcome,
+    JobStarted,
+    Notice,
+    RunFinished,
+    Step,
+)
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
+from s3rs_tui.warehouse.loader import TableLoader
 
 MAX_FAILURES_IN_A_ROW = 3
 
@@ -67,7 +78,8 @@ class ProgressiveRun:
         database, name, _ = settings.table(table)
         self.settings, self.table, self.sink, self.control = settings, f"{database}.{name}", sink, control
         self.options = options
-        self.phase, self.rows = "extract", 0
+        self.phase: Step = "extract"
+        self.rows = 0
         self.plan: Plan | None = None  # made by _run before the first chunk
 
     def run(self) -> ProgressiveResult:
@@ -75,7 +87,8 @@ class ProgressiveRun:
         started = time.monotonic()
         steps = ("extract", "load") if self.options.mode == "full" else ("extract",)
         self.sink(JobStarted(table=self.table, steps=steps, progressive=True))
-        outcome, error = "failed", ""
+        outcome: JobOutcome = "failed"
+        error = ""
         try:
             result = self._run(started)
             outcome = "success"
@@ -110,12 +123,19 @@ class ProgressiveRun:
                 failures += 1
                 self._progress(chunk, "failed", rows, estimate, started, str(exc))
                 if failures >= MAX_FAILURES_IN_A_ROW:
-                    raise S3rsError(f"{self.table}: {failures} chunks failed in a row, last: {exc}; the "
-                                    "watermark is at the last stored file: rerun to resume") from exc
+                    raise S3rsError(
+                        f"{self.table}: {failures} chunks failed in a row, last: {exc}; the "
+                        "watermark is at the last stored file: rerun to resume"
+                    ) from exc
                 chunk -= 1  # the same chunk again, from its saved watermark
                 delay = min(60, options.retry_delay_seconds * failures)
-                self.sink(Notice(self.table, f"chunk failed ({failures}/{MAX_FAILURES_IN_A_ROW}), "
-                                             f"retrying in {delay:.0f}s: {exc}"))
+                self.sink(
+                    Notice(
+                        table=self.table,
+                        message=f"chunk failed ({failures}/{MAX_FAILURES_IN_A_ROW}), "
+                        f"retrying in {delay:.0f}s: {exc}",
+                    )
+                )
                 if self.control.sleep(delay):
                     raise StoppedByOperator(f"{self.table}: stopped while waiting to retry a chunk") from exc
                 continue
@@ -129,14 +149,18 @@ class ProgressiveRun:
             if not caught_up and options.pause_seconds and self.control.sleep(options.pause_seconds):
                 break
         if caught_up:
-            self.sink(Notice(self.table, f"caught up after {chunk} chunks and {rows:,} rows", "info"))
+            self.sink(
+                Notice(
+                    table=self.table,
+                    message=f"caught up after {chunk} chunks and {rows:,} rows",
+                    level="info",
+                )
+            )
         if options.mode == "full" and options.load_at_end:
             self._load()
         return ProgressiveResult(chunk, rows, caught_up, time.monotonic() - started)
 
     def _load(self) -> None:
-        from s3rs_tui.warehouse.loader import TableLoader  # the warehouse layer sits on the engine
-
         self.phase = "load"
         TableLoader(self.settings, self.table, self.sink, self.control).run()
         self.phase = "extract"
@@ -147,10 +171,22 @@ class ProgressiveRun:
         options = SyncOptions(limit=self.options.chunk_size, backup_strategy="progressive", deadline=deadline)
         return TableSync(self.settings, self.table, self.sink, self.control, options).run()
 
-    def _progress(self, chunk: int, status: str, rows: int, estimate: int, started: float,
-                  error: str = "") -> None:
+    def _progress(
+        self, chunk: int, status: ChunkStatus, rows: int, estimate: int, started: float, error: str = ""
+    ) -> None:
         elapsed = time.monotonic() - started
         assert self.plan is not None  # _run plans before the first chunk
-        self.sink(ChunkProgress(self.table, chunk, self.options.max_chunks, status, rows, estimate,
-                                rows * 60 / elapsed if elapsed > 0 else 0.0, error,
-                                estimate_exact=self.plan.exact, span_start=self.plan.span_start))
+        self.sink(
+            ChunkProgress(
+                table=self.table,
+                chunk=chunk,
+                max_chunks=self.options.max_chunks,
+                status=status,
+                rows_done=rows,
+                estimated_rows=estimate,
+                rows_per_minute=rows * 60 / elapsed if elapsed > 0 else 0.0,
+                error=error,
+                estimate_exact=self.plan.exact,
+                span_start=self.plan.span_start,
+            )
+        )

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.parquet import table_prefix
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import parse_duration
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.runtime.parsing import parse_duration
 from s3rs_tui.store import ObjectInfo, ObjectStore, open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import WatermarkStore
 
 

@@ -8,8 +8,7 @@ import sys
 import time
 from typing import IO
 
-from s3rs_tui.cli.common import human_bytes
-from s3rs_tui.engine.events import (
+from s3rs_tui.runtime.events import (
     ChunkProgress,
     Event,
     FilesLoaded,
@@ -21,6 +20,7 @@ from s3rs_tui.engine.events import (
     RunFinished,
     RunStarted,
 )
+from s3rs_tui.status.text import human_bytes
 
 QUIET, NORMAL, DEBUG = 0, 1, 2
 

@@ -6,99 +6,36 @@ cross the network whatever the table's size. Chunks that disagree are compared r
 and row MD5) to name what differs. Both sides only count rows up to the watermark; a row MySQL
 changed after it is not a difference but the next sync's work, and is reported as pending.
 
-The canonical text is the same on both sides: numbers as decimal text (DECIMAL with its scale),
-BIT(1) as 0/1, dates YYYY-MM-DD, timestamps YYYY-MM-DD HH:MM:SS.ffffff (TIMESTAMP in UTC),
-binary as lower-case hex, text as UTF-8, zero dates NULL (as stored). FLOAT and DOUBLE columns are
-left out of the checksum, because the databases print floating point numbers differently.
+The canonical text (runtime/checksum.py) is spelled by the engine for MySQL and by each warehouse
+kind for its side.
 """
 
 from dataclasses import asdict, dataclass, field
 
-import pyarrow as pa
-
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.events import EventSink, Notice
+from s3rs_tui.engine.checksum import MYSQL_CHECKSUM
+from s3rs_tui.engine.extract import typed_key
+from s3rs_tui.engine.keyset import Position, up_to_sql
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
-from s3rs_tui.engine.parquet import table_prefix
 from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo, describe_table
 from s3rs_tui.engine.typemap import plan_columns
-from s3rs_tui.errors import S3rsError
-from s3rs_tui.parsing import quote_identifier
+from s3rs_tui.runtime.checksum import ChecksumDialect, value_kind
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import S3rsError, TableError
+from s3rs_tui.runtime.events import EventSink, Notice
 from s3rs_tui.store import open_store
+from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 from s3rs_tui.warehouse import open_warehouse, require_warehouse
 from s3rs_tui.warehouse.base import Warehouse
 from s3rs_tui.warehouse.datafiles import plan_load
 from s3rs_tui.warehouse.loader import target_for
-from s3rs_tui.warehouse.merge import Target, quote
+from s3rs_tui.warehouse.merge import Target
 
 CHUNK_KEYS = 100_000   # integer keys per chunk
 _HASH_DIGITS = 15      # hex digits of a row's MD5 summed per chunk: 60 bits, so a bigint holds each
 _BUCKET_DIGITS = 2     # CHAR/VARCHAR keys are chunked by the first hex digits of their MD5
 _SHOWN_KEYS = 5
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """How one database spells the canonical text and the hashing."""
-
-    text: dict[str, str]  # value kind -> SQL with {c} for the column
-    hash_int: str         # SQL with {h} (hex text) and {n} (digits): the leading digits as an integer
-    int_chunk: str        # SQL with {k} (key) and {n} (chunk size): chunk number of an integer key
-    md5: str = "md5({t})"
-    key_text: str = "CAST({c} AS VARCHAR)"
-    utc: str = ""         # statement that makes TIMESTAMP WITH TIME ZONE print in UTC
-    sum_type: str = "DECIMAL(38,0)"  # what the hashes are summed as (a bigint sum would overflow)
-    mysql: bool = False
-
-    def quote(self, name: str) -> str:
-        return quote_identifier(name) if self.mysql else quote(name)
-
-    def row_text(self, parts: list[str]) -> str:
-        """The values joined with '|', each 'v<text>' or 'n' for NULL (so NULL differs from '')."""
-        if self.mysql:
-            return "CONCAT_WS('|', " + ", ".join(f"COALESCE(CONCAT('v', {p}), 'n')" for p in parts) + ")"
-        return " || '|' || ".join(f"COALESCE('v' || {p}, 'n')" for p in parts)
-
-
-_FORMATTED = {"bool": "CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END", "number": "CAST({c} AS VARCHAR)",
-              "text": "CAST({c} AS VARCHAR)", "date": "to_char({c}, 'YYYY-MM-DD')",
-              "timestamp": "to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"}
-DIALECTS = {
-    "postgres": Dialect({**_FORMATTED, "binary": "encode({c}, 'hex')"},
-                        "CAST(CAST('x' || substr({h}, 1, {n}) AS bit({bits})) AS bigint)", "div({k}, {n})",
-                        utc="SET TIME ZONE 'UTC'"),
-    "redshift": Dialect({**_FORMATTED, "binary": "LOWER(TO_HEX({c}))"},
-                        "STRTOL(SUBSTRING({h}, 1, {n}), 16)", "TRUNC({k} / {n})", utc="SET TIME ZONE 'UTC'"),
-    "duckdb": Dialect({**_FORMATTED, "binary": "lower(hex({c}))", "date": "strftime({c}, '%Y-%m-%d')",
-                       "timestamp": "strftime({c}, '%Y-%m-%d %H:%M:%S.%f')"},
-                      "CAST('0x' || substr({h}, 1, {n}) AS BIGINT)", "CAST({k} AS HUGEINT) // {n}",
-                      utc="SET TimeZone = 'UTC'"),
-}
-MYSQL = Dialect(
-    {"bool": "({c} + 0)", "number": "({c} + 0)", "text": "CONVERT({c} USING utf8mb4)",
-     # NULL for zero and impossible dates; %% because pymysql fills in %s parameters
-     "date": "DATE_FORMAT({c} + INTERVAL 0 DAY, '%%Y-%%m-%%d')",
-     "timestamp": "DATE_FORMAT({c} + INTERVAL 0 SECOND, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')",
-     "binary": "LOWER(HEX({c}))"},
-    "CAST(CONV(SUBSTRING({h}, 1, {n}), 16, 10) AS UNSIGNED)", "{k} DIV {n}", md5="MD5({t})",
-    key_text="CONVERT({c} USING utf8mb4)", sum_type="", mysql=True)
-
-
-def value_kind(arrow_type: pa.DataType) -> str:
-    """How a column is compared: by the Arrow type its values are stored as."""
-    if pa.types.is_floating(arrow_type):
-        return "float"
-    if pa.types.is_boolean(arrow_type):
-        return "bool"
-    if pa.types.is_integer(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "number"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
-    return "binary" if pa.types.is_binary(arrow_type) else "text"
 
 
 @dataclass
@@ -151,21 +88,27 @@ class Verification:
 
 
 class _Side:
-    """The SQL of one side (MySQL or the warehouse) for the columns compared."""
+    """The SQL of one side (MySQL or the warehouse) for the columns compared. A row is named by its
+    key's text (a composite key: its parts' canonical texts joined); chunks follow the key's
+    leading column: ranges of an integer, else the first digits of its text's MD5."""
 
-    def __init__(self, dialect: Dialect, table: str, key: str, kinds: dict[str, str], integer_key: bool,
+    def __init__(self, dialect: ChecksumDialect, table: str, keys: dict[str, str], kinds: dict[str, str],
                  chunk_keys: int, param: str):
         self.dialect, self.table, self.param = dialect, table, param
-        self.key = dialect.quote(key)
         row = dialect.row_text([dialect.text[kind].format(c=dialect.quote(name))
                                 for name, kind in kinds.items()])
         self.row_md5 = dialect.md5.format(t=row)
         self.row_hash = dialect.hash_int.format(h=self.row_md5, n=_HASH_DIGITS, bits=4 * _HASH_DIGITS)
-        self.key_text = dialect.key_text.format(c=self.key)
-        if integer_key:
-            self.chunk = dialect.int_chunk.format(k=self.key, n=chunk_keys)
+        texts = [dialect.text[kind].format(c=dialect.quote(name)) for name, kind in keys.items()]
+        (lead, lead_kind), = list(keys.items())[:1]
+        if len(keys) == 1 and lead_kind in ("number", "text"):
+            self.key_text = lead_text = dialect.key_text.format(c=dialect.quote(lead))
         else:
-            self.chunk = dialect.hash_int.format(h=dialect.md5.format(t=self.key_text), n=_BUCKET_DIGITS,
+            self.key_text, lead_text = dialect.row_text(texts), texts[0]
+        if lead_kind == "number":
+            self.chunk = dialect.int_chunk.format(k=dialect.quote(lead), n=chunk_keys)
+        else:
+            self.chunk = dialect.hash_int.format(h=dialect.md5.format(t=lead_text), n=_BUCKET_DIGITS,
                                                  bits=4 * _BUCKET_DIGITS)
 
     def chunks_sql(self, where: str = "") -> str:
@@ -178,15 +121,6 @@ class _Side:
         """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter)."""
         return (f"SELECT {self.key_text}, {self.row_md5}{f', {flag}' if flag else ''} FROM {self.table} "
                 f"WHERE {self.chunk} = {self.param}")
-
-
-def _covered(cursor: str, key: str, position: tuple) -> tuple[str, list]:
-    """MySQL rows at or before the watermark (every warehouse row is: it came from committed files)."""
-    timestamp, last_key = position
-    c, k = quote_identifier(cursor), quote_identifier(key)
-    if last_key is None:
-        return f"{c} < %s", [timestamp]
-    return f"({c} < %s OR ({c} = %s AND {k} <= %s))", [timestamp, timestamp, last_key]
 
 
 def verify_table(settings: Settings, table_name: str, sink: EventSink,
@@ -236,21 +170,30 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, waterm
             skipped.append(plan.column.name)
         else:
             kinds[plan.column.name] = kind
-    position = (watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
-    result = Verification(info.name, warehouse.label, f"({position[0]}, {position[1]})",
-                          skipped_columns=skipped)
+    if info.keyless:
+        raise TableError(f"{info.name} has no unique key: verify compares rows by key, so it cannot "
+                         "compare this table (README: Tables without a unique key)")
+    key = watermark.position_key
+    position = Position(watermark.last_mysql_data_timestamp, None if key is None else typed_key(info, key))
+    result = Verification(info.name, warehouse.label, position.label(), skipped_columns=skipped)
     if skipped:
-        sink(Notice(info.name, f"not compared: {', '.join(skipped)} (floating point, or not in the "
-                               "warehouse)", "info"))
-    key, integer_key = info.keys[0], info.keys[0].data_type in INTEGER_TYPES
-    mysql = _Side(MYSQL, info.quoted, key.name, kinds, integer_key, chunk_keys, "%s")
-    dialect = DIALECTS[warehouse.kind]
+        sink(
+            Notice(
+                table=info.name,
+                message=f"not compared: {', '.join(skipped)} (floating point, or not in the warehouse)",
+                level="info",
+            )
+        )
+    key_kinds = {column.name: value_kind(plan.arrow_type) for column in info.keys
+                 for plan in plan_columns([column])}
+    mysql = _Side(MYSQL_CHECKSUM, info.quoted, key_kinds, kinds, chunk_keys, "%s")
+    dialect = warehouse.checksum
     spelled = {columns[name.lower()][0]: kind for name, kind in kinds.items()}
-    remote = _Side(dialect, target.quoted, columns[key.name.lower()][0], spelled, integer_key,
-                   chunk_keys, warehouse.param)
+    remote_keys = {columns[name.lower()][0]: kind for name, kind in key_kinds.items()}
+    remote = _Side(dialect, target.quoted, remote_keys, spelled, chunk_keys, warehouse.param)
     if dialect.utc:
         warehouse.run(dialect.utc)
-    covered, params = _covered(info.cursor.name, key.name, position)
+    covered, params = up_to_sql(info, position)
     with conn.cursor() as cur:
         cur.execute(mysql.chunks_sql(covered), params)
         mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall()}
@@ -263,25 +206,33 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, waterm
             cur.execute(mysql.rows_sql(covered), [*params, chunk])
             mysql_rows = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
         remote_rows = dict(warehouse.run(remote.rows_sql(), [chunk]))
-        diff = _diff_chunk(_label(info, chunk, chunk_keys), mysql_rows, remote_rows, result)
+        diff = _diff_chunk(_label(info, chunk, chunk_keys), mysql_rows, remote_rows, result,
+                           composite=len(info.keys) > 1)
         if diff:
             result.ranges.append(diff)
     return result
 
 
-def _diff_chunk(label: str, mysql_rows: dict, remote_rows: dict, result: Verification) -> RangeDiff | None:
+def _diff_chunk(label: str, mysql_rows: dict, remote_rows: dict, result: Verification,
+                composite: bool) -> RangeDiff | None:
     diff = RangeDiff(label)
     for key in sorted(set(mysql_rows) | set(remote_rows), key=lambda k: (len(k), k)):
         digest, covered = mysql_rows.get(key, (None, True))
+        shown = _shown(key) if composite else key
         if not covered:  # changed in MySQL after the watermark
             result.pending += key in remote_rows
         elif key not in remote_rows:
-            diff.missing.append(key)
+            diff.missing.append(shown)
         elif digest is None:
-            diff.extra.append(key)
+            diff.extra.append(shown)
         elif digest != remote_rows[key]:
-            diff.changed.append(key)
+            diff.changed.append(shown)
     return diff if diff.missing or diff.extra or diff.changed else None
+
+
+def _shown(key_text: str) -> str:
+    """A composite key's text (`v10001|v1986-06-26`: ChecksumDialect.row_text) as `(10001, 1986-06-26)`."""
+    return "(" + ", ".join(part[1:] for part in key_text.split("|")) + ")"
 
 
 def _label(info: TableInfo, chunk: int, chunk_keys: int) -> str:

@@ -5,9 +5,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import EventSink, Notice, Retrying
-from s3rs_tui.errors import StoppedByOperator, TransientError
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import StoppedByOperator, TransientError
+from s3rs_tui.runtime.events import EventSink, Notice, Retrying
 
 T = TypeVar("T")
 
@@ -57,11 +57,29 @@ def reported_retries(action: Callable[[], T], *, sink: EventSink, table: str, at
     """`with_retries` that tells the run's log: each retry as a Retrying event, and once `what` works
     again, how long it was down."""
     def recovered(retries: int, seconds: float) -> None:
-        sink(Notice(table, f"{what} is back after {seconds:.1f}s down ({retries} retries); going on from "
-                           "the last saved position", "info"))
+        sink(
+            Notice(
+                table=table,
+                message=f"{what} is back after {seconds:.1f}s down ({retries} retries); going on from "
+                "the last saved position",
+                level="info",
+            )
+        )
 
     def retrying(attempt: int, delay: float, error: BaseException) -> None:
-        sink(Retrying(table, attempt, attempts, delay, str(error)))
+        sink(
+            Retrying(
+                table=table, attempt=attempt, max_attempts=attempts, delay_seconds=delay, error=str(error)
+            )
+        )
 
-    return with_retries(action, attempts=attempts, control=control, recover=recover, rerun=rerun,
-                        progress=progress, on_retry=retrying, on_recovered=recovered)
+    return with_retries(
+        action,
+        attempts=attempts,
+        control=control,
+        recover=recover,
+        rerun=rerun,
+        progress=progress,
+        on_retry=retrying,
+        on_recovered=recovered,
+    )

@@ -9,22 +9,13 @@ work: each takes whichever tables it locks first.
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Literal
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.control import RunControl
-from s3rs_tui.engine.events import (
-    EventSink,
-    JobFinished,
-    JobStarted,
-    LoadFinished,
-    Notice,
-    RunFinished,
-    VerifyFinished,
-    VerifyStarted,
-)
 from s3rs_tui.engine.sync import SyncOptions, TableSync
-from s3rs_tui.errors import (
+from s3rs_tui.jobs.verify import Verification, verify_table
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.errors import (
     LoadError,
     S3rsError,
     StoppedByOperator,
@@ -32,9 +23,19 @@ from s3rs_tui.errors import (
     TransientError,
     VerifyDiffers,
 )
-
-if TYPE_CHECKING:  # the warehouse is imported where it runs (see run_one)
-    from s3rs_tui.warehouse.verify import Verification
+from s3rs_tui.runtime.events import (
+    EventSink,
+    JobFinished,
+    JobOutcome,
+    JobStarted,
+    LoadFinished,
+    Notice,
+    RunFinished,
+    Step,
+    VerifyFinished,
+    VerifyStarted,
+)
+from s3rs_tui.warehouse.loader import FILES_PER_LOAD, TableLoader
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def verdict(verification) -> str:
 @dataclass
 class TableOutcome:
     table: str
-    status: str = "pending"  # success | failed | differs (verify) | skipped (locked elsewhere) | interrupted
+    status: JobOutcome | Literal["pending"] = "pending"
     extracted: RunFinished | None = None
     loaded: LoadFinished | None = None
     verification: "Verification | None" = None
@@ -87,7 +88,9 @@ class TableJobs:
         """Extract, load, verify one table; errors end up in the outcome (StoppedByOperator too).
         JobStarted and JobFinished frame the steps, so the status knows what is still to come and
         which phase failed."""
-        outcome, started, phase = TableOutcome(name), time.monotonic(), ""
+        outcome, started = TableOutcome(name), time.monotonic()
+        phase: Step = ""
+        status: JobOutcome
         extracted: list[RunFinished] = []  # also when the run raises after saying how it ended
 
         def sink(event) -> None:
@@ -107,29 +110,27 @@ class TableJobs:
             if self.steps.verify:
                 phase = "verify"
                 outcome.verification = self._verify(name)
-            outcome.status = "success"
+            status = "success"
         except TableLockedError as exc:
-            outcome.status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
-            self.sink(Notice(name, f"skipped: {exc}" if skip_if_locked else str(exc),
-                             "info" if skip_if_locked else "error"))
+            status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
+            self.sink(Notice(table=name, message=f"skipped: {exc}" if skip_if_locked else str(exc),
+                             level="info" if skip_if_locked else "error"))
         except StoppedByOperator as exc:
-            outcome.status, outcome.error = "interrupted", exc
+            status, outcome.error = "interrupted", exc
         except VerifyDiffers as exc:
-            outcome.status, outcome.error = "differs", exc
-            self.sink(Notice(name, str(exc), "error"))
+            status, outcome.error = "differs", exc
+            self.sink(Notice(table=name, message=str(exc), level="error"))
         except S3rsError as exc:
-            outcome.status, outcome.error = "failed", exc
-            self.sink(Notice(name, str(exc), "error"))
-        outcome.seconds = time.monotonic() - started
-        self.sink(JobFinished(table=name, outcome=outcome.status, rows=extracted[-1].rows if extracted else 0,
+            status, outcome.error = "failed", exc
+            self.sink(Notice(table=name, message=str(exc), level="error"))
+        outcome.status, outcome.seconds = status, time.monotonic() - started
+        self.sink(JobFinished(table=name, outcome=status, rows=extracted[-1].rows if extracted else 0,
                               seconds=outcome.seconds,
-                              failed_phase=phase if outcome.status == "failed" else "",
+                              failed_phase=phase if status == "failed" else "",
                               error=str(outcome.error or "")))
         return outcome
 
     def _load(self, name: str) -> LoadFinished:
-        from s3rs_tui.warehouse.loader import FILES_PER_LOAD, TableLoader  # warehouse sits on the engine
-
         # --load-only is the staged way for huge tables: all stored files in as few COPY
         # statements as possible; after an extraction, groups commit as they go
         loader = TableLoader(self.settings, name, self.sink, self.control, break_lock=self.options.break_lock,
@@ -143,8 +144,6 @@ class TableJobs:
 
     def _verify(self, name: str):
         """Compare MySQL and the warehouse; differences raise VerifyDiffers (not "safe to retry")."""
-        from s3rs_tui.warehouse.verify import verify_table
-
         self.sink(VerifyStarted(table=name))
         verification = verify_table(self.settings, name, self.sink)
         self.sink(VerifyFinished(table=name, agrees=verification.agrees, summary=verdict(verification)))

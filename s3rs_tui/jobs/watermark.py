@@ -5,12 +5,13 @@ Every change takes the table's lock for the moment of the write, so it is refuse
 TableLockedError) while a run holds the table, and it can never race a run's own commit.
 """
 
-from s3rs_tui.config import Settings
 from s3rs_tui.engine.extract import typed_key
 from s3rs_tui.engine.keyset import Position, count_range, database_now, upper_bound
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import describe_table
-from s3rs_tui.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.keys import KeyParts
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -30,7 +31,7 @@ class TableState:
                          stale_seconds=self.settings.backup.lock_stale_seconds)
 
 
-def parse_key(parts: list[str] | None) -> tuple | None:
+def parse_key(parts: list[str] | None) -> KeyParts | None:
     """`--id` values, one per key column: integers stay integers (the engine compares them as
     such), other values stay text. None or [] = no key given."""
     if not parts:
@@ -44,14 +45,14 @@ def parse_key(parts: list[str] | None) -> tuple | None:
     return tuple(key)
 
 
-def describe_start(timestamp: str, key: tuple | None) -> str:
+def describe_start(timestamp: str, key: KeyParts | None) -> str:
     """Where the next sync starts, in words."""
     if key is None:
         return f"at {timestamp} (inclusive)"
     return f"after ({timestamp}, {', '.join(str(value) for value in key)})"
 
 
-def set_position(state: TableState, timestamp: str, key: tuple | None) -> None:
+def set_position(state: TableState, timestamp: str, key: KeyParts | None) -> None:
     """The next sync starts after (timestamp, key), or at timestamp when key is None. A corrupt
     watermark is backed up first, then replaced. A key of the wrong length for the key the
     watermark was made with is refused."""
@@ -86,7 +87,7 @@ def force_reset(state: TableState) -> None:
         state.watermarks.save(Watermark(table_name=state.name))
 
 
-def rows_after(state: TableState, timestamp: str, key: tuple | None) -> int:
+def rows_after(state: TableState, timestamp: str, key: KeyParts | None) -> int:
     """MySQL's estimate (EXPLAIN, instant even on 100M rows) of the rows a sync starting at this
     position would read now."""
     settings = state.settings

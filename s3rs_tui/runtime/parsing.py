@@ -65,6 +65,11 @@ def quote_identifier(name: str) -> str:
     return "`" + check_identifier(name).replace("`", "``") + "`"
 
 
+def quote_standard(name: str) -> str:
+    """Double-quote a checked identifier, the SQL standard's way (PostgreSQL, Redshift, DuckDB)."""
+    return f'"{check_identifier(name)}"'
+
+
 def split_table_name(name: str, default_database: str) -> tuple[str, str]:
     """'db.table' or 'table' (in the configured database) -> (database, table), both checked."""
     parts = str(name).split(".")

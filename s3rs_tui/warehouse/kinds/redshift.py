@@ -17,14 +17,20 @@ import re
 import uuid
 from collections import Counter
 
-from s3rs_tui.errors import ConfigError, S3rsError, TransientError
+import pyarrow as pa
+
+from s3rs_tui.runtime.checksum import STANDARD_TEXT, ChecksumDialect
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.runtime.parsing import quote_standard
+from s3rs_tui.store import ObjectStore
 from s3rs_tui.store.watermark import STATE_PREFIX
 from s3rs_tui.warehouse.base import all_lines
 from s3rs_tui.warehouse.datafiles import DataFile
 from s3rs_tui.warehouse.fit import fits, load_copy
-from s3rs_tui.warehouse.merge import STAGE, Target, quote
-from s3rs_tui.warehouse.postgres import PostgresWarehouse
-from s3rs_tui.warehouse.typemap import Column, redshift_type
+from s3rs_tui.warehouse.kinds.postgres import FIXED_TYPES, PostgresWarehouse
+from s3rs_tui.warehouse.merge import STAGE, Target
+from s3rs_tui.warehouse.typemap import Column, fixed_type
 
 _ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
 # The newest view (serverless and provisioned) first, then the older provisioned-only table; the
@@ -38,6 +44,33 @@ _LOAD_ERRORS = (
     "WHERE session = pg_backend_pid()) ORDER BY starttime LIMIT 3",
 )
 _SERIALIZABLE = re.compile(r"\b1023\b.*Serializable isolation violation", re.DOTALL)
+MAX_VARCHAR = 65535  # bytes
+MAX_VARBYTE = 1024000
+_BLOB_BYTES = {"tinyblob": 255, "blob": 65535}
+# Redshift's Parquet COPY goes through Spectrum, which has no timestamptz: the UTC wall time goes
+# into a plain TIMESTAMP there.
+_FIXED_TYPES = {**FIXED_TYPES, pa.timestamp("us", tz="UTC"): "timestamp without time zone"}
+
+
+def redshift_type(column: Column) -> str:
+    base, length, _ = column.mysql_base
+    if pa.types.is_binary(column.arrow_type):
+        size = length if base in ("binary", "varbinary") and length else _BLOB_BYTES.get(base, MAX_VARBYTE)
+        return f"varbyte({size})"
+    if base in ("varchar", "char") and length and pa.types.is_string(column.arrow_type):
+        # Redshift VARCHAR lengths are bytes; utf8mb4 takes up to 4 per character.
+        return f"character varying({min(4 * length, MAX_VARCHAR)})"
+    if base == "decimal" and length and pa.types.is_string(column.arrow_type):
+        return f"character varying({length + 2})"  # the exact text: sign, digits and the point
+    # TEXT, JSON, ENUM, SET, TIME...
+    return fixed_type(column, _FIXED_TYPES, "numeric({},{})") or f"character varying({MAX_VARCHAR})"
+
+
+def byte_limit(column: Column) -> int | None:
+    """The most bytes a value of this column may have in Redshift (VARCHAR and VARBYTE lengths are
+    bytes), or None for types without a length."""
+    match = re.match(r"^(?:character varying|varbyte)\((\d+)\)$", redshift_type(column))
+    return int(match.group(1)) if match else None
 
 
 def _literal(text: str) -> str:
@@ -58,13 +91,28 @@ def iam_role_clause(settings, store_url: str) -> str:
 class RedshiftWarehouse(PostgresWarehouse):
     kind = "redshift"
     default_port = 5439
+    checksum = ChecksumDialect(
+        {**STANDARD_TEXT, "binary": "LOWER(TO_HEX({c}))"},
+        "STRTOL(SUBSTRING({h}, 1, {n}), 16)", "TRUNC({k} / {n})", utc="SET TIME ZONE 'UTC'")
+
+    @classmethod
+    def check_config(cls, settings: Settings) -> None:
+        if settings.s3.endpoint_url:
+            raise ConfigError(f"config: [s3] endpoint_url ({settings.s3.endpoint_url}) cannot be used with "
+                              "[warehouse] kind = \"redshift\": Redshift COPY reads only AWS S3 in its "
+                              "region (use an AWS bucket there, or load into postgres or duckdb)")
+
+    @classmethod
+    def check_store(cls, settings: Settings, store: ObjectStore) -> None:
+        iam_role_clause(settings, store.url)
 
     def __init__(self, settings, store, **kwargs):
         self.iam_role = iam_role_clause(settings, store.url)
         self.cut_values: Counter = Counter()  # per column, since the last notes()
         super().__init__(settings, store, **kwargs)
 
-    def column_type(self, column: Column) -> str:
+    @classmethod
+    def column_type(cls, column: Column) -> str:
         return redshift_type(column)
 
     def catalog_name(self, name: str) -> str:
@@ -81,7 +129,7 @@ class RedshiftWarehouse(PostgresWarehouse):
 
     def table_options(self, target: Target) -> str:
         # Merges join on the key: distributing and sorting by it keeps that join local and cheap.
-        return f" DISTKEY({quote(target.key)}) SORTKEY({quote(target.key)})"
+        return f" DISTKEY({quote_standard(target.key)}) SORTKEY({quote_standard(target.key)})"
 
     def manifest(self, objects: list[tuple[str, int]]) -> bytes:
         """The manifest of (key, size) objects: every one mandatory, with its size (Parquet needs it)."""
@@ -94,7 +142,8 @@ class RedshiftWarehouse(PostgresWarehouse):
         try:
             objects = []
             for data_file in files:
-                copy = None if fits(data_file) else load_copy(self.store, data_file, self.cut_values)
+                copy = (None if fits(data_file, byte_limit)
+                        else load_copy(self.store, data_file, byte_limit, self.cut_values))
                 copies += [copy[0]] if copy else []
                 objects.append(copy or (data_file.info.key, data_file.info.size))
             self._copy(objects)
@@ -136,3 +185,6 @@ class RedshiftWarehouse(PostgresWarehouse):
                 return "; first load errors: " + "; ".join(
                     f"{name} column {column}: {code} {message}" for name, column, code, message in rows)
         return ""
+
+
+ADAPTER = RedshiftWarehouse

@@ -1,33 +1,43 @@
 """Typed progress events: the only thing the engine tells its consumers (dashboard, headless log).
 
+Events are built with keywords only (a dozen positional numbers is a bug waiting to happen).
 Consumers are plain callables `sink(event)`. The engine calls them from its own thread, so a
 consumer that touches a UI must hand the event over (Textual: `post_message`).
 """
 
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
+from typing import Literal
+
+from s3rs_tui.runtime.keys import Key
+
+RunOutcome = Literal["success", "interrupted", "failed"]  # of an extraction or a load
+JobOutcome = Literal["success", "interrupted", "failed", "differs", "skipped"]  # skipped: locked elsewhere
+Step = Literal["", "extract", "load", "verify"]
+Level = Literal["info", "warning", "error"]
+PagePhase = Literal["extracting", "storing"]
+ChunkStatus = Literal["started", "done", "caught up", "failed"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Event:
     table: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
     run_id: str
     start_timestamp: str | None
-    start_id: object
+    start_id: Key
     upper_bound: str
     estimated_rows: int
     batch_size: int
     store_url: str
-    _: KW_ONLY
     estimate_exact: bool = False      # estimated_rows is a COUNT, not EXPLAIN's guess
     span_start: str | None = None     # the first cursor time to cover (progress = time covered / to cover)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FileStored(Event):
     """One Parquet file is durable and the watermark now covers it."""
 
@@ -40,10 +50,9 @@ class FileStored(Event):
     rows_per_minute: float
     rss_mb: float
     watermark_timestamp: str | None  # as in Position
-    watermark_id: object
+    watermark_id: Key
     elapsed_seconds: float
     seconds: dict[str, float] = field(default_factory=dict)  # this file's read/encode/store/commit
-    _: KW_ONLY
     paused_seconds: float = 0.0  # of elapsed_seconds; rows_per_minute leaves them out
 
 
@@ -53,7 +62,7 @@ class PageRead(Event):
     while pages flow (phase "extracting"), and once as the file is closed and uploaded ("storing").
     The watermark does not move on it: only FileStored moves the watermark."""
 
-    phase: str                  # "extracting" | "storing"
+    phase: PagePhase
     file_rows: int
     file_bytes: int             # of the open file, as flushed so far
     run_rows: int               # stored files plus the open one
@@ -63,21 +72,21 @@ class PageRead(Event):
     elapsed_seconds: float
     paused_seconds: float
     position_timestamp: str | None  # the last row read (not yet durable)
-    position_id: object
+    position_id: Key
 
 
 PROGRESS_SECONDS = 0.5  # PageRead at most twice a second: the engine never waits on a dashboard
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Notice(Event):
     """Something the operator should read: a missing index, NULL cursors, a retry..."""
 
     message: str
-    level: str = "warning"
+    level: Level = "warning"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Retrying(Event):
     attempt: int
     max_attempts: int
@@ -85,16 +94,16 @@ class Retrying(Event):
     error: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StateChanged(Event):
-    """The run paused between files, or went on ("paused" | "running" | "stopping")."""
+    """The run paused between files, or went on."""
 
-    state: str
+    state: Literal["paused", "running", "stopping"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
-    status: str  # "success" | "interrupted" | "failed"
+    status: RunOutcome
     rows: int
     files: int
     bytes: int
@@ -102,17 +111,16 @@ class RunFinished(Event):
     rows_per_minute: float
     peak_rss_mb: float
     watermark_timestamp: str | None
-    watermark_id: object
+    watermark_id: Key
     invalid_dates: dict[str, int] = field(default_factory=dict)
     null_cursor_rows: int = 0
     future_cursor_rows: int = 0
     caught_up: bool = False
     error: str = ""
-    _: KW_ONLY
     paused_seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadStarted(Event):
     """Stored files that the warehouse has not loaded yet are about to be loaded."""
 
@@ -120,7 +128,7 @@ class LoadStarted(Event):
     warehouse: str  # for people: "redshift at host:5439/db", "duckdb ./s3rs.duckdb"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FilesLoaded(Event):
     """A group of files is merged into the warehouse and recorded in its ledger (one transaction)."""
 
@@ -131,27 +139,26 @@ class FilesLoaded(Event):
     elapsed_seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadFinished(Event):
-    status: str  # "success" | "interrupted" | "failed"
+    status: RunOutcome
     files: int
     rows: int
     elapsed_seconds: float
     error: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChunkProgress(Event):
     """A progressive run started, finished or failed one chunk (a bounded sync)."""
 
     chunk: int
     max_chunks: int | None       # None: until caught up
-    status: str                  # "started" | "done" | "caught up" | "failed"
+    status: ChunkStatus
     rows_done: int               # by this progressive run so far
     estimated_rows: int          # still to go when the progressive run started
     rows_per_minute: float
     error: str = ""
-    _: KW_ONLY
     estimate_exact: bool = False    # estimated_rows is a COUNT (--estimate exact)
     span_start: str | None = None   # the first cursor time of the whole progressive run
 
@@ -180,8 +187,8 @@ class VerifyFinished(Event):
 class JobFinished(Event):
     """The table's job is over: the outcome of all its steps, the one to show and remember."""
 
-    outcome: str        # "success" | "differs" | "failed" | "interrupted" | "skipped"
-    failed_phase: str   # "" | "extract" | "load" | "verify"
+    outcome: JobOutcome
+    failed_phase: Step
     rows: int           # extracted by this job (all chunks of a progressive run)
     seconds: float
     error: str = ""

@@ -12,28 +12,52 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from s3rs_tui.config import Settings
-from s3rs_tui.engine.tunnel import Notify, tunnel_to
-from s3rs_tui.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.runtime.checksum import STANDARD_TEXT, ChecksumDialect
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.runtime.parsing import quote_standard
+from s3rs_tui.runtime.tunnel import Notify, tunnel_to
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse.base import Warehouse, first_line
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
-from s3rs_tui.warehouse.merge import STAGE, quote
-from s3rs_tui.warehouse.typemap import Column, postgres_type
+from s3rs_tui.warehouse.merge import STAGE
+from s3rs_tui.warehouse.typemap import Column, fixed_type
 
 _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")  # NULL unquoted, '' quoted
+# Arrow types with one obvious column type, spelled as format_type() reports them.
+FIXED_TYPES = {
+    pa.int8(): "smallint", pa.int16(): "smallint", pa.int32(): "integer", pa.int64(): "bigint",
+    pa.bool_(): "boolean", pa.float32(): "real", pa.float64(): "double precision", pa.date32(): "date",
+    pa.timestamp("us"): "timestamp without time zone",
+    pa.timestamp("us", tz="UTC"): "timestamp with time zone",
+}
+
+
+def postgres_type(column: Column) -> str:
+    base, length, scale = column.mysql_base
+    if pa.types.is_binary(column.arrow_type):
+        return "bytea"
+    if base in ("varchar", "char") and length and pa.types.is_string(column.arrow_type):
+        return f"character varying({length})"  # PostgreSQL counts characters, as MySQL does
+    if base == "decimal" and length and pa.types.is_string(column.arrow_type):
+        return f"numeric({length},{scale or 0})"  # wider than 38 digits: PostgreSQL's numeric holds it
+    return fixed_type(column, FIXED_TYPES, "numeric({},{})") or "text"
 
 
 class PostgresWarehouse(Warehouse):
     kind = "postgres"
     default_port = 5432
     driver_error = psycopg2.Error
+    checksum = ChecksumDialect(
+        {**STANDARD_TEXT, "binary": "encode({c}, 'hex')"},
+        "CAST(CAST('x' || substr({h}, 1, {n}) AS bit({bits})) AS bigint)", "div({k}, {n})",
+        utc="SET TIME ZONE 'UTC'")
 
     def __init__(self, settings: Settings, store: ObjectStore, connect=psycopg2.connect,
                  notify: Notify | None = None):
         warehouse = settings.warehouse
-        super().__init__(warehouse.schema, store)
+        super().__init__(settings, store)
         explicit = settings.sources.get("warehouse.port", "default") != "default"
         port = warehouse.port if explicit else self.default_port
         self.label = f"{self.kind} at {warehouse.host}:{port}/{warehouse.database}"
@@ -84,7 +108,8 @@ class PostgresWarehouse(Warehouse):
     def close(self) -> None:
         self.conn.close()
 
-    def column_type(self, column: Column) -> str:
+    @classmethod
+    def column_type(cls, column: Column) -> str:
         return postgres_type(column)
 
     def describe_sql(self) -> str:
@@ -95,7 +120,7 @@ class PostgresWarehouse(Warehouse):
                 "ORDER BY a.attnum")
 
     def fill_stage(self, files: list[DataFile]) -> None:
-        names = ", ".join(quote(column.name) for column in files[0].columns)
+        names = ", ".join(quote_standard(column.name) for column in files[0].columns)
         copy = f"COPY {STAGE} ({names}) FROM STDIN WITH (FORMAT csv)"
         for data_file in files:
             for batch in read_batches(self.store, data_file.info.key):
@@ -118,3 +143,6 @@ def _csv(batch: pa.RecordBatch) -> bytes:
     out = io.BytesIO()
     pacsv.write_csv(pa.RecordBatch.from_arrays(columns, names=batch.schema.names), out, _CSV)
     return out.getvalue()
+
+
+ADAPTER = PostgresWarehouse

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from s3rs_tui.errors import ConfigError
-from s3rs_tui.parsing import check_identifier, parse_size, split_table_name
+from s3rs_tui.runtime.errors import ConfigError
+from s3rs_tui.runtime.parsing import check_identifier, parse_size, split_table_name
 
-WAREHOUSE_KINDS = ("none", "redshift", "postgres", "duckdb")
 READERS = ("pymysql", "connectorx")
 SSE_KINDS = ("", "AES256", "aws:kms")
 REDACTED = "********"
@@ -112,7 +111,8 @@ class S3Settings:
 
 @dataclass
 class WarehouseSettings:
-    kind: str = setting("none", check=_one_of(WAREHOUSE_KINDS))
+    kind: str = setting("none", check=_identifier,
+                       doc="none, or a warehouse kind: redshift, postgres, duckdb")
     host: str = setting("")
     port: int = setting(5439, check=_port, doc="Redshift's; PostgreSQL uses 5432 unless this is set")
     database: str = setting("")
@@ -243,17 +243,8 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
         unknown = sorted(document)[0]
         raise ConfigError(f"config: unknown section [{unknown}] in {path}"
                           f"{_closest(unknown, (*SECTIONS, 'tables'))}")
-    _check_combinations(settings)
     settings.warnings = _warnings(settings)
     return settings
-
-
-def _check_combinations(settings: Settings) -> None:
-    """Settings valid one by one that cannot work together."""
-    if settings.warehouse.kind == "redshift" and settings.s3.endpoint_url:
-        raise ConfigError(f"config: [s3] endpoint_url ({settings.s3.endpoint_url}) cannot be used with "
-                          "[warehouse] kind = \"redshift\": Redshift COPY reads only AWS S3 in its region "
-                          "(use an AWS bucket there, or load into postgres or duckdb)")
 
 
 def _secrets_in_file(settings: Settings) -> list[str]:

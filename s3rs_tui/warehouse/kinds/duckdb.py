@@ -8,16 +8,31 @@ import contextlib
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from s3rs_tui.config import Settings
-from s3rs_tui.errors import ConfigError, S3rsError
+from s3rs_tui.runtime.checksum import STANDARD_TEXT, ChecksumDialect
+from s3rs_tui.runtime.config import Settings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError
+from s3rs_tui.runtime.parsing import quote_standard
+from s3rs_tui.runtime.tunnel import Notify
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse.base import Warehouse, first_line
 from s3rs_tui.warehouse.datafiles import DataFile, read_batches
-from s3rs_tui.warehouse.merge import STAGE, quote
-from s3rs_tui.warehouse.typemap import Column, duckdb_type
+from s3rs_tui.warehouse.merge import STAGE
+from s3rs_tui.warehouse.typemap import Column, fixed_type
 
 _BATCH = "s3rs_batch"
+FIXED_TYPES = {
+    pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN", pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.date32(): "DATE",
+    pa.timestamp("us"): "TIMESTAMP", pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def duckdb_type(column: Column) -> str:
+    if pa.types.is_binary(column.arrow_type):
+        return "BLOB"
+    return fixed_type(column, FIXED_TYPES, "DECIMAL({},{})") or "VARCHAR"
 
 
 def warehouse_path(settings: Settings) -> Path:
@@ -34,9 +49,18 @@ class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
     param = "?"
     driver_error = duckdb.Error
+    checksum = ChecksumDialect(
+        {**STANDARD_TEXT, "binary": "lower(hex({c}))", "date": "strftime({c}, '%Y-%m-%d')",
+         "timestamp": "strftime({c}, '%Y-%m-%d %H:%M:%S.%f')"},
+        "CAST('0x' || substr({h}, 1, {n}) AS BIGINT)", "CAST({k} AS HUGEINT) // {n}",
+        utc="SET TimeZone = 'UTC'")
 
-    def __init__(self, settings: Settings, store: ObjectStore):
-        super().__init__(settings.warehouse.schema, store)
+    @classmethod
+    def check_store(cls, settings: Settings, store: ObjectStore) -> None:
+        warehouse_path(settings)
+
+    def __init__(self, settings: Settings, store: ObjectStore, notify: Notify | None = None):
+        super().__init__(settings, store)
         path = warehouse_path(settings)
         self.label = f"duckdb {path}"
         try:
@@ -64,7 +88,8 @@ class DuckDBWarehouse(Warehouse):
     def close(self) -> None:
         self.conn.close()
 
-    def column_type(self, column: Column) -> str:
+    @classmethod
+    def column_type(cls, column: Column) -> str:
         return duckdb_type(column)
 
     def describe_sql(self) -> str:
@@ -72,7 +97,7 @@ class DuckDBWarehouse(Warehouse):
                 "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position")
 
     def fill_stage(self, files: list[DataFile]) -> None:
-        names = ", ".join(quote(column.name) for column in files[0].columns)
+        names = ", ".join(quote_standard(column.name) for column in files[0].columns)
         insert = f"INSERT INTO {STAGE} ({names}) SELECT {names} FROM {_BATCH}"
         for data_file in files:
             for batch in read_batches(self.store, data_file.info.key):
@@ -81,3 +106,6 @@ class DuckDBWarehouse(Warehouse):
                     self.run(insert)
                 finally:
                     self.conn.unregister(_BATCH)
+
+
+ADAPTER = DuckDBWarehouse

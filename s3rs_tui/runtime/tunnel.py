@@ -10,7 +10,7 @@ died (sshtunnel#261, #289). A Tunnel here therefore:
 - is rebuilt on demand on the same local port, so a connection string made once (connectorx's)
   stays valid, and says how long it was down.
 
-Each tunnel runs in a child process (`python -m s3rs_tui.engine.tunnel`), driven over its stdin and
+Each tunnel runs in a child process (`python -m s3rs_tui.runtime.tunnel`), driven over its stdin and
 stdout: forwarding is Python threads, and in our process they would wait for the GIL behind Arrow
 work, or forever behind connectorx's streaming reader, which holds the GIL while it connects. The
 child exits when its stdin closes, so a run killed with -9 leaves no tunnel behind. One tunnel per
@@ -33,8 +33,8 @@ from collections.abc import Callable
 import paramiko
 import sshtunnel
 
-from s3rs_tui.config import SSHSettings
-from s3rs_tui.errors import ConfigError, S3rsError, TransientError
+from s3rs_tui.runtime.config import SSHSettings
+from s3rs_tui.runtime.errors import ConfigError, S3rsError, TransientError
 
 MISSED_PROBES = 3  # unanswered probes in a row after which the session counts as dropped
 _PREFERRED_KEYS = ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa")
@@ -245,7 +245,7 @@ class TunnelProcess:
     def _ask(self, request: dict) -> dict:
         if self._child is None or self._child.poll() is not None:
             # The settings travel on the pipe, never on the command line (ps shows that to everyone).
-            self._child = subprocess.Popen([sys.executable, "-m", "s3rs_tui.engine.tunnel"],
+            self._child = subprocess.Popen([sys.executable, "-m", "s3rs_tui.runtime.tunnel"],
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                            stderr=subprocess.DEVNULL, text=True)
             self._send({"ssh": dataclasses.asdict(self.ssh), "remote": list(self.remote)})

@@ -1,0 +1,1 @@
+"""Throwaway servers and sample data for the demo, the tests and the screenshots."""
