@@ -59,7 +59,7 @@ TABLES = {
         "INSERT INTO order_lines SELECT CONCAT('shop', seq % 3), (seq + {first}) DIV 7, "
         "'2024-01-01' + INTERVAL seq % 7 DAY, "
         "seq, '{start}' + INTERVAL ((seq * 7919) % {n}) DIV 25 SECOND FROM seq_1_to_{n}",
-        ("shop", "order_no", "day"), ("shop1", 200, "2024-01-04")),
+        ("shop", "order_no", "day"), ("shop2", 200, "2024-01-04")),
 }
 CONFIGURED = {"readings": 'key_columns = ["device", "n"]\n'}
 
