@@ -31,8 +31,10 @@ from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.table import describe_table
 from s3rs_tui.engine.typemap import plan_columns
 from s3rs_tui.runtime.config import TableSettings
+from s3rs_tui.status.model import TableStatus
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import WatermarkStore
+from s3rs_tui.tui import panel_rows
 
 # name -> (DDL, INSERT ... SELECT over seq_1_to_{n} with {start}, key columns, a key in the middle)
 TABLES = {
@@ -357,3 +359,23 @@ def test_file_names_sort_in_mysql_key_order(db):
         spelled = [keyset.sortable_key(conn, info, key) for key in ordered]
     assert len(ordered) > 30
     assert all(a < b for a, b in itertools.pairwise(spelled))
+
+
+def test_the_dashboard_shows_a_composite_key(db, local_config, settings_for):
+    """The run's events and the stored watermark, as the dashboard's panels and table list show them."""
+    create(db, "salaries", 1000)
+    settings = settings_for(local_config)
+    settings.override("backup.batch_size", 300)
+    name = f"{db.name}.salaries"
+    _, events = run_sync(settings, name)
+    status = TableStatus(name)
+    for event in events:
+        status.apply(event)
+    stored = WatermarkStore(open_store(settings)).get(name)
+    emp, day = stored.last_mysql_data_key
+    assert status.watermark_id == f"{emp}, {day}"
+    assert panel_rows.position(status.watermark_timestamp, status.watermark_id).endswith(f" / {emp}, {day}")
+    rows = dict(panel_rows.watermark(status, stored))
+    assert rows["ids"] == f"{emp}, {day}" and rows["key"] == "emp_no,from_date" and rows["id"] == "-"
+    shown = run_cli("watermark", "get", "-t", name, config=local_config).stdout
+    assert "last_mysql_data_key" in shown and "emp_no,from_date" in shown

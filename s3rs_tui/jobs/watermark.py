@@ -33,7 +33,7 @@ class TableState:
 
 def parse_key(parts: list[str] | None) -> KeyParts | None:
     """`--id` values, one per key column: integers stay integers (the engine compares them as
-    such), other values stay text. None or [] = no key given."""
+    such), other values stay text; the run types each as its column is. None or [] = no key."""
     if not parts:
         return None
     key = []
@@ -41,7 +41,9 @@ def parse_key(parts: list[str] | None) -> KeyParts | None:
         stripped = text.strip()
         if not stripped:
             raise ConfigError("--id: must not be empty")
-        key.append(int(stripped) if stripped.lstrip("-").isdigit() else stripped)
+        # An integer only when that is its exact spelling: "007" may be a VARCHAR key's value.
+        number = int(stripped) if stripped.lstrip("-").isdigit() else None
+        key.append(number if number is not None and str(number) == stripped else stripped)
     return tuple(key)
 
 
