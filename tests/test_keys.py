@@ -173,14 +173,12 @@ def test_sigkill_then_rerun_on_a_three_column_key(db, tmp_path, settings_for, po
     assert_exact(db, settings_for(config), "order_lines", history=True)
 
 
-def test_concurrent_writers_on_a_composite_key(db, local_config, settings_for):
-    """Inserts and updates land (with ties, at the current second) while runs go; after the
-    writers stop, a last run leaves the newest version of every row stored, none twice."""
-    create(db, "salaries", 2000)
-    settings = settings_for(local_config)
+def sync_while_writing(db, settings, name: str, after_sync=lambda: None) -> dict:
+    """Inserts and updates land (ties at the current microsecond, every key part new or kept) while
+    four runs go, each followed by `after_sync()` (a load); after the writers stop, a last run (and
+    load) leaves the newest version of every row stored, none twice. Returns the stored files."""
     settings.override("backup.batch_size", 90)
     settings.override("backup.safety_lag_seconds", 1)  # writes commit within a second of their NOW(6)
-    name = f"{db.name}.salaries"
     stop = threading.Event()
 
     def write() -> None:
@@ -200,12 +198,19 @@ def test_concurrent_writers_on_a_composite_key(db, local_config, settings_for):
         for _ in range(4):
             finished, _ = run_sync(settings, name)
             assert finished.status == "success"
+            after_sync()
     finally:
         stop.set()
         writer.join()
     time.sleep(1.5)
     run_sync(settings, name)
-    assert_exact(db, settings, "salaries", history=True)
+    after_sync()
+    return assert_exact(db, settings, "salaries", history=True)
+
+
+def test_concurrent_writers_on_a_composite_key(db, local_config, settings_for):
+    create(db, "salaries", 2000)
+    sync_while_writing(db, settings_for(local_config), f"{db.name}.salaries")
 
 
 def test_watermark_set_takes_the_key_tuple(db, local_config, settings_for):

@@ -11,9 +11,11 @@ from cli_helpers import run_cli
 from conftest import write_config
 from exact_rows import assert_store_matches_mysql, assert_warehouse_matches_mysql, digest, mysql_columns
 from test_faults import duckdb_rows, kill_at_failpoint
-from test_keys import LOG_DDL, TABLES, create, fill_log, with_tables
+from test_keys import LOG_DDL, TABLES, create, fill_log, sync_while_writing, with_tables
 
 from s3rs_tui.jobs import verify
+from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.warehouse import loader
 
 
 def change(db, table: str, first: int = 100000, month: int = 2) -> None:
@@ -62,6 +64,20 @@ def test_composite_keys_killed_and_rerun_into_the_warehouse(db, tmp_path, settin
     query, close = warehouse_query(kind, pg, tmp_path)
     try:
         assert_warehouse_matches_mysql(query, db, files, table, key=key)
+    finally:
+        close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "duckdb"])
+def test_concurrent_writers_on_a_composite_key_into_the_warehouse(db, tmp_path, settings_for, pg, kind):
+    create(db, "salaries", 2000)
+    settings = settings_for(warehouse_config(tmp_path, db, kind, pg, "salaries"))
+    name = f"{db.name}.salaries"
+    files = sync_while_writing(
+        db, settings, name, lambda: loader.TableLoader(settings, name, lambda e: None, RunControl()).run())
+    query, close = warehouse_query(kind, pg, tmp_path)
+    try:
+        assert_warehouse_matches_mysql(query, db, files, "salaries", key=TABLES["salaries"][2])
     finally:
         close()
 

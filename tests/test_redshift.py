@@ -15,7 +15,7 @@ from cli_helpers import make_table, run_cli
 from conftest import s3_client, write_config
 from exact_rows import assert_store_matches_mysql, assert_warehouse_matches_mysql
 from redshift_standin import Cluster, StandInError, check_parquet, check_redshift_sql
-from test_keys import LOG_DDL, TABLES, create, fill_log
+from test_keys import LOG_DDL, TABLES, create, fill_log, sync_while_writing
 from test_keys_warehouse import assert_log_in_warehouse, change
 
 from s3rs_tui.engine.sync import TableSync
@@ -314,6 +314,15 @@ def test_composite_keys_merge_into_the_redshift_standin(db, redshift, pg, table)
     shown = f"({', '.join(map(str, differs_at))})"
     assert not found.agrees and [r.changed for r in found.ranges] == [[shown]]
 
+
+
+def test_concurrent_writers_on_a_composite_key_into_the_redshift_standin(db, redshift, pg):
+    settings, _ = redshift
+    create(db, "salaries", 2000)
+    name = f"{db.name}.salaries"
+    files = sync_while_writing(
+        db, settings, name, lambda: loader.TableLoader(settings, name, lambda e: None, RunControl()).run())
+    assert_warehouse_matches_mysql(pg.execute, db, files, "salaries", key=TABLES["salaries"][2])
 
 
 def test_a_keyless_table_loads_into_the_redshift_standin(db, redshift, pg):
