@@ -67,12 +67,17 @@ def typed_key(info: TableInfo, values: tuple) -> KeyParts:
     if len(values) != len(info.keys):
         raise ValueError(f"{len(values)} key values for {len(info.keys)} key columns "
                          f"({', '.join(info.key_names) or 'none: the table has no key'})")
-    return tuple(key_value(column, str(value)) if not isinstance(value, bool) else _not_a_key(value)
-                 for column, value in zip(info.keys, values, strict=True))
+    return tuple(_typed(column, value) for column, value in zip(info.keys, values, strict=True))
 
 
-def _not_a_key(value: object) -> KeyValue:
-    raise ValueError(f"{value!r} is not a key value")
+def _typed(column: MySQLColumn, value: object) -> KeyValue:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{value!r} is not a key value")
+    try:
+        return key_value(column, str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an integer, and key column {column.name} is "
+                         f"{column.column_type}") from None
 
 
 def page_sql(conn: pymysql.Connection, info: TableInfo, columns: list[str], start: Position, bound: str,
