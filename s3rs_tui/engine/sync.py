@@ -100,27 +100,30 @@ class TableSync:
 
     # -- connections, retries, notices ---------------------------------------------------------
 
-    def _reconnect(self) -> None:
-        """A new connection (through a tunnel rebuilt first if it dropped)."""
-        close_quietly(self.conn)
-        self.conn = None
-        self.conn = connect(self.settings, notify=self._notice)
+    def _reconnect(self, which: str = "conn") -> None:
+        """A new connection (through a tunnel rebuilt first if it dropped): `conn` for the pages,
+        `side_conn` for queries made while a page streams on `conn`."""
+        close_quietly(getattr(self, which))
+        setattr(self, which, None)
+        setattr(self, which, connect(self.settings, notify=self._notice))
 
     def _retrying(self, action, recover=lambda: None, what: str = "the store"):
         return reported_retries(action, sink=self.sink, table=self.name, control=self.control, what=what,
                                 attempts=self.settings.backup.retry_attempts, recover=recover)
 
-    def _query(self, doing: str, action):
+    def _query(self, doing: str, action, which: str = "conn"):
         """Run `action(conn)` with a live connection: driver errors classified, transient ones retried."""
         def attempt():
             try:
-                return action(self.conn)
+                if getattr(self, which) is None:
+                    self._reconnect(which)
+                return action(getattr(self, which))
             except S3rsError:
                 raise
             except Exception as exc:  # broad: classified into transient or fatal
                 raise classify(exc, doing) from exc
 
-        return self._retrying(attempt, self._reconnect, "MySQL")
+        return self._retrying(attempt, lambda: self._reconnect(which), "MySQL")
 
     def _notice(self, message: str, level: Level = "warning") -> None:
         self.sink(Notice(table=self.name, message=message, level=level))
@@ -367,23 +370,8 @@ class TableSync:
         key = start.key
         if not has_string_key(info):
             return sortable_key(None, info, key)
-        return self._side_query("naming the file", lambda conn: sortable_key(conn, info, key))
-
-    def _side_query(self, doing: str, action):
-        """A query while the reader streams a page on self.conn: on a connection of its own."""
-        def attempt():
-            try:
-                if self.side_conn is None:
-                    self.side_conn = connect(self.settings, notify=self._notice)
-                return action(self.side_conn)
-            except S3rsError:
-                raise
-            except Exception as exc:  # broad: classified into transient or fatal
-                close_quietly(self.side_conn)
-                self.side_conn = None
-                raise classify(exc, doing) from exc
-
-        return self._retrying(attempt, what="MySQL")
+        # The reader may be streaming a page on self.conn: a connection of its own.
+        return self._query("naming the file", lambda conn: sortable_key(conn, info, key), "side_conn")
 
     def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: PagePhase) -> None:
         """Progress inside the file being written: the dashboard ticks with it, the watermark does not."""
