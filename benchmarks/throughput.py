@@ -4,6 +4,10 @@
         [--keep-server DIR | --mysql HOST:PORT --mysql-user U --mysql-password P --database DB]
         [--only ceiling,pymysql,s3rs-pymysql,...] [--json-out FILE]
 
+The `-k2` lines sync `<table>_k2`: the same rows with a two-column primary key
+(warehouse_code, id) and the keyset index (update_at, warehouse_code, id), against the one-column
+key (id) of the `s3rs-pymysql` / `s3rs-connectorx` lines.
+
 1. MariaDB: starts a throwaway server (s3rs_tui.sandbox.mariadb) on 127.0.0.1 in a temporary folder,
    or in --keep-server DIR so the generated table is kept between invocations (the server itself is
    stopped every run); or, with --mysql HOST:PORT, uses that server as it is.
@@ -271,7 +275,7 @@ def bare_pymysql(conv: str, bench: Bench, run_dir: Path) -> Child:
     return Child(command, lambda stdout: {"rows": last_json_object(stdout).get("rows")})
 
 
-def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path) -> Child:
+def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path, table_suffix: str = "") -> Child:
     q, m = json.dumps, bench.mysql  # a JSON string is a TOML basic string
     if to_s3:
         prefix = f"{run_dir.name}-{uuid.uuid4().hex[:8]}/"  # a fresh prefix for every run
@@ -288,7 +292,8 @@ def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path) -> Child:
         f"password = {q(m['password'])}\ndatabase = {q(bench.database)}\n\n[s3]\n{store_settings}\n"
         f"[backup]\nreader = {q(reader)}\nsafety_lag_seconds = 0\n")
     command = [sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t",
-               f"{bench.database}.{bench.table}", "--no-ui", "--json", "--batch-size", str(bench.batch_size)]
+               f"{bench.database}.{bench.table}{table_suffix}", "--no-ui", "--json", "--batch-size",
+               str(bench.batch_size)]
 
     def figures(stdout: str) -> dict:
         return {"rows": last_json_object(stdout).get("rows"), **output()}
@@ -319,6 +324,7 @@ class Measurement:
 
 
 CX = ("connectorx",)
+K2 = "_k2"  # the table with a two-column key
 # The lines of the table, in print order; --only takes these names.
 MEASUREMENTS = {
     "ceiling": Measurement("mariadb --batch --quick, TSV to /dev/null", ceiling),
@@ -328,6 +334,10 @@ MEASUREMENTS = {
                                 partial(s3rs_sync, "pymysql", False)),
     "s3rs-connectorx": Measurement("s3rs sync, reader connectorx, local folder",
                                    partial(s3rs_sync, "connectorx", False), needs=CX),
+    "s3rs-pymysql-k2": Measurement("s3rs sync, reader pymysql, local folder, 2-column key",
+                                   partial(s3rs_sync, "pymysql", False, table_suffix=K2)),
+    "s3rs-connectorx-k2": Measurement("s3rs sync, reader connectorx, local folder, 2-column key",
+                                      partial(s3rs_sync, "connectorx", False, table_suffix=K2), needs=CX),
     "s3rs-pymysql-s3": Measurement("s3rs sync, reader pymysql, S3 (moto)",
                                    partial(s3rs_sync, "pymysql", True), s3=True),
     "s3rs-connectorx-s3": Measurement("s3rs sync, reader connectorx, S3 (moto)",
@@ -419,6 +429,32 @@ def prepare_table(bench: Bench, seed: int) -> dict:
         version = cur.fetchone()[0]
     return {"generated_seconds": generated, "data_mb": data_length / 2**20, "index_mb": index_length / 2**20,
             "avg_row_length": avg_row_length, "mariadb_version": version}
+
+
+def prepare_two_column_key_table(bench: Bench, seed: int) -> None:
+    """`<table>_k2`: the benchmark table's rows under the primary key (warehouse_code, id), unless
+    it already holds them."""
+    import pymysql
+
+    source, copy = f"`{bench.database}`.`{bench.table}`", f"`{bench.database}`.`{bench.table}{K2}`"
+    comment = f"s3rs benchmark, two-column key: rows={bench.rows} seed={seed}"
+    with pymysql.connect(**bench.mysql, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_comment FROM information_schema.tables WHERE table_schema = %s"
+                    " AND table_name = %s", (bench.database, bench.table + K2))
+        found = cur.fetchone()
+        if found and found[0] == comment:
+            log(f"table {bench.table}{K2} already holds the rows: reusing it")
+            return
+        log(f"copying the rows into {bench.table}{K2} (primary key (warehouse_code, id)) ...")
+        start = time.perf_counter()
+        cur.execute(f"DROP TABLE IF EXISTS {copy}")
+        cur.execute(f"CREATE TABLE {copy} LIKE {source}")
+        cur.execute(f"ALTER TABLE {copy} MODIFY `id` bigint(20) unsigned NOT NULL, DROP PRIMARY KEY, "
+                    "DROP KEY `idx_update_at_id`, ADD PRIMARY KEY (`warehouse_code`, `id`), "
+                    "ADD KEY `idx_update_at_key` (`update_at`, `warehouse_code`, `id`)")
+        cur.execute(f"INSERT INTO {copy} SELECT * FROM {source}")
+        cur.execute(f"ALTER TABLE {copy} COMMENT = %s", (comment,))
+        log(f"copied in {time.perf_counter() - start:.1f}s")
 
 
 def machine(mariadb_version: str) -> dict:
@@ -558,6 +594,8 @@ def main() -> int:
             mysql = server.connect_args()
         bench = Bench(mysql, opts.database, opts.table, opts.rows, opts.batch_size, work, env)
         table_info = prepare_table(bench, opts.seed)
+        if any(name.endswith("-k2") for name in names):
+            prepare_two_column_key_table(bench, opts.seed)
         if any(MEASUREMENTS[name].s3 for name in names):
             log("starting the moto S3 server ...")
             bench.s3 = S3Server.start(work, env)

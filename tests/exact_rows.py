@@ -50,20 +50,38 @@ def mysql_columns(db, table: str = "orders") -> list[str]:
         "ORDER BY ORDINAL_POSITION", params=(db.name, table))]
 
 
-def _versions(rows, columns: list[str], key: str, cursor: str) -> list[tuple[str, str, str]]:
+Key = str | tuple[str, ...]  # a key column, or the columns of a composite key
+
+
+def _key_at(columns: list[str], key: Key):
+    """row -> the row's key: canonical text of one column, or a tuple of them."""
+    if isinstance(key, str):
+        at = columns.index(key)
+        return lambda row: canonical(row[at])
+    ats = [columns.index(name) for name in key]
+    return lambda row: tuple(canonical(row[at]) for at in ats)
+
+
+def _versions(rows, columns: list[str], key: Key, cursor: str) -> list[tuple]:
     """(key, cursor, digest of all columns) for each row (a tuple in `columns` order)."""
-    at_key, at_cursor = columns.index(key), columns.index(cursor)
-    return [(canonical(row[at_key]), canonical(row[at_cursor]), digest(row)) for row in rows]
+    key_of, at_cursor = _key_at(columns, key), columns.index(cursor)
+    return [(key_of(row), canonical(row[at_cursor]), digest(row)) for row in rows]
 
 
-def mysql_rows(db, table: str = "orders", key: str = "id", cursor: str = "update_at") -> dict[str, tuple]:
+def _sortable(key) -> tuple:
+    """A key's canonical text in the key's order (integers compare as numbers)."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return tuple((0, int(p), "") if p.lstrip("-").isdigit() else (1, 0, p) for p in parts)
+
+
+def mysql_rows(db, table: str = "orders", key: Key = "id", cursor: str = "update_at") -> dict:
     """key -> (cursor, digest) of every row in MySQL now."""
     columns = mysql_columns(db, table)
     rows = db.execute(f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM `{table}`")
     return {k: (c, d) for k, c, d in _versions(rows, columns, key, cursor)}
 
 
-def stored_rows(settings, name: str, columns: list[str], key: str = "id",
+def stored_rows(settings, name: str, columns: list[str], key: Key = "id",
                 cursor: str = "update_at") -> dict[str, list[tuple]]:
     """file key -> [(key, cursor, digest of `columns`)] of every data file of the table, read
     through the store."""
@@ -85,7 +103,7 @@ def _differences(found: dict, wanted: dict, limit: int = 5) -> str:
 
 
 def assert_store_matches_mysql(db, settings, name: str, table: str = "orders", *, history: bool = False,
-                               key: str = "id", cursor: str = "update_at") -> dict[str, list[tuple]]:
+                               key: Key = "id", cursor: str = "update_at") -> dict[str, list[tuple]]:
     """Every row of MySQL is stored exactly once with every column equal, and no version is stored
     twice. Without `history` nothing else is stored; with it (rows were updated between runs),
     older versions of a row may be in earlier files. Returns what stored_rows read."""
@@ -108,21 +126,23 @@ def assert_store_matches_mysql(db, settings, name: str, table: str = "orders", *
 
 
 def assert_watermark_matches_files(settings, name: str, files: dict[str, list[tuple]] | None = None,
-                                   key: str = "id", cursor: str = "update_at") -> None:
+                                   key: Key = "id", cursor: str = "update_at") -> None:
     """The watermark counts exactly the stored files and rows, and ends at the last row stored.
     `files`: what assert_store_matches_mysql returned, else read here (no MySQL needed)."""
-    files = files if files is not None else stored_rows(settings, name, [key, cursor], key, cursor)
+    names = [key] if isinstance(key, str) else list(key)
+    files = files if files is not None else stored_rows(settings, name, [*names, cursor], key, cursor)
     watermark = WatermarkStore(open_store(settings)).get(name)
     assert watermark.s3_file_count == len(files)
     assert watermark.mysql_rows_extracted == sum(len(rows) for rows in files.values())
     assert watermark.last_s3_file == max(files)
-    last_cursor, last_key = max((c, int(k)) for rows in files.values() for k, c, _ in rows)
+    last = max((c, _sortable(k)) for rows in files.values() for k, c, _ in rows)
     at = canonical(datetime.fromisoformat(watermark.last_mysql_data_timestamp))
-    assert (at, int(watermark.last_mysql_data_id)) == (last_cursor, last_key)
+    stored_key = tuple(str(v) for v in watermark.position_key)
+    assert (at, _sortable(stored_key)) == last
 
 
 def assert_warehouse_matches_mysql(query, db, stored_keys, table: str = "orders", schema: str = "public",
-                                   key: str = "id", cursor: str = "update_at") -> None:
+                                   key: Key = "id", cursor: str = "update_at") -> None:
     """`query(sql)` runs in the warehouse: one row per key, every column equal to MySQL's row, and
     a ledger naming exactly the stored files (`stored_keys`)."""
     columns = mysql_columns(db, table)

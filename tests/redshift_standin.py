@@ -435,10 +435,11 @@ def check_redshift_sql(sql: str) -> None:
 
 def _translate(sql: str) -> str:
     """Redshift's spelling for the PostgreSQL underneath: folded names, VARBYTE(n) as a domain,
-    no DISTKEY/SORTKEY, the catalog's format_type that knows VARBYTE."""
+    no DISTKEY or DISTSTYLE, no SORTKEY, the catalog's format_type that knows VARBYTE."""
     def change(part: str) -> str:
         part = _fold_names(part)
-        part = re.sub(r"\s*DISTKEY\s*\([^)]*\)\s*SORTKEY\s*\([^)]*\)\s*$", "", part, flags=re.IGNORECASE)
+        part = re.sub(r"\s*(DISTKEY\s*\([^)]*\)|DISTSTYLE\s+(EVEN|ALL|AUTO))\s*SORTKEY\s*\([^)]*\)\s*$", "",
+                      part, flags=re.IGNORECASE)
         part = re.sub(r"\bformat_type\s*\(", "redshift_sys.format_type(", part, flags=re.IGNORECASE)
         return re.sub(r"\bvarbyte\s*\((\d+)\)", lambda m: f"redshift_sys.varbyte_{int(m.group(1))}", part,
                       flags=re.IGNORECASE)

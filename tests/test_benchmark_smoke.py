@@ -12,8 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 3000
-EXPECTED = ("ceiling", "pymysql", "pymysql-nodecode", "s3rs-pymysql", "s3rs-connectorx", "s3rs-pymysql-s3",
-            "s3rs-connectorx-s3")
+EXPECTED = ("ceiling", "pymysql", "pymysql-nodecode", "s3rs-pymysql", "s3rs-connectorx", "s3rs-pymysql-k2",
+            "s3rs-connectorx-k2", "s3rs-pymysql-s3", "s3rs-connectorx-s3")
 
 
 def test_benchmark_runs_every_line_at_a_small_n(tmp_path):
@@ -50,6 +50,6 @@ def test_benchmark_runs_every_line_at_a_small_n(tmp_path):
     for name in EXPECTED:
         assert report["results"][name]["runs"] == 1
         assert report["results"][name]["median_rows_per_min"] > 0
-    for name in ("s3rs-pymysql", "s3rs-connectorx", "s3rs-pymysql-s3", "s3rs-connectorx-s3"):
+    for name in (n for n in EXPECTED if n.startswith("s3rs-")):
         assert report["results"][name]["parquet_files"] >= 1
         assert report["results"][name]["store_mb"] > 0

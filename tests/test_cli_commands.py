@@ -532,12 +532,13 @@ def test_injection_in_cursor_column_is_refused(db, tmp_path):
     assert [row[0] for row in db.execute("SHOW TABLES")] == ["orders"]
 
 
-def test_table_without_primary_key(db, local_config, tmp_path):
+def test_table_without_a_unique_key_is_read_by_whole_cursor_values(db, local_config, tmp_path):
+    """No key at all: backed up (test_keys.py has the exactness), and the run says how."""
     make_table(db, rows=20, primary_key=False)
     result = run_cli("sync", "-t", "orders", config=local_config)
-    assert_clean_error(result, 2, "no primary key", "key_column")
-    assert parquet_files(base(tmp_path)) == []
-    assert not watermark_file(tmp_path, db).exists()
+    assert result.returncode == 0, result.stderr
+    assert "no unique key" in result.stderr and "append-only" in result.stderr
+    assert len(parquet_ids(base(tmp_path))) == 20
 
 
 def test_table_without_cursor_column(db, local_config, tmp_path):

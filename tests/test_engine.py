@@ -85,7 +85,7 @@ def test_page_query_uses_the_keyset_index_without_filesort(orders, reader):
     with pymysql.connect(**orders.server.connect_args(orders.name)) as conn:
         info = describe_table(conn, orders.name, "orders", TableSettings())
         sql, params = keyset.page_query(info, [getattr(p, reader) for p in plan_columns(info.columns)],
-                                        keyset.Position("2024-01-01 00:05:00", 1234), "2030-01-01", 500)
+                                        keyset.Position("2024-01-01 00:05:00", (1234,)), "2030-01-01", 500)
         with conn.cursor() as cur:
             cur.execute("EXPLAIN FORMAT=JSON " + sql, params)
             plan = json.loads(cur.fetchone()[0])

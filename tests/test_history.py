@@ -8,6 +8,7 @@ import pytest
 
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.parquet import data_key
+from s3rs_tui.engine.typemap import MySQLColumn
 from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.store import ObjectInfo
 from s3rs_tui.store.history import (
@@ -26,7 +27,7 @@ from s3rs_tui.store.history import (
     sequence_of,
     write_deletions,
 )
-from s3rs_tui.store.layout import part_key
+from s3rs_tui.store.layout import key_spelling, part_key
 from s3rs_tui.store.local import LocalStore
 
 FOUND = datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=UTC)
@@ -91,16 +92,16 @@ def test_read_mark_refuses_files_reconcile_did_not_write(tmp_path):
 
 def test_position_order_puts_history_at_its_watermark_before_later_parts():
     class Info:
-        name, key_is_integer = "shop.orders", True
+        name, keys = "shop.orders", [MySQLColumn("id", "bigint", "bigint(20)", None, None, None, None, "NO")]
 
     def part(timestamp, key):
-        return data_key(Info, Position(timestamp, key))  # type: ignore[arg-type]
+        return data_key(Info, Position(timestamp, (key,)))  # type: ignore[arg-type]
 
     early = part("2026-02-01 00:00:00", 5)
     before = part("2026-03-01 10:00:00.500000", 7)     # starts before the mark (same time, lower key)
     at = part("2026-03-01 10:00:00.500000", 42)        # the next sync's first file: starts at the mark
     later = part("2026-03-02 00:00:00", 1)
-    assert at == part_key("shop.orders", "2026-03-01 10:00:00.500000", 42, True)
+    assert at == part_key("shop.orders", "2026-03-01 10:00:00.500000", key_spelling(42, True))
     second_run = Mark(FOUND + timedelta(hours=1), MARK.timestamp, MARK.key)
     fix0 = history_key("shop.orders", FIX, MARK, 0)
     del1 = history_key("shop.orders", DELETION, MARK, 1)

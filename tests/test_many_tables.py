@@ -25,7 +25,7 @@ def make_tables(db, names=NAMES, rows=20000):
 
 def test_three_tables_at_once_with_one_failing(db, tmp_path, settings_for):
     make_tables(db, ("a", "b"))
-    db.execute("CREATE TABLE broken (id INT, update_at DATETIME NOT NULL)")  # no primary key
+    db.execute("CREATE TABLE broken (id INT PRIMARY KEY, changed DATETIME NOT NULL)")  # no update_at
     config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store",
                           extra="max_workers = 3\nbatch_size = 2000\n")
     done = run_cli("sync", "-t", "a", "-t", "broken", "-t", "b", "--json", config=config)
@@ -33,7 +33,7 @@ def test_three_tables_at_once_with_one_failing(db, tmp_path, settings_for):
     summary = json.loads(done.stdout)
     assert [(t["table"].split(".")[1], t["status"]) for t in summary["tables"]] == [
         ("a", "success"), ("broken", "failed"), ("b", "success")]
-    assert "1 of 3 tables failed" in done.stderr and "primary key" in done.stderr
+    assert "1 of 3 tables failed" in done.stderr and "no cursor column" in done.stderr
     table_lines = [line for line in done.stderr.splitlines() if line.startswith(f"{db.name}.")]
     assert len(table_lines) == 3 and "20,000" in table_lines[0]  # the final table
     settings = settings_for(config)

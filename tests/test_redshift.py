@@ -2,7 +2,8 @@
 (tests/redshift_standin.py: PostgreSQL underneath, Redshift's documented rules on top, Parquet
 COPY run from the moto S3 server). Checked: the SQL Redshift would get, the manifest, the merged
 result, mixed-case names, values longer than Redshift columns, how a failed COPY is reported,
-retried serializable isolation violations, and `verify` agreeing and disagreeing."""
+retried serializable isolation violations, `verify` agreeing and disagreeing, composite keys and
+tables without a unique key."""
 
 import io
 import re
@@ -12,7 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from cli_helpers import make_table, run_cli
 from conftest import s3_client, write_config
+from exact_rows import assert_store_matches_mysql, assert_warehouse_matches_mysql
 from redshift_standin import Cluster, StandInError, check_parquet, check_redshift_sql
+from test_keys import LOG_DDL, TABLES, create, fill_log, sync_while_writing
+from test_keys_warehouse import assert_log_in_warehouse, change
 
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.jobs import verify
@@ -284,3 +288,53 @@ def test_redshift_settings_are_checked(db, tmp_path, settings_for):
     result = run_cli("sync", "-t", "orders", config=bad_role)
     assert result.returncode == 2 and "is not an IAM role ARN" in result.stderr
     assert not list(tmp_path.rglob("*.parquet"))  # refused before anything was stored
+
+
+# -- composite keys and tables without one (test_keys.py, test_keys_warehouse.py) ------------
+
+@pytest.mark.parametrize("table", ["salaries", "order_lines"])
+def test_composite_keys_merge_into_the_redshift_standin(db, redshift, pg, table):
+    """The primary key (two or three columns) is picked up without any table settings."""
+    settings, cluster = redshift
+    name = f"{db.name}.{table}"
+    settings.override("backup.batch_size", 300)
+    create(db, table, 3000)
+    run(settings, name)
+    change(db, table)
+    run(settings, name)
+    key = TABLES[table][2]
+    files = assert_store_matches_mysql(db, settings, name, table, key=key, history=True)
+    assert_warehouse_matches_mysql(pg.execute, db, files, table, key=key)
+    keys = ", ".join(f'"{k}"' for k in key)
+    assert any(f"PARTITION BY {keys}" in s for s in cluster.statements)
+    differs_at = TABLES[table][3]
+    pg.execute(f"UPDATE public.{table} SET update_at = update_at + interval '1 second' "
+               f"WHERE ({keys}) = %s", (differs_at,))
+    found = verify.verify_table(settings, name, lambda e: None)
+    shown = f"({', '.join(map(str, differs_at))})"
+    assert not found.agrees and [r.changed for r in found.ranges] == [[shown]]
+
+
+
+def test_concurrent_writers_on_a_composite_key_into_the_redshift_standin(db, redshift, pg):
+    settings, _ = redshift
+    create(db, "salaries", 2000)
+    name = f"{db.name}.salaries"
+    files = sync_while_writing(
+        db, settings, name, lambda: loader.TableLoader(settings, name, lambda e: None, RunControl()).run())
+    assert_warehouse_matches_mysql(pg.execute, db, files, "salaries", key=TABLES["salaries"][2])
+
+
+def test_a_keyless_table_loads_into_the_redshift_standin(db, redshift, pg):
+    settings, _ = redshift
+    db.execute(LOG_DDL)
+    fill_log(db, 5000, 50)
+    settings.override("backup.batch_size", 700)
+    name = f"{db.name}.log"
+    run(settings, name)
+    fill_log(db, 500, 5, start="2024-02-01", offset=5000)
+    run(settings, name)
+    assert_log_in_warehouse(db, pg.execute)
+    with pytest.raises(Exception, match="no unique key"):
+        verify.verify_table(settings, name, lambda e: None)
+    assert loader.TableLoader(settings, name, lambda e: None, RunControl()).run().files == 0

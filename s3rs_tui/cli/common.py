@@ -12,11 +12,12 @@ from s3rs_tui.runtime.errors import ConfigError
 from s3rs_tui.warehouse import check_config
 
 
-def settings_from(ctx: typer.Context) -> Settings:
-    """The settings in force for this invocation (loaded once, after --config is known)."""
+def settings_from(ctx: typer.Context, require_file: bool = True) -> Settings:
+    """The settings in force for this invocation (loaded once, after --config is known). Only
+    `s3rs config` runs without a config file: anything else would quietly work on defaults."""
     root = ctx.find_root()
     if not isinstance(root.obj, Settings):
-        root.obj = load_settings(root.params.get("config"))
+        root.obj = load_settings(root.params.get("config"), require_file=require_file)
         check_config(root.obj)  # the warehouse kind's own rules, as part of reading the config
         for warning in root.obj.warnings:
             typer.echo(f"s3rs: warning: {warning}", err=True)

@@ -19,7 +19,7 @@ from s3rs_tui.warehouse import open_warehouse
 def config(ctx: typer.Context,
            json_out: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
     """Show every setting in force and where it came from (file, environment, flag, default)."""
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, require_file=False)
     shown = settings.redacted()
     if json_out:
         print_json({"config_file": str(settings.config_path) if settings.config_path else None,

@@ -17,6 +17,7 @@ from s3rs_tui.status.headless import DEBUG, NORMAL, QUIET, HeadlessLog
 from s3rs_tui.status.monitoring import monitoring
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
+from s3rs_tui.store.watermark import shown_key
 from s3rs_tui.warehouse import check_warehouse
 
 STRATEGIES = ("parallel", "sequential")
@@ -151,7 +152,8 @@ def _dry_run(settings, tables: list[str], log: HeadlessLog, json_out: bool) -> N
         info, watermark, plan = TableSync(settings, name, log, RunControl()).dry_run()
         pages = -(-plan.estimated_rows // batch)
         file_size = settings.backup.file_size_mb
-        plans.append({"table": info.name, "start_timestamp": plan.start.timestamp, "start_id": plan.start.key,
+        plans.append({"table": info.name, "start_timestamp": plan.start.timestamp,
+                      "start_id": shown_key(plan.start.key),
                       "upper_bound": plan.bound, "estimated_rows": plan.estimated_rows,
                       "estimated_pages": pages, "batch_size": batch, "file_size_mb": file_size,
                       "keyset_index": info.has_keyset_index,

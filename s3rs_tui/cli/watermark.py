@@ -13,6 +13,7 @@ from s3rs_tui.cli.completion import table_names
 from s3rs_tui.cli.examples import epilog
 from s3rs_tui.jobs import watermark as ops
 from s3rs_tui.runtime.errors import ConfigError, WatermarkError
+from s3rs_tui.runtime.keys import Key, shown_key
 from s3rs_tui.runtime.parsing import parse_timestamp
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -57,10 +58,11 @@ def get(ctx: typer.Context, table: str = TABLE,
 @app.command("set", epilog=epilog("watermark set"))
 def set_(ctx: typer.Context, table: str = TABLE,
          timestamp: str = typer.Option(..., "--timestamp", help="'YYYY-MM-DD HH:MM:SS[.ffffff]'"),
-         id_: str | None = typer.Option(None, "--id", help="last key already backed up at that "
-                                           "timestamp; without it, rows AT the timestamp are taken"),
+         id_: list[str] | None = typer.Option(None, "--id", help="last key already backed up at that "
+                                                 "timestamp, one --id per key column in order; without it, "
+                                                 "rows AT the timestamp are taken"),
          yes: bool = YES) -> None:
-    """Move the watermark by hand: the next sync starts after (timestamp, id)."""
+    """Move the watermark by hand: the next sync starts after (timestamp, id...)."""
     try:
         timestamp = parse_timestamp(timestamp)
     except ValueError as exc:
@@ -92,6 +94,12 @@ def force_reset(ctx: typer.Context, table: str = TABLE, yes: bool = YES) -> None
     typer.echo(f"{state.name}: force-reset; the next sync starts from the beginning")
 
 
+def _shown_id(row: dict) -> Key:
+    """A `list` row's key as `watermark get` shows it (corrupt rows have none)."""
+    key, one = row.get("last_mysql_data_key"), row.get("last_mysql_data_id")
+    return shown_key(tuple(key) if key is not None else None if one is None else (one,))
+
+
 @app.command("list", epilog=epilog("watermark list"))
 def list_(ctx: typer.Context,
           json_out: bool = typer.Option(False, "--json", help="print the watermarks as JSON")) -> None:
@@ -114,5 +122,5 @@ def list_(ctx: typer.Context,
         typer.echo("no watermarks in the store yet")
     for row in rows:
         typer.echo(f"{row['table_name']:40} {row.get('mysql_status', ''):12} "
-                   f"{row.get('last_mysql_data_timestamp') or '-':26} {row.get('last_mysql_data_id')!s:>12} "
+                   f"{row.get('last_mysql_data_timestamp') or '-':26} {_shown_id(row)!s:>12} "
                    f"{row.get('mysql_rows_extracted', 0):>14,} rows {row.get('s3_file_count', 0):>6} files")

@@ -18,14 +18,15 @@ from urllib.parse import quote
 import pyarrow as pa
 import pymysql
 
-from s3rs_tui.engine.extract import Chunk, ChunkSource, key_value
-from s3rs_tui.engine.keyset import Position, page_query
+from s3rs_tui.engine.extract import Chunk, ChunkSource, key_value, page_sql
+from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
-from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
+from s3rs_tui.engine.table import CURSOR_TYPES, TableInfo
+from s3rs_tui.engine.typemap import ColumnPlan, MySQLColumn, columns_to_batch
 from s3rs_tui.runtime.config import MySQLSettings
 from s3rs_tui.runtime.errors import ConfigError, S3rsError, TransientError
 from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.keys import KeyValue
 
 _UTC = "SET time_zone = '+00:00'"  # as on the engine's own connections: TIMESTAMPs read in UTC
 # Its batches are Arrow already (no Python object per value), so twice the default reader's rows
@@ -57,10 +58,11 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
 
     columns = [plan.cx_sql for plan in plans]
     names = [plan.column.name for plan in plans]
-    cursor_at, key_at = names.index(info.cursor.name), names.index(info.key.name)
+    cursor_at = names.index(info.cursor.name)
+    keys = [(names.index(column.name), column) for column in info.keys]
 
     def read(conn: pymysql.Connection, start: Position, limit: int) -> Iterator[Chunk]:
-        sql, params = page_query(info, columns, start, bound, limit)
+        sql, params = page_sql(conn, info, columns, start, bound, limit)
         with conn.cursor() as cur:
             rendered = cur.mogrify(sql, params)
         clock = time.monotonic()
@@ -75,7 +77,8 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
                 batch = columns_to_batch(plans, [raw.column(i) for i in range(len(plans))], invalid)
                 cursor = cursor_text(_last(raw.column(cursor_at)), info.cursor.data_type,
                                      info.cursor_precision)
-                position = Position(cursor, key_value(info, str(_last(raw.column(key_at)))))
+                key = tuple(_key_text(column, _last(raw.column(at))) for at, column in keys)
+                position = Position(cursor, key)
                 yield Chunk(batch, position, invalid, time.monotonic() - clock)
                 failpoint("mid-page")
                 clock = time.monotonic()
@@ -89,6 +92,13 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
 
 def _last(column: pa.Array):
     return column[len(column) - 1].as_py()
+
+
+def _key_text(column: MySQLColumn, value) -> KeyValue:
+    """A key value as the default reader has it (dates and times travel here as numbers)."""
+    if column.data_type in CURSOR_TYPES:
+        return cursor_text(value, column.data_type, column.datetime_precision or 0)
+    return key_value(column, str(value))
 
 
 def cursor_text(number, data_type: str, precision: int) -> str:

@@ -1,8 +1,13 @@
-"""Keyset pagination on (cursor, key): the SQL that can neither miss nor repeat a row.
+"""Keyset pagination on (cursor, key...): the SQL that can neither miss nor repeat a row.
 
-A page is `(c > ts OR (c = ts AND k > id)) AND c < bound ORDER BY c, k LIMIT n`. Spelled this way
-MariaDB and MySQL read it as a range on the (c, k) index in index order (no filesort); the
+A page is `c >= ts AND (c > ts OR (c = ts AND k > id)) AND c < bound ORDER BY c, k LIMIT n`; a
+composite key nests the same way, `(k1 > v1 OR (k1 = v1 AND k2 > v2))`. Spelled this way MariaDB
+and MySQL read it as a range on the (c, k...) index in index order (no filesort); the
 row-constructor form `(c, k) > (ts, id)` scans and sorts the whole table on every page.
+
+A table with no unique key is read by whole cursor values: a page is every row with
+`ts < c <= through`, where `through` is the cursor value of the page's last wanted row, so rows
+sharing a cursor value are never split across pages and a page's end is a cursor value alone.
 
 `bound` is fixed once per run: the database's current time in the cursor's time zone, minus the
 safety lag, truncated to the cursor's precision and excluded. So a run always ends on a table
@@ -11,12 +16,14 @@ under constant writes, and it never stops inside a second (or microsecond) still
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import pymysql
 
-from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.engine.table import CURSOR_TYPES, INTEGER_TYPES, TableInfo
+from s3rs_tui.engine.typemap import MySQLColumn
 from s3rs_tui.runtime.errors import ConfigError
-from s3rs_tui.runtime.keys import Key
+from s3rs_tui.runtime.keys import KeyParts, shown_key
 from s3rs_tui.runtime.parsing import quote_identifier
 
 _SERVER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -25,34 +32,123 @@ _SERVER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 @dataclass(frozen=True)
 class Position:
     """Where a run starts: after the row (timestamp, key), or at `timestamp` inclusive when key is
-    None (a watermark set by hand to a time), or from the beginning when timestamp is None."""
+    None (a watermark set by hand to a time), or from the beginning when timestamp is None. On a
+    table without a key, `key` is () and the position is after every row at `timestamp`."""
 
     timestamp: str | None = None
-    key: Key = None
+    key: KeyParts | None = None
 
     def label(self) -> str:
-        return "the beginning" if self.timestamp is None else f"({self.timestamp}, {self.key})"
+        if self.timestamp is None:
+            return "the beginning"
+        return f"({self.timestamp}, {shown_key(self.key)})" if self.key else f"({self.timestamp})"
+
+
+def _after(keys: list[str], values: KeyParts) -> tuple[str, list]:
+    """`k1 > v1 OR (k1 = v1 AND (k2 > v2 OR ...))`: after `values` in key order."""
+    first, rest = keys[0], keys[1:]
+    if not rest:
+        return f"{first} > %s", [values[0]]
+    inner, params = _after(rest, values[1:])
+    return f"({first} > %s OR ({first} = %s AND {inner}))", [values[0], values[0], *params]
 
 
 def _range_sql(info: TableInfo, start: Position) -> tuple[str, list]:
-    c, k = quote_identifier(info.cursor.name), quote_identifier(info.key.name)
-    if start.timestamp is None:
+    """Rows after `start` (and before the bound, left as the last parameter)."""
+    c = quote_identifier(info.cursor.name)
+    ts = start.timestamp
+    if ts is None:
         return f"{c} < %s", []
     if start.key is None:
-        return f"{c} >= %s AND {c} < %s", [start.timestamp]
-    return f"({c} > %s OR ({c} = %s AND {k} > %s)) AND {c} < %s", [start.timestamp, start.timestamp,
-                                                                   start.key]
+        return f"{c} >= %s AND {c} < %s", [ts]
+    if not start.key:
+        return f"{c} > %s AND {c} < %s", [ts]
+    # The leading `c >= ts` gives the optimizer the range's start even when the OR nests deep.
+    after, params = _after([quote_identifier(name) for name in info.key_names], start.key)
+    return f"{c} >= %s AND ({c} > %s OR ({c} = %s AND {after})) AND {c} < %s", [ts, ts, ts, *params]
+
+
+def up_to_sql(info: TableInfo, position: Position) -> tuple[str, list]:
+    """Rows at or before `position`: what a watermark there covers."""
+    c, ts = quote_identifier(info.cursor.name), position.timestamp
+    if position.key is None:
+        return f"{c} < %s", [ts]
+    if not position.key:
+        return f"{c} <= %s", [ts]
+    after, params = _after([quote_identifier(name) for name in info.key_names], position.key)
+    return f"({c} < %s OR ({c} = %s AND NOT ({after})))", [ts, ts, *params]
+
+
+def _order_by(info: TableInfo) -> str:
+    # Qualified, so ORDER BY names the table's columns: a bare name would sort by a SELECT alias
+    # of the same name (the fast reader's `c + 0 AS c`), a filesort of the rest of the table.
+    return ", ".join(f"{info.quoted}.{quote_identifier(name)}" for name in info.order_names)
 
 
 def page_query(info: TableInfo, columns: list[str], start: Position, bound: str,
-               limit: int) -> tuple[str, list]:
-    """SELECT `columns` (SQL expressions) for one page of at most `limit` rows after `start`."""
+               limit: int, through: str | None = None) -> tuple[str, list]:
+    """SELECT `columns` (SQL expressions) for one page of at most `limit` rows after `start`; on a
+    table without a key, every row after `start` up to the cursor value `through` inclusive (all
+    the rest to the bound when None), however many."""
     where, params = _range_sql(info, start)
-    # Qualified, so ORDER BY names the table's columns: a bare name would sort by a SELECT alias
-    # of the same name (the fast reader's `c + 0 AS c`), a filesort of the rest of the table.
-    c, k = (f"{info.quoted}.{quote_identifier(column.name)}" for column in (info.cursor, info.key))
-    sql = f"SELECT {', '.join(columns)} FROM {info.quoted} WHERE {where} ORDER BY {c}, {k} LIMIT %s"
-    return sql, [*params, bound, int(limit)]
+    params.append(bound)
+    select = f"SELECT {', '.join(columns)} FROM {info.quoted} WHERE {where}"
+    if not info.keyless:
+        return f"{select} ORDER BY {_order_by(info)} LIMIT %s", [*params, int(limit)]
+    if through is not None:
+        select += f" AND {quote_identifier(info.cursor.name)} <= %s"
+        params.append(through)
+    return f"{select} ORDER BY {_order_by(info)}", params
+
+
+def has_string_key(info: TableInfo) -> bool:
+    """Some key column is text: ordering its values takes MySQL's collation (sortable_key's conn)."""
+    return any(column.data_type not in INTEGER_TYPES + CURSOR_TYPES for column in info.keys)
+
+
+def sortable_key(conn: pymysql.Connection | None, info: TableInfo, key: KeyParts) -> str:
+    """A composite key spelled so that text order is the key's order in MySQL: integers as 20
+    digits (offset past the sign), dates and times as their digits, strings as the hex of their
+    collation weights (WEIGHT_STRING), parts joined by '-' (which sorts before every hex digit).
+    File names use it: the loader takes the files named up to the watermark's as committed."""
+    parts: list[str | None] = []
+    strings: list[tuple[int, object, MySQLColumn]] = []
+    for column, value in zip(info.keys, key, strict=True):
+        if column.data_type in INTEGER_TYPES:
+            parts.append(f"{int(cast(int, value)) + 2**63:020d}")
+        elif column.data_type in CURSOR_TYPES:
+            parts.append("".join(ch for ch in str(value) if ch.isdigit()).ljust(20, "0"))
+        else:
+            strings.append((len(parts), value, column))
+            parts.append(None)
+    if strings and conn is not None:
+        weights = ", ".join(f"HEX(WEIGHT_STRING(CONVERT(%s USING {_name(column.character_set_name)}) "
+                            f"COLLATE {_name(column.collation_name)}))" for _, _, column in strings)
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT {weights}", [value for _, value, _ in strings])
+            for (at, _, _), weight in zip(strings, cur.fetchone(), strict=True):
+                parts[at] = weight
+    return "-".join(cast(list[str], parts))
+
+
+def _name(charset_or_collation: str | None) -> str:
+    """A character set or collation name from information_schema, checked before it goes in SQL."""
+    name = charset_or_collation or ""
+    if not name.replace("_", "").isalnum():
+        raise ConfigError(f"unexpected character set or collation {name!r}")
+    return name
+
+
+def page_end(conn: pymysql.Connection, info: TableInfo, start: Position, bound: str, rows: int) -> str | None:
+    """The cursor value of the `rows`-th row after `start` (None: fewer rows are left), as the
+    server spells it: where a page of a keyless table ends. One walk over the cursor index."""
+    where, params = _range_sql(info, start)
+    c = quote_identifier(info.cursor.name)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT CAST({c} AS CHAR) FROM {info.quoted} WHERE {where} ORDER BY {c} "
+                    "LIMIT 1 OFFSET %s", [*params, bound, max(0, int(rows) - 1)])
+        row = cur.fetchone()
+    return None if row is None else row[0]
 
 
 def count_range(conn: pymysql.Connection, info: TableInfo, start: Position, bound: str,

@@ -4,8 +4,10 @@ A file's name comes from the position it starts after, so a file redone after a 
 watermark, so same start) overwrites its own earlier copy instead of adding a duplicate.
 """
 
+import hashlib
 import json
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,14 +15,29 @@ import pyarrow.parquet as pq
 
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
-from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo
 from s3rs_tui.runtime.failpoints import failpoint
-from s3rs_tui.store.layout import LONGEST_KEY, part_key, variable_width
+from s3rs_tui.runtime.keys import KeyParts
+from s3rs_tui.store.layout import LONGEST_KEY, key_spelling, part_key, variable_width
+
+_LONGEST_KEY_PART = 640  # of a file name (S3 keys hold 1024 bytes)
 
 
-def data_key(info: TableInfo, start: Position) -> str:
-    """data/<db>/<table>/part-<start timestamp>-<start key>.parquet, sorting in cursor order."""
-    return part_key(info.name, start.timestamp, start.key, info.key_is_integer)
+def data_key(info: TableInfo, start: Position, sortable: str = "") -> str:
+    """data/<db>/<table>/part-<start timestamp>-<start key>.parquet, sorting in cursor order.
+    `sortable`: a composite start key as keyset.sortable_key spells it."""
+    return part_key(info.name, start.timestamp, _key_part(info, start.key, sortable))
+
+
+def _key_part(info: TableInfo, key: KeyParts | None, sortable: str) -> str:
+    if not key and key is not None:  # no key: after every row at the timestamp
+        return "9" * 20 + "-after"
+    if key is not None and len(key) > 1:  # in key order; past _LONGEST_KEY_PART, cut and made distinct
+        if len(sortable) <= _LONGEST_KEY_PART:
+            return "k" + sortable
+        return f"k{sortable[:_LONGEST_KEY_PART - 20]}-{hashlib.sha1(sortable.encode()).hexdigest()[:19]}"
+    integer = bool(info.keys) and info.keys[0].data_type in INTEGER_TYPES
+    return key_spelling(None if key is None else cast(int, key[0]), integer)  # typed on opening
 
 
 class ParquetFile:

@@ -60,8 +60,11 @@ def plan_notices(plan: Plan, info: TableInfo) -> list[str]:
     """What the operator should know before trusting the run's totals."""
     notices = []
     if not info.has_keyset_index:
-        notices.append(f"{info.name} has no index starting with ({info.cursor.name}, {info.key.name}): "
+        notices.append(f"{info.name} has no index starting with ({', '.join(info.order_names)}): "
                        "every page scans the table; add one for speed")
+    if info.keyless:
+        notices.append(f"{info.name} has no unique key: it is read by whole {info.cursor.name} values and "
+                       "loaded append-only (README: Tables without a unique key)")
     if plan.null_cursor_rows:
         notices.append(f"{plan.null_cursor_rows} rows have a NULL {info.cursor.name} and can never be "
                        "reached by the cursor (see README: NULL cursors)")

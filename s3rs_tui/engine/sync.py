@@ -11,8 +11,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 
 from s3rs_tui.engine.cxreader import connection_url, cx_chunks
-from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks
-from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chunks, typed_key
+from s3rs_tui.engine.keyset import Position, has_string_key, sortable_key
 from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
 from s3rs_tui.engine.parquet import ParquetFile, data_key
@@ -37,6 +37,7 @@ from s3rs_tui.runtime.events import (
     StateChanged,
 )
 from s3rs_tui.runtime.failpoints import failpoint
+from s3rs_tui.runtime.keys import shown_key
 from s3rs_tui.runtime.retry import reported_retries
 from s3rs_tui.store import open_store
 from s3rs_tui.store.local import disk_error
@@ -93,34 +94,37 @@ class TableSync:
         self.name = f"{self.database}.{self.table}"
         self.store = open_store(settings)
         self.watermarks = WatermarkStore(self.store)
-        self.conn = None
+        self.conn = self.side_conn = None
         self.invalid_dates: dict[str, int] = {}
         self.null_cursor_rows = self.future_cursor_rows = 0
         use_compact_allocators()
 
     # -- connections, retries, notices ---------------------------------------------------------
 
-    def _reconnect(self) -> None:
-        """A new connection (through a tunnel rebuilt first if it dropped)."""
-        close_quietly(self.conn)
-        self.conn = None
-        self.conn = connect(self.settings, notify=self._notice)
+    def _reconnect(self, which: str = "conn") -> None:
+        """A new connection (through a tunnel rebuilt first if it dropped): `conn` for the pages,
+        `side_conn` for queries made while a page streams on `conn`."""
+        close_quietly(getattr(self, which))
+        setattr(self, which, None)
+        setattr(self, which, connect(self.settings, notify=self._notice))
 
     def _retrying(self, action, recover=lambda: None, what: str = "the store"):
         return reported_retries(action, sink=self.sink, table=self.name, control=self.control, what=what,
                                 attempts=self.settings.backup.retry_attempts, recover=recover)
 
-    def _query(self, doing: str, action):
+    def _query(self, doing: str, action, which: str = "conn"):
         """Run `action(conn)` with a live connection: driver errors classified, transient ones retried."""
         def attempt():
             try:
-                return action(self.conn)
+                if getattr(self, which) is None:
+                    self._reconnect(which)
+                return action(getattr(self, which))
             except S3rsError:
                 raise
             except Exception as exc:  # broad: classified into transient or fatal
                 raise classify(exc, doing) from exc
 
-        return self._retrying(attempt, self._reconnect, "MySQL")
+        return self._retrying(attempt, lambda: self._reconnect(which), "MySQL")
 
     def _notice(self, message: str, level: Level = "warning") -> None:
         self.sink(Notice(table=self.name, message=message, level=level))
@@ -148,25 +152,36 @@ class TableSync:
             raise
         finally:
             close_quietly(self.conn)
+            close_quietly(self.side_conn)
         self.sink(finished)
         return finished
 
     def _open_watermark(self, info: TableInfo) -> Watermark:
         watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
-        for attribute, column in (("cursor_column", info.cursor.name), ("key_column", info.key.name)):
+        key_column = ",".join(info.key_names)
+        for attribute, column in (("cursor_column", info.cursor.name), ("key_column", key_column)):
             stored = getattr(watermark, attribute)
-            if watermark.has_position and stored and stored != column:
+            if watermark.has_position and stored is not None and stored != column:
                 raise TableError(f"the watermark of {self.name} was made with {attribute} {stored!r}, not "
                                  f"{column!r}: set it back, or `s3rs watermark reset` to start over")
             setattr(watermark, attribute, column)
-        key = watermark.last_mysql_data_id
-        if info.key_is_integer and key is not None and (not isinstance(key, int) or isinstance(key, bool)):
-            raise TableError(f"the watermark of {self.name} has id {key!r}, but key column {info.key.name} "
-                             "is an integer: fix it with `s3rs watermark set --id <integer>`")
+        self._start(info, watermark)
         watermark.backup_strategy = self.options.backup_strategy
         watermark.mysql_status = "in_progress"
         self._retrying(lambda: self.watermarks.save(watermark))
         return watermark
+
+    def _start(self, info: TableInfo, watermark: Watermark) -> Position:
+        """Where the watermark says to start, its key typed as the key columns are."""
+        key = watermark.position_key
+        if key is None or watermark.last_mysql_data_timestamp is None:
+            return Position(watermark.last_mysql_data_timestamp, key)
+        try:
+            return Position(watermark.last_mysql_data_timestamp, typed_key(info, key))
+        except ValueError as exc:
+            raise TableError(f"the watermark of {self.name} has key {list(key)!r}, which does not fit "
+                             f"the key ({', '.join(info.key_names) or 'none'}): {exc}; fix it with "
+                             "`s3rs watermark set`") from None
 
     def _connect_and_describe(self) -> TableInfo:
         self._retrying(self._reconnect, self._reconnect, "MySQL")
@@ -179,8 +194,7 @@ class TableSync:
         self._retrying(lambda: save_definition(self.store, self.name, sql))
 
     def _plan(self, info: TableInfo, watermark: Watermark, exact: bool = False) -> Plan:
-        start = Position(watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
-        return make_plan(self._query, info, start, self.spec.cursor_timezone,
+        return make_plan(self._query, info, self._start(info, watermark), self.spec.cursor_timezone,
                          self.settings.backup.safety_lag_seconds, exact)
 
     def dry_run(self, exact: bool = False) -> tuple[TableInfo, Watermark, Plan]:
@@ -207,7 +221,7 @@ class TableSync:
                 table=self.name,
                 run_id=run.lock.run_id,
                 start_timestamp=position.timestamp,
-                start_id=position.key,
+                start_id=shown_key(position.key),
                 upper_bound=bound,
                 estimated_rows=min(estimate, limit) if limit else estimate,
                 batch_size=batch_size,
@@ -232,6 +246,7 @@ class TableSync:
             budget,
             limit,
             f"reading {self.name}",
+            whole_pages_mb=self.settings.backup.memory_limit_mb / 2 if info.keyless else None,
         )
         current: ParquetFile | None = None
         try:
@@ -289,7 +304,9 @@ class TableSync:
 
     def _file_is_done(self, file: ParquetFile, chunk: Chunk) -> bool:
         """Close once big enough (file_size_mb = 0: at each page's end), or now when the run is
-        asked to stop or pause."""
+        asked to stop or pause; never where the run could not resume (inside a keyless page)."""
+        if not chunk.resumable:
+            return False
         if self.control.stop_requested or self.control.paused or self._past_deadline():
             return True
         target = self.settings.backup.file_size_mb * 1024**2
@@ -309,7 +326,7 @@ class TableSync:
 
     def _store_file(self, run: _Run, file: ParquetFile, start: Position, end: Position) -> None:
         """Store the file durably, then (and only then) advance the watermark to its last row."""
-        key = data_key(run.info, start)
+        key = data_key(run.info, start, self._sortable(run.info, start))
         self._page_read(run, file, end, "storing")
         clock = time.monotonic()
         file.close()
@@ -321,7 +338,7 @@ class TableSync:
         if run.lock.lost.is_set():
             raise S3rsError(f"{self.name}: {run.lock.lost.reason}; stopped before saving the watermark")
         watermark = run.watermark
-        watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id = end.timestamp, end.key
+        watermark.move_to(end.timestamp, end.key)
         watermark.last_mysql_extraction_time = utc_now()
         watermark.mysql_rows_extracted += file.rows
         watermark.s3_file_count += 1
@@ -346,12 +363,22 @@ class TableSync:
                 rows_per_minute=run.per_minute(),
                 rss_mb=rss_mb(),
                 watermark_timestamp=end.timestamp,
-                watermark_id=end.key,
+                watermark_id=shown_key(end.key),
                 elapsed_seconds=run.elapsed(),
                 seconds=seconds,
                 paused_seconds=run.paused,
             )
         )
+
+    def _sortable(self, info: TableInfo, start: Position) -> str:
+        """A composite start key spelled for the file name (strings need MySQL's collation)."""
+        if start.key is None or len(start.key) < 2 or start.timestamp is None:
+            return ""
+        key = start.key
+        if not has_string_key(info):
+            return sortable_key(None, info, key)
+        # The reader may be streaming a page on self.conn: a connection of its own.
+        return self._query("naming the file", lambda conn: sortable_key(conn, info, key), "side_conn")
 
     def _page_read(self, run: _Run, file: ParquetFile, position: Position, phase: PagePhase) -> None:
         """Progress inside the file being written: the dashboard ticks with it, the watermark does not."""
@@ -368,7 +395,7 @@ class TableSync:
                 elapsed_seconds=run.elapsed(),
                 paused_seconds=run.paused,
                 position_timestamp=position.timestamp,
-                position_id=position.key,
+                position_id=shown_key(position.key),
             )
         )
 
@@ -396,7 +423,7 @@ class TableSync:
             rows_per_minute=rows * 60 / working if working > 0 else 0.0,
             peak_rss_mb=peak_rss_mb(),
             watermark_timestamp=watermark.last_mysql_data_timestamp if watermark else None,
-            watermark_id=watermark.last_mysql_data_id if watermark else None,
+            watermark_id=watermark.shown_id if watermark else None,
             invalid_dates=dict(self.invalid_dates),
             null_cursor_rows=self.null_cursor_rows,
             future_cursor_rows=self.future_cursor_rows,

@@ -15,7 +15,7 @@ from s3rs_tui.runtime.parsing import quote_identifier
 
 CURSOR_TYPES = ("datetime", "timestamp", "date")
 INTEGER_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")
-_STRING_KEY_TYPES = ("char", "varchar")
+_KEY_TYPES = (*INTEGER_TYPES, "char", "varchar", *CURSOR_TYPES)
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class TableInfo:
     table: str
     columns: list[MySQLColumn]
     cursor: MySQLColumn
-    key: MySQLColumn
+    keys: tuple[MySQLColumn, ...]  # the unique key, in order; () = none: read by whole cursor values
     has_keyset_index: bool
     estimated_rows: int
 
@@ -37,8 +37,17 @@ class TableInfo:
         return f"{quote_identifier(self.database)}.{quote_identifier(self.table)}"
 
     @property
-    def key_is_integer(self) -> bool:
-        return self.key.data_type in INTEGER_TYPES
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.keys)
+
+    @property
+    def keyless(self) -> bool:
+        return not self.keys
+
+    @property
+    def order_names(self) -> tuple[str, ...]:
+        """The keyset order: the cursor, then the key."""
+        return (self.cursor.name, *self.key_names)
 
     @property
     def cursor_precision(self) -> int:
@@ -63,9 +72,9 @@ def describe_table(conn: pymysql.Connection, database: str, table: str, spec: Ta
         raise TableError(f"cursor column {name}.{cursor.name} is {cursor.column_type}; it must be "
                          "DATETIME, TIMESTAMP or DATE")
     indexes = _indexes(conn, database, table)
-    key = _key_column(name, spec, by_name, indexes)
-    return TableInfo(database, table, columns, cursor, key,
-                     _has_keyset_index(indexes, cursor.name, key.name), estimated_rows)
+    keys = _key_columns(name, spec, by_name, indexes)
+    return TableInfo(database, table, columns, cursor, keys,
+                     _has_keyset_index(indexes, [cursor.name, *(key.name for key in keys)]), estimated_rows)
 
 
 def show_create_table(conn: pymysql.Connection, info: TableInfo) -> str:
@@ -81,7 +90,7 @@ def _query(conn: pymysql.Connection, sql: str, params: tuple) -> list[tuple]:
 
 def table_columns(conn: pymysql.Connection, database: str, table: str) -> list[MySQLColumn]:
     rows = _query(conn, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
-                        "DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE "
+                        "DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE, COLLATION_NAME "
                         "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
                         "ORDER BY ORDINAL_POSITION", (database, table))
 
@@ -91,7 +100,7 @@ def table_columns(conn: pymysql.Connection, database: str, table: str) -> list[M
     return [MySQLColumn(name=r[0], data_type=r[1].lower(), column_type=r[2].lower(),
                         numeric_precision=number(r[3]), numeric_scale=number(r[4]),
                         datetime_precision=number(r[5]), character_set_name=r[6],
-                        is_nullable=r[7] == "YES") for r in rows]
+                        is_nullable=r[7] == "YES", collation_name=r[8]) for r in rows]
 
 
 def _indexes(conn: pymysql.Connection, database: str, table: str) -> dict[str, tuple[bool, list[str]]]:
@@ -105,35 +114,46 @@ def _indexes(conn: pymysql.Connection, database: str, table: str) -> dict[str, t
     return indexes
 
 
-def _key_column(name: str, spec: TableSettings, by_name: dict[str, MySQLColumn],
-                indexes: dict[str, tuple[bool, list[str]]]) -> MySQLColumn:
-    single_unique = {cols[0] for unique, cols in indexes.values() if unique and len(cols) == 1}
-    if spec.key_column:
-        key = by_name.get(spec.key_column.lower())
-        if key is None:
-            raise TableError(f"table {name} has no key column {spec.key_column!r}")
-        if key.name.lower() not in single_unique or key.is_nullable:
-            raise TableError(f"key column {name}.{key.name} must be NOT NULL and unique on its own "
-                             "(a primary key or a single-column unique index)")
+def _key_columns(name: str, spec: TableSettings, by_name: dict[str, MySQLColumn],
+                 indexes: dict[str, tuple[bool, list[str]]]) -> tuple[MySQLColumn, ...]:
+    """The configured key, else the primary key, else () when the table has no unique key at all
+    (a table with a unique index but no primary key must name it: it is the operator's choice)."""
+    where = f'[tables."{name}"]'
+    if spec.key_names:
+        missing = [column for column in spec.key_names if column.lower() not in by_name]
+        if missing:
+            raise TableError(f"table {name} has no key column {missing[0]!r}")
+        keys = tuple(by_name[column.lower()] for column in spec.key_names)
+        wanted = sorted(key.name.lower() for key in keys)
+        if not any(unique and sorted(cols) == wanted for unique, cols in indexes.values()) or \
+                any(key.is_nullable for key in keys):
+            what = "key column" if len(keys) == 1 else "key columns"
+            raise TableError(f"{what} {name}.({', '.join(spec.key_names)}) must be NOT NULL and unique "
+                             "together, exactly (a primary key or a unique index on just those columns)")
+    elif primary := indexes.get("PRIMARY", (True, []))[1]:
+        keys = tuple(by_name[column] for column in primary)
     else:
-        primary = indexes.get("PRIMARY", (True, []))[1]
-        if len(primary) != 1:
-            what = "a composite primary key" if primary else "no primary key"
-            raise TableError(f"table {name} has {what}; set key_column in [tables.\"{name}\"] to a "
-                             "NOT NULL column with a single-column unique index")
-        key = by_name[primary[0]]
-    if key.data_type not in INTEGER_TYPES + _STRING_KEY_TYPES:
-        raise TableError(f"key column {name}.{key.name} is {key.column_type}; integer or "
-                         "CHAR/VARCHAR keys are supported")
-    return key
+        unique = [cols for unique, cols in indexes.values()
+                  if unique and not any(by_name[column].is_nullable for column in cols)]
+        if unique:
+            shown = ", ".join(f'"{by_name[column].name}"' for column in unique[0])
+            raise TableError(f"table {name} has no primary key but a unique index: set key_columns = "
+                             f"[{shown}] in {where}")
+        return ()
+    for key in keys:
+        if key.data_type not in _KEY_TYPES:
+            raise TableError(f"key column {name}.{key.name} is {key.column_type}; integer, CHAR/VARCHAR "
+                             "and DATE/DATETIME/TIMESTAMP key columns are supported")
+    return keys
 
 
-def _has_keyset_index(indexes: dict[str, tuple[bool, list[str]]], cursor: str, key: str) -> bool:
-    """An index starting (cursor, key); InnoDB appends the primary key to every secondary index,
+def _has_keyset_index(indexes: dict[str, tuple[bool, list[str]]], order: list[str]) -> bool:
+    """An index starting (cursor, key...); InnoDB appends the primary key to every secondary index,
     so an index on (cursor) alone serves too when the key is the primary key."""
-    cursor, key = cursor.lower(), key.lower()
+    order = [column.lower() for column in order]
     primary = indexes.get("PRIMARY", (True, []))[1]
     for _, columns in indexes.values():
-        if columns[:2] == [cursor, key] or (columns == [cursor] and primary == [key]):
+        with_primary = columns + [column for column in primary if column not in columns]
+        if columns[:len(order)] == order or with_primary[:len(order)] == order:
             return True
     return False

@@ -59,6 +59,7 @@ class MySQLColumn:
     datetime_precision: int | None
     character_set_name: str | None
     is_nullable: bool
+    collation_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def set_start(settings: Settings, table: str, timestamp: str, restart: bool) -> 
     current = watermarks.get(table)
     if current is not None and current.has_position and not restart:
         raise ConfigError(f"{table} already has progress (watermark at {current.last_mysql_data_timestamp} / "
-                          f"{current.last_mysql_data_id}): --start-timestamp is refused; rerun without it to "
+                          f"{current.shown_id}): --start-timestamp is refused; rerun without it to "
                           "resume, or add --restart to start over from that timestamp")
     with TableLock(store, table, purpose="progressive start",
                    stale_seconds=settings.backup.lock_stale_seconds):

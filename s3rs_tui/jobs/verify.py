@@ -13,12 +13,14 @@ kind for its side.
 from dataclasses import asdict, dataclass, field
 
 from s3rs_tui.engine.checksum import MYSQL_CHECKSUM
+from s3rs_tui.engine.extract import typed_key
+from s3rs_tui.engine.keyset import Position, up_to_sql
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
-from s3rs_tui.engine.table import TableInfo, describe_table
+from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo, describe_table
 from s3rs_tui.engine.typemap import plan_columns
 from s3rs_tui.runtime.checksum import ChecksumDialect, value_kind
 from s3rs_tui.runtime.config import Settings
-from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.errors import S3rsError, TableError
 from s3rs_tui.runtime.events import EventSink, Notice
 from s3rs_tui.runtime.parsing import quote_identifier
 from s3rs_tui.store import open_store
@@ -87,21 +89,27 @@ class Verification:
 
 
 class _Side:
-    """The SQL of one side (MySQL or the warehouse) for the columns compared."""
+    """The SQL of one side (MySQL or the warehouse) for the columns compared. A row is named by its
+    key's text (a composite key: its parts' canonical texts joined); chunks follow the key's
+    leading column: ranges of an integer, else the first digits of its text's MD5."""
 
-    def __init__(self, dialect: ChecksumDialect, table: str, key: str, kinds: dict[str, str],
-                 integer_key: bool, chunk_keys: int, param: str):
+    def __init__(self, dialect: ChecksumDialect, table: str, keys: dict[str, str], kinds: dict[str, str],
+                 chunk_keys: int, param: str):
         self.dialect, self.table, self.param = dialect, table, param
-        self.key = dialect.quote(key)
         row = dialect.row_text([dialect.text[kind].format(c=dialect.quote(name))
                                 for name, kind in kinds.items()])
         self.row_md5 = dialect.md5.format(t=row)
         self.row_hash = dialect.hash_int.format(h=self.row_md5, n=_HASH_DIGITS, bits=4 * _HASH_DIGITS)
-        self.key_text = dialect.key_text.format(c=self.key)
-        if integer_key:
-            self.chunk = dialect.int_chunk.format(k=self.key, n=chunk_keys)
+        texts = [dialect.text[kind].format(c=dialect.quote(name)) for name, kind in keys.items()]
+        (lead, lead_kind), = list(keys.items())[:1]
+        if len(keys) == 1 and lead_kind in ("number", "text"):
+            self.key_text = lead_text = dialect.key_text.format(c=dialect.quote(lead))
         else:
-            self.chunk = dialect.hash_int.format(h=dialect.md5.format(t=self.key_text), n=_BUCKET_DIGITS,
+            self.key_text, lead_text = dialect.row_text(texts), texts[0]
+        if lead_kind == "number":
+            self.chunk = dialect.int_chunk.format(k=dialect.quote(lead), n=chunk_keys)
+        else:
+            self.chunk = dialect.hash_int.format(h=dialect.md5.format(t=lead_text), n=_BUCKET_DIGITS,
                                                  bits=4 * _BUCKET_DIGITS)
 
     def chunks_sql(self, where: str = "") -> str:
@@ -114,15 +122,6 @@ class _Side:
         """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter)."""
         return (f"SELECT {self.key_text}, {self.row_md5}{f', {flag}' if flag else ''} FROM {self.table} "
                 f"WHERE {self.chunk} = {self.param}")
-
-
-def _covered(cursor: str, key: str, position: tuple) -> tuple[str, list]:
-    """MySQL rows at or before the watermark (every warehouse row is: it came from committed files)."""
-    timestamp, last_key = position
-    c, k = quote_identifier(cursor), quote_identifier(key)
-    if last_key is None:
-        return f"{c} < %s", [timestamp]
-    return f"({c} < %s OR ({c} = %s AND {k} <= %s))", [timestamp, timestamp, last_key]
 
 
 def verify_table(settings: Settings, table_name: str, sink: EventSink,
@@ -228,9 +227,12 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse | _MySQLSide, target: T
             skipped.append(plan.column.name)
         else:
             kinds[plan.column.name] = kind
-    position = (watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
-    result = Verification(info.name, warehouse.label, f"({position[0]}, {position[1]})",
-                          skipped_columns=skipped)
+    if info.keyless:
+        raise TableError(f"{info.name} has no unique key: verify compares rows by key, so it cannot "
+                         "compare this table (README: Tables without a unique key)")
+    key = watermark.position_key
+    position = Position(watermark.last_mysql_data_timestamp, None if key is None else typed_key(info, key))
+    result = Verification(info.name, warehouse.label, position.label(), skipped_columns=skipped)
     if skipped:
         sink(
             Notice(
@@ -239,21 +241,16 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse | _MySQLSide, target: T
                 level="info",
             )
         )
-    mysql = _Side(MYSQL_CHECKSUM, info.quoted, info.key.name, kinds, info.key_is_integer, chunk_keys, "%s")
+    key_kinds = {column.name: value_kind(plan.arrow_type) for column in info.keys
+                 for plan in plan_columns([column])}
+    mysql = _Side(MYSQL_CHECKSUM, info.quoted, key_kinds, kinds, chunk_keys, "%s")
     dialect = warehouse.checksum
     spelled = {columns[name.lower()][0]: kind for name, kind in kinds.items()}
-    remote = _Side(
-        dialect,
-        target.quoted,
-        columns[info.key.name.lower()][0],
-        spelled,
-        info.key_is_integer,
-        chunk_keys,
-        warehouse.param,
-    )
+    remote_keys = {columns[name.lower()][0]: kind for name, kind in key_kinds.items()}
+    remote = _Side(dialect, target.quoted, remote_keys, spelled, chunk_keys, warehouse.param)
     if dialect.utc:
         warehouse.run(dialect.utc)
-    covered, params = _covered(info.cursor.name, info.key.name, position)
+    covered, params = up_to_sql(info, position)
     with conn.cursor() as cur:
         cur.execute(mysql.chunks_sql(covered), params)
         mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall()}
@@ -266,28 +263,37 @@ def _compare(conn, info: TableInfo, warehouse: Warehouse | _MySQLSide, target: T
             cur.execute(mysql.rows_sql(covered), [*params, chunk])
             mysql_rows = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
         remote_rows = dict(warehouse.run(remote.rows_sql(), [chunk]))
-        diff = _diff_chunk(_label(info, chunk, chunk_keys), mysql_rows, remote_rows, result)
+        diff = _diff_chunk(_label(info, chunk, chunk_keys), mysql_rows, remote_rows, result,
+                           composite=len(info.keys) > 1)
         if diff:
             result.ranges.append(diff)
     return result
 
 
-def _diff_chunk(label: str, mysql_rows: dict, remote_rows: dict, result: Verification) -> RangeDiff | None:
+def _diff_chunk(label: str, mysql_rows: dict, remote_rows: dict, result: Verification,
+                composite: bool) -> RangeDiff | None:
     diff = RangeDiff(label)
     for key in sorted(set(mysql_rows) | set(remote_rows), key=lambda k: (len(k), k)):
         digest, covered = mysql_rows.get(key, (None, True))
+        shown = _shown(key) if composite else key
         if not covered:  # changed in MySQL after the watermark
             result.pending += key in remote_rows
         elif key not in remote_rows:
-            diff.missing.append(key)
+            diff.missing.append(shown)
         elif digest is None:
-            diff.extra.append(key)
+            diff.extra.append(shown)
         elif digest != remote_rows[key]:
-            diff.changed.append(key)
+            diff.changed.append(shown)
     return diff if diff.missing or diff.extra or diff.changed else None
 
 
+def _shown(key_text: str) -> str:
+    """A composite key's text (`v10001|v1986-06-26`: ChecksumDialect.row_text) as `(10001, 1986-06-26)`."""
+    return "(" + ", ".join(part[1:] for part in key_text.split("|")) + ")"
+
+
 def _label(info: TableInfo, chunk: int, chunk_keys: int) -> str:
-    if info.key_is_integer:
-        return f"{info.key.name} {chunk * chunk_keys}..{(chunk + 1) * chunk_keys - 1}"
-    return f"{info.key.name} with MD5 starting {chunk:0{_BUCKET_DIGITS}x}"
+    key = info.keys[0]
+    if key.data_type in INTEGER_TYPES:
+        return f"{key.name} {chunk * chunk_keys}..{(chunk + 1) * chunk_keys - 1}"
+    return f"{key.name} with MD5 starting {chunk:0{_BUCKET_DIGITS}x}"

@@ -7,12 +7,13 @@ TableLockedError) while a run holds the table, and it can never race a run's own
 
 from datetime import datetime
 
+from s3rs_tui.engine.extract import typed_key
 from s3rs_tui.engine.keyset import Position, count_range, database_now, upper_bound
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import describe_table
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import ConfigError, WatermarkError
-from s3rs_tui.runtime.keys import Key
+from s3rs_tui.runtime.keys import KeyParts
 from s3rs_tui.store import open_store
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -32,31 +33,44 @@ class TableState:
                          stale_seconds=self.settings.backup.lock_stale_seconds)
 
 
-def parse_key(text: str | None) -> Key:
-    """Integer keys stay integers (the engine compares them as such); other keys stay text."""
-    if text is None:
+def parse_key(parts: list[str] | None) -> KeyParts | None:
+    """`--id` values, one per key column: integers stay integers (the engine compares them as
+    such), other values stay text; the run types each as its column is. None or [] = no key."""
+    if not parts:
         return None
-    stripped = text.strip()
-    if not stripped:
-        raise ConfigError("--id: must not be empty")
-    return int(stripped) if stripped.lstrip("-").isdigit() else stripped
+    key = []
+    for text in parts:
+        stripped = text.strip()
+        if not stripped:
+            raise ConfigError("--id: must not be empty")
+        # An integer only when that is its exact spelling: "007" may be a VARCHAR key's value.
+        number = int(stripped) if stripped.lstrip("-").isdigit() else None
+        key.append(number if number is not None and str(number) == stripped else stripped)
+    return tuple(key)
 
 
-def describe_start(timestamp: str, key: Key) -> str:
+def describe_start(timestamp: str, key: KeyParts | None) -> str:
     """Where the next sync starts, in words."""
-    return f"after ({timestamp}, {key})" if key is not None else f"at {timestamp} (inclusive)"
+    if key is None:
+        return f"at {timestamp} (inclusive)"
+    return f"after ({timestamp}, {', '.join(str(value) for value in key)})"
 
 
-def set_position(state: TableState, timestamp: str, key: Key) -> None:
+def set_position(state: TableState, timestamp: str, key: KeyParts | None) -> None:
     """The next sync starts after (timestamp, key), or at timestamp when key is None. A corrupt
-    watermark is backed up first, then replaced."""
+    watermark is backed up first, then replaced. A key of the wrong length for the key the
+    watermark was made with is refused."""
     with state.lock("watermark set"):
         try:
             watermark = state.watermarks.get_or_new(state.name)
         except WatermarkError:
             state.watermarks.backup(state.name)
             watermark = Watermark(table_name=state.name)
-        watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id = timestamp, key
+        names = watermark.key_names
+        if key is not None and names is not None and len(key) != len(names):
+            raise ConfigError(f"--id: {state.name} has the key ({', '.join(names) or 'none'}): give "
+                              f"{len(names)} --id values, one per key column, in that order")
+        watermark.move_to(timestamp, key)
         watermark.mysql_status = "pending"
         state.watermarks.save(watermark)
 
@@ -77,7 +91,7 @@ def force_reset(state: TableState) -> None:
         state.watermarks.save(Watermark(table_name=state.name))
 
 
-def rows_after(state: TableState, timestamp: str, key: Key) -> int:
+def rows_after(state: TableState, timestamp: str, key: KeyParts | None) -> int:
     """MySQL's estimate (EXPLAIN, instant even on 100M rows) of the rows a sync starting at this
     position would read now."""
     settings = state.settings
@@ -87,7 +101,10 @@ def rows_after(state: TableState, timestamp: str, key: Key) -> int:
         info = describe_table(conn, database, table, state.spec)
         now = database_now(conn, info, state.spec.cursor_timezone)
         bound = upper_bound(now, info, settings.backup.safety_lag_seconds)
-        return count_range(conn, info, Position(timestamp, key), bound)
+        start = Position(timestamp, None if key is None else typed_key(info, key))
+        return count_range(conn, info, start, bound)
+    except ValueError as exc:
+        raise ConfigError(f"--id: {exc}") from None
     except Exception as exc:  # broad: driver errors become one-line S3rsErrors
         raise classify(exc, f"estimating the rows of {state.name}") from exc
     finally:

@@ -6,6 +6,7 @@ system's names (BACKUP_BATCH_SIZE, S3_CHUNK_SIZE...) keep working. Each value re
 came from, for `s3rs config` and the dashboard.
 """
 
+import difflib
 import os
 import tomllib
 from collections.abc import Callable
@@ -161,10 +162,17 @@ class BackupSettings:
 @dataclass
 class TableSettings:
     cursor_column: str = setting("update_at")
-    key_column: str = setting("", doc="default: the table's single-column primary key")
+    key_column: str = setting("", doc="default: the table's primary key")
+    key_columns: tuple = setting((), doc="a composite key, like [\"emp_no\", \"from_date\"]; "
+                                         "default: the table's primary key")
     cursor_timezone: str = setting("",
                                    doc="time zone of a DATETIME cursor, like +08:00; default the server's")
     target: str = setting("", doc="warehouse table name; default the MySQL table name")
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """The configured key, one column or several; () = the table's primary key."""
+        return self.key_columns or ((self.key_column,) if self.key_column else ())
 
 
 @dataclass
@@ -247,10 +255,20 @@ def find_config_file(explicit: str | None, environ: dict[str, str]) -> Path | No
     return default if default.exists() else None
 
 
-def load_settings(config_path: str | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Build the settings in force; any invalid value raises ConfigError naming its key."""
+def _no_config_file() -> ConfigError:
+    return ConfigError(f"config: no config file: no --config, S3RS_CONFIG is not set, and there is no "
+                       f"s3rs.toml in {Path.cwd()}; copy config.example.toml to s3rs.toml and edit it "
+                       "(or try `s3rs demo`)")
+
+
+def load_settings(config_path: str | None = None, environ: dict[str, str] | None = None, *,
+                  require_file: bool = False) -> Settings:
+    """Build the settings in force; any invalid value raises ConfigError naming its key.
+    `require_file`: no config file found is an error (built-in defaults only suit `s3rs config`)."""
     environ = dict(os.environ if environ is None else environ)
     path = find_config_file(config_path, environ)
+    if path is None and require_file:
+        raise _no_config_file()
     document = _read_toml(path) if path else {}
     settings = Settings(config_path=path)
     for section in SECTIONS:
@@ -260,7 +278,9 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
         _fill_section(getattr(settings, section), section, values, environ, settings.sources)
     settings.tables = _read_tables(document.pop("tables", {}), settings)
     if document:
-        raise ConfigError(f"config: unknown section [{sorted(document)[0]}] in {path}")
+        unknown = sorted(document)[0]
+        raise ConfigError(f"config: unknown section [{unknown}] in {path}"
+                          f"{_closest(unknown, (*SECTIONS, 'tables'))}")
     _check_key_pair(settings)
     settings.warnings = _warnings(settings)
     return settings
@@ -311,7 +331,7 @@ def _fill_section(obj: Any, section: str, values: dict[str, Any], environ: dict[
     known = {f.name: f for f in fields(obj)}
     for name in values:
         if name not in known:
-            raise ConfigError(f"config: unknown key {section}.{name}")
+            raise ConfigError(f"config: unknown key {section}.{name}{_closest(name, known)}")
     for name, f in known.items():
         key = f"{section}.{name}"
         sources[key] = "default"
@@ -322,6 +342,12 @@ def _fill_section(obj: Any, section: str, values: dict[str, Any], environ: dict[
                 _assign(obj, name, environ[env_name], f"{env_name} (for {key})", sources, key,
                         f"env {env_name}")
                 break
+
+
+def _closest(name: str, known) -> str:
+    """ " (did you mean batch_size?)" for a misspelt name, or nothing."""
+    found = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {found[0]}?)" if found else ""
 
 
 def _assign(obj: Any, name: str, raw: Any, label: str, sources: dict[str, str], key: str,
@@ -362,6 +388,11 @@ def _coerce(raw: Any, kind: type, is_size: bool) -> Any:
             return int(str(raw).strip())
         except ValueError:
             raise ValueError("must be a whole number") from None
+    if kind is tuple:
+        parts = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(parts, (list, tuple)) or not all(isinstance(p, str) and p.strip() for p in parts):
+            raise ValueError("must be a list of names")
+        return tuple(part.strip() for part in parts)
     if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
         raise ValueError("must be a string")
     return str(raw)
@@ -380,13 +411,24 @@ def _read_tables(tables: Any, settings: Settings) -> dict[str, TableSettings]:
             raise ConfigError(f"config: [tables.\"{name}\"] must be a table of keys")
         spec = TableSettings()
         _fill_section(spec, f"tables.{name}", values, {}, {})
-        for column_key, what in (("cursor_column", "column name"), ("key_column", "column name"),
-                                 ("target", "table name")):
-            column = getattr(spec, column_key)
-            if column:
-                try:
-                    check_identifier(column, what)
-                except ValueError as exc:
-                    raise ConfigError(f"config: tables.{name}.{column_key}: {exc}") from None
+        _check_table_names(name, spec)
         result[f"{database}.{table}"] = spec
     return result
+
+
+def _check_table_names(name: str, spec: TableSettings) -> None:
+    if spec.key_column and spec.key_columns:
+        raise ConfigError(f"config: tables.{name}: set key_column (one column) or key_columns (several), "
+                          "not both")
+    if len(set(column.lower() for column in spec.key_columns)) != len(spec.key_columns):
+        raise ConfigError(f"config: tables.{name}.key_columns names a column twice")
+    names = [("cursor_column", spec.cursor_column, "column name"),
+             ("key_column", spec.key_column, "column name"),
+             *(("key_columns", column, "column name") for column in spec.key_columns),
+             ("target", spec.target, "table name")]
+    for column_key, value, what in names:
+        if value:
+            try:
+                check_identifier(value, what)
+            except ValueError as exc:
+                raise ConfigError(f"config: tables.{name}.{column_key}: {exc}") from None

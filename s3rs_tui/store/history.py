@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.runtime.keys import Key
 from s3rs_tui.store.base import ObjectInfo, ObjectStore
-from s3rs_tui.store.layout import position_text, table_prefix
+from s3rs_tui.store.layout import key_spelling, position_text, table_prefix
 
 PART, FIX, DELETION = "part", "fix", "del"
 MARK_KEY = "s3rs.reconcile"        # footer key of fix and deletion files
@@ -69,7 +69,7 @@ class Mark:
 
     def position(self) -> str:
         """The recorded watermark as part file names spell positions (integer keys as JSON ints)."""
-        return position_text(self.timestamp, self.key, isinstance(self.key, int))
+        return position_text(self.timestamp, key_spelling(self.key, isinstance(self.key, int)))
 
 
 def history_key(table_name: str, kind: str, mark: Mark, sequence: int) -> str:

@@ -25,22 +25,26 @@ def table_prefix(table_name: str) -> str:
     return f"{DATA_PREFIX}{database}/{table}/"
 
 
-def position_text(timestamp: str | None, key: Key, integer_key: bool) -> str:
-    """A position as file names spell it, '<timestamp>-<key>', sorting in cursor order (string keys
-    are hashed, so only their timestamp sorts)."""
+def key_spelling(key: Key, integer_key: bool) -> str:
+    """A one-column key as file names spell it: sorting in key order for integers (string keys are
+    hashed, so only their timestamp sorts); None is "rows AT the timestamp, inclusive" (`watermark
+    set` without --id), which sorts before every key at that timestamp and equals none of them."""
+    if key is None:
+        return "0" * 20 + "-at"
+    if integer_key:
+        return f"{int(key):020d}"
+    return "s" + hashlib.sha1(str(key).encode()).hexdigest()[:19]
+
+
+def position_text(timestamp: str | None, spelled_key: str) -> str:
+    """A position as file names spell it, '<timestamp>-<key>', sorting in cursor order."""
     if timestamp is None:
         return "00000000T000000000000-" + "0" * 20
     digits = "".join(ch for ch in timestamp if ch.isdigit()).ljust(20, "0")
-    if key is None:  # rows AT the timestamp, inclusive (`watermark set` without --id):
-        spelled = "0" * 20 + "-at"  # sorts before every key at that timestamp and equals none of them
-    elif integer_key:
-        spelled = f"{int(key):020d}"
-    else:
-        spelled = "s" + hashlib.sha1(str(key).encode()).hexdigest()[:19]
-    return f"{digits[:8]}T{digits[8:]}-{spelled}"
+    return f"{digits[:8]}T{digits[8:]}-{spelled_key}"
 
 
-def part_key(table_name: str, timestamp: str | None, key: Key, integer_key: bool) -> str:
+def part_key(table_name: str, timestamp: str | None, spelled_key: str) -> str:
     """data/<db>/<table>/part-<start timestamp>-<start key>.parquet: the file starting after that
     position (a file redone after a crash starts at the same place, so overwrites its first copy)."""
-    return f"{table_prefix(table_name)}part-{position_text(timestamp, key, integer_key)}.parquet"
+    return f"{table_prefix(table_name)}part-{position_text(timestamp, spelled_key)}.parquet"

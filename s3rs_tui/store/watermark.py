@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
 from s3rs_tui.runtime.errors import WatermarkError
-from s3rs_tui.runtime.keys import Key
+from s3rs_tui.runtime.keys import Key, KeyParts, KeyValue, shown_key
 from s3rs_tui.store.base import ObjectStore
 
 STATE_PREFIX = "_state/"
@@ -40,11 +40,36 @@ class Watermark:
     updated_at: str = field(default_factory=utc_now)
     last_s3_file: str | None = None
     cursor_column: str | None = None
-    key_column: str | None = None
+    key_column: str | None = None                  # "id"; "emp_no,from_date"; "": the table has no key
+    last_mysql_data_key: list[KeyValue] | None = None  # a composite key (one column: last_mysql_data_id)
 
     @property
     def has_position(self) -> bool:
         return self.last_mysql_data_timestamp is not None
+
+    @property
+    def position_key(self) -> KeyParts | None:
+        """The last row's key as a tuple; () after a whole cursor value (no key); None = the rows
+        AT the timestamp are still to come (`watermark set` without --id)."""
+        if self.last_mysql_data_key is not None:
+            return tuple(self.last_mysql_data_key)
+        return None if self.last_mysql_data_id is None else (self.last_mysql_data_id,)
+
+    def move_to(self, timestamp: str | None, key: KeyParts | None) -> None:
+        """A one-column key stays in last_mysql_data_id, as before composite keys."""
+        one = key is not None and len(key) == 1
+        self.last_mysql_data_timestamp = timestamp
+        self.last_mysql_data_id = key[0] if key is not None and one else None
+        self.last_mysql_data_key = None if key is None or one else list(key)
+
+    @property
+    def key_names(self) -> tuple[str, ...] | None:
+        """The key columns it was made with (None: not recorded yet)."""
+        return None if self.key_column is None else tuple(filter(None, self.key_column.split(",")))
+
+    @property
+    def shown_id(self) -> Key:
+        return shown_key(self.position_key)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, default=str).encode() + b"\n"
@@ -73,6 +98,10 @@ def _check_types(watermark: Watermark) -> None:
     if watermark.last_mysql_data_timestamp is not None and not isinstance(
             watermark.last_mysql_data_timestamp, str):
         raise ValueError("last_mysql_data_timestamp must be a string")
+    key = watermark.last_mysql_data_key
+    if key is not None and (not isinstance(key, list) or
+                            not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in key)):
+        raise ValueError("last_mysql_data_key must be a list of key values")
     if not isinstance(watermark.processed_s3_files, list):
         raise ValueError("processed_s3_files must be a list")
 

@@ -106,17 +106,21 @@ SHORT_NAMES = {"table_name": "table", "last_mysql_data_timestamp": "timestamp", 
                "redshift_rows_loaded": "wh rows",
                "backup_strategy": "strategy", "s3_file_count": "files", "processed_s3_files": "loaded",
                "created_at": "created", "updated_at": "updated", "last_s3_file": "last file",
-               "cursor_column": "cursor", "key_column": "key"}
+               "cursor_column": "cursor", "key_column": "key", "last_mysql_data_key": "ids"}
 
 
 def document(stored: Watermark) -> Rows:
-    """Every field of a watermark document, by its real name."""
+    """Every field of a watermark document, by its real name (a composite key's values only when
+    there are some: most tables have a one-column key, in last_mysql_data_id)."""
     def shown(name: str, value: object) -> str:
         if name == "processed_s3_files" and isinstance(value, list):
             return f"{len(value)} files"
+        if name == "last_mysql_data_key" and isinstance(value, list):
+            return ", ".join(str(part) for part in value)
         return "-" if value is None else str(value)
 
-    return [(name, shown(name, value)) for name, value in asdict(stored).items()]
+    return [(name, shown(name, value)) for name, value in asdict(stored).items()
+            if name != "last_mysql_data_key" or value is not None]
 
 
 def watermark(status: TableStatus, stored: Watermark | None) -> Rows:
@@ -129,8 +133,9 @@ def watermark(status: TableStatus, stored: Watermark | None) -> Rows:
         live = [("timestamp", str(status.watermark_timestamp)), ("id", str(status.watermark_id))] \
             if status.active and status.watermark_timestamp is not None else []
         return live + reading + [("stored", "none yet: the next sync starts from the beginning")]
+    key_field = "last_mysql_data_id" if stored.last_mysql_data_key is None else "last_mysql_data_key"
     moving = {"last_mysql_data_timestamp": str(status.watermark_timestamp),
-              "last_mysql_data_id": str(status.watermark_id)} \
+              key_field: str(status.watermark_id)} \
         if status.active and status.watermark_timestamp is not None else {}
     return [(SHORT_NAMES.get(name, name), moving.get(name, value)) for name, value in document(stored)] \
         + reading

@@ -58,7 +58,7 @@ class StoreInfo:
         watermark = message.watermark
         if watermark is not None:
             status.watermark_timestamp, status.watermark_id = (watermark.last_mysql_data_timestamp,
-                                                               watermark.last_mysql_data_id)
+                                                               watermark.shown_id)
         if message.lock is not None and self.runs.for_table(message.table) is None:
             status.state = State.LOCKED
             status.error = f"locked by {message.lock.describe()}"

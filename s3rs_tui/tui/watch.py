@@ -51,7 +51,7 @@ class WatchApp(DashboardApp):
                 stored = self.watermarks.get(status.table)
                 if stored is not None:  # the store is the truth about a run that is gone
                     status.watermark_timestamp, status.watermark_id = (stored.last_mysql_data_timestamp,
-                                                                       stored.last_mysql_data_id)
+                                                                       stored.shown_id)
             self.statuses[status.table] = status
             self.snapshots[status.table] = snapshot
         steerable = self.live(self.selected) is not None

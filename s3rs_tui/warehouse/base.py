@@ -45,6 +45,7 @@ class Warehouse(ABC):
 
     kind = ""
     param = "%s"  # the driver's placeholder
+    file_column_type = "VARCHAR(1024)"  # merge.FILE_COLUMN: a store key
 
     def __init__(self, settings: Settings, store: ObjectStore, notify: Notify | None = None):
         """Connect; `notify` hears about a tunnel rebuilt on the way (kinds that use one)."""
@@ -173,16 +174,22 @@ class Warehouse(ABC):
         """Create the target, or add the columns it lacks; a column whose type changed stops the load.
         Returns what changed, for the operator."""
         names = {column.name.lower() for column in columns}
-        for needed in (target.key, target.cursor):
+        for needed in (*target.keys, target.cursor):
             if needed.lower() not in names:
                 raise TableError(f"the data files of {target.source} have no column {needed!r} (the "
                                  "watermark's key or cursor column): cannot merge into the warehouse")
+        if not target.keys and merge.FILE_COLUMN in names:
+            raise TableError(f"{target.source} has a column {merge.FILE_COLUMN}, the name the warehouse "
+                             "copy of a table without a unique key uses for each row's data file")
         existing = self.describe(target.table)
         if existing is None:
             definition = ", ".join(f"{quote_standard(c.name)} {self.column_type(c)}" for c in columns)
-            key = quote_standard(target.key)
+            if target.keys:
+                definition += f", PRIMARY KEY ({', '.join(quote_standard(key) for key in target.keys)})"
+            else:
+                definition += f", {quote_standard(merge.FILE_COLUMN)} {self.file_column_type}"
             options = self.table_options(target)
-            self.run(f"CREATE TABLE {target.quoted} ({definition}, PRIMARY KEY ({key})){options}")
+            self.run(f"CREATE TABLE {target.quoted} ({definition}){options}")
             return [f"created {target.label} ({len(columns)} columns)"]
         notes = []
         for column in columns:
@@ -212,13 +219,17 @@ class Warehouse(ABC):
             self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in columns]))
             self.fill_stage(files)
             failpoint("after-copy")
-            self.run(merge.dedup_sql(names, target.key, target.cursor))
-            for statement in merge.merge_sql(target, names, spelled):
-                self.run(statement)
+            if target.keys:
+                self.run(merge.dedup_sql(names, target.keys, target.cursor))
+                for statement in merge.merge_sql(target, names, spelled):
+                    self.run(statement)
+            else:  # one file at a time (the loader groups keyless files so)
+                for statement in merge.append_sql(target, names, spelled, self.param):
+                    self.run(statement, (files[0].info.key,))
             keys = [f.info.key for f in files]
             self.run(ledger.forget_sql(self.schema, self.param, len(keys)), (target.label, *keys))
             self.run(ledger.record_sql(self.schema, self.param, len(files)), record)
-            for statement in merge.drop_temp_sql():
+            for statement in merge.drop_temp_sql(keyless=not target.keys):
                 self.run(statement)
             failpoint("after-merge")  # merged and recorded, not committed
         return sum(f.rows for f in files)

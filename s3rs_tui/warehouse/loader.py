@@ -43,11 +43,12 @@ FILES_PER_LOAD = 16  # files per COPY and merge: large loads are what warehouses
 def target_for(settings: Settings, table_name: str, watermark: Watermark) -> Target:
     """The warehouse table a MySQL table loads into, with the watermark's key and cursor."""
     database, table, spec = settings.table(table_name)
-    if not watermark.key_column or not watermark.cursor_column:
+    keys = watermark.key_names
+    if keys is None or not watermark.cursor_column:
         raise TableError(f"the watermark of {database}.{table} names no key or cursor column: "
                          "run a sync first")
-    return Target(settings.warehouse.schema, spec.target or table, watermark.key_column,
-                  watermark.cursor_column, f"{database}.{table}")
+    return Target(settings.warehouse.schema, spec.target or table, keys, watermark.cursor_column,
+                  f"{database}.{table}")
 
 
 def _groups(files: list[DataFile], size: int) -> list[list[DataFile]]:
@@ -144,7 +145,7 @@ class TableLoader:
         self.sink(LoadStarted(table=self.name, files=len(files), warehouse=warehouse.label))
         watermark.redshift_status = "in_progress"
         started = time.monotonic()
-        for group in _groups(files, self.files_per_load):
+        for group in _groups(files, self.files_per_load if target.keys else 1):
             self._pause_point()
             if self.control.stop_requested:
                 raise StoppedByOperator(

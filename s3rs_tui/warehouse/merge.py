@@ -1,10 +1,15 @@
 """The SQL that merges a staging table into its target: newest version of each key wins.
 
 Plain SQL that PostgreSQL, Redshift and DuckDB all run the same way: staging is de-duplicated by
-key (the same key can sit in several files), then target rows that are not newer than the staged
-version are deleted and the staged rows inserted, all inside the caller's transaction.
-Delete-then-insert rather than MERGE, because Redshift's MERGE cannot say "only when not older"
-and it is what Redshift itself runs MERGE as. A NULL cursor (a zero date) counts as the oldest.
+key, on all its columns (the same key can sit in several files), then target rows that are not
+newer than the staged version are deleted and the staged rows inserted, all inside the caller's
+transaction. Delete-then-insert rather than MERGE, because Redshift's MERGE cannot say "only when
+not older" and it is what Redshift itself runs MERGE as. A NULL cursor (a zero date) counts as the
+oldest.
+
+A table without a unique key is loaded append-only, one file at a time: each row carries the
+data file it came from (FILE_COLUMN), and loading a file first deletes that file's rows, so a
+file loaded again (rewritten after a watermark reset) replaces its rows instead of adding them.
 """
 
 from dataclasses import dataclass
@@ -12,16 +17,17 @@ from dataclasses import dataclass
 from s3rs_tui.runtime.parsing import quote_standard
 
 STAGE = "s3rs_stage"    # the files as loaded (temporary table)
+FILE_COLUMN = "s3rs_file"  # a keyless target's extra column: the data file a row came from
 NEWEST = "s3rs_newest"  # one row per key: its newest version in the staged files (temporary table)
 
 
 @dataclass(frozen=True)
 class Target:
-    """A warehouse table and the two columns the merge relies on."""
+    """A warehouse table and the columns the merge relies on."""
 
     schema: str
     table: str
-    key: str
+    keys: tuple[str, ...]  # () = no unique key: appended, file by file
     cursor: str
     source: str  # the MySQL table, db.table
 
@@ -39,10 +45,11 @@ def create_stage_sql(columns: list[tuple[str, str]]) -> str:
     return f"CREATE TEMP TABLE {STAGE} ({', '.join(f'{quote_standard(n)} {t}' for n, t in columns)})"
 
 
-def dedup_sql(columns: list[str], key: str, cursor: str) -> str:
+def dedup_sql(columns: list[str], keys: tuple[str, ...], cursor: str) -> str:
     names = ", ".join(quote_standard(name) for name in columns)
+    partition = ", ".join(quote_standard(key) for key in keys)
     return (f"CREATE TEMP TABLE {NEWEST} AS SELECT {names} FROM (SELECT {names}, ROW_NUMBER() OVER "
-            f"(PARTITION BY {quote_standard(key)} ORDER BY {quote_standard(cursor)} DESC NULLS LAST) "
+            f"(PARTITION BY {partition} ORDER BY {quote_standard(cursor)} DESC NULLS LAST) "
             "AS s3rs_rank "
             f"FROM {STAGE}) ranked WHERE s3rs_rank = 1")
 
@@ -51,17 +58,27 @@ def merge_sql(target: Target, columns: list[str], spelled: dict[str, str]) -> li
     """Delete the target rows the staged versions replace, then insert the staged rows whose key
     is not in the target any more. `spelled` maps lower-case names to the target's own spelling."""
     t = target.quoted
-    key, cursor = target.key, target.cursor
-    t_key = f"{t}.{quote_standard(spelled[key.lower()])}"
-    t_cursor = f"{t}.{quote_standard(spelled[cursor.lower()])}"
-    n_key, n_cursor = f"{NEWEST}.{quote_standard(key)}", f"{NEWEST}.{quote_standard(cursor)}"
-    delete = (f"DELETE FROM {t} USING {NEWEST} WHERE {t_key} = {n_key} AND ({t_cursor} IS NULL OR "
+    same_key = " AND ".join(f"{t}.{quote_standard(spelled[key.lower()])} = {NEWEST}.{quote_standard(key)}"
+                            for key in target.keys)
+    t_first_key = f"{t}.{quote_standard(spelled[target.keys[0].lower()])}"
+    t_cursor = f"{t}.{quote_standard(spelled[target.cursor.lower()])}"
+    n_cursor = f"{NEWEST}.{quote_standard(target.cursor)}"
+    delete = (f"DELETE FROM {t} USING {NEWEST} WHERE {same_key} AND ({t_cursor} IS NULL OR "
               f"({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))")
     insert = (f"INSERT INTO {t} ({', '.join(quote_standard(spelled[c.lower()]) for c in columns)}) "
               f"SELECT {', '.join(f'{NEWEST}.{quote_standard(c)}' for c in columns)} FROM {NEWEST} "
-              f"LEFT JOIN {t} ON {t_key} = {n_key} WHERE {t_key} IS NULL")
+              f"LEFT JOIN {t} ON {same_key} WHERE {t_first_key} IS NULL")
     return [delete, insert]
 
 
-def drop_temp_sql() -> list[str]:
-    return [f"DROP TABLE {NEWEST}", f"DROP TABLE {STAGE}"]
+def append_sql(target: Target, columns: list[str], spelled: dict[str, str], param: str) -> list[str]:
+    """A keyless target: replace the rows of the one staged file (its key is both parameters)."""
+    t, file_column = target.quoted, quote_standard(spelled.get(FILE_COLUMN, FILE_COLUMN))
+    names = ", ".join(quote_standard(spelled[c.lower()]) for c in columns)
+    return [f"DELETE FROM {t} WHERE {file_column} = {param}",
+            f"INSERT INTO {t} ({names}, {file_column}) "
+            f"SELECT {', '.join(quote_standard(c) for c in columns)}, {param} FROM {STAGE}"]
+
+
+def drop_temp_sql(keyless: bool = False) -> list[str]:
+    return [f"DROP TABLE {STAGE}"] if keyless else [f"DROP TABLE {NEWEST}", f"DROP TABLE {STAGE}"]

@@ -17,7 +17,7 @@ from textual.widgets import Button, Footer, Input, Static
 from s3rs_tui.jobs import watermark as ops
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import ConfigError, S3rsError
-from s3rs_tui.runtime.keys import Key
+from s3rs_tui.runtime.keys import KeyParts
 from s3rs_tui.runtime.parsing import parse_timestamp
 from s3rs_tui.tui import panel_rows
 from s3rs_tui.tui.logfile import RunLog
@@ -34,7 +34,7 @@ class WatermarkScreen(Screen[None]):
     def __init__(self, settings: Settings, table: str, log: RunLog, table_running: Callable[[], bool]):
         super().__init__()
         self.settings, self.table, self.log_file, self.table_running = settings, table, log, table_running
-        self.position: tuple[str, Key] | None = None
+        self.position: tuple[str, KeyParts | None] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="watermark-screen"):
@@ -87,7 +87,7 @@ class WatermarkScreen(Screen[None]):
             if not text.strip():
                 raise ValueError("type a timestamp, like 2024-06-01 00:00:00")
             timestamp = parse_timestamp(text)
-            key = ops.parse_key(key_text) if key_text.strip() else None
+            key = ops.parse_key(key_text.split(",")) if key_text.strip() else None
         except (ValueError, ConfigError) as exc:
             check.update(str(exc))
             check.set_class(bool(text.strip()), "error")
@@ -100,7 +100,7 @@ class WatermarkScreen(Screen[None]):
         self.estimate(timestamp, key)
 
     @work(exclusive=True, group="estimate")
-    async def estimate(self, timestamp: str, key: Key) -> None:
+    async def estimate(self, timestamp: str, key: KeyParts | None) -> None:
         await asyncio.sleep(ESTIMATE_DELAY)
         try:
             state = ops.TableState(self.settings, self.table)

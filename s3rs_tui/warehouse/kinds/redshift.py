@@ -29,7 +29,7 @@ from s3rs_tui.warehouse.base import all_lines
 from s3rs_tui.warehouse.datafiles import DataFile
 from s3rs_tui.warehouse.fit import fits, load_copy
 from s3rs_tui.warehouse.kinds.postgres import FIXED_TYPES, PostgresWarehouse
-from s3rs_tui.warehouse.merge import STAGE, Target
+from s3rs_tui.warehouse.merge import FILE_COLUMN, STAGE, Target
 from s3rs_tui.warehouse.typemap import Column, fixed_type
 
 _ROLE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
@@ -129,7 +129,10 @@ class RedshiftWarehouse(PostgresWarehouse):
 
     def table_options(self, target: Target) -> str:
         # Merges join on the key: distributing and sorting by it keeps that join local and cheap.
-        return f" DISTKEY({quote_standard(target.key)}) SORTKEY({quote_standard(target.key)})"
+        if not target.keys:  # appended; rows of one file are deleted together
+            return f" DISTSTYLE EVEN SORTKEY({quote_standard(FILE_COLUMN)})"
+        keys = ", ".join(quote_standard(key) for key in target.keys)
+        return f" DISTKEY({quote_standard(target.keys[0])}) SORTKEY({keys})"
 
     def manifest(self, objects: list[tuple[str, int]]) -> bytes:
         """The manifest of (key, size) objects: every one mandatory, with its size (Parquet needs it)."""
