@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import pyarrow as pa
 import pymysql
@@ -20,7 +21,7 @@ from s3rs_tui.engine.keyset import Position, page_query
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import TableInfo
-from s3rs_tui.engine.typemap import ColumnPlan, rows_to_batch
+from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
 from s3rs_tui.runtime.failpoints import failpoint
 
 _DONE = object()
@@ -63,12 +64,12 @@ def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget:
         with unbuffered_cursor(conn) as cur:
             clock = time.monotonic()
             cur.execute(sql, params)
-            rowparse.install(conn)
-            while rows := cur.fetchmany(budget.chunk_rows):
+            while fields := rowparse.fetch(conn, budget.chunk_rows, len(plans)):
                 invalid: dict[str, int] = {}
-                batch = rows_to_batch(plans, rows, invalid)
-                last = rows[-1]
-                position = Position(last[cursor_at].decode(), key_value(info, last[key_at].decode()))
+                batch = columns_to_batch(plans, [pa.array(values, pa.binary()) for values in fields], invalid)
+                # never NULL: the keyset query skips NULL cursors, and keys are NOT NULL
+                cursor, key = cast(bytes, fields[cursor_at][-1]), cast(bytes, fields[key_at][-1])
+                position = Position(cursor.decode(), key_value(info, key.decode()))
                 yield Chunk(batch, position, invalid, time.monotonic() - clock)
                 failpoint("mid-page")  # the page's query is open, its next rows not fetched
                 clock = time.monotonic()
