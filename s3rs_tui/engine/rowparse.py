@@ -86,9 +86,17 @@ def fetch(conn: pymysql.connections.Connection, limit: int, width: int) -> list[
             _parse(body, appends)
             rows += 1
     except OSError as exc:
-        conn._force_close()
-        raise err.OperationalError(CR.CR_SERVER_LOST, f"{_LOST} ({exc})") from None
+        raise _lost(conn, f"{_LOST} ({exc})") from None
     return columns if rows else []
+
+
+def _lost(conn: pymysql.connections.Connection, message: str) -> err.OperationalError:
+    """Close a connection whose stream broke; its result cannot be drained any more (pymysql
+    would try when the cursor closes, on a closed socket)."""
+    conn._force_close()
+    if conn._result is not None:
+        conn._result.unbuffered_active = False
+    return err.OperationalError(CR.CR_SERVER_LOST, message)
 
 
 def _read_packet(conn: pymysql.connections.Connection, read) -> bytes:
@@ -97,20 +105,18 @@ def _read_packet(conn: pymysql.connections.Connection, read) -> bytes:
     while True:
         header = read(4)
         if len(header) < 4:
-            conn._force_close()
-            raise err.OperationalError(CR.CR_SERVER_LOST, _LOST)
+            raise _lost(conn, _LOST)
         length, number = header[0] | header[1] << 8 | header[2] << 16, header[3]
         if number != conn._next_seq_id:
-            conn._force_close()
             if number == 0:  # MariaDB sends an error packet numbered 0 when it shuts down
-                raise err.OperationalError(CR.CR_SERVER_LOST, _LOST)
-            raise err.InternalError(f"Packet sequence number wrong - got {number} expected "
-                                    f"{conn._next_seq_id}")
+                raise _lost(conn, _LOST)
+            expected = conn._next_seq_id
+            _lost(conn, _LOST)
+            raise err.InternalError(f"Packet sequence number wrong - got {number} expected {expected}")
         conn._next_seq_id = (number + 1) % 256
         body = read(length)
         if len(body) < length:
-            conn._force_close()
-            raise err.OperationalError(CR.CR_SERVER_LOST, _LOST)
+            raise _lost(conn, _LOST)
         if length < _LONG_PACKET and not parts:
             return body
         parts.append(body)
