@@ -16,12 +16,16 @@ key (id) of the `s3rs-pymysql` / `s3rs-connectorx` lines.
    exactly those rows (same count and seed, recorded in the table comment).
 3. When a selected line stores to S3, starts a moto S3 server on 127.0.0.1 (a free port) and creates a
    bucket; every run writes under its own prefix, which is emptied after the run.
-4. Measures every selected line (MEASUREMENTS below), --repeat times, interleaved so that drift of the
+4. For the load lines: stores the table once (untimed `s3rs sync` to a local folder, the fast reader
+   when installed) and starts a throwaway PostgreSQL (s3rs_tui.sandbox.postgres) for the PostgreSQL
+   ones; each load run gets a fresh DuckDB file or PostgreSQL database, dropped afterwards.
+5. Measures every selected line (MEASUREMENTS below), --repeat times, interleaved so that drift of the
    machine hits every line alike. Each run is one fresh child process in a fresh folder, timed by
    `time_child` (wall seconds; peak RSS from os.wait4's rusage), and checked: exit code 0, and the rows
    it reports or stored equal the table's.
-5. Prints, per line, the medians over the repeats of rows/min, seconds and peak RSS, and the ratio of
-   its rows/min to the ceiling's; --json-out writes every figure as JSON. Stops everything it started.
+6. Prints, per line, the medians over the repeats of rows/min, seconds and peak RSS, and the ratio of
+   its rows/min to the ceiling's; then the Parquet writer's choices, each measured alone (ENCODING);
+   --json-out writes every figure as JSON. Stops everything it started.
 """
 
 import argparse
@@ -226,6 +230,8 @@ class Bench:
     work: Path
     env: dict[str, str]
     s3: S3Server | None = None
+    stored: Path | None = None  # a local folder store holding the whole table, for the load lines
+    pg: object = None           # the throwaway PostgreSQL server, for the PostgreSQL load lines
 
 
 @dataclass
@@ -235,6 +241,7 @@ class Child:
     figures: Callable[[str], dict]  # from its stdout (and its store) once it has exited 0
     env: dict[str, str] = field(default_factory=dict)
     stdout_to_devnull: bool = False
+    cleanup: Callable[[], None] = lambda: None  # after the run, whatever happened
 
 
 # ---- stores: what a run wrote (files, MB, and rows where the Parquet footers tell) ----
@@ -315,12 +322,72 @@ def dlt_pyarrow(bench: Bench, run_dir: Path) -> Child:
                  env={"RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(run_dir / "dlt")})
 
 
+def load_config(bench: Bench, run_dir: Path, warehouse: str) -> Path:
+    """A config reading bench.stored (the stored table) and loading into `warehouse` (a TOML section)."""
+    q, m = json.dumps, bench.mysql
+    config = run_dir / "s3rs.toml"
+    config.write_text(
+        f"[mysql]\nhost = {q(m['host'])}\nport = {m['port']}\nuser = {q(m['user'])}\n"
+        f"password = {q(m['password'])}\ndatabase = {q(bench.database)}\n\n"
+        f"[s3]\nlocal_path = {q(str(bench.stored))}\n\n{warehouse}")
+    return config
+
+
+def load_command(bench: Bench, config: Path) -> list[str]:
+    return [sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t",
+            f"{bench.database}.{bench.table}", "--load-only", "--no-ui", "--json"]
+
+
+def loaded_rows(stdout: str) -> dict:
+    return {"rows": sum(load.get("rows", 0) for load in last_json_object(stdout).get("loads", []))}
+
+
+def duckdb_load(bench: Bench, run_dir: Path) -> Child:
+    path = run_dir / "warehouse.duckdb"
+    config = load_config(bench, run_dir, f'[warehouse]\nkind = "duckdb"\npath = {json.dumps(str(path))}\n')
+    return Child(load_command(bench, config), loaded_rows, env={"S3RS_STATE_DIR": str(run_dir / "state")})
+
+
+def postgres_load(merge: bool, bench: Bench, run_dir: Path) -> Child:
+    """Into a fresh database; with `merge`, one that already holds every row (loaded untimed, then
+    its ledger emptied), so every staged row goes through the delete-and-insert merge."""
+    import psycopg2
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(**bench.pg.connect_args())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    args = bench.pg.connect_args(name)
+    config = load_config(bench, run_dir, (
+        f'[warehouse]\nkind = "postgres"\nhost = "{args["host"]}"\nport = {args["port"]}\n'
+        f'database = "{name}"\nuser = "{args["user"]}"\npassword = "{args["password"]}"\n'))
+    env = {"S3RS_STATE_DIR": str(run_dir / "state")}
+
+    def drop() -> None:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+    if merge:
+        first = subprocess.run(load_command(bench, config), env={**bench.env, **env}, cwd=run_dir,
+                               capture_output=True, text=True, check=False)
+        if first.returncode:
+            drop()
+            raise MeasureError(f"the untimed first load failed:\n{tail(first.stderr)}")
+        with psycopg2.connect(**args) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM public.s3rs_loaded_files")
+        conn.close()
+    return Child(load_command(bench, config), loaded_rows, env=env, cleanup=drop)
+
+
 @dataclass(frozen=True)
 class Measurement:
     label: str
     child: Callable[[Bench, Path], Child]
     needs: tuple[str, ...] = ()  # modules that must import (in a child), else the line is skipped
     s3: bool = False             # stores to the S3 server
+    loads: str = ""              # loads the stored table into this warehouse kind
 
 
 CX = ("connectorx",)
@@ -344,6 +411,11 @@ MEASUREMENTS = {
                                       partial(s3rs_sync, "connectorx", True), needs=CX, s3=True),
     "dlt": Measurement("dlt sql_table, pyarrow backend, local Parquet", dlt_pyarrow,
                        needs=("dlt", "sqlalchemy")),
+    "load-duckdb": Measurement("s3rs load, stored files into empty DuckDB", duckdb_load, loads="duckdb"),
+    "load-postgres": Measurement("s3rs load, stored files into empty PostgreSQL",
+                                 partial(postgres_load, False), loads="postgres"),
+    "load-postgres-merge": Measurement("s3rs load into PostgreSQL holding every row",
+                                       partial(postgres_load, True), loads="postgres"),
 }
 
 
@@ -351,6 +423,8 @@ def skip_reason(name: str) -> str | None:
     """Why a line cannot run here (None: it can)."""
     if name == "ceiling" and not shutil.which("mariadb"):
         return "mariadb client not installed"
+    if MEASUREMENTS[name].loads == "postgres" and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        return "PostgreSQL not installed"
     for module in MEASUREMENTS[name].needs:
         command = [sys.executable, "-c", f"import {module}"]
         if subprocess.run(command, capture_output=True, check=False).returncode:
@@ -362,6 +436,7 @@ def measure(name: str, bench: Bench, index: int) -> dict:
     """One run of one line in a fresh folder (removed afterwards); its figures, checked."""
     run_dir = bench.work / f"{name}-{index}"
     run_dir.mkdir(parents=True)
+    child = None
     try:
         child = MEASUREMENTS[name].child(bench, run_dir)
         result = time_child(child.command, run_dir, {**bench.env, **child.env}, child.stdout_to_devnull)
@@ -375,6 +450,8 @@ def measure(name: str, bench: Bench, index: int) -> dict:
                                    f"{tail(result['stderr'])}")
         return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], **figures}
     finally:
+        if child is not None:
+            child.cleanup()
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -387,6 +464,87 @@ def summarize(runs: list[dict]) -> dict:
     if "store_mb" in runs[-1]:
         out.update(parquet_files=runs[-1]["parquet_files"], store_mb=runs[-1]["store_mb"])
     return out
+
+
+# ---- the stored table (for the load lines) and the Parquet writer's choices ----
+
+def store_table(bench: Bench) -> Path:
+    """The whole table in a local folder store, by one untimed `s3rs sync` (the fast reader when
+    installed): what the load lines load."""
+    run_dir = bench.work / "stored"
+    run_dir.mkdir()
+    reader = "pymysql" if skip_reason("s3rs-connectorx") else "connectorx"
+    log(f"storing the table once for the load lines (untimed, reader {reader}) ...")
+    child = s3rs_sync(reader, False, bench, run_dir)
+    result = subprocess.run(child.command, cwd=run_dir, env={**bench.env, **child.env}, capture_output=True,
+                            text=True, check=False)
+    if result.returncode:
+        raise MeasureError(f"storing the table failed:\n{tail(result.stderr)}")
+    return run_dir / "store"
+
+
+ENCODE_ROW_GROUPS = 8  # row groups of the engine's size (64k rows) encoded per choice
+
+
+def encoding_choices(store: Path) -> list[dict]:
+    """CPU seconds and size of Parquet encoding of the first rows of a stored file, with pyarrow's
+    defaults, with each of the engine's writer choices alone, and with all of them (what the engine
+    writes): one thread, the best of three, so each choice's own cost shows."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from s3rs_tui.engine.memory import MemoryBudget
+    from s3rs_tui.engine.parquet import writer_options
+
+    rows = MemoryBudget(1).row_group_rows
+    first = next(store.rglob("*.parquet"))
+    table = pq.read_table(first).slice(0, rows * ENCODE_ROW_GROUPS).combine_chunks()
+    groups = [table.slice(start, rows) for start in range(0, table.num_rows, rows)]
+    chosen = writer_options(groups[0])  # key and cursor statistics aside: the same choices
+    defaults = {"compression": "zstd"}
+    variants = [
+        ("pyarrow defaults, zstd", defaults),
+        ("dictionary only under 10% distinct", {**defaults, "use_dictionary": chosen["use_dictionary"]}),
+        ("statistics on fixed-width columns only",
+         {**defaults, "write_statistics": chosen["write_statistics"]}),
+        ("zstd level -1", {**defaults, "compression_level": -1}),
+        ("zstd level 3", {**defaults, "compression_level": 3}),
+        ("all of the engine's choices (zstd 1)", chosen),
+    ]
+    out = []
+    for label, options in variants:
+        best, size = None, 0
+        for _ in range(3):
+            buffer = io.BytesIO()
+            clock = time.process_time()
+            writer = pq.ParquetWriter(buffer, table.schema, coerce_timestamps="us", **options)
+            for group in groups:
+                writer.write_table(group, row_group_size=group.num_rows)
+            writer.close()
+            seconds = time.process_time() - clock
+            best, size = seconds if best is None else min(best, seconds), buffer.tell()
+        out.append({"choice": label, "rows": table.num_rows, "cpu_seconds": best, "mb": size / 2**20})
+    out[0]["dictionary_columns"] = chosen["use_dictionary"]
+    out[0]["statistics_columns"] = chosen["write_statistics"]
+    return out
+
+
+def report_encoding(encoding: list[dict]) -> None:
+    if not encoding:
+        return
+    base = encoding[0]
+    print(f"\nParquet writer choices: {base['rows']:,} rows of the stored table encoded in one thread"
+          " (best of 3)")
+    header = f"{'choice':<42}{'CPU s':>8}{'vs defaults':>13}{'MB':>9}{'vs defaults':>13}"
+    print(header)
+    print("-" * len(header))
+    for row in encoding:
+        cpu, size = row["cpu_seconds"], row["mb"]
+        print(f"{row['choice']:<42}{cpu:>8.3f}{cpu / base['cpu_seconds']:>12.2f}x"
+              f"{size:>9.1f}{size / base['mb']:>12.2f}x")
+    print(f"dictionary on: {', '.join(base['dictionary_columns'])}")
+    print(f"statistics on: {', '.join(base['statistics_columns'])}")
 
 
 # ---- the table ----
@@ -582,6 +740,7 @@ def main() -> int:
     bench = None
     runs: dict[str, list[dict]] = {name: [] for name in names}
     errors: dict[str, str] = {}
+    encoding: list[dict] = []
     try:
         if opts.mysql:
             mysql = opts.mysql
@@ -599,6 +758,13 @@ def main() -> int:
         if any(MEASUREMENTS[name].s3 for name in names):
             log("starting the moto S3 server ...")
             bench.s3 = S3Server.start(work, env)
+        if any(MEASUREMENTS[name].loads for name in names):
+            bench.stored = store_table(bench)
+        if any(MEASUREMENTS[name].loads == "postgres" for name in names):
+            from s3rs_tui.sandbox.postgres import start_postgres
+
+            log("starting PostgreSQL ...")
+            bench.pg = start_postgres()
         warm_up = "ceiling" if not skip_reason("ceiling") else "pymysql-nodecode"
         log(f"warm-up: one untimed {warm_up} read (buffer pool and page cache)")
         try:
@@ -619,7 +785,12 @@ def main() -> int:
                 rate = run["rows"] / run["seconds"] * 60
                 log(f"run {index + 1}/{opts.repeat} {name}: {run['seconds']:.2f}s, {rate:,.0f} rows/min,"
                     f" peak RSS {run['peak_rss_mb']:.0f} MB")
+        if bench.stored:
+            encoding = encoding_choices(bench.stored)
     finally:
+        if bench and bench.pg:
+            log("stopping PostgreSQL")
+            bench.pg.stop()
         if bench and bench.s3:
             log("stopping the S3 server")
             bench.s3.stop()
@@ -638,9 +809,11 @@ def main() -> int:
               "load_before": load_before, "load_after": load_average(),
               **{k: table_info[k] for k in ("data_mb", "index_mb", "avg_row_length", "generated_seconds")}}
     report(results, skipped, errors, env_info, params)
+    report_encoding(encoding)
     if opts.json_out:
         opts.json_out.write_text(json.dumps({"machine": env_info, "parameters": params, "results": results,
-                                             "skipped": skipped, "errors": errors}, indent=2) + "\n")
+                                             "encoding": encoding, "skipped": skipped, "errors": errors},
+                                            indent=2) + "\n")
         log(f"figures written to {opts.json_out}")
     return 1 if errors else 0
 

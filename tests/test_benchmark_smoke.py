@@ -1,8 +1,8 @@
 """benchmarks/throughput.py at a small N: every line runs and prints a positive rows/min.
 
 Figures, not assertions: the benchmark's numbers are only meaningful at millions of rows on a quiet
-machine (README "Benchmark"); here it must merely run end to end. It starts its own throwaway MariaDB
-and moto S3 server on 127.0.0.1 and stops them.
+machine (README "Benchmark"); here it must merely run end to end. It starts its own throwaway MariaDB,
+moto S3 server and PostgreSQL on 127.0.0.1 and stops them.
 """
 
 import json
@@ -13,7 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 3000
 EXPECTED = ("ceiling", "pymysql", "pymysql-nodecode", "s3rs-pymysql", "s3rs-connectorx", "s3rs-pymysql-k2",
-            "s3rs-connectorx-k2", "s3rs-pymysql-s3", "s3rs-connectorx-s3")
+            "s3rs-connectorx-k2", "s3rs-pymysql-s3", "s3rs-connectorx-s3", "load-duckdb", "load-postgres",
+            "load-postgres-merge")
+TIMEOUT = 300
 
 
 def test_benchmark_runs_every_line_at_a_small_n(tmp_path):
@@ -23,11 +25,11 @@ def test_benchmark_runs_every_line_at_a_small_n(tmp_path):
          "--batch-size", "1000", "--json-out", str(figures)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         process.terminate()  # SIGTERM: the script stops its MariaDB, S3 server and children first
         stdout, stderr = process.communicate(timeout=60)
-        raise AssertionError(f"the benchmark took over 120 s; stderr tail:\n{stderr[-3000:]}") from None
+        raise AssertionError(f"the benchmark took over {TIMEOUT} s; stderr tail:\n{stderr[-3000:]}") from None
     assert process.returncode == 0, stderr[-3000:]
 
     # The printed table: "<line> <what ...> <rows/min> <seconds> <peak RSS MB> <ratio>x".
@@ -53,3 +55,8 @@ def test_benchmark_runs_every_line_at_a_small_n(tmp_path):
     for name in (n for n in EXPECTED if n.startswith("s3rs-")):
         assert report["results"][name]["parquet_files"] >= 1
         assert report["results"][name]["store_mb"] > 0
+    # The Parquet writer's choices, each measured: pyarrow's defaults first, the engine's own last.
+    choices = [row["choice"] for row in report["encoding"]]
+    assert choices[0].startswith("pyarrow defaults") and choices[-1].startswith("all of the engine's")
+    assert all(row["cpu_seconds"] > 0 and row["mb"] > 0 for row in report["encoding"])
+    assert "Parquet writer choices" in stdout and "dictionary on:" in stdout

@@ -77,10 +77,14 @@ def test_redshift_copies_through_a_manifest_and_merges(db, redshift, pg, bucket)
     assert all(e["mandatory"] is True
                and e["meta"]["content_length"] == stored[e["url"].split("/backups/")[1]] for e in entries)
     assert not list(open_store(settings).list("_state/manifests/"))  # removed once loaded
-    merge = statements[statements.index(copies[0]) + 1:]
-    assert merge[0].startswith("CREATE TEMP TABLE s3rs_newest AS SELECT") and "ROW_NUMBER() OVER" in merge[0]
-    assert merge[1].startswith('DELETE FROM "public"."orders" USING s3rs_newest WHERE')
-    assert merge[2].startswith('INSERT INTO "public"."orders"') and "LEFT JOIN" in merge[2]
+    first = statements[statements.index(copies[0]) + 1:]  # into the empty table: a plain insert
+    assert first[0].startswith("SELECT (SELECT COUNT(*) FROM s3rs_stage) = (SELECT COUNT(*) FROM (SELECT "
+                               'DISTINCT "id" FROM s3rs_stage)')
+    assert first[1] == 'SELECT 1 FROM "public"."orders" LIMIT 1'
+    assert first[2].startswith('INSERT INTO "public"."orders"') and first[2].endswith("FROM s3rs_stage")
+    merge = statements[statements.index(copies[1]) + 1:]  # into rows: the full merge
+    assert merge[2].startswith('DELETE FROM "public"."orders" USING s3rs_stage WHERE')
+    assert merge[3].startswith('INSERT INTO "public"."orders"') and "LEFT JOIN" in merge[3]
     assert not any(s.lstrip().upper().startswith("MERGE") for s in statements)
     assert pg.execute("SELECT count(*), count(note), sum(amount) FROM public.orders") == [
         (1000, 900, sum(i * 1.25 for i in range(1, 1001)))]
@@ -306,7 +310,9 @@ def test_composite_keys_merge_into_the_redshift_standin(db, redshift, pg, table)
     files = assert_store_matches_mysql(db, settings, name, table, key=key, history=True)
     assert_warehouse_matches_mysql(pg.execute, db, files, table, key=key)
     keys = ", ".join(f'"{k}"' for k in key)
-    assert any(f"PARTITION BY {keys}" in s for s in cluster.statements)
+    assert any(f"SELECT DISTINCT {keys} FROM s3rs_stage" in s for s in cluster.statements)
+    assert any(s.startswith(f'DELETE FROM "public"."{table}" USING s3rs_stage WHERE')
+               and all(f'"{k}" = s3rs_stage."{k}"' in s for k in key) for s in cluster.statements)
     differs_at = TABLES[table][3]
     pg.execute(f"UPDATE public.{table} SET update_at = update_at + interval '1 second' "
                f"WHERE ({keys}) = %s", (differs_at,))

@@ -26,7 +26,7 @@ from s3rs_tui.engine.keyset import Position, page_end, page_query
 from s3rs_tui.engine.memory import MemoryBudget
 from s3rs_tui.engine.mysql import unbuffered_cursor
 from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo
-from s3rs_tui.engine.typemap import ColumnPlan, MySQLColumn, rows_to_batch
+from s3rs_tui.engine.typemap import ColumnPlan, MySQLColumn, columns_to_batch
 from s3rs_tui.runtime.errors import TableError
 from s3rs_tui.runtime.failpoints import failpoint
 from s3rs_tui.runtime.keys import KeyParts, KeyValue
@@ -99,13 +99,13 @@ def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget:
         with unbuffered_cursor(conn) as cur:
             clock = time.monotonic()
             cur.execute(sql, params)
-            rowparse.install(conn)
-            while rows := cur.fetchmany(budget.chunk_rows):
+            while fields := rowparse.fetch(conn, budget.chunk_rows, len(plans)):
                 invalid: dict[str, int] = {}
-                batch = rows_to_batch(plans, rows, invalid)
-                last = rows[-1]
-                position = Position(last[cursor_at].decode(),
-                                    tuple(key_value(column, last[at].decode()) for at, column in keys))
+                batch = columns_to_batch(plans, [pa.array(values, pa.binary()) for values in fields], invalid)
+                # never NULL: the keyset query skips NULL cursors, and keys are NOT NULL
+                cursor = cast(bytes, fields[cursor_at][-1])
+                key = tuple(key_value(column, cast(bytes, fields[at][-1]).decode()) for at, column in keys)
+                position = Position(cursor.decode(), key)
                 yield Chunk(batch, position, invalid, time.monotonic() - clock)
                 failpoint("mid-page")  # the page's query is open, its next rows not fetched
                 clock = time.monotonic()

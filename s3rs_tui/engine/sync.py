@@ -15,7 +15,7 @@ from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chu
 from s3rs_tui.engine.keyset import Position, has_string_key, sortable_key
 from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
-from s3rs_tui.engine.parquet import ParquetFile, data_key
+from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, data_key
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.progress import Ticker
 from s3rs_tui.engine.table import TableInfo, describe_table, show_create_table
@@ -62,6 +62,7 @@ class _Run:
     watermark: Watermark
     lock: TableLock
     started: float
+    choices: WriterChoices  # the Parquet settings of its files
     rows: int = 0
     files: int = 0
     bytes: int = 0
@@ -138,7 +139,8 @@ class TableSync:
             info = self._connect_and_describe()
             with TableLock(self.store, self.name, stale_seconds=self.settings.backup.lock_stale_seconds,
                            break_lock=self.options.break_lock) as lock:
-                run = _Run(info, self._open_watermark(info), lock, started)
+                run = _Run(info, self._open_watermark(info), lock, started,
+                           WriterChoices((*info.key_names, info.cursor.name)))
                 self._capture_definition(info)
                 finished = self._extract(run)
         except (S3rsError, OSError) as caught:  # OSError: the local disk, where files are written first
@@ -252,7 +254,7 @@ class TableSync:
         try:
             for chunk in reader.chunks():
                 if current is None:
-                    current, file_start = self._new_file(schema, budget), position
+                    current, file_start = self._new_file(schema, budget, run.choices), position
                 self._add_chunk(run, current, chunk)
                 position = chunk.last
                 guard.after_chunk()
@@ -292,8 +294,8 @@ class TableSync:
             return cx_chunks(url, info, plans, bound, budget)
         return pymysql_chunks(info, plans, bound, budget)
 
-    def _new_file(self, schema, budget: MemoryBudget) -> ParquetFile:
-        return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema, budget)
+    def _new_file(self, schema, budget: MemoryBudget, choices: WriterChoices) -> ParquetFile:
+        return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema, budget, choices)
 
     def _add_chunk(self, run: _Run, file: ParquetFile, chunk: Chunk) -> None:
         clock = time.monotonic()

@@ -95,9 +95,18 @@ class Warehouse(ABC):
     def describe_sql(self) -> str:
         """SELECT (column name, type) of the table named by two parameters (schema, table), in order."""
 
-    @abstractmethod
     def fill_stage(self, files: list[DataFile]) -> None:
-        """Put every row of `files` into the staging table (inside the load's transaction)."""
+        """Put every row of `files` into the staging table (inside the load's transaction); the
+        kinds that stage otherwise (DuckDB: a view) have no staging table to fill."""
+        raise NotImplementedError
+
+    def stage(self, files: list[DataFile]) -> None:
+        """Make merge.STAGE hold every row of `files` (all with the same columns)."""
+        self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in files[0].columns]))
+        self.fill_stage(files)
+
+    def drop_stage_sql(self) -> str:
+        return f"DROP TABLE {merge.STAGE}"
 
     def table_options(self, target: Target) -> str:
         """Text after CREATE TABLE's column list (distribution and sort keys)."""
@@ -216,20 +225,25 @@ class Warehouse(ABC):
             target.label, f.info.key, f.info.size, ledger.version(f.info), f.rows, target.source, run_id,
             now)]
         with self.transaction():
-            self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in columns]))
-            self.fill_stage(files)
+            self.stage(files)
             failpoint("after-copy")
-            if target.keys:
-                self.run(merge.dedup_sql(names, target.keys, target.cursor))
-                for statement in merge.merge_sql(target, names, spelled):
-                    self.run(statement)
-            else:  # one file at a time (the loader groups keyless files so)
+            keyless = not target.keys
+            unique = keyless or bool(self.run(merge.unique_keys_sql(target.keys))[0][0])
+            if keyless:  # one file at a time (the loader groups keyless files so)
                 for statement in merge.append_sql(target, names, spelled, self.param):
                     self.run(statement, (files[0].info.key,))
+            else:
+                if not unique:
+                    self.run(merge.dedup_sql(names, target.keys, target.cursor))
+                empty = not self.run(merge.has_rows_sql(target))
+                source = merge.STAGE if unique else merge.NEWEST
+                for statement in merge.merge_sql(target, names, spelled, source, target_empty=empty):
+                    self.run(statement)
             keys = [f.info.key for f in files]
             self.run(ledger.forget_sql(self.schema, self.param, len(keys)), (target.label, *keys))
             self.run(ledger.record_sql(self.schema, self.param, len(files)), record)
-            for statement in merge.drop_temp_sql(keyless=not target.keys):
-                self.run(statement)
+            if not unique:
+                self.run(f"DROP TABLE {merge.NEWEST}")
+            self.run(self.drop_stage_sql())
             failpoint("after-merge")  # merged and recorded, not committed
         return sum(f.rows for f in files)

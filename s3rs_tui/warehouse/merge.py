@@ -10,6 +10,10 @@ oldest.
 A table without a unique key is loaded append-only, one file at a time: each row carries the
 data file it came from (FILE_COLUMN), and loading a file first deletes that file's rows, so a
 file loaded again (rewritten after a watermark reset) replaces its rows instead of adding them.
+
+Two steps are skipped when they cannot change the result, which is most of a first load: the
+de-duplication when no key is staged twice (the staged rows are then the newest versions), and the
+delete and the not-in-target check when the target holds no rows yet (a plain insert).
 """
 
 from dataclasses import dataclass
@@ -54,19 +58,36 @@ def dedup_sql(columns: list[str], keys: tuple[str, ...], cursor: str) -> str:
             f"FROM {STAGE}) ranked WHERE s3rs_rank = 1")
 
 
-def merge_sql(target: Target, columns: list[str], spelled: dict[str, str]) -> list[str]:
+def unique_keys_sql(keys: tuple[str, ...]) -> str:
+    """One row, one boolean: no key is staged twice."""
+    names = ", ".join(quote_standard(key) for key in keys)
+    return (f"SELECT (SELECT COUNT(*) FROM {STAGE}) = "
+            f"(SELECT COUNT(*) FROM (SELECT DISTINCT {names} FROM {STAGE}) staged_keys)")
+
+
+def has_rows_sql(target: Target) -> str:
+    return f"SELECT 1 FROM {target.quoted} LIMIT 1"
+
+
+def merge_sql(target: Target, columns: list[str], spelled: dict[str, str], source: str = NEWEST,
+              target_empty: bool = False) -> list[str]:
     """Delete the target rows the staged versions replace, then insert the staged rows whose key
-    is not in the target any more. `spelled` maps lower-case names to the target's own spelling."""
+    is not in the target any more; into an empty target, just the insert. `source` holds one row
+    per key (NEWEST, or STAGE when its keys are unique); `spelled` maps lower-case names to the
+    target's own spelling."""
     t = target.quoted
-    same_key = " AND ".join(f"{t}.{quote_standard(spelled[key.lower()])} = {NEWEST}.{quote_standard(key)}"
+    names = ", ".join(quote_standard(spelled[c.lower()]) for c in columns)
+    values = ", ".join(f"{source}.{quote_standard(c)}" for c in columns)
+    if target_empty:
+        return [f"INSERT INTO {t} ({names}) SELECT {values} FROM {source}"]
+    same_key = " AND ".join(f"{t}.{quote_standard(spelled[key.lower()])} = {source}.{quote_standard(key)}"
                             for key in target.keys)
     t_first_key = f"{t}.{quote_standard(spelled[target.keys[0].lower()])}"
     t_cursor = f"{t}.{quote_standard(spelled[target.cursor.lower()])}"
-    n_cursor = f"{NEWEST}.{quote_standard(target.cursor)}"
-    delete = (f"DELETE FROM {t} USING {NEWEST} WHERE {same_key} AND ({t_cursor} IS NULL OR "
+    n_cursor = f"{source}.{quote_standard(target.cursor)}"
+    delete = (f"DELETE FROM {t} USING {source} WHERE {same_key} AND ({t_cursor} IS NULL OR "
               f"({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))")
-    insert = (f"INSERT INTO {t} ({', '.join(quote_standard(spelled[c.lower()]) for c in columns)}) "
-              f"SELECT {', '.join(f'{NEWEST}.{quote_standard(c)}' for c in columns)} FROM {NEWEST} "
+    insert = (f"INSERT INTO {t} ({names}) SELECT {values} FROM {source} "
               f"LEFT JOIN {t} ON {same_key} WHERE {t_first_key} IS NULL")
     return [delete, insert]
 
@@ -78,7 +99,3 @@ def append_sql(target: Target, columns: list[str], spelled: dict[str, str], para
     return [f"DELETE FROM {t} WHERE {file_column} = {param}",
             f"INSERT INTO {t} ({names}, {file_column}) "
             f"SELECT {', '.join(quote_standard(c) for c in columns)}, {param} FROM {STAGE}"]
-
-
-def drop_temp_sql(keyless: bool = False) -> list[str]:
-    return [f"DROP TABLE {STAGE}"] if keyless else [f"DROP TABLE {NEWEST}", f"DROP TABLE {STAGE}"]

@@ -1,10 +1,13 @@
 """DuckDB: the embedded warehouse (one file, nothing to run), for the demo and for local use.
 
-Files are read with pyarrow (so local and S3 stores both work without DuckDB extensions, which
-would need a download) and handed to DuckDB as Arrow batches.
+A group's files are copied to the store's scratch folder and staged as a view over DuckDB's own
+(built-in, multi-threaded) Parquet reader, so local and S3 stores both work without DuckDB
+extensions, which would need a download, and a first load reads each file once, straight into the
+target (merge.py: no copy into a staging table, no de-duplication when the keys are unique).
 """
 
 import contextlib
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -17,11 +20,10 @@ from s3rs_tui.runtime.parsing import quote_standard
 from s3rs_tui.runtime.tunnel import Notify
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.warehouse.base import Warehouse, first_line
-from s3rs_tui.warehouse.datafiles import DataFile, read_batches
-from s3rs_tui.warehouse.merge import STAGE
+from s3rs_tui.warehouse.datafiles import DataFile
+from s3rs_tui.warehouse.merge import STAGE, Target
 from s3rs_tui.warehouse.typemap import Column, fixed_type
 
-_BATCH = "s3rs_batch"
 FIXED_TYPES = {
     pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
     pa.bool_(): "BOOLEAN", pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.date32(): "DATE",
@@ -70,6 +72,7 @@ class DuckDBWarehouse(Warehouse):
         except (duckdb.Error, OSError) as exc:
             raise S3rsError(f"cannot open the DuckDB file {path} (is another process using it?): "
                             f"{first_line(exc)}") from None
+        self._copies: list[Path] = []  # the files of the group being loaded
 
     def execute(self, sql: str, params: list) -> list[tuple]:
         cursor = self.conn.execute(sql, params)
@@ -96,16 +99,25 @@ class DuckDBWarehouse(Warehouse):
         return ("SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = "
                 "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position")
 
-    def fill_stage(self, files: list[DataFile]) -> None:
-        names = ", ".join(quote_standard(column.name) for column in files[0].columns)
-        insert = f"INSERT INTO {STAGE} ({names}) SELECT {names} FROM {_BATCH}"
-        for data_file in files:
-            for batch in read_batches(self.store, data_file.info.key):
-                self.conn.register(_BATCH, batch)
-                try:
-                    self.run(insert)
-                finally:
-                    self.conn.unregister(_BATCH)
+    def load(self, target: Target, files: list[DataFile], run_id: str) -> int:
+        try:
+            return super().load(target, files, run_id)
+        finally:
+            for path in self._copies:
+                path.unlink(missing_ok=True)
+            self._copies = []
 
+    def stage(self, files: list[DataFile]) -> None:
+        """STAGE as a view over local copies of the files (removed after the load)."""
+        for data_file in files:
+            path = self.store.scratch_dir() / f"load-{uuid.uuid4().hex}.parquet"
+            self._copies.append(path)
+            self.store.download(data_file.info.key, path)
+        names = ", ".join(quote_standard(column.name) for column in files[0].columns)
+        paths = ", ".join("'" + str(path).replace("'", "''") + "'" for path in self._copies)
+        self.run(f"CREATE TEMP VIEW {STAGE} AS SELECT {names} FROM read_parquet([{paths}])")
+
+    def drop_stage_sql(self) -> str:
+        return f"DROP VIEW {STAGE}"
 
 ADAPTER = DuckDBWarehouse

@@ -1,0 +1,57 @@
+"""The default reader's packet reader (engine/rowparse.py) against a real MariaDB: every field's
+bytes as pymysql itself reads them, a row split over several packets, the result's end, and a
+query killed mid-stream."""
+
+import pymysql
+import pymysql.cursors
+import pytest
+
+from s3rs_tui.engine import rowparse
+
+QUERY = ("SELECT seq, IF(seq % 7 = 0, NULL, REPEAT('é', seq % 300)), REPEAT('x', seq * 40), "
+         "CAST(seq * 1.25 AS DECIMAL(18,4)) FROM seq_1_to_3000")
+
+
+def streamed(conn, sql: str, limit: int) -> list[list]:
+    """Every row of `sql`, read with rowparse.fetch in chunks of `limit`, as rows."""
+    rows: list[list] = []
+    with conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute(sql)
+        while columns := rowparse.fetch(conn, limit, len(cur.description)):
+            assert len(columns[0]) <= limit
+            rows.extend(list(row) for row in zip(*columns, strict=True))
+        assert rowparse.fetch(conn, limit, len(cur.description)) == []
+    return rows
+
+
+def test_fields_are_the_bytes_pymysql_reads_and_the_connection_stays_usable(db):
+    with db.connect(conv={}) as conn:
+        rows = streamed(conn, QUERY, 1000)
+        with conn.cursor() as cur:  # the same connection, after the result's end
+            cur.execute(QUERY)
+            expected = [[None if v is None else v if isinstance(v, bytes) else v.encode() for v in row]
+                        for row in cur.fetchall()]
+            cur.execute("SELECT 1")
+            assert cur.fetchall() == (("1",),)  # conv={}: text as str
+    assert len(rows) == 3000 and rows == expected
+    assert rows[6][1] is None and len(rows[-1][2]) == 120_000  # a NULL; a field with a 3-byte length
+
+
+def test_a_row_longer_than_one_packet_arrives_whole(db):
+    db.execute("SET GLOBAL max_allowed_packet = 67108864")  # new connections may receive 17 MB rows
+    with db.connect(conv={}) as conn:
+        rows = streamed(conn, "SELECT seq, REPEAT('ab', 9000000), seq * 2 FROM seq_1_to_2", 10)
+    assert [(row[0], len(row[1]), row[1][:4], row[2]) for row in rows] == [
+        (b"1", 18_000_000, b"abab", b"2"), (b"2", 18_000_000, b"abab", b"4")]
+
+
+def test_a_query_killed_mid_stream_raises_pymysql_error(db):
+    with db.connect(conv={}) as conn, db.connect() as killer, conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute("SELECT seq, REPEAT('y', 200) FROM seq_1_to_100000000")
+        assert len(rowparse.fetch(conn, 1000, 2)[0]) == 1000
+        with killer.cursor() as kill:
+            kill.execute(f"KILL QUERY {conn.thread_id()}")
+        with pytest.raises(pymysql.err.MySQLError):
+            for _ in range(100_000):  # far more than the rows in flight; each call reads 1,000
+                if not rowparse.fetch(conn, 1000, 2):
+                    break
