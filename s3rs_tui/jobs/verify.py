@@ -1,26 +1,17 @@
 """`s3rs verify`: do MySQL and the warehouse hold the same rows, up to the watermark?
 
-Both sides compute, per chunk of keys, a row count and an order-independent checksum (the sum of
-60 bits of each row's MD5 over a canonical text of its values), so only two small result sets
-cross the network whatever the table's size. Chunks that disagree are compared row by row (key
-and row MD5) to name what differs. Both sides only count rows up to the watermark; a row MySQL
-changed after it is not a difference but the next sync's work, and is reported as pending.
-
-The canonical text (runtime/checksum.py) is spelled by the engine for MySQL and by each warehouse
-kind for its side.
+The comparison itself (chunk checksums on both sides, then the rows of chunks that disagree) is
+jobs/checksums.py, shared with reconcile.
 """
 
 from dataclasses import asdict, dataclass, field
 
-from s3rs_tui.engine.checksum import MYSQL_CHECKSUM
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import TableInfo, describe_table
-from s3rs_tui.engine.typemap import plan_columns
-from s3rs_tui.runtime.checksum import ChecksumDialect, value_kind
+from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Comparison, RangeDiff
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.runtime.events import EventSink, Notice
-from s3rs_tui.runtime.parsing import quote_identifier
 from s3rs_tui.store import open_store
 from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock
@@ -31,28 +22,7 @@ from s3rs_tui.warehouse.datafiles import plan_load
 from s3rs_tui.warehouse.loader import target_for
 from s3rs_tui.warehouse.merge import Target
 
-CHUNK_KEYS = 100_000   # integer keys per chunk
-_HASH_DIGITS = 15      # hex digits of a row's MD5 summed per chunk: 60 bits, so a bigint holds each
-_BUCKET_DIGITS = 2     # CHAR/VARCHAR keys are chunked by the first hex digits of their MD5
-_SHOWN_KEYS = 5
-
-
-@dataclass
-class RangeDiff:
-    """One chunk of keys where the two sides disagree."""
-
-    label: str
-    missing: list[str] = field(default_factory=list)  # in MySQL, not in the warehouse
-    extra: list[str] = field(default_factory=list)    # in the warehouse, not in MySQL (deleted there?)
-    changed: list[str] = field(default_factory=list)  # both, with different values
-
-    def describe(self) -> str:
-        parts = [f"{len(keys)} {what} ({', '.join(keys[:_SHOWN_KEYS])}"
-                 f"{', ...' if len(keys) > _SHOWN_KEYS else ''})"
-                 for what, keys in (("changed", self.changed), ("missing in the warehouse", self.missing),
-                                    ("only in the warehouse", self.extra)) if keys]
-        return f"{self.label}: " + ", ".join(parts)
-
+__all__ = ["CHUNK_KEYS", "RangeDiff", "Verification", "verify_table", "warehouse_backup"]
 
 @dataclass
 class Verification:
@@ -84,45 +54,6 @@ class Verification:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "agrees": self.agrees}
-
-
-class _Side:
-    """The SQL of one side (MySQL or the warehouse) for the columns compared."""
-
-    def __init__(self, dialect: ChecksumDialect, table: str, key: str, kinds: dict[str, str],
-                 integer_key: bool, chunk_keys: int, param: str):
-        self.dialect, self.table, self.param = dialect, table, param
-        self.key = dialect.quote(key)
-        row = dialect.row_text([dialect.text[kind].format(c=dialect.quote(name))
-                                for name, kind in kinds.items()])
-        self.row_md5 = dialect.md5.format(t=row)
-        self.row_hash = dialect.hash_int.format(h=self.row_md5, n=_HASH_DIGITS, bits=4 * _HASH_DIGITS)
-        self.key_text = dialect.key_text.format(c=self.key)
-        if integer_key:
-            self.chunk = dialect.int_chunk.format(k=self.key, n=chunk_keys)
-        else:
-            self.chunk = dialect.hash_int.format(h=dialect.md5.format(t=self.key_text), n=_BUCKET_DIGITS,
-                                                 bits=4 * _BUCKET_DIGITS)
-
-    def chunks_sql(self, where: str = "") -> str:
-        sum_type = self.dialect.sum_type
-        total = f"CAST({self.row_hash} AS {sum_type})" if sum_type else self.row_hash
-        return (f"SELECT {self.chunk} AS s3rs_chunk, COUNT(*), SUM({total}) FROM {self.table}"
-                + (f" WHERE {where}" if where else "") + " GROUP BY s3rs_chunk")
-
-    def rows_sql(self, flag: str = "") -> str:
-        """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter)."""
-        return (f"SELECT {self.key_text}, {self.row_md5}{f', {flag}' if flag else ''} FROM {self.table} "
-                f"WHERE {self.chunk} = {self.param}")
-
-
-def _covered(cursor: str, key: str, position: tuple) -> tuple[str, list]:
-    """MySQL rows at or before the watermark (every warehouse row is: it came from committed files)."""
-    timestamp, last_key = position
-    c, k = quote_identifier(cursor), quote_identifier(key)
-    if last_key is None:
-        return f"{c} < %s", [timestamp]
-    return f"({c} < %s OR ({c} = %s AND {k} <= %s))", [timestamp, timestamp, last_key]
 
 
 def verify_table(settings: Settings, table_name: str, sink: EventSink,
@@ -162,76 +93,34 @@ def _check_loaded(warehouse: Warehouse, target: Target, store, watermark: Waterm
                         f"`s3rs sync -t {name} --load-only` first, then verify")
 
 
+def warehouse_backup(warehouse: Warehouse, target: Target) -> Backup:
+    """The warehouse's target table as the backed-up side of a comparison."""
+    return Backup(warehouse.label, target.quoted, warehouse.describe(target.table) or {}, warehouse.checksum,
+                  warehouse.param, warehouse.run)
+
+
 def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, watermark: Watermark,
              sink: EventSink, chunk_keys: int) -> Verification:
-    columns = warehouse.describe(target.table) or {}
-    kinds, skipped = {}, []
-    for plan in plan_columns(info.columns):
-        kind = value_kind(plan.arrow_type)
-        if kind == "float" or plan.column.name.lower() not in columns:
-            skipped.append(plan.column.name)
-        else:
-            kinds[plan.column.name] = kind
-    position = (watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)
+    position = (watermark.last_mysql_data_timestamp or "", watermark.last_mysql_data_id)
+    comparison = Comparison(info, warehouse_backup(warehouse, target), position, chunk_keys)
     result = Verification(info.name, warehouse.label, f"({position[0]}, {position[1]})",
-                          skipped_columns=skipped)
-    if skipped:
+                          skipped_columns=comparison.skipped)
+    if comparison.skipped:
         sink(
             Notice(
                 table=info.name,
-                message=f"not compared: {', '.join(skipped)} (floating point, or not in the warehouse)",
+                message=f"not compared: {', '.join(comparison.skipped)} "
+                        "(floating point, or not in the warehouse)",
                 level="info",
             )
         )
-    mysql = _Side(MYSQL_CHECKSUM, info.quoted, info.key.name, kinds, info.key_is_integer, chunk_keys, "%s")
-    dialect = warehouse.checksum
-    spelled = {columns[name.lower()][0]: kind for name, kind in kinds.items()}
-    remote = _Side(
-        dialect,
-        target.quoted,
-        columns[info.key.name.lower()][0],
-        spelled,
-        info.key_is_integer,
-        chunk_keys,
-        warehouse.param,
-    )
-    if dialect.utc:
-        warehouse.run(dialect.utc)
-    covered, params = _covered(info.cursor.name, info.key.name, position)
-    with conn.cursor() as cur:
-        cur.execute(mysql.chunks_sql(covered), params)
-        mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall()}
-    theirs = {int(c): (int(n), int(h)) for c, n, h in warehouse.run(remote.chunks_sql())}
+    mine, theirs = comparison.sums(conn)
     result.mysql_rows = sum(n for n, _ in mine.values())
     result.warehouse_rows = sum(n for n, _ in theirs.values())
     result.chunks = len(set(mine) | set(theirs))
     for chunk in sorted(c for c in set(mine) | set(theirs) if mine.get(c) != theirs.get(c)):
-        with conn.cursor() as cur:
-            cur.execute(mysql.rows_sql(covered), [*params, chunk])
-            mysql_rows = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
-        remote_rows = dict(warehouse.run(remote.rows_sql(), [chunk]))
-        diff = _diff_chunk(_label(info, chunk, chunk_keys), mysql_rows, remote_rows, result)
-        if diff:
+        diff, pending = comparison.diff(chunk, *comparison.rows(conn, chunk))
+        result.pending += pending
+        if diff.keys:
             result.ranges.append(diff)
     return result
-
-
-def _diff_chunk(label: str, mysql_rows: dict, remote_rows: dict, result: Verification) -> RangeDiff | None:
-    diff = RangeDiff(label)
-    for key in sorted(set(mysql_rows) | set(remote_rows), key=lambda k: (len(k), k)):
-        digest, covered = mysql_rows.get(key, (None, True))
-        if not covered:  # changed in MySQL after the watermark
-            result.pending += key in remote_rows
-        elif key not in remote_rows:
-            diff.missing.append(key)
-        elif digest is None:
-            diff.extra.append(key)
-        elif digest != remote_rows[key]:
-            diff.changed.append(key)
-    return diff if diff.missing or diff.extra or diff.changed else None
-
-
-def _label(info: TableInfo, chunk: int, chunk_keys: int) -> str:
-    if info.key_is_integer:
-        return f"{info.key.name} {chunk * chunk_keys}..{(chunk + 1) * chunk_keys - 1}"
-    return f"{info.key.name} with MD5 starting {chunk:0{_BUCKET_DIGITS}x}"

@@ -19,6 +19,7 @@ from s3rs_tui.runtime.failpoints import failpoint
 from s3rs_tui.runtime.parsing import quote_standard
 from s3rs_tui.runtime.tunnel import Notify
 from s3rs_tui.store import ObjectStore
+from s3rs_tui.store.history import DELETION, FIX
 from s3rs_tui.warehouse import ledger, merge
 from s3rs_tui.warehouse.datafiles import DataFile
 from s3rs_tui.warehouse.ledger import LedgerEntry
@@ -199,26 +200,42 @@ class Warehouse(ABC):
         return notes
 
     def load(self, target: Target, files: list[DataFile], run_id: str) -> int:
-        """Stage, de-duplicate, merge and record `files` (all with the same columns) in one
-        transaction; returns the rows they hold."""
+        """Stage, de-duplicate, merge and record `files` (all with the same columns, and of one
+        kind) in one transaction; returns the rows they hold. Reconcile's fix files replace their
+        keys' rows; a deletion file deletes them (store/history.py)."""
         columns = files[0].columns
         names = [column.name for column in columns]
-        spelled = {lower: name for lower, (name, _) in (self.describe(target.table) or {}).items()}
+        existing = self.describe(target.table) or {}
+        spelled = {lower: name for lower, (name, _) in existing.items()}
+        kind = files[0].kind
         now = datetime.now(UTC).isoformat()
         record = [value for f in files for value in (
             target.label, f.info.key, f.info.size, ledger.version(f.info), f.rows, target.source, run_id,
             now)]
         with self.transaction():
-            self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in columns]))
-            self.fill_stage(files)
-            failpoint("after-copy")
-            self.run(merge.dedup_sql(names, target.key, target.cursor))
-            for statement in merge.merge_sql(target, names, spelled):
-                self.run(statement)
+            if existing or kind != DELETION:  # no table yet: nothing to delete
+                self.run(merge.create_stage_sql([(c.name, self.column_type(c)) for c in columns]))
+                self.fill_stage(files)
+                failpoint("after-copy")
+                if kind == DELETION:
+                    bound, value = self._cursor_bound(existing, target, files[0])
+                    self.run(merge.delete_sql(target, spelled, bound), [value])
+                else:
+                    self.run(merge.dedup_sql(names, target.key, target.cursor))
+                    for statement in merge.merge_sql(target, names, spelled, replace=kind == FIX):
+                        self.run(statement)
+                for statement in merge.drop_temp_sql(merged=kind != DELETION):
+                    self.run(statement)
             keys = [f.info.key for f in files]
             self.run(ledger.forget_sql(self.schema, self.param, len(keys)), (target.label, *keys))
             self.run(ledger.record_sql(self.schema, self.param, len(files)), record)
-            for statement in merge.drop_temp_sql():
-                self.run(statement)
             failpoint("after-merge")  # merged and recorded, not committed
-        return sum(f.rows for f in files)
+        return 0 if kind == DELETION else sum(f.rows for f in files)
+
+    def _cursor_bound(self, existing: dict[str, tuple[str, str]], target: Target,
+                      deletions: DataFile) -> tuple[str, str]:
+        """SQL for the deletion's watermark cursor value in the target's cursor type, and its parameter."""
+        assert deletions.mark is not None  # read_footer reads it for every deletion file
+        kind = existing[target.cursor.lower()][1]
+        zone = "+00" if "with time zone" in kind.lower() else ""  # TIMESTAMP cursors are read in UTC
+        return f"CAST({self.param} AS {kind})", deletions.mark.timestamp + zone

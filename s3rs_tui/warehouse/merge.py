@@ -47,21 +47,37 @@ def dedup_sql(columns: list[str], key: str, cursor: str) -> str:
             f"FROM {STAGE}) ranked WHERE s3rs_rank = 1")
 
 
-def merge_sql(target: Target, columns: list[str], spelled: dict[str, str]) -> list[str]:
+def merge_sql(target: Target, columns: list[str], spelled: dict[str, str],
+              replace: bool = False) -> list[str]:
     """Delete the target rows the staged versions replace, then insert the staged rows whose key
-    is not in the target any more. `spelled` maps lower-case names to the target's own spelling."""
+    is not in the target any more. `spelled` maps lower-case names to the target's own spelling.
+    `replace`: the staged rows replace their key's row whatever its cursor (reconcile's fix files
+    hold MySQL's current rows, changed without their cursor moving)."""
     t = target.quoted
     key, cursor = target.key, target.cursor
     t_key = f"{t}.{quote_standard(spelled[key.lower()])}"
     t_cursor = f"{t}.{quote_standard(spelled[cursor.lower()])}"
     n_key, n_cursor = f"{NEWEST}.{quote_standard(key)}", f"{NEWEST}.{quote_standard(cursor)}"
-    delete = (f"DELETE FROM {t} USING {NEWEST} WHERE {t_key} = {n_key} AND ({t_cursor} IS NULL OR "
-              f"({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))")
+    delete = f"DELETE FROM {t} USING {NEWEST} WHERE {t_key} = {n_key}"
+    if not replace:
+        delete += f" AND ({t_cursor} IS NULL OR ({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))"
     insert = (f"INSERT INTO {t} ({', '.join(quote_standard(spelled[c.lower()]) for c in columns)}) "
               f"SELECT {', '.join(f'{NEWEST}.{quote_standard(c)}' for c in columns)} FROM {NEWEST} "
               f"LEFT JOIN {t} ON {t_key} = {n_key} WHERE {t_key} IS NULL")
     return [delete, insert]
 
 
-def drop_temp_sql() -> list[str]:
-    return [f"DROP TABLE {NEWEST}", f"DROP TABLE {STAGE}"]
+def delete_sql(target: Target, spelled: dict[str, str], bound: str) -> str:
+    """Delete the target rows whose key is staged (a reconcile deletion file) and whose cursor is
+    not after the deletion's watermark (`bound`: SQL for that cursor value): a row a later sync
+    brought back stays."""
+    t = target.quoted
+    t_key = f"{t}.{quote_standard(spelled[target.key.lower()])}"
+    t_cursor = f"{t}.{quote_standard(spelled[target.cursor.lower()])}"
+    return (f"DELETE FROM {t} USING {STAGE} WHERE {t_key} = {STAGE}.{quote_standard(target.key)} "
+            f"AND ({t_cursor} IS NULL OR {t_cursor} <= {bound})")
+
+
+def drop_temp_sql(merged: bool = True) -> list[str]:
+    """The temporary tables of a load (`merged`: a merge made NEWEST, a deletion does not)."""
+    return [f"DROP TABLE {NEWEST}", f"DROP TABLE {STAGE}"] if merged else [f"DROP TABLE {STAGE}"]

@@ -1,0 +1,200 @@
+"""Comparing a table in MySQL with its backed-up copy, chunk of keys by chunk of keys (verify,
+reconcile).
+
+Both sides compute, per chunk of keys, a row count and an order-independent checksum (the sum of
+60 bits of each row's MD5 over a canonical text of its values), so only small result sets cross
+the network whatever the table's size. Chunks that disagree are compared row by row (key and row
+MD5) to name what differs. MySQL only counts rows up to the watermark; a row it changed after is
+not a difference but the next sync's work (pending). Integer keys are chunked by ranges
+(key DIV n), each read as a range of the primary key; CHAR/VARCHAR keys by the first hex digits
+of their MD5 (a scan, done once for all chunks).
+
+The canonical text (runtime/checksum.py) is spelled by the engine for MySQL and by each warehouse
+kind (DuckDB's also for the store's own newest state) for the backup's side.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pymysql
+
+from s3rs_tui.engine.checksum import MYSQL_CHECKSUM
+from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.engine.typemap import plan_columns
+from s3rs_tui.runtime.checksum import ChecksumDialect, value_kind
+from s3rs_tui.runtime.keys import Key, KeyValue
+from s3rs_tui.runtime.parsing import quote_identifier
+
+CHUNK_KEYS = 100_000   # integer keys per chunk
+_HASH_DIGITS = 15      # hex digits of a row's MD5 summed per chunk: 60 bits, so a bigint holds each
+_BUCKET_DIGITS = 2     # CHAR/VARCHAR keys are chunked by the first hex digits of their MD5
+_SHOWN_KEYS = 5
+
+Sums = dict[int, tuple[int, int]]           # chunk -> (rows, checksum)
+MySQLRows = dict[str, tuple[str, bool]]     # key text -> (row MD5, at or before the watermark)
+BackupRows = dict[str, str]                 # key text -> row MD5
+
+
+@dataclass
+class RangeDiff:
+    """One chunk of keys where the two sides disagree."""
+
+    label: str
+    missing: list[str] = field(default_factory=list)  # in MySQL, not in the backup
+    extra: list[str] = field(default_factory=list)    # in the backup, not in MySQL (deleted there?)
+    changed: list[str] = field(default_factory=list)  # both, with different values
+
+    def describe(self) -> str:
+        parts = [f"{len(keys)} {what} ({', '.join(keys[:_SHOWN_KEYS])}"
+                 f"{', ...' if len(keys) > _SHOWN_KEYS else ''})"
+                 for what, keys in (("changed", self.changed), ("missing in the warehouse", self.missing),
+                                    ("only in the warehouse", self.extra)) if keys]
+        return f"{self.label}: " + ", ".join(parts)
+
+    @property
+    def keys(self) -> int:
+        return len(self.missing) + len(self.extra) + len(self.changed)
+
+
+@dataclass(frozen=True)
+class Backup:
+    """The backed-up side: a warehouse table, or the store's newest state in DuckDB."""
+
+    label: str
+    table: str                              # quoted, as its SQL names it
+    columns: dict[str, tuple[str, str]]     # lower-case name -> (its spelling, its type)
+    dialect: ChecksumDialect
+    param: str                              # its driver's placeholder
+    run: Callable[[str, list], list[tuple]]
+
+
+class _Side:
+    """The SQL of one side (MySQL or the backup) for the columns compared."""
+
+    def __init__(self, dialect: ChecksumDialect, table: str, key: str, kinds: dict[str, str],
+                 integer_key: bool, chunk_keys: int, param: str):
+        self.dialect, self.table, self.param = dialect, table, param
+        self.key = dialect.quote(key)
+        row = dialect.row_text([dialect.text[kind].format(c=dialect.quote(name))
+                                for name, kind in kinds.items()])
+        self.row_md5 = dialect.md5.format(t=row)
+        self.row_hash = dialect.hash_int.format(h=self.row_md5, n=_HASH_DIGITS, bits=4 * _HASH_DIGITS)
+        self.key_text = dialect.key_text.format(c=self.key)
+        self.integer_key, self.chunk_keys = integer_key, chunk_keys
+        if integer_key:
+            self.chunk = dialect.int_chunk.format(k=self.key, n=chunk_keys)
+        else:
+            self.chunk = dialect.hash_int.format(h=dialect.md5.format(t=self.key_text), n=_BUCKET_DIGITS,
+                                                 bits=4 * _BUCKET_DIGITS)
+
+    def key_range(self, first: int, last: int) -> str:
+        """Integer keys of chunks first..last: a range of the primary key (integers, not input)."""
+        low, high = int(first) * self.chunk_keys, (int(last) + 1) * self.chunk_keys
+        return f"{self.key} >= {low} AND {self.key} < {high}"
+
+    def chunks_sql(self, where: str = "") -> str:
+        sum_type = self.dialect.sum_type
+        total = f"CAST({self.row_hash} AS {sum_type})" if sum_type else self.row_hash
+        return (f"SELECT {self.chunk} AS s3rs_chunk, COUNT(*), SUM({total}) FROM {self.table}"
+                + (f" WHERE {where}" if where else "") + " GROUP BY s3rs_chunk")
+
+    def rows_sql(self, chunk: int, flag: str = "") -> str:
+        """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter)."""
+        where = f"{self.chunk} = {self.param}"
+        if self.integer_key:
+            where = f"{self.key_range(chunk, chunk)} AND {where}"
+        return (f"SELECT {self.key_text}, {self.row_md5}{f', {flag}' if flag else ''} FROM {self.table} "
+                f"WHERE {where}")
+
+    def bounds_sql(self) -> str:
+        return f"SELECT MIN({self.key}), MAX({self.key}) FROM {self.table}"
+
+
+def covered(cursor: str, key: str, position: tuple) -> tuple[str, list]:
+    """MySQL rows at or before the watermark (every backed-up row is: it came from committed files)."""
+    timestamp, last_key = position
+    c, k = quote_identifier(cursor), quote_identifier(key)
+    if last_key is None:
+        return f"{c} < %s", [timestamp]
+    return f"({c} < %s OR ({c} = %s AND {k} <= %s))", [timestamp, timestamp, last_key]
+
+
+class Comparison:
+    """MySQL against one backup, up to the watermark `position` (cursor value, key)."""
+
+    def __init__(self, info: TableInfo, backup: Backup, position: tuple[str, Key],
+                 chunk_keys: int = CHUNK_KEYS):
+        self.info, self.backup, self.chunk_keys = info, backup, chunk_keys
+        self.kinds: dict[str, str] = {}
+        self.skipped: list[str] = []
+        for plan in plan_columns(info.columns):
+            kind = value_kind(plan.arrow_type)
+            if kind == "float" or plan.column.name.lower() not in backup.columns:
+                self.skipped.append(plan.column.name)
+            else:
+                self.kinds[plan.column.name] = kind
+        integer = info.key_is_integer
+        self.mysql = _Side(MYSQL_CHECKSUM, info.quoted, info.key.name, self.kinds, integer, chunk_keys, "%s")
+        spelled = {backup.columns[name.lower()][0]: kind for name, kind in self.kinds.items()}
+        self.remote = _Side(backup.dialect, backup.table, backup.columns[info.key.name.lower()][0], spelled,
+                            integer, chunk_keys, backup.param)
+        self.covered, self.params = covered(info.cursor.name, info.key.name, position)
+        if backup.dialect.utc:
+            backup.run(backup.dialect.utc, [])
+
+    def chunk_span(self, conn: pymysql.Connection) -> tuple[int, int] | None:
+        """First and last chunk holding a key on either side (integer keys), None when both are empty."""
+        with conn.cursor() as cur:
+            cur.execute(self.mysql.bounds_sql())
+            ends = [end for end in cur.fetchone() if end is not None]
+        ends += [end for end in self.backup.run(self.remote.bounds_sql(), [])[0] if end is not None]
+        if not ends:
+            return None
+        return int(min(ends)) // self.chunk_keys, int(max(ends)) // self.chunk_keys
+
+    def sums(self, conn: pymysql.Connection, first: int | None = None,
+             last: int | None = None) -> tuple[Sums, Sums]:
+        """Rows and checksum per chunk on both sides: of chunks first..last (integer keys), or all."""
+        mine_where, theirs_where = self.covered, ""
+        if first is not None and last is not None:
+            mine_where += f" AND {self.mysql.key_range(first, last)}"
+            theirs_where = self.remote.key_range(first, last)
+        with conn.cursor() as cur:
+            cur.execute(self.mysql.chunks_sql(mine_where), self.params)
+            mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall()}
+        found = self.backup.run(self.remote.chunks_sql(theirs_where), [])
+        theirs = {int(c): (int(n), int(h)) for c, n, h in found}
+        return mine, theirs
+
+    def rows(self, conn: pymysql.Connection, chunk: int) -> tuple[MySQLRows, BackupRows]:
+        """One chunk's rows: MySQL's {key text: (row MD5, at or before the watermark)}, the backup's
+        {key text: row MD5}."""
+        with conn.cursor() as cur:
+            cur.execute(self.mysql.rows_sql(chunk, self.covered), [*self.params, chunk])
+            mine = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
+        theirs = dict(self.backup.run(self.remote.rows_sql(chunk), [chunk]))
+        return mine, theirs
+
+    def diff(self, chunk: int, mine: MySQLRows, theirs: BackupRows) -> tuple[RangeDiff, int]:
+        """What differs in one chunk, and how many backed-up rows MySQL changed after the watermark."""
+        diff, pending = RangeDiff(self.label(chunk)), 0
+        for key in sorted(set(mine) | set(theirs), key=lambda k: (len(k), k)):
+            digest, is_covered = mine.get(key, (None, True))
+            if not is_covered:  # changed in MySQL after the watermark
+                pending += key in theirs
+            elif key not in theirs:
+                diff.missing.append(key)
+            elif digest is None:
+                diff.extra.append(key)
+            elif digest != theirs[key]:
+                diff.changed.append(key)
+        return diff, pending
+
+    def key_value(self, text: str) -> KeyValue:
+        """A key as compared (text) back to the column's value."""
+        return int(text) if self.info.key_is_integer else text
+
+    def label(self, chunk: int) -> str:
+        if self.info.key_is_integer:
+            return f"{self.info.key.name} {chunk * self.chunk_keys}..{(chunk + 1) * self.chunk_keys - 1}"
+        return f"{self.info.key.name} with MD5 starting {chunk:0{_BUCKET_DIGITS}x}"
