@@ -33,6 +33,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "s3rs verify -t orders --chunk-size 50000",
         "s3rs verify -t orders --json",
     ),
+    "reconcile": (
+        "s3rs reconcile -t orders --dry-run   # the keys; stores nothing",
+        "s3rs reconcile -t orders --no-ui     # store, load; log lines",
+        "s3rs reconcile --all --json",
+    ),
     "config": (
         "s3rs config                       # secrets shown as ********",
         "s3rs --config prod.toml config --json",

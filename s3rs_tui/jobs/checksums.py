@@ -92,10 +92,17 @@ class _Side:
         low, high = int(first) * self.chunk_keys, (int(last) + 1) * self.chunk_keys
         return f"{self.key} >= {low} AND {self.key} < {high}"
 
-    def chunks_sql(self, where: str = "") -> str:
+    def chunks_sql(self, where: str = "", only: str = "") -> str:
+        """Rows and checksum per chunk of the rows matching `where`; `only` filters in the sums
+        rather than in WHERE, so a key range alone picks the index (MySQL's rows up to the
+        watermark: a condition on the cursor would make it scan the cursor's index instead)."""
         sum_type = self.dialect.sum_type
         total = f"CAST({self.row_hash} AS {sum_type})" if sum_type else self.row_hash
-        return (f"SELECT {self.chunk} AS s3rs_chunk, COUNT(*), SUM({total}) FROM {self.table}"
+        count = "COUNT(*)"
+        if only:
+            count = f"SUM(CASE WHEN {only} THEN 1 ELSE 0 END)"
+            total = f"CASE WHEN {only} THEN {total} ELSE 0 END"
+        return (f"SELECT {self.chunk} AS s3rs_chunk, {count}, SUM({total}) FROM {self.table}"
                 + (f" WHERE {where}" if where else "") + " GROUP BY s3rs_chunk")
 
     def rows_sql(self, chunk: int, flag: str = "") -> str:
@@ -154,16 +161,19 @@ class Comparison:
 
     def sums(self, conn: pymysql.Connection, first: int | None = None,
              last: int | None = None) -> tuple[Sums, Sums]:
-        """Rows and checksum per chunk on both sides: of chunks first..last (integer keys), or all."""
-        mine_where, theirs_where = self.covered, ""
-        if first is not None and last is not None:
-            mine_where += f" AND {self.mysql.key_range(first, last)}"
-            theirs_where = self.remote.key_range(first, last)
+        """Rows and checksum per chunk on both sides: of chunks first..last (integer keys, read
+        as a range of the key), or all (one pass over each table)."""
+        if first is None or last is None:
+            mine_sql, params = self.mysql.chunks_sql(self.covered), self.params
+            theirs_sql = self.remote.chunks_sql()
+        else:
+            mine_sql = self.mysql.chunks_sql(self.mysql.key_range(first, last), only=self.covered)
+            params = self.params * 2
+            theirs_sql = self.remote.chunks_sql(self.remote.key_range(first, last))
         with conn.cursor() as cur:
-            cur.execute(self.mysql.chunks_sql(mine_where), self.params)
-            mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall()}
-        found = self.backup.run(self.remote.chunks_sql(theirs_where), [])
-        theirs = {int(c): (int(n), int(h)) for c, n, h in found}
+            cur.execute(mine_sql, params)
+            mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall() if int(n)}
+        theirs = {int(c): (int(n), int(h)) for c, n, h in self.backup.run(theirs_sql, [])}
         return mine, theirs
 
     def rows(self, conn: pymysql.Connection, chunk: int) -> tuple[MySQLRows, BackupRows]:

@@ -70,7 +70,7 @@ def verify_table(settings: Settings, table_name: str, sink: EventSink,
         target = target_for(settings, name, watermark)
         conn = None
         with open_warehouse(settings, store) as warehouse:
-            _check_loaded(warehouse, target, store, watermark, name)
+            check_loaded(warehouse, target, store, watermark, name)
             try:
                 conn = connect(settings)
                 info = describe_table(conn, database, table, spec)
@@ -83,7 +83,7 @@ def verify_table(settings: Settings, table_name: str, sink: EventSink,
                 close_quietly(conn)
 
 
-def _check_loaded(warehouse: Warehouse, target: Target, store, watermark: Watermark, name: str) -> None:
+def check_loaded(warehouse: Warehouse, target: Target, store, watermark: Watermark, name: str) -> None:
     """Comparing before every committed file is loaded would only list what is still to load."""
     if warehouse.describe(target.table) is None:
         raise S3rsError(f"{name}: {target.label} is not in the warehouse: run `s3rs sync -t {name}` first")

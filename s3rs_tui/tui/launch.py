@@ -6,6 +6,7 @@ from pathlib import Path
 
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.jobs.progressive import ProgressiveOptions
+from s3rs_tui.jobs.reconcile import ReconcileOptions
 from s3rs_tui.jobs.tables import Steps
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator
@@ -24,7 +25,8 @@ def full_names(settings: Settings, tables: list[str]) -> list[str]:
 def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int = 0,
                   options: SyncOptions | None = None, steps: Steps | None = None, verbosity: int = NORMAL,
                   log_path: Path | None = None,
-                  progressive: ProgressiveOptions | None = None) -> S3rsError | None:
+                  progressive: ProgressiveOptions | None = None,
+                  reconcile: ReconcileOptions | None = None) -> S3rsError | None:
     """Open the dashboard; with start_workers > 0 the tables start at once, that many at a time (as
     `s3rs sync` would run them, or in chunks with `progressive`). Returns the first failure
     (StoppedByOperator when runs stopped)."""
@@ -33,7 +35,7 @@ def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int =
     log.write(f"dashboard started; this log file: {log.path}")
     groups = [names[i::start_workers] for i in range(min(start_workers, len(names)))]
     app = DashboardApp(settings, names, log, autostart=groups, options=options, steps=steps,
-                       verbosity=verbosity, progressive=progressive)
+                       verbosity=verbosity, progressive=progressive, reconcile=reconcile)
     try:
         app.run()
     finally:

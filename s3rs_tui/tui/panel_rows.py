@@ -71,6 +71,8 @@ def progress(status: TableStatus) -> Rows:
         rows.append(("file", f"{number(status.file_rows)} not stored yet"))
     if status.verify_result:
         rows.append(("verify", status.verify_result))
+    if status.reconcile:
+        rows.append(("reconcile", status.reconcile))
     return [*rows, ("note", status.error)] if status.error else rows
 
 

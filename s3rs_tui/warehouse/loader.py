@@ -126,9 +126,10 @@ class TableLoader:
         from the ledger: a group whose COMMIT got through is not loaded twice, one that did not
         was rolled back by the server."""
         with open_warehouse(self.settings, self.store, notify=self._notice) as warehouse:
-            self._load(warehouse, watermark, lock)
+            self.load_pending(warehouse, watermark, lock)
 
-    def _load(self, warehouse: Warehouse, watermark: Watermark, lock: TableLock) -> None:
+    def load_pending(self, warehouse: Warehouse, watermark: Watermark, lock: TableLock) -> None:
+        """Load every committed file not loaded yet, with `lock` held (by run(), or by reconcile)."""
         target = target_for(self.settings, self.name, watermark)
         warehouse.prepare()
         ledger = warehouse.loaded_files(target)

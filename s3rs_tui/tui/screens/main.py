@@ -16,6 +16,7 @@ BINDINGS = [
     Binding("s", "app.start_sync", "Sync"),
     Binding("g", "app.start_progressive", "Chunks", tooltip="a progressive run: in chunks, until caught up"),
     Binding("v", "app.verify", "Verify"),
+    Binding("r", "app.reconcile", "Reconcile", tooltip="store deletes and changes the cursor missed"),
     Binding("p", "app.pause_resume", "Pause"),
     Binding("x", "app.stop_run", "Stop"),
     Binding("w", "app.watermark", "Watermark"),
