@@ -153,11 +153,11 @@ class Comparison:
         """First and last chunk holding a key on either side (integer keys), None when both are empty."""
         with conn.cursor() as cur:
             cur.execute(self.mysql.bounds_sql())
-            ends = [end for end in cur.fetchone() if end is not None]
-        ends += [end for end in self.backup.run(self.remote.bounds_sql(), [])[0] if end is not None]
+            ends = [int(end) for end in cur.fetchone() if end is not None]  # text, Decimal or int
+        ends += [int(end) for end in self.backup.run(self.remote.bounds_sql(), [])[0] if end is not None]
         if not ends:
             return None
-        return int(min(ends)) // self.chunk_keys, int(max(ends)) // self.chunk_keys
+        return min(ends) // self.chunk_keys, max(ends) // self.chunk_keys
 
     def sums(self, conn: pymysql.Connection, first: int | None = None,
              last: int | None = None) -> tuple[Sums, Sums]:
