@@ -26,6 +26,8 @@ from s3rs_tui.runtime.keys import Key, KeyValue
 from s3rs_tui.runtime.parsing import quote_identifier
 
 CHUNK_KEYS = 100_000   # integer keys per chunk
+PARTS = 1_000          # reconcile checksums a range of integer keys per 1/1000 of it (its parts), so
+                       # only the rows of parts that differ are read (pt-table-sync's narrowing)
 _HASH_DIGITS = 15      # hex digits of a row's MD5 summed per chunk: 60 bits, so a bigint holds each
 _BUCKET_DIGITS = 2     # CHAR/VARCHAR keys are chunked by the first hex digits of their MD5
 _SHOWN_KEYS = 5
@@ -110,6 +112,15 @@ class _Side:
         where = f"{self.chunk} = {self.param}"
         if self.integer_key:
             where = f"{self.key_range(chunk, chunk)} AND {where}"
+        return self.rows_where_sql(where, flag)
+
+    def parts_rows_sql(self, parts: list[int], flag: str = "") -> str:
+        """Key and row MD5 (and `flag`) of every row in these chunks (integer keys)."""
+        listed = ", ".join(str(int(part)) for part in parts)
+        return self.rows_where_sql(f"{self.key_range(min(parts), max(parts))} AND {self.chunk} IN ({listed})",
+                                   flag)
+
+    def rows_where_sql(self, where: str, flag: str = "") -> str:
         return (f"SELECT {self.key_text}, {self.row_md5}{f', {flag}' if flag else ''} FROM {self.table} "
                 f"WHERE {where}")
 
@@ -141,10 +152,16 @@ class Comparison:
             else:
                 self.kinds[plan.column.name] = kind
         integer = info.key_is_integer
-        self.mysql = _Side(MYSQL_CHECKSUM, info.quoted, info.key.name, self.kinds, integer, chunk_keys, "%s")
         spelled = {backup.columns[name.lower()][0]: kind for name, kind in self.kinds.items()}
-        self.remote = _Side(backup.dialect, backup.table, backup.columns[info.key.name.lower()][0], spelled,
-                            integer, chunk_keys, backup.param)
+        key = backup.columns[info.key.name.lower()][0]
+
+        def sides(keys: int) -> tuple[_Side, _Side]:
+            return (_Side(MYSQL_CHECKSUM, info.quoted, info.key.name, self.kinds, integer, keys, "%s"),
+                    _Side(backup.dialect, backup.table, key, spelled, integer, keys, backup.param))
+
+        self.mysql, self.remote = sides(chunk_keys)
+        self.part_keys = max(1, chunk_keys // PARTS)
+        self.mysql_parts, self.remote_parts = sides(self.part_keys)
         self.covered, self.params = covered(info.cursor.name, info.key.name, position)
         if backup.dialect.utc:
             backup.run(backup.dialect.utc, [])
@@ -175,6 +192,23 @@ class Comparison:
             mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall() if int(n)}
         theirs = {int(c): (int(n), int(h)) for c, n, h in self.backup.run(theirs_sql, [])}
         return mine, theirs
+
+    def part_sums(self, conn: pymysql.Connection, chunk: int) -> tuple[Sums, Sums]:
+        """Rows and checksum per part of one chunk (integer keys) on both sides: one range read
+        of the key each, and a thousand small result rows."""
+        mine_sql = self.mysql_parts.chunks_sql(self.mysql.key_range(chunk, chunk), only=self.covered)
+        with conn.cursor() as cur:
+            cur.execute(mine_sql, self.params * 2)
+            mine = {int(c): (int(n), int(h)) for c, n, h in cur.fetchall() if int(n)}
+        found = self.backup.run(self.remote_parts.chunks_sql(self.remote.key_range(chunk, chunk)), [])
+        return mine, {int(c): (int(n), int(h)) for c, n, h in found}
+
+    def part_rows(self, conn: pymysql.Connection, parts: list[int]) -> tuple[MySQLRows, BackupRows]:
+        """The rows of these parts (of one chunk), as rows() gives a chunk's."""
+        with conn.cursor() as cur:
+            cur.execute(self.mysql_parts.parts_rows_sql(parts, self.covered), self.params)
+            mine = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
+        return mine, dict(self.backup.run(self.remote_parts.parts_rows_sql(parts), []))
 
     def rows(self, conn: pymysql.Connection, chunk: int) -> tuple[MySQLRows, BackupRows]:
         """One chunk's rows: MySQL's {key text: (row MD5, at or before the watermark)}, the backup's

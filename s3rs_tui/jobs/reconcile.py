@@ -30,7 +30,7 @@ from s3rs_tui.engine.parquet import ParquetFile
 from s3rs_tui.engine.refetch import rows_by_key
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
-from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Comparison, Sums
+from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Comparison, RangeDiff, Sums
 from s3rs_tui.jobs.store_state import StoreState
 from s3rs_tui.jobs.verify import check_loaded, warehouse_backup
 from s3rs_tui.runtime.config import Settings
@@ -226,25 +226,13 @@ class TableReconcile:
         self.sink(ReconcileStarted(table=self.name, against=backup.label, ranges=len(todo), resumed=resumed))
         for done, chunk in enumerate(todo, start=1):
             self._check(lock)
-            mine, theirs = sums if sums is not None else comparison.sums(conn, chunk, chunk)
-            mysql_side, backup_side = mine.get(chunk), theirs.get(chunk)
-            state.rows_checked += mysql_side[0] if mysql_side else 0
-            if mysql_side != backup_side:
-                diff, pending = comparison.diff(chunk, *comparison.rows(conn, chunk))
+            checked, compared = self._compare(conn, comparison, chunk, sums)
+            state.rows_checked += checked
+            if compared is not None:
+                diff, pending = compared
                 state.pending += pending
                 if diff.keys:
-                    state.differing_ranges += 1
-                    fix = [comparison.key_value(k) for k in diff.missing + diff.changed]
-                    gone = [comparison.key_value(k) for k in diff.extra]
-                    found = diff.changed + diff.missing + diff.extra
-                    result.sample.extend(found[:_SHOWN_KEYS - len(result.sample)])
-                    state.fixed += len(fix)
-                    state.deleted += len(gone)
-                    if not self.options.dry_run:
-                        result.files += writer.store(state, fix, gone)
-                        failpoint("reconcile-stored")  # stored, not loaded, state not saved
-                        if warehouse is not None:
-                            self._load(warehouse, WatermarkStore(self.store), lock)
+                    self._record(diff, state, result, writer, lock, warehouse)
             state.ranges += 1
             state.next_chunk = chunk + 1
             if not self.options.dry_run:
@@ -256,6 +244,40 @@ class TableReconcile:
             setattr(result, name, getattr(state, name))
         result.seconds = time.monotonic() - self.started
         return result
+
+    def _record(self, diff: RangeDiff, state: _RunState, result: Reconciliation, writer: "_Writer",
+                lock: TableLock, warehouse: Warehouse | None) -> None:
+        """Count what a range holds that differs; store it (and load it) unless this is a dry run."""
+        key_value = writer.comparison.key_value
+        fix = [key_value(k) for k in diff.missing + diff.changed]
+        gone = [key_value(k) for k in diff.extra]
+        named = diff.changed + diff.missing + diff.extra
+        result.sample.extend(named[:_SHOWN_KEYS - len(result.sample)])
+        state.differing_ranges += 1
+        state.fixed += len(fix)
+        state.deleted += len(gone)
+        if self.options.dry_run:
+            return
+        result.files += writer.store(state, fix, gone)
+        failpoint("reconcile-stored")  # stored, not loaded, the range not saved as done
+        if warehouse is not None:
+            self._load(warehouse, WatermarkStore(self.store), lock)
+
+    @staticmethod
+    def _compare(conn: pymysql.Connection, comparison: Comparison, chunk: int,
+                 sums: tuple[Sums, Sums] | None) -> tuple[int, tuple[RangeDiff, int] | None]:
+        """MySQL rows compared in one range, and (what differs, rows pending) when it differs.
+        Integer keys: the range's parts are checksummed and only differing parts' rows read;
+        hash buckets: `sums` holds every bucket's checksums already."""
+        if sums is None:
+            mine, theirs = comparison.part_sums(conn, chunk)
+            parts = sorted(p for p in set(mine) | set(theirs) if mine.get(p) != theirs.get(p))
+            checked = sum(n for n, _ in mine.values())
+            return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts)) if parts else None
+        checked = sums[0].get(chunk, (0, 0))[0]
+        if sums[0].get(chunk) == sums[1].get(chunk):
+            return checked, None
+        return checked, comparison.diff(chunk, *comparison.rows(conn, chunk))
 
     def _check(self, lock: TableLock) -> None:
         if self.control.stop_requested:
