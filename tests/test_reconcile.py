@@ -222,3 +222,30 @@ def test_reconcile_into_the_redshift_standin(db, tmp_path, bucket, s3_endpoint, 
         assert_warehouse_matches_mysql(pg.execute, db, stored)
     finally:
         cluster.close()
+
+
+def test_string_keys_by_hash_bucket_into_postgres_and_against_the_store(db, tmp_path, pg, settings_for):
+    db.execute("CREATE TABLE orders (code VARCHAR(20) PRIMARY KEY, update_at DATETIME NOT NULL, "
+               "qty INT, KEY (update_at, code))")
+    db.executemany("INSERT INTO orders VALUES (%s, %s, %s)",
+                   [(f"c-{i:04d}", f"2024-01-01 00:{i // 60 % 60:02d}:{i % 60:02d}", i) for i in range(2000)])
+    with_pg = write_config(tmp_path / "pg.toml", db, extra=pg.config(), store=tmp_path / "pg-store")
+    alone = write_config(tmp_path / "alone.toml", db, store=tmp_path / "store")
+    for config in (with_pg, alone):
+        assert run_cli("sync", "-t", "orders", "--no-ui", config=config).returncode == 0
+    db.execute("DELETE FROM orders WHERE code IN ('c-0007', 'c-1999')")
+    db.execute("UPDATE orders SET qty = -1, update_at = update_at WHERE code = 'c-0042'")
+    db.execute("INSERT INTO orders VALUES ('b-late', '2024-01-01 00:00:01', 5)")
+    for config in (with_pg, alone):
+        result = run_cli("reconcile", "-t", "orders", "--no-ui", "--json", config=config)
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)["tables"][0]
+        assert (found["fixed"], found["deleted"]) == (2, 2), found
+        assert "code with MD5 starting" in result.stderr
+    assert run_cli("verify", "-t", "orders", config=with_pg).returncode == 0
+    stored = [info.key for info in open_store(settings_for(with_pg)).list(table_prefix(f"{db.name}.orders"))]
+    assert sorted(pg.execute("SELECT code, qty FROM public.orders")) == sorted(
+        db.execute("SELECT code, qty FROM orders"))
+    assert len(stored) > 1
+    again = run_cli("reconcile", "-t", "orders", "--no-ui", "--json", config=alone)
+    assert json.loads(again.stdout)["tables"][0]["files"] == [], again.stdout
