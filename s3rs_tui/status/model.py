@@ -90,7 +90,8 @@ class TableStatus:
     failed_phase: str = ""  # "extract" | "load" | "verify" when state is failed
     verify_result: str = ""  # "agrees: 3,000,000 rows" | "differs: 3 ranges, 12 keys"
     phase: str = ""  # the step going on: extract, load, verify, reconcile
-    reconcile: str = ""  # "range 3/20: 2 re-read, 1 deleted"
+    reconcile: str = ""  # ranges compared: "3/20"
+    reconcile_found: str = ""  # "2 fixed, 1 gone": keys re-read from MySQL, keys deleted there
     reconcile_share: float | None = None  # ranges compared / ranges to compare
     steps: list[str] = field(default_factory=list)  # the job's steps (JobStarted)
     progressive: bool = False
@@ -416,13 +417,14 @@ def _verify_finished(status: TableStatus, event: VerifyFinished) -> None:
 
 
 def _reconcile_started(status: TableStatus, event: ReconcileStarted) -> None:
-    status.phase, status.reconcile, status.reconcile_share = "reconcile", f"0/{event.ranges} ranges", 0.0
+    status.phase, status.reconcile, status.reconcile_share = "reconcile", f"0/{event.ranges}", 0.0
+    status.reconcile_found = ""
     _set_state(status, State.RECONCILING)
 
 
 def _range_reconciled(status: TableStatus, event: RangeReconciled) -> None:
-    status.reconcile = (f"{event.ranges_done}/{event.ranges_total} ranges: {event.fixed:,} re-read, "
-                        f"{event.deleted:,} deleted")
+    status.reconcile = f"{event.ranges_done}/{event.ranges_total}"
+    status.reconcile_found = f"{event.fixed:,} fixed, {event.deleted:,} gone"
     status.reconcile_share = event.ranges_done / event.ranges_total if event.ranges_total else None
     status.rows_read, status.rows_per_minute = event.rows_checked, event.rows_per_minute
     status.rss_mb, status.elapsed_seconds = event.rss_mb, event.elapsed_seconds
