@@ -8,7 +8,6 @@ of sandbox.pictures.STATES, and each screen (opened on an idle table: a running 
 import argparse
 import asyncio
 import functools
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from s3rs_tui.sandbox.pictures import (
     FOLDER,
     STATES,
+    folder_taken,
     picture_app,
     picture_settings,
     play_recorded_run,
@@ -58,11 +58,9 @@ def main() -> int:
     opts = parser.parse_args()
     size = tuple(int(n) for n in opts.size.lower().split("x"))
     opts.out.mkdir(parents=True, exist_ok=True)
-    try:
+    with folder_taken(FOLDER):
         for name in PICTURES:
             print(asyncio.run(take(name, opts.out, size)))
-    finally:
-        shutil.rmtree(FOLDER, ignore_errors=True)
     return 0
 
 

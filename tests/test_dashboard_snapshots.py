@@ -6,7 +6,6 @@ SVGs in __snapshots__ only change when the screen really does.
 Update them with `pytest tests/test_dashboard_snapshots.py --snapshot-update` after looking at
 snapshot_report.html."""
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from s3rs_tui.sandbox.pictures import (
     SECRET,
     STATES,
     TABLE,
+    folder_taken,
     picture_app,
     picture_settings,
     play_recorded_run,
@@ -35,8 +35,8 @@ SIZES = [(80, 24), (200, 50)]
 
 @pytest.fixture(scope="module")
 def settings():
-    yield picture_settings()
-    shutil.rmtree(FOLDER, ignore_errors=True)
+    with folder_taken(FOLDER):
+        yield picture_settings()
 
 
 def app_for(settings):

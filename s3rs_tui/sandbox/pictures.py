@@ -4,10 +4,13 @@ a reset backup and six data files of fixed dates, a fixed log clock, and a recor
 the same bridge the engine uses. `show_state` puts the table in any state of the status model
 (the recorded run's figures, then the state word and any fields), for one picture per state."""
 
+import fcntl
 import json
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,18 @@ def watermark_document(**changes) -> bytes:
         cursor_column="update_at", key_column="id")
     fields.update(changes)
     return Watermark(**fields).to_json()
+
+
+@contextmanager
+def folder_taken(folder: Path = FOLDER) -> Iterator[Path]:
+    """`folder` for this process alone while taking pictures: two test runs on one machine (two
+    checkouts, say) would otherwise rebuild or remove the fixed folder under each other's screens."""
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def picture_settings(folder: Path = FOLDER) -> Settings:
@@ -115,7 +130,11 @@ def picture_app(settings: Settings, folder: Path = FOLDER):
     """The dashboard on TABLE, its log in `folder` with the frozen clock."""
     log = folder / "logs" / "dashboard.log"
     log.unlink(missing_ok=True)
-    return DashboardApp(settings, [TABLE], RunLog(log, clock=lambda: FROZEN_TIME))
+    app = DashboardApp(settings, [TABLE], RunLog(log, clock=lambda: FROZEN_TIME))
+    # the panels' "now" is the table's last progress: a picture shows that moment, however long
+    # a loaded machine takes to draw it
+    app.clock = lambda: app.statuses[TABLE].progress_at or FROZEN_TIME
+    return app
 
 
 def engine_bridge(app):

@@ -6,8 +6,9 @@ messages), the UI folds them into TableStatus and repaints at most REPAINT_HZ ti
 a fast engine is never slowed by drawing.
 """
 
+import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from textual import work
@@ -96,6 +97,7 @@ class DashboardApp(StoreInfo, App):
         self.formatter = HeadlessLog(verbosity)
         self.statuses = {name: TableStatus(name, last_runs=previous_runs(name)) for name in tables}
         self.watermarks: dict[str, Watermark | None] = {}
+        self.clock: Callable[[], float] = time.time  # "now" for the time panels (pictures freeze it)
         self.autostart = autostart or []  # groups of tables to run at once, each group in turn
         self.runs = Runs()
         self.failure: S3rsError | None = None  # what quitting exits with: see on_run_ended
@@ -176,7 +178,7 @@ class DashboardApp(StoreInfo, App):
         self.dirty = False
         self.query_one(TablesList).show(self.statuses)
         status = self.statuses.get(self.selected or "") or TableStatus("-")
-        self.query_one("#throughput", Panel).show(panel_rows.throughput(status))
+        self.query_one("#throughput", Panel).show(panel_rows.throughput(status, self.clock()))
         self.query_one("#rate-trend", Trend).show(status.rate_history)
         self.query_one("#progress", Panel).show(panel_rows.progress(status))
         self.query_one("#bar", ProgressBar).update(progress=round((status.progress or 0) * 100))
