@@ -36,7 +36,7 @@ from s3rs_tui.jobs.verify import check_loaded, warehouse_backup
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator
-from s3rs_tui.runtime.events import EventSink, Notice, RangeReconciled, ReconcileStarted
+from s3rs_tui.runtime.events import EventSink, Level, Notice, RangeReconciled, ReconcileStarted
 from s3rs_tui.runtime.failpoints import failpoint
 from s3rs_tui.runtime.keys import KeyValue
 from s3rs_tui.store import ObjectStore, open_store
@@ -144,8 +144,8 @@ class TableReconcile:
         self.warehoused = settings.warehouse.kind != NO_WAREHOUSE
         self.started = 0.0
 
-    def _notice(self, message: str, level: str = "info") -> None:
-        self.sink(Notice(table=self.name, message=message, level=level))  # type: ignore[arg-type]
+    def _notice(self, message: str, level: Level = "info") -> None:
+        self.sink(Notice(table=self.name, message=message, level=level))
 
     def run(self) -> Reconciliation:
         self.started = time.monotonic()
