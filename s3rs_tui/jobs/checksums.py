@@ -6,8 +6,9 @@ Both sides compute, per chunk of keys, a row count and an order-independent chec
 the network whatever the table's size. Chunks that disagree are compared row by row (key and row
 MD5) to name what differs. MySQL only counts rows up to the watermark; a row it changed after is
 not a difference but the next sync's work (pending). Integer keys are chunked by ranges
-(key DIV n), each read as a range of the primary key; CHAR/VARCHAR keys by the first hex digits
-of their MD5 (a scan, done once for all chunks).
+(key DIV n), each read as a range of the key; CHAR/VARCHAR keys by the first hex digits of their
+MD5 (a scan, done once for all chunks). Reconcile checksums an integer range per thousandth of it
+(its parts) in the same read, so only the rows of the parts that differ cross the network.
 
 The canonical text (runtime/checksum.py) is spelled by the engine for MySQL and by each warehouse
 kind (DuckDB's also for the store's own newest state) for the backup's side.
