@@ -27,7 +27,7 @@ from s3rs_tui.warehouse.datafiles import plan_load
 from s3rs_tui.warehouse.kinds.duckdb import DuckDBWarehouse
 
 TABLE = "s3rs_newest"
-MEMORY_LIMIT_MB = 192  # DuckDB spills past this; the process stays well under 400 MB
+MEMORY_LIMIT_MB = 128  # DuckDB spills past this (its readers and Python come on top)
 SLICE_ROWS = 250_000   # stored row versions per window (a window over the whole table would not spill)
 
 
@@ -66,7 +66,7 @@ class StoreState:
                                            "autoload_known_extensions": False})
         spill = self.folder / "spill"
         for statement in (f"SET memory_limit = '{int(self.memory_mb)}MB'", f"SET temp_directory = '{spill}'",
-                          "SET preserve_insertion_order = false", "SET threads = 2"):
+                          "SET preserve_insertion_order = false", "SET threads = 1"):
             self.conn.execute(statement)
         self._newest(rows, gone)
 
