@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian machine, safe to rerun: MariaDB (for the demo and the tests),
 # PostgreSQL (the tests' warehouse), tmux and screen (the dashboard's terminal tests), OpenSSH's
-# server (the tunnel tests' bastion), a virtual environment in .venv, and the project with its
-# test tools.
+# server (the tunnel tests' bastion), systemd's tools (the deploy/ units' check), a virtual
+# environment in .venv, and the project with its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,9 @@ if ! command -v screen >/dev/null 2>&1; then
 fi
 if [ ! -x /usr/sbin/sshd ]; then
     missing+=(openssh-server)  # the tunnel tests' bastion (they start their own sshd on 127.0.0.1)
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    missing+=(systemd)  # `systemd-analyze verify` checks the units in deploy/ (nothing is started)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""

@@ -66,6 +66,9 @@ REFUSED_BY_CHECK = {
     config._fraction: st.one_of(st.floats(max_value=0, **FINITE),
                                 st.floats(min_value=1, exclude_min=True, **FINITE)),
     config._identifier: NOT_AN_IDENTIFIER,
+    config._port_or_off: st.one_of(st.integers(INT64["min_value"], -1),
+                                   st.integers(65536, INT64["max_value"])),
+    config._web_url: st.text(min_size=1).filter(lambda text: not text.startswith(("http://", "https://"))),
 }
 CHOICES = {("backup", "reader"): config.READERS, ("s3", "sse"): config.SSE_KINDS}
 TABLE_IDENTIFIERS = ["cursor_column", "key_column", "target"]  # checked as names when not empty

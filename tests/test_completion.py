@@ -185,7 +185,7 @@ def test_the_app_has_the_commands_the_readme_documents():
     paths = {" ".join(path) for path in command_paths()}
     assert {"sync", "progressive", "verify", "config", "status", "demo", "ui", "watch", "watermark get",
             "watermark set", "watermark reset", "watermark force-reset", "watermark list", "s3clean list",
-            "s3clean clean"} <= paths
+            "s3clean clean", "restore"} <= paths
 
 
 @pytest.mark.parametrize("path", [(), *command_paths()], ids=lambda path: " ".join(path) or "s3rs")

@@ -202,3 +202,11 @@ def _info(data_type: str, precision: int) -> TableInfo:
 ])
 def test_upper_bound_is_truncated_to_the_cursor_precision(data_type, precision, lag, expected):
     assert upper_bound("2024-06-01 12:00:07.123456", _info(data_type, precision), lag) == expected
+
+
+@pytest.mark.parametrize("environ", [{"S3RS_S3_SECRET_ACCESS_KEY": "s"}, {"S3RS_S3_ACCESS_KEY_ID": "k"}])
+def test_half_an_s3_key_pair_is_refused_naming_both(tmp_path, environ):
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, ""), environ=environ)
+    assert "access_key_id" in str(error.value) and "secret_access_key" in str(error.value)
+    assert error.value.exit_code == 2 and "\n" not in str(error.value)

@@ -32,6 +32,15 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "s3rs verify -t orders                     # exit 0: they agree",
         "s3rs verify -t orders --chunk-size 50000",
         "s3rs verify -t orders --json",
+        "s3rs verify -t orders --against shop.orders_restored",
+    ),
+    "restore": (
+        "s3rs restore -t orders --into shop.orders_restored",
+        "s3rs restore -t orders --into shop.orders_then \\",
+        "    --as-of '2024-06-01 12:00:00'",
+        "s3rs restore -t orders --into shop.o2 --where-key-from 1000 \\",
+        "    --where-key-to 1999 --dry-run",
+        "s3rs restore -t orders --to-parquet /tmp/orders-state",
     ),
     "reconcile": (
         "s3rs reconcile -t orders --dry-run   # the keys; stores nothing",

@@ -8,6 +8,7 @@ import typer
 from s3rs_tui import __version__
 from s3rs_tui.cli.common import print_json, settings_from
 from s3rs_tui.engine.mysql import close_quietly, connect
+from s3rs_tui.jobs.watermark import watermark_lags
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.tunnel import tunnel_to
 from s3rs_tui.store import open_store
@@ -77,9 +78,25 @@ def _check_warehouse(settings: Settings) -> str:
         return f"{connection.label}: {version[:60]}"
 
 
+def _watermark_lags(settings: Settings) -> dict[str, dict]:
+    """The config's tables and those with a watermark in the store: watermark and its lag."""
+    names = list(dict.fromkeys([*settings.tables, *WatermarkStore(open_store(settings)).tables()]))
+    return watermark_lags(settings, names)
+
+
+def _lag_line(lag: dict) -> str:
+    if "error" in lag:
+        return f"FAILED: {lag['error']}"
+    if lag["lag_seconds"] is None:
+        return "no watermark yet"
+    return (f"watermark {lag['watermark_timestamp']} / {lag['watermark_id']}, "
+            f"{lag['lag_seconds']:,.0f}s behind now")
+
+
 def status(ctx: typer.Context,
            json_out: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
-    """Check that MySQL, the store and the warehouse can be reached; exit 1 if one cannot."""
+    """Check that MySQL, the store and the warehouse can be reached (exit 1 if one cannot), and
+    how far each table's watermark is behind now."""
     settings = settings_from(ctx)
     checks: dict[str, Callable[[Settings], str]] = {
         "ssh": _check_ssh, "mysql": _check_mysql, "store": _check_store, "warehouse": _check_warehouse}
@@ -91,10 +108,13 @@ def status(ctx: typer.Context,
         except Exception as exc:  # noqa: BLE001 - status reports every failure as one line
             failed = True
             results[name] = f"FAILED: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    lags = _watermark_lags(settings) if not failed else {}
     if json_out:
-        print_json(results)
+        print_json({**results, "tables": lags})
     else:
         for name, line in results.items():
             typer.echo(f"{name:10} {line}")
+        for table, lag in lags.items():
+            typer.echo(f"{'table':10} {table}: " + _lag_line(lag))
     if failed:
         raise typer.Exit(1)

@@ -25,6 +25,7 @@ from s3rs_tui.runtime.parsing import parse_timestamp
 from s3rs_tui.runtime.private import open_private
 from s3rs_tui.status.control_file import ControlFileWatcher
 from s3rs_tui.status.headless import DEBUG, NORMAL, QUIET, HeadlessLog
+from s3rs_tui.status.monitoring import monitoring
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
@@ -137,14 +138,15 @@ def progressive(
             file_log.write(line)
 
         monitor = Monitor(to_both, monitor_interval)
-        sink = tee(log, file_log, monitor, SnapshotWriter(formatter=log.format))
         control = RunControl()
         file_log.write(f"s3rs progressive {full_name}: log file {log_path.resolve()}")
         monitor.start()
         try:
-            with stop_on_signals(control, lambda message: sink(Notice(table=full_name, message=message))), \
-                    ControlFileWatcher(control, [full_name]):  # `s3rs watch` may pause or stop it
-                result = ProgressiveRun(settings, full_name, sink, control, options).run()
+            with monitoring(settings, to_both) as monitors:  # [metrics] and [notify]
+                sink = tee(log, file_log, monitor, SnapshotWriter(formatter=log.format), *monitors)
+                with stop_on_signals(control, lambda text: sink(Notice(table=full_name, message=text))), \
+                        ControlFileWatcher(control, [full_name]):  # `s3rs watch` may pause or stop it
+                    result = ProgressiveRun(settings, full_name, sink, control, options).run()
         finally:
             monitor.stop()
     if json_out:

@@ -14,6 +14,7 @@ from s3rs_tui.runtime.errors import ConfigError, S3rsError
 from s3rs_tui.runtime.events import Notice, tee
 from s3rs_tui.status.control_file import ControlFileWatcher
 from s3rs_tui.status.headless import DEBUG, NORMAL, QUIET, HeadlessLog
+from s3rs_tui.status.monitoring import monitoring
 from s3rs_tui.status.snapshot import SnapshotWriter
 from s3rs_tui.store import open_store
 from s3rs_tui.warehouse import check_warehouse
@@ -70,11 +71,15 @@ def sync(
             raise failure
         return
     control = RunControl()
-    sink = tee(log, SnapshotWriter(formatter=log.format))  # the snapshot is what `s3rs watch` shows
-    jobs = TableJobs(settings, sink, control, options, steps)
-    with stop_on_signals(control, lambda message: log(Notice(table="-", message=message, level="warning"))), \
-            ControlFileWatcher(control, names):  # `s3rs watch` may pause or stop this run
-        outcomes = jobs.run_many(names, workers)
+    with monitoring(settings, log.write) as monitors:  # [metrics] and [notify]
+        sink = tee(log, SnapshotWriter(formatter=log.format), *monitors)  # the snapshot: `s3rs watch`
+        jobs = TableJobs(settings, sink, control, options, steps)
+        def announce(message: str) -> None:
+            log(Notice(table="-", message=message, level="warning"))
+
+        with stop_on_signals(control, announce), \
+                ControlFileWatcher(control, names):  # `s3rs watch` may pause or stop this run
+            outcomes = jobs.run_many(names, workers)
     if len(names) > 1:
         _print_summary(outcomes)
     if json_out:

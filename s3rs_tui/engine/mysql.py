@@ -88,10 +88,11 @@ def connectorx_endpoint(settings: Settings) -> MySQLSettings:
     return endpoint(settings)
 
 
-def connect(settings: Settings, timeout_seconds: int | None = None, notify: Notify | None = None
-            ) -> pymysql.Connection:
+def connect(settings: Settings, timeout_seconds: int | None = None, notify: Notify | None = None,
+            local_infile: bool = False) -> pymysql.Connection:
     """Open a connection; errors become TransientError (retry) or S3rsError (operator must act).
-    `timeout_seconds` (default [backup] timeout_seconds) bounds every read and write."""
+    `timeout_seconds` (default [backup] timeout_seconds) bounds every read and write;
+    `local_infile`: the client allows LOAD DATA LOCAL INFILE (restore's fast path)."""
     timeout = timeout_seconds or settings.backup.timeout_seconds
     try:
         mysql = endpoint(settings, notify)
@@ -101,7 +102,7 @@ def connect(settings: Settings, timeout_seconds: int | None = None, notify: Noti
             password=mysql.password, unix_socket=mysql.unix_socket or None, ssl=tls,
             connect_timeout=mysql.connect_timeout, read_timeout=timeout,
             write_timeout=timeout, charset="utf8mb4", conv=dict(pymysql.converters.encoders), autocommit=True,
-            program_name="s3rs")
+            program_name="s3rs", local_infile=local_infile)
         with conn.cursor() as cur:
             cur.execute("SET time_zone = '+00:00', net_read_timeout = 3600, net_write_timeout = 3600, "
                         "wait_timeout = 28800")

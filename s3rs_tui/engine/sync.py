@@ -18,7 +18,7 @@ from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_e
 from s3rs_tui.engine.parquet import ParquetFile, data_key
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.progress import Ticker
-from s3rs_tui.engine.table import TableInfo, describe_table
+from s3rs_tui.engine.table import TableInfo, describe_table, show_create_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
@@ -41,6 +41,7 @@ from s3rs_tui.runtime.retry import reported_retries
 from s3rs_tui.store import open_store
 from s3rs_tui.store.local import disk_error
 from s3rs_tui.store.lock import TableLock
+from s3rs_tui.store.schemas import save_definition
 from s3rs_tui.store.watermark import Watermark, WatermarkStore, utc_now
 
 
@@ -134,6 +135,7 @@ class TableSync:
             with TableLock(self.store, self.name, stale_seconds=self.settings.backup.lock_stale_seconds,
                            break_lock=self.options.break_lock) as lock:
                 run = _Run(info, self._open_watermark(info), lock, started)
+                self._capture_definition(info)
                 finished = self._extract(run)
         except (S3rsError, OSError) as caught:  # OSError: the local disk, where files are written first
             exc = caught if isinstance(caught, S3rsError) else disk_error(caught)
@@ -170,6 +172,11 @@ class TableSync:
         self._retrying(self._reconnect, self._reconnect, "MySQL")
         return self._query("reading the table definition",
                            lambda conn: describe_table(conn, self.database, self.table, self.spec))
+
+    def _capture_definition(self, info: TableInfo) -> None:
+        """SHOW CREATE TABLE into the store when it changed, for `s3rs restore`."""
+        sql = self._query("reading SHOW CREATE TABLE", lambda conn: show_create_table(conn, info))
+        self._retrying(lambda: save_definition(self.store, self.name, sql))
 
     def _plan(self, info: TableInfo, watermark: Watermark, exact: bool = False) -> Plan:
         start = Position(watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id)

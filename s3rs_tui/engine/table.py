@@ -53,7 +53,7 @@ def describe_table(conn: pymysql.Connection, database: str, table: str, spec: Ta
     if not rows:
         raise TableError(f"table {name} does not exist (or the MySQL user cannot see it)")
     estimated_rows = int(rows[0][0] or 0)
-    columns = _columns(conn, database, table)
+    columns = table_columns(conn, database, table)
     by_name = {column.name.lower(): column for column in columns}
     cursor = by_name.get(spec.cursor_column.lower())
     if cursor is None:
@@ -68,13 +68,18 @@ def describe_table(conn: pymysql.Connection, database: str, table: str, spec: Ta
                      _has_keyset_index(indexes, cursor.name, key.name), estimated_rows)
 
 
+def show_create_table(conn: pymysql.Connection, info: TableInfo) -> str:
+    """The table's own definition, as a restore recreates it (kept in the store per change)."""
+    return str(_query(conn, f"SHOW CREATE TABLE {info.quoted}", ())[0][1])
+
+
 def _query(conn: pymysql.Connection, sql: str, params: tuple) -> list[tuple]:
     with conn.cursor() as cur:
         cur.execute(sql, params)
         return list(cur.fetchall())
 
 
-def _columns(conn: pymysql.Connection, database: str, table: str) -> list[MySQLColumn]:
+def table_columns(conn: pymysql.Connection, database: str, table: str) -> list[MySQLColumn]:
     rows = _query(conn, "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, "
                         "DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE "
                         "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "

@@ -6,12 +6,14 @@ jobs/checksums.py, shared with reconcile.
 
 from dataclasses import asdict, dataclass, field
 
+from s3rs_tui.engine.checksum import MYSQL_CHECKSUM
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Comparison, RangeDiff
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.runtime.events import EventSink, Notice
+from s3rs_tui.runtime.parsing import quote_identifier
 from s3rs_tui.store import open_store
 from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock
@@ -22,7 +24,7 @@ from s3rs_tui.warehouse.datafiles import plan_load
 from s3rs_tui.warehouse.loader import target_for
 from s3rs_tui.warehouse.merge import Target
 
-__all__ = ["CHUNK_KEYS", "RangeDiff", "Verification", "verify_table", "warehouse_backup"]
+__all__ = ["CHUNK_KEYS", "RangeDiff", "Verification", "verify_against", "verify_table", "warehouse_backup"]
 
 @dataclass
 class Verification:
@@ -74,7 +76,7 @@ def verify_table(settings: Settings, table_name: str, sink: EventSink,
             try:
                 conn = connect(settings)
                 info = describe_table(conn, database, table, spec)
-                return _compare(conn, info, warehouse, target, watermark, sink, chunk_keys)
+                return _compare(conn, info, warehouse_backup(warehouse, target), watermark, sink, chunk_keys)
             except S3rsError:
                 raise
             except Exception as exc:  # broad: driver errors become one line
@@ -99,11 +101,53 @@ def warehouse_backup(warehouse: Warehouse, target: Target) -> Backup:
                   warehouse.param, warehouse.run)
 
 
-def _compare(conn, info: TableInfo, warehouse: Warehouse, target: Target, watermark: Watermark,
-             sink: EventSink, chunk_keys: int) -> Verification:
+def mysql_backup(conn, database: str, table: str) -> Backup:
+    """A MySQL table in the warehouse's place (`verify --against`): a restored copy compared with
+    its source, on the same server, with the same checksum SQL on both sides."""
+    def run(sql: str, params: list) -> list[tuple]:
+        with conn.cursor() as cur:
+            cur.execute(sql, list(params))  # a list even when empty: '%%' in the SQL becomes '%'
+            return list(cur.fetchall())
+
+    label = f"MySQL {database}.{table}"
+    columns = {name.lower(): (name, kind) for name, kind in run(
+        "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND "
+        "TABLE_NAME = %s", [database, table])}
+    if not columns:
+        raise S3rsError(f"{label} does not exist (or the MySQL user cannot see it)")
+    return Backup(label, f"{quote_identifier(database)}.{quote_identifier(table)}", columns, MYSQL_CHECKSUM,
+                  "%s", run)
+
+
+def verify_against(settings: Settings, table_name: str, against: str, sink: EventSink,
+                   chunk_keys: int = CHUNK_KEYS) -> Verification:
+    """Compare the table in MySQL with another MySQL table (a restored copy), its rows up to the
+    watermark: when nothing changed since the backup they must be equal."""
+    database, table, spec = settings.table(table_name)
+    other_database, other_table, _ = settings.table(against)
+    name = f"{database}.{table}"
+    watermark = WatermarkStore(open_store(settings)).get(name)
+    if watermark is None or not watermark.has_position:
+        raise S3rsError(f"{name}: nothing is backed up yet: run `s3rs sync -t {name}` first")
+    conn = None
+    try:
+        conn = connect(settings)
+        info = describe_table(conn, database, table, spec)
+        backup = mysql_backup(conn, other_database, other_table)
+        return _compare(conn, info, backup, watermark, sink, chunk_keys)
+    except S3rsError:
+        raise
+    except Exception as exc:  # broad: driver errors become one line
+        raise classify(exc, f"verifying {name} against {against}") from exc
+    finally:
+        close_quietly(conn)
+
+
+def _compare(conn, info: TableInfo, backup: Backup, watermark: Watermark, sink: EventSink,
+             chunk_keys: int) -> Verification:
     position = (watermark.last_mysql_data_timestamp or "", watermark.last_mysql_data_id)
-    comparison = Comparison(info, warehouse_backup(warehouse, target), position, chunk_keys)
-    result = Verification(info.name, warehouse.label, f"({position[0]}, {position[1]})",
+    comparison = Comparison(info, backup, position, chunk_keys)
+    result = Verification(info.name, backup.label, f"({position[0]}, {position[1]})",
                           skipped_columns=comparison.skipped)
     if comparison.skipped:
         sink(

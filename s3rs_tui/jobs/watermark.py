@@ -5,6 +5,8 @@ Every change takes the table's lock for the moment of the write, so it is refuse
 TableLockedError) while a run holds the table, and it can never race a run's own commit.
 """
 
+from datetime import datetime
+
 from s3rs_tui.engine.keyset import Position, count_range, database_now, upper_bound
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import describe_table
@@ -90,3 +92,31 @@ def rows_after(state: TableState, timestamp: str, key: Key) -> int:
         raise classify(exc, f"estimating the rows of {state.name}") from exc
     finally:
         close_quietly(conn)
+
+
+def watermark_lags(settings: Settings, tables: list[str]) -> dict[str, dict]:
+    """Each table's watermark and how far its cursor time is behind now, as the cursor column sees
+    time (its zone, the server's clock): `lag_seconds`, None before the first stored file; a table
+    that cannot be read gets `error` instead."""
+    store = WatermarkStore(open_store(settings))
+    conn = connect(settings, settings.mysql.connect_timeout)
+    found: dict[str, dict] = {}
+    try:
+        for name in tables:
+            database, table, spec = settings.table(name)
+            entry: dict = found.setdefault(f"{database}.{table}", {})
+            try:
+                watermark = store.get(f"{database}.{table}")
+                position = watermark.last_mysql_data_timestamp if watermark else None
+                entry.update(watermark_timestamp=position, lag_seconds=None,
+                             watermark_id=watermark.last_mysql_data_id if watermark else None)
+                if position:
+                    info = describe_table(conn, database, table, spec)
+                    now = database_now(conn, info, spec.cursor_timezone)
+                    lag = datetime.fromisoformat(now) - datetime.fromisoformat(position)
+                    entry["lag_seconds"] = round(lag.total_seconds(), 3)
+            except Exception as exc:  # noqa: BLE001 - one table's problem is its line, not the report's end
+                entry["error"] = str(classify(exc, f"reading the watermark lag of {database}.{table}"))
+    finally:
+        close_quietly(conn)
+    return found

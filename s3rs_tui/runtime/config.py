@@ -53,6 +53,16 @@ def _port(value: int) -> None:
         raise ValueError("must be a port number (1-65535)")
 
 
+def _port_or_off(value: int) -> None:
+    if not 0 <= value < 65536:
+        raise ValueError("must be a port number (1-65535), or 0 for none")
+
+
+def _web_url(value: str) -> None:
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+
+
 def setting(default: Any, *, env: tuple[str, ...] = (), check: Callable | None = None,
             secret: bool = False, size: bool = False, doc: str = "") -> Any:
     """A config field with its legacy environment names, validation and secrecy."""
@@ -157,7 +167,27 @@ class TableSettings:
     target: str = setting("", doc="warehouse table name; default the MySQL table name")
 
 
-SECTIONS = ("mysql", "ssh", "s3", "warehouse", "backup")
+@dataclass
+class MetricsSettings:
+    port: int = setting(0, check=_port_or_off,
+                        doc="serve Prometheus metrics on this port while a run goes; 0 = no endpoint")
+    address: str = setting("127.0.0.1", doc="the endpoint's address; 0.0.0.0 to be scraped from elsewhere")
+    textfile: str = setting("", doc="also write them to this .prom file (node-exporter's textfile collector)")
+    interval_seconds: int = setting(15, check=_positive, doc="rewrite the textfile this often")
+
+
+@dataclass
+class NotifySettings:
+    command: str = setting("", doc="run this (no shell) with the message as JSON on stdin")
+    webhook_url: str = setting("", check=_web_url, secret=True, doc="POST the message as JSON here")
+    on_failure: bool = setting(True, doc="a run failed")
+    on_finish: bool = setting(True, doc="a run ended without failing: done, or stopped")
+    stall_seconds: int = setting(1800, check=_not_negative,
+                                 doc="a run that stored no file for this long is stalled; 0 = never say")
+    timeout_seconds: int = setting(10, check=_positive, doc="a command or webhook call gets this long")
+
+
+SECTIONS = ("mysql", "ssh", "s3", "warehouse", "backup", "metrics", "notify")
 
 
 @dataclass
@@ -167,6 +197,8 @@ class Settings:
     s3: S3Settings = field(default_factory=S3Settings)
     warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     tables: dict[str, TableSettings] = field(default_factory=dict)
     config_path: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
@@ -184,6 +216,12 @@ class Settings:
         """Apply a command-line flag such as ('backup.batch_size', 1000); validated like the rest."""
         section, name = key.split(".")
         _assign(getattr(self, section), name, value, f"{source} for {key}", self.sources, key, source)
+
+    def secret_values(self) -> list[str]:
+        """The secrets in force (passwords, keys, the webhook URL): what a message must never carry."""
+        sections = [getattr(self, section) for section in SECTIONS]
+        return [value for obj in sections for f in fields(obj)
+                if f.metadata.get("secret") and (value := getattr(obj, f.name))]
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Every setting with secrets masked: what `s3rs config` and the dashboard show."""
@@ -223,8 +261,20 @@ def load_settings(config_path: str | None = None, environ: dict[str, str] | None
     settings.tables = _read_tables(document.pop("tables", {}), settings)
     if document:
         raise ConfigError(f"config: unknown section [{sorted(document)[0]}] in {path}")
+    _check_key_pair(settings)
     settings.warnings = _warnings(settings)
     return settings
+
+
+def _check_key_pair(settings: Settings) -> None:
+    """An S3 key id without its secret (or the other way round) is half a credential: boto3
+    would fail on the first request with an error naming neither setting."""
+    s3 = settings.s3
+    if bool(s3.access_key_id) != bool(s3.secret_access_key):
+        given, missing = (("access_key_id", "secret_access_key") if s3.access_key_id
+                          else ("secret_access_key", "access_key_id"))
+        raise ConfigError(f"config: s3.{given} is set but s3.{missing} is not (S3RS_S3_{missing.upper()}): "
+                          "set both, or neither to use the usual AWS credential chain")
 
 
 def _secrets_in_file(settings: Settings) -> list[str]:

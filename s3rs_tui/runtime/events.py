@@ -218,6 +218,41 @@ class JobFinished(Event):
     error: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class RestoreStarted(Event):
+    """`s3rs restore` of `table` (the source) into `target` begins (or goes on after a stop)."""
+
+    target: str              # db.table in MySQL, or the folder of --to-parquet
+    as_of: str | None        # None: everything stored
+    files: int               # stored files read
+    bytes: int
+    resumed_rows: int = 0    # loaded by the stopped run this one goes on from
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowsRestored(Event):
+    """A batch is committed into the target (or written to the folder)."""
+
+    rows: int
+    run_rows: int            # this run's rows so far (not counting resumed_rows)
+    rows_per_minute: float
+    rss_mb: float
+    peak_rss_mb: float
+    elapsed_seconds: float
+    last_key: Key
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreFinished(Event):
+    status: RunOutcome
+    target: str
+    rows: int                # in the target now (resumed ones included)
+    elapsed_seconds: float
+    rows_per_minute: float
+    peak_rss_mb: float
+    error: str = ""
+
+
 EventSink = Callable[[Event], None]
 
 
@@ -232,3 +267,4 @@ def tee(*sinks: EventSink) -> EventSink:
             sink(event)
 
     return send
+

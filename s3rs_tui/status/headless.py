@@ -18,7 +18,10 @@ from s3rs_tui.runtime.events import (
     Notice,
     RangeReconciled,
     ReconcileStarted,
+    RestoreFinished,
+    RestoreStarted,
     Retrying,
+    RowsRestored,
     RunFinished,
     RunStarted,
 )
@@ -100,6 +103,22 @@ class HeadlessLog:
                 f"{event.table} range {event.ranges_done}/{event.ranges_total} ({event.label}): "
                 f"{event.rows_checked:,} rows compared, {event.fixed:,} re-read, {event.deleted:,} deleted, "
                 f"{event.rows_per_minute:,.0f} rows/min, RSS {event.rss_mb:.0f} MB")
+        return self._restore(event)
+
+    def _restore(self, event: Event) -> str | None:
+        if isinstance(event, RestoreStarted) and self.verbosity >= NORMAL:
+            resumed = (f", going on after {event.resumed_rows:,} rows restored before"
+                       if event.resumed_rows else "")
+            return (f"{event.table} restore into {event.target} as of {event.as_of or 'the last backup'}: "
+                    f"{event.files} files, {human_bytes(event.bytes)}{resumed}")
+        if isinstance(event, RowsRestored) and self.verbosity >= NORMAL:
+            return (f"{event.table} restored {event.rows:,} rows, total {event.run_rows:,}, "
+                    f"{event.rows_per_minute:,.0f} rows/min, RSS {event.rss_mb:.0f} MB, "
+                    f"last key {event.last_key}")
+        if isinstance(event, RestoreFinished):
+            return (f"{event.table} restore into {event.target} {event.status}: {event.rows:,} rows, "
+                    f"{event.elapsed_seconds:.1f}s, {event.rows_per_minute:,.0f} rows/min, peak RSS "
+                    f"{event.peak_rss_mb:.0f} MB" + (f": {event.error}" if event.error else ""))
         return None
 
     @staticmethod

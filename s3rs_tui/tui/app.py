@@ -8,7 +8,7 @@ a fast engine is never slowed by drawing.
 
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from textual import work
@@ -24,7 +24,7 @@ from s3rs_tui.jobs.reconcile import ReconcileOptions
 from s3rs_tui.jobs.tables import Steps, TableJobs, verdict
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableLockedError
-from s3rs_tui.runtime.events import tee
+from s3rs_tui.runtime.events import EventSink, tee
 from s3rs_tui.status.control_file import ControlFileWatcher
 from s3rs_tui.status.headless import NORMAL, HeadlessLog
 from s3rs_tui.status.model import PHASE_STATES, State, TableStatus
@@ -86,9 +86,11 @@ class DashboardApp(StoreInfo, App):
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
                  autostart: list[list[str]] | None = None, options: SyncOptions | None = None,
                  steps: Steps | None = None, verbosity: int = NORMAL, read_only: bool = False,
-                 progressive: ProgressiveOptions | None = None, reconcile: ReconcileOptions | None = None):
+                 progressive: ProgressiveOptions | None = None, monitors: Sequence[EventSink] = (),
+                 reconcile: ReconcileOptions | None = None):
         super().__init__()
         self.settings, self.log_file, self.read_only = settings, log, read_only
+        self.monitors = monitors  # [metrics] and [notify]: see status/monitoring.py
         self.options = options or SyncOptions()
         self.steps = steps or Steps(load=settings.warehouse.kind != "none")  # what `s` runs, as `s3rs sync`
         self.reconcile = reconcile or ReconcileOptions()  # what `r` runs
@@ -227,7 +229,7 @@ class DashboardApp(StoreInfo, App):
 
     def _run(self, run: Run, steps: Steps, progressive: bool) -> None:
         sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
-                   SnapshotWriter(formatter=self.formatter.format))
+                   SnapshotWriter(formatter=self.formatter.format), *self.monitors)
         jobs = TableJobs(self.settings, sink, run.control, self.options, steps, self.reconcile)
         try:
             for table in run.tables:

@@ -11,6 +11,7 @@ from s3rs_tui.jobs.tables import Steps
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator
 from s3rs_tui.status.headless import NORMAL
+from s3rs_tui.status.monitoring import monitoring
 from s3rs_tui.tui.app import DashboardApp
 from s3rs_tui.tui.logfile import RunLog, new_log_path
 from s3rs_tui.tui.watch import WatchApp
@@ -34,21 +35,30 @@ def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int =
     log = RunLog(log_path or new_log_path())
     log.write(f"dashboard started; this log file: {log.path}")
     groups = [names[i::start_workers] for i in range(min(start_workers, len(names)))]
-    app = DashboardApp(settings, names, log, autostart=groups, options=options, steps=steps,
-                       verbosity=verbosity, progressive=progressive, reconcile=reconcile)
     try:
-        app.run()
+        with monitoring(settings, log.write) as monitors:  # [metrics] and [notify], while the app runs
+            app = DashboardApp(settings, names, log, autostart=groups, options=options, steps=steps,
+                               verbosity=verbosity, progressive=progressive, monitors=monitors,
+                               reconcile=reconcile)
+            try:
+                app.run()
+            finally:
+                _stop_runs(app, log)
     finally:
-        app.hangup.disarm()
-        if app.runs.active():
-            log.write("the dashboard closed while runs were going: stopping them gracefully")
-            app.runs.stop_all("the dashboard closed")
-            app.runs.wait_all()
-            app.failure = app.failure or StoppedByOperator("the dashboard closed: runs stopped with their "
-                                                           "watermarks saved; rerun to resume")
         log.write("dashboard closed")
         log.close()
     return app.failure
+
+
+def _stop_runs(app: DashboardApp, log: RunLog) -> None:
+    """Whatever ended the app, its runs stop gracefully, watermarks saved, before the command returns."""
+    app.hangup.disarm()
+    if app.runs.active():
+        log.write("the dashboard closed while runs were going: stopping them gracefully")
+        app.runs.stop_all("the dashboard closed")
+        app.runs.wait_all()
+        app.failure = app.failure or StoppedByOperator("the dashboard closed: runs stopped with their "
+                                                       "watermarks saved; rerun to resume")
 
 
 def run_watch(settings: Settings, tables: list[str], folder: Path | None = None) -> None:
