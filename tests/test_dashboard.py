@@ -403,3 +403,23 @@ async def test_progressive_from_the_keyboard_shows_the_chunk_count(db, local_con
         assert "chunk5: caught up" in screen_text(app).replace("\xa0", " ")
     assert stored_ids(app.settings, name) == table_ids(db)
     assert watermark_of(app.settings, name).backup_strategy == "progressive"
+
+
+async def test_reconcile_from_the_keyboard_shows_its_ranges_in_the_progress_panel(db, local_config,
+                                                                                  dashboard):
+    from s3rs_tui.jobs.reconcile import ReconcileOptions
+
+    make_table(db, rows=3000)
+    app = dashboard(local_config, reconcile=ReconcileOptions(chunk_keys=1000))
+    app.settings.override("backup.batch_size", 1000)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await sync_to_the_end(pilot, app, db)
+        db.execute("DELETE FROM orders WHERE id IN (5, 2500)")
+        db.execute("UPDATE orders SET note = 'by hand', update_at = update_at WHERE id = 1234")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: status(app, db).state == "done" and status(app, db).reconcile == "4/4",
+                       what="the reconcile")
+        assert status(app, db).reconcile_found == "1 fixed, 2 gone"
+        await pilot.pause(0.5)  # the next repaint
+        shown = screen_text(app).replace("\xa0", " ")
+        assert "ranges4/4" in shown and "found 1 fixed, 2 gone" in shown, shown

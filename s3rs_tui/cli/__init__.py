@@ -15,7 +15,18 @@ except ImportError:  # older typer runs on click itself
     from click import ClickException  # type: ignore[assignment]  # the same class, in click itself
 
 from s3rs_tui import __version__
-from s3rs_tui.cli import dashboard, demo, info, progressive, restore, s3clean, sync, verify, watermark
+from s3rs_tui.cli import (
+    dashboard,
+    demo,
+    info,
+    progressive,
+    reconcile,
+    restore,
+    s3clean,
+    sync,
+    verify,
+    watermark,
+)
 from s3rs_tui.cli.common import on_terminal
 from s3rs_tui.cli.examples import epilog
 from s3rs_tui.runtime.control import stop_at_once_on_signals
@@ -27,8 +38,8 @@ from s3rs_tui.status.snapshot import state_dir
 app = typer.Typer(name="s3rs", no_args_is_help=False, pretty_exceptions_enable=False,
                   rich_markup_mode="markdown", epilog=epilog("s3rs"),
                   help="Exact, resumable MySQL -> Parquet -> S3 backups, loaded into a warehouse.")
-for command in (sync.sync, progressive.progressive, verify.verify, restore.restore, info.config, info.status,
-                demo.demo, dashboard.ui, dashboard.watch):
+for command in (sync.sync, progressive.progressive, verify.verify, reconcile.reconcile, restore.restore,
+                info.config, info.status, demo.demo, dashboard.ui, dashboard.watch):
     app.command(epilog=epilog(command.__name__))(command)
 app.add_typer(watermark.app, name="watermark")
 app.add_typer(s3clean.app, name="s3clean")

@@ -42,6 +42,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "    --where-key-to 1999 --dry-run",
         "s3rs restore -t orders --to-parquet /tmp/orders-state",
     ),
+    "reconcile": (
+        "s3rs reconcile -t orders --dry-run   # the keys; stores nothing",
+        "s3rs reconcile -t orders --no-ui     # store, load; log lines",
+        "s3rs reconcile --all --json",
+    ),
     "config": (
         "s3rs config                       # secrets shown as ********",
         "s3rs --config prod.toml config --json",

@@ -48,7 +48,7 @@ def sync(
 ) -> None:
     """Back up tables: every row after the watermark, up to now minus the safety lag."""
     settings = settings_from(ctx)
-    names = _table_names(settings, tables or [], all_tables)
+    names = table_list(settings, tables or [], all_tables)
     if strategy not in STRATEGIES:
         raise ConfigError(f"--strategy {strategy!r}: must be one of {', '.join(STRATEGIES)}")
     if batch_size is not None:
@@ -85,10 +85,10 @@ def sync(
         _print_summary(outcomes)
     if json_out:
         print_json(_summary_document(outcomes))
-    _raise_worst(names, outcomes)
+    raise_worst(names, outcomes)
 
 
-def _table_names(settings, tables: list[str], all_tables: bool) -> list[str]:
+def table_list(settings, tables: list[str], all_tables: bool) -> list[str]:
     if all_tables and tables:
         raise ConfigError("give tables with -t or use --all, not both")
     if all_tables:
@@ -120,7 +120,7 @@ def _summary_document(outcomes: list[TableOutcome]) -> dict:
             "error": str(failed[0].error) if failed else None}
 
 
-def _raise_worst(names: list[str], outcomes: list[TableOutcome]) -> None:
+def raise_worst(names: list[str], outcomes: list[TableOutcome]) -> None:
     """130 if stopped, 3 if the only table was locked, 2 for bad input, else 1 if any failed."""
     stopped = [o.error for o in outcomes if o.status == "interrupted" and o.error]
     if stopped:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.jobs.reconcile import ReconcileOptions, Reconciliation, TableReconcile
 from s3rs_tui.jobs.verify import Verification, verify_table
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
@@ -43,10 +44,11 @@ class Steps:
     extract: bool = True
     load: bool = False
     verify: bool = False
+    reconcile: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(name for name in ("extract", "load", "verify") if getattr(self, name))
+        return tuple(name for name in ("extract", "load", "verify", "reconcile") if getattr(self, name))
 
 
 def verdict(verification) -> str:
@@ -64,6 +66,7 @@ class TableOutcome:
     extracted: RunFinished | None = None
     loaded: LoadFinished | None = None
     verification: "Verification | None" = None
+    reconciliation: Reconciliation | None = None
     error: S3rsError | None = None
     seconds: float = 0.0
 
@@ -83,6 +86,7 @@ class TableJobs:
     control: RunControl
     options: SyncOptions = field(default_factory=SyncOptions)
     steps: Steps = field(default_factory=Steps)
+    reconcile: ReconcileOptions = field(default_factory=ReconcileOptions)
 
     def run_one(self, name: str, skip_if_locked: bool = False) -> TableOutcome:
         """Extract, load, verify one table; errors end up in the outcome (StoppedByOperator too).
@@ -110,6 +114,9 @@ class TableJobs:
             if self.steps.verify:
                 phase = "verify"
                 outcome.verification = self._verify(name)
+            if self.steps.reconcile:
+                phase = "reconcile"
+                outcome.reconciliation = self._reconcile(name)
             status = "success"
         except TableLockedError as exc:
             status, outcome.error = ("skipped" if skip_if_locked else "failed"), exc
@@ -150,6 +157,12 @@ class TableJobs:
         if not verification.agrees:
             raise VerifyDiffers(verification.summary())
         return verification
+
+    def _reconcile(self, name: str) -> Reconciliation:
+        """Compare MySQL with the newest backed-up state and store (and load) what differs."""
+        reconciliation = TableReconcile(self.settings, name, self.sink, self.control, self.reconcile).run()
+        self.sink(Notice(table=name, message=reconciliation.summary(), level="info"))
+        return reconciliation
 
     def run_many(self, names: list[str], workers: int) -> list[TableOutcome]:
         """Up to `workers` tables at once; results in the order given."""

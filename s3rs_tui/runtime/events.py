@@ -13,7 +13,7 @@ from s3rs_tui.runtime.keys import Key
 
 RunOutcome = Literal["success", "interrupted", "failed"]  # of an extraction or a load
 JobOutcome = Literal["success", "interrupted", "failed", "differs", "skipped"]  # skipped: locked elsewhere
-Step = Literal["", "extract", "load", "verify"]
+Step = Literal["", "extract", "load", "verify", "reconcile"]
 Level = Literal["info", "warning", "error"]
 PagePhase = Literal["extracting", "storing"]
 ChunkStatus = Literal["started", "done", "caught up", "failed"]
@@ -181,6 +181,30 @@ class VerifyStarted(Event):
 class VerifyFinished(Event):
     agrees: bool
     summary: str  # one line, the verdict first ("agrees: ..." / "differs: 3 ranges, 12 keys ...")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileStarted(Event):
+    """`s3rs reconcile` compares MySQL with the newest backed-up state, range by range."""
+
+    against: str       # "postgres at ...", "the store (12 files)"
+    ranges: int        # key ranges to compare (CHAR/VARCHAR keys: hash buckets)
+    resumed: bool      # going on with an interrupted run (same watermark)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RangeReconciled(Event):
+    """One key range compared, and what it found stored (fix and deletion files)."""
+
+    label: str
+    ranges_done: int
+    ranges_total: int
+    rows_checked: int       # MySQL rows checksummed so far
+    fixed: int              # keys re-read from MySQL so far (changed, or missing in the backup)
+    deleted: int            # keys found gone from MySQL so far
+    rows_per_minute: float  # rows checksummed
+    rss_mb: float
+    elapsed_seconds: float
 
 
 @dataclass(frozen=True, kw_only=True)

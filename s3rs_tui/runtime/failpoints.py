@@ -7,7 +7,7 @@ when `S3RS_FAILPOINT_FILE` names a path, that file written atomically. The envir
 at import; unset, `failpoint()` is one comparison.
 
 Points (README "Faults and what happens"): mid-page, mid-file, after-upload, after-watermark,
-after-copy, after-merge, lock-heartbeat, restore-batch.
+after-copy, after-merge, lock-heartbeat, reconcile-stored, restore-batch.
 """
 
 import os

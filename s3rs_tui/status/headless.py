@@ -16,6 +16,8 @@ from s3rs_tui.runtime.events import (
     LoadFinished,
     LoadStarted,
     Notice,
+    RangeReconciled,
+    ReconcileStarted,
     RestoreFinished,
     RestoreStarted,
     Retrying,
@@ -92,6 +94,15 @@ class HeadlessLog:
             return (f"{event.table} chunk {event.chunk}{of} {event.status}: {event.rows_done:,} rows so far "
                     f"(~{event.estimated_rows:,} to go at the start), {event.rows_per_minute:,.0f} rows/min"
                     + (f": {event.error}" if event.error else ""))
+        if isinstance(event, ReconcileStarted):
+            return None if self.verbosity < NORMAL else (
+                f"{event.table} reconcile: {event.ranges:,} key ranges to compare with {event.against}"
+                + (" (going on with the interrupted run)" if event.resumed else ""))
+        if isinstance(event, RangeReconciled):
+            return None if self.verbosity < NORMAL else (
+                f"{event.table} range {event.ranges_done}/{event.ranges_total} ({event.label}): "
+                f"{event.rows_checked:,} rows compared, {event.fixed:,} re-read, {event.deleted:,} deleted, "
+                f"{event.rows_per_minute:,.0f} rows/min, RSS {event.rss_mb:.0f} MB")
         return self._restore(event)
 
     def _restore(self, event: Event) -> str | None:

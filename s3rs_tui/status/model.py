@@ -28,6 +28,8 @@ from s3rs_tui.runtime.events import (
     LoadStarted,
     Notice,
     PageRead,
+    RangeReconciled,
+    ReconcileStarted,
     Retrying,
     RunFinished,
     RunStarted,
@@ -47,6 +49,7 @@ class State(StrEnum):
     STORING = "storing"
     LOADING = "loading"
     VERIFYING = "verifying"
+    RECONCILING = "reconciling"
     PAUSING = "pausing"
     PAUSED = "paused"
     STOPPING = "stopping"
@@ -65,10 +68,11 @@ LAST_RUNS = 10   # outcomes kept per table
 CAP = 0.99       # the highest share shown before the job has ended
 PROJECT_FROM = 0.05  # the time share from which rows / share projects the total better than EXPLAIN
 
-RUNNING = (State.STARTING, State.EXTRACTING, State.STORING, State.LOADING, State.VERIFYING)
+RUNNING = (State.STARTING, State.EXTRACTING, State.STORING, State.LOADING, State.VERIFYING, State.RECONCILING)
 ACTIVE = (*RUNNING, State.PAUSING, State.PAUSED, State.STOPPING)
 REQUESTED = (State.PAUSING, State.STOPPING)  # asked by the operator: kept until the engine answers
-PHASE_STATES = {"extract": State.EXTRACTING, "load": State.LOADING, "verify": State.VERIFYING}
+PHASE_STATES = {"extract": State.EXTRACTING, "load": State.LOADING, "verify": State.VERIFYING,
+                "reconcile": State.RECONCILING}
 # A run's or a job's outcome (RunFinished, LoadFinished, JobFinished) -> the state it leaves.
 ENDED = {
     "success": State.DONE,
@@ -85,7 +89,10 @@ class TableStatus:
     state: State = State.IDLE
     failed_phase: str = ""  # "extract" | "load" | "verify" when state is failed
     verify_result: str = ""  # "agrees: 3,000,000 rows" | "differs: 3 ranges, 12 keys"
-    phase: str = ""  # the step going on: extract, load, verify
+    phase: str = ""  # the step going on: extract, load, verify, reconcile
+    reconcile: str = ""  # ranges compared: "3/20"
+    reconcile_found: str = ""  # "2 fixed, 1 gone": keys re-read from MySQL, keys deleted there
+    reconcile_share: float | None = None  # ranges compared / ranges to compare
     steps: list[str] = field(default_factory=list)  # the job's steps (JobStarted)
     progressive: bool = False
     run_id: str = ""
@@ -165,7 +172,7 @@ class TableStatus:
         """Share of the job done (0..1): below CAP until the extraction has ended; None when unknown."""
         if self.caught_up and (not self.active or self.state in (State.LOADING, State.VERIFYING)):
             return 1.0
-        share = self._share()
+        share = self.reconcile_share if self.phase == "reconcile" else self._share()
         return None if share is None else min(CAP, share)
 
     @property
@@ -409,6 +416,21 @@ def _verify_finished(status: TableStatus, event: VerifyFinished) -> None:
     status.verify_result = event.summary
 
 
+def _reconcile_started(status: TableStatus, event: ReconcileStarted) -> None:
+    status.phase, status.reconcile, status.reconcile_share = "reconcile", f"0/{event.ranges}", 0.0
+    status.reconcile_found = ""
+    _set_state(status, State.RECONCILING)
+
+
+def _range_reconciled(status: TableStatus, event: RangeReconciled) -> None:
+    status.reconcile = f"{event.ranges_done}/{event.ranges_total}"
+    status.reconcile_found = f"{event.fixed:,} fixed, {event.deleted:,} gone"
+    status.reconcile_share = event.ranges_done / event.ranges_total if event.ranges_total else None
+    status.rows_read, status.rows_per_minute = event.rows_checked, event.rows_per_minute
+    status.rss_mb, status.elapsed_seconds = event.rss_mb, event.elapsed_seconds
+    status.peak_rss_mb = max(status.peak_rss_mb, event.rss_mb)
+
+
 def _job_finished(status: TableStatus, event: JobFinished) -> None:
     state = ENDED[event.outcome]
     if state == State.DONE and "verify" in status.steps:
@@ -460,5 +482,7 @@ _HANDLERS: dict[type[Event], Callable[[TableStatus, Any], None]] = {
     LoadFinished: _load_finished,
     VerifyStarted: _verify_started,
     VerifyFinished: _verify_finished,
+    ReconcileStarted: _reconcile_started,
+    RangeReconciled: _range_reconciled,
     JobFinished: _job_finished,
 }

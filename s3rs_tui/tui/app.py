@@ -20,6 +20,7 @@ from textual.widgets import Footer, Header, ProgressBar
 
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
+from s3rs_tui.jobs.reconcile import ReconcileOptions
 from s3rs_tui.jobs.tables import Steps, TableJobs, verdict
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableLockedError
@@ -49,7 +50,8 @@ from s3rs_tui.tui.widgets.tables_list import TablesList
 from s3rs_tui.tui.widgets.trend import Trend
 
 REPAINT_HZ = 4
-PHASE_WORDS = {"extract": "the backup", "load": "the warehouse load", "verify": "the verify"}
+PHASE_WORDS = {"extract": "the backup", "load": "the warehouse load", "verify": "the verify",
+               "reconcile": "the reconcile"}
 
 
 def failure_title(status: TableStatus) -> str:
@@ -68,7 +70,8 @@ def latest_failure(latest: dict[str, BaseException | None]) -> S3rsError | None:
     return None
 
 
-COMMANDS = ("start_sync", "start_progressive", "verify", "pause_resume", "stop_run", "watermark", "cleanup")
+COMMANDS = ("start_sync", "start_progressive", "verify", "reconcile", "pause_resume", "stop_run", "watermark",
+            "cleanup")
 ON_A_RUN = ("pause_resume", "stop_run")  # the commands that need the table running; the others need it idle
 
 
@@ -83,12 +86,14 @@ class DashboardApp(StoreInfo, App):
     def __init__(self, settings: Settings, tables: Iterable[str], log: RunLog, *,
                  autostart: list[list[str]] | None = None, options: SyncOptions | None = None,
                  steps: Steps | None = None, verbosity: int = NORMAL, read_only: bool = False,
-                 progressive: ProgressiveOptions | None = None, monitors: Sequence[EventSink] = ()):
+                 progressive: ProgressiveOptions | None = None, monitors: Sequence[EventSink] = (),
+                 reconcile: ReconcileOptions | None = None):
         super().__init__()
         self.settings, self.log_file, self.read_only = settings, log, read_only
         self.monitors = monitors  # [metrics] and [notify]: see status/monitoring.py
         self.options = options or SyncOptions()
         self.steps = steps or Steps(load=settings.warehouse.kind != "none")  # what `s` runs, as `s3rs sync`
+        self.reconcile = reconcile or ReconcileOptions()  # what `r` runs
         self.progressive = progressive or ProgressiveOptions()  # what `g` runs (and autostart, if given)
         self.autostart_progressive = progressive is not None
         self.formatter = HeadlessLog(verbosity)
@@ -225,7 +230,7 @@ class DashboardApp(StoreInfo, App):
     def _run(self, run: Run, steps: Steps, progressive: bool) -> None:
         sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
                    SnapshotWriter(formatter=self.formatter.format), *self.monitors)
-        jobs = TableJobs(self.settings, sink, run.control, self.options, steps)
+        jobs = TableJobs(self.settings, sink, run.control, self.options, steps, self.reconcile)
         try:
             for table in run.tables:
                 if run.control.stop_requested:
@@ -317,6 +322,10 @@ class DashboardApp(StoreInfo, App):
     def action_verify(self) -> None:
         """Compare MySQL and the warehouse (`s3rs verify`); the result goes to the log."""
         self.start([self.chosen], Steps(extract=False, verify=True))
+
+    def action_reconcile(self) -> None:
+        """Find and repair what the cursor missed (`s3rs reconcile`); progress in the Progress panel."""
+        self.start([self.chosen], Steps(extract=False, reconcile=True))
 
     def action_pause_resume(self) -> None:
         table = self.chosen

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.jobs.progressive import ProgressiveOptions
+from s3rs_tui.jobs.reconcile import ReconcileOptions
 from s3rs_tui.jobs.tables import Steps
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator
@@ -25,7 +26,8 @@ def full_names(settings: Settings, tables: list[str]) -> list[str]:
 def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int = 0,
                   options: SyncOptions | None = None, steps: Steps | None = None, verbosity: int = NORMAL,
                   log_path: Path | None = None,
-                  progressive: ProgressiveOptions | None = None) -> S3rsError | None:
+                  progressive: ProgressiveOptions | None = None,
+                  reconcile: ReconcileOptions | None = None) -> S3rsError | None:
     """Open the dashboard; with start_workers > 0 the tables start at once, that many at a time (as
     `s3rs sync` would run them, or in chunks with `progressive`). Returns the first failure
     (StoppedByOperator when runs stopped)."""
@@ -36,7 +38,8 @@ def run_dashboard(settings: Settings, tables: list[str], *, start_workers: int =
     try:
         with monitoring(settings, log.write) as monitors:  # [metrics] and [notify], while the app runs
             app = DashboardApp(settings, names, log, autostart=groups, options=options, steps=steps,
-                               verbosity=verbosity, progressive=progressive, monitors=monitors)
+                               verbosity=verbosity, progressive=progressive, monitors=monitors,
+                               reconcile=reconcile)
             try:
                 app.run()
             finally:

@@ -71,6 +71,10 @@ def progress(status: TableStatus) -> Rows:
         rows.append(("file", f"{number(status.file_rows)} not stored yet"))
     if status.verify_result:
         rows.append(("verify", status.verify_result))
+    if status.reconcile:  # short rows: the panel is a quarter of 80 columns
+        rows.append(("ranges", status.reconcile))
+        if status.reconcile_found:
+            rows.append(("found", status.reconcile_found))
     return [*rows, ("note", status.error)] if status.error else rows
 
 

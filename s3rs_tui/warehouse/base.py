@@ -19,6 +19,7 @@ from s3rs_tui.runtime.failpoints import failpoint
 from s3rs_tui.runtime.parsing import quote_standard
 from s3rs_tui.runtime.tunnel import Notify
 from s3rs_tui.store import ObjectStore
+from s3rs_tui.store.history import DELETION, FIX
 from s3rs_tui.warehouse import ledger, merge
 from s3rs_tui.warehouse.datafiles import DataFile
 from s3rs_tui.warehouse.ledger import LedgerEntry
@@ -215,35 +216,56 @@ class Warehouse(ABC):
         return notes
 
     def load(self, target: Target, files: list[DataFile], run_id: str) -> int:
-        """Stage, de-duplicate, merge and record `files` (all with the same columns) in one
-        transaction; returns the rows they hold."""
+        """Stage, de-duplicate, merge and record `files` (all with the same columns, and of one
+        kind) in one transaction; returns the rows they hold. Reconcile's fix files replace their
+        keys' rows; a deletion file deletes them (store/history.py)."""
         columns = files[0].columns
         names = [column.name for column in columns]
-        spelled = {lower: name for lower, (name, _) in (self.describe(target.table) or {}).items()}
+        existing = self.describe(target.table) or {}
+        spelled = {lower: name for lower, (name, _) in existing.items()}
+        kind = files[0].kind
         now = datetime.now(UTC).isoformat()
         record = [value for f in files for value in (
             target.label, f.info.key, f.info.size, ledger.version(f.info), f.rows, target.source, run_id,
             now)]
         with self.transaction():
-            self.stage(files)
-            failpoint("after-copy")
-            keyless = not target.keys
-            unique = keyless or bool(self.run(merge.unique_keys_sql(target.keys))[0][0])
-            if keyless:  # one file at a time (the loader groups keyless files so)
-                for statement in merge.append_sql(target, names, spelled, self.param):
-                    self.run(statement, (files[0].info.key,))
-            else:
-                if not unique:
-                    self.run(merge.dedup_sql(names, target.keys, target.cursor))
-                empty = not self.run(merge.has_rows_sql(target))
-                source = merge.STAGE if unique else merge.NEWEST
-                for statement in merge.merge_sql(target, names, spelled, source, target_empty=empty):
-                    self.run(statement)
+            if existing or kind != DELETION:  # no table yet: nothing to delete
+                self.stage(files)
+                failpoint("after-copy")
+                if kind == DELETION:
+                    bound, value = self._cursor_bound(existing, target, files[0])
+                    self.run(merge.delete_sql(target, spelled, bound), [value])
+                else:
+                    self._merge(target, names, spelled, files, replace=kind == FIX)
+                self.run(self.drop_stage_sql())
             keys = [f.info.key for f in files]
             self.run(ledger.forget_sql(self.schema, self.param, len(keys)), (target.label, *keys))
             self.run(ledger.record_sql(self.schema, self.param, len(files)), record)
-            if not unique:
-                self.run(f"DROP TABLE {merge.NEWEST}")
-            self.run(self.drop_stage_sql())
             failpoint("after-merge")  # merged and recorded, not committed
-        return sum(f.rows for f in files)
+        return 0 if kind == DELETION else sum(f.rows for f in files)
+
+    def _merge(self, target: Target, names: list[str], spelled: dict[str, str], files: list[DataFile],
+               replace: bool) -> None:
+        """The staged rows into the target: appended file by file without a key; else de-duplicated
+        when a key is staged twice, then merged (a plain insert into an empty target)."""
+        if not target.keys:  # one file at a time (the loader groups keyless files so)
+            for statement in merge.append_sql(target, names, spelled, self.param):
+                self.run(statement, (files[0].info.key,))
+            return
+        unique = bool(self.run(merge.unique_keys_sql(target.keys))[0][0])
+        if not unique:
+            self.run(merge.dedup_sql(names, target.keys, target.cursor))
+        empty = not self.run(merge.has_rows_sql(target))
+        source = merge.STAGE if unique else merge.NEWEST
+        for statement in merge.merge_sql(target, names, spelled, source, target_empty=empty, replace=replace):
+            self.run(statement)
+        if not unique:
+            self.run(f"DROP TABLE {merge.NEWEST}")
+
+    def _cursor_bound(self, existing: dict[str, tuple[str, str]], target: Target,
+                      deletions: DataFile) -> tuple[str, str]:
+        """SQL for the deletion's watermark cursor value in the target's cursor type, and its parameter."""
+        assert deletions.mark is not None  # read_footer reads it for every deletion file
+        kind = existing[target.cursor.lower()][1]
+        zone = "+00" if "with time zone" in kind.lower() else ""  # TIMESTAMP cursors are read in UTC
+        return f"CAST({self.param} AS {kind})", deletions.mark.timestamp + zone

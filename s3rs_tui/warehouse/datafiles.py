@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.store import ObjectInfo, ObjectStore
+from s3rs_tui.store.history import DELETION, FIX, PART, Mark, kind_of, mark_from_footer, position_order
 from s3rs_tui.store.layout import LONGEST_KEY
 from s3rs_tui.store.watermark import Watermark
 from s3rs_tui.warehouse.ledger import LedgerEntry
@@ -39,6 +40,12 @@ class DataFile:
     columns: tuple[Column, ...]
     rows: int
     longest: dict[str, int] | None = None  # bytes of the longest string/binary values; None: not recorded
+    mark: Mark | None = None  # reconcile's fix and deletion files: when they were found, the watermark then
+
+    @property
+    def kind(self) -> str:
+        """part (sync), fix or del (reconcile): see store/history.py."""
+        return kind_of(self.info.key) or PART
 
 
 @dataclass
@@ -78,9 +85,10 @@ def plan_load(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry], watermar
     plan = LoadPlan(watermark_made=watermark.created_at)
     last, made = watermark.last_s3_file, _parse_utc(watermark.created_at)
     for info in stored:
-        if not info.key.endswith(".parquet"):
+        kind = kind_of(info.key)
+        if kind is None:
             continue
-        if last is None or info.key > last:
+        if kind == PART and (last is None or info.key > last):  # fix and del files: stored whole, committed
             (plan.left_over if made and info.modified < made else plan.uncommitted).append(info.key)
             continue
         entry = ledger.get(info.key)
@@ -122,9 +130,19 @@ def read_footer(store: ObjectStore, info: ObjectInfo) -> DataFile:
     if length + 8 > len(tail):
         tail = store.get_tail(info.key, length + 8) or b""
     footer = pq.ParquetFile(BytesIO(b"PAR1" + tail[-(length + 8):]))  # the footer alone is enough
-    recorded = (footer.metadata.metadata or {}).get(LONGEST_KEY.encode())
+    metadata = footer.metadata.metadata or {}
+    recorded = metadata.get(LONGEST_KEY.encode())
+    mark = mark_from_footer(metadata, info.key) if kind_of(info.key) in (FIX, DELETION) else None
     return DataFile(info, file_columns(footer.schema_arrow), footer.metadata.num_rows,
-                    json.loads(recorded) if recorded else None)
+                    json.loads(recorded) if recorded else None, mark)
+
+
+def apply_order(files: list[DataFile]) -> list[DataFile]:
+    """Files in the order they apply (store/history.py): part files by start position, reconcile's
+    files at the watermark position they record."""
+    by_key = {f.info.key: f for f in files}
+    marks = {f.info.key: f.mark for f in files if f.mark is not None}
+    return [by_key[info.key] for info in position_order([f.info for f in files], marks)]
 
 
 def read_batches(store: ObjectStore, key: str) -> Iterator[pa.RecordBatch]:

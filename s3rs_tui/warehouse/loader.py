@@ -28,12 +28,13 @@ from s3rs_tui.runtime.events import (
 )
 from s3rs_tui.runtime.retry import reported_retries
 from s3rs_tui.store import open_store
+from s3rs_tui.store.history import DELETION, PART
 from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
 from s3rs_tui.warehouse import open_warehouse
 from s3rs_tui.warehouse.base import Warehouse
-from s3rs_tui.warehouse.datafiles import DataFile, loaded_mirror, plan_load, read_footer
+from s3rs_tui.warehouse.datafiles import DataFile, apply_order, loaded_mirror, plan_load, read_footer
 from s3rs_tui.warehouse.ledger import LedgerEntry, version
 from s3rs_tui.warehouse.merge import Target
 
@@ -52,12 +53,14 @@ def target_for(settings: Settings, table_name: str, watermark: Watermark) -> Tar
 
 
 def _groups(files: list[DataFile], size: int) -> list[list[DataFile]]:
-    """Consecutive files with the same columns, at most `size` at a time (0: no limit, as few COPY
-    statements as the layouts allow; one COPY needs one layout)."""
+    """Consecutive part files with the same columns, at most `size` at a time (0: no limit, as few
+    COPY statements as the layouts allow; one COPY needs one layout). Reconcile's fix and deletion
+    files go one at a time: each applies at its own watermark position."""
     groups: list[list[DataFile]] = []
     for data_file in files:
         room = size == 0 or (groups and len(groups[-1]) < size)
-        if groups and room and groups[-1][0].columns == data_file.columns:
+        same = groups and groups[-1][0].columns == data_file.columns and groups[-1][0].kind == data_file.kind
+        if same and room and data_file.kind == PART:
             groups[-1].append(data_file)
         else:
             groups.append([data_file])
@@ -124,9 +127,10 @@ class TableLoader:
         from the ledger: a group whose COMMIT got through is not loaded twice, one that did not
         was rolled back by the server."""
         with open_warehouse(self.settings, self.store, notify=self._notice) as warehouse:
-            self._load(warehouse, watermark, lock)
+            self.load_pending(warehouse, watermark, lock)
 
-    def _load(self, warehouse: Warehouse, watermark: Watermark, lock: TableLock) -> None:
+    def load_pending(self, warehouse: Warehouse, watermark: Watermark, lock: TableLock) -> None:
+        """Load every committed file not loaded yet, with `lock` held (by run(), or by reconcile)."""
         target = target_for(self.settings, self.name, watermark)
         warehouse.prepare()
         ledger = warehouse.loaded_files(target)
@@ -141,7 +145,7 @@ class TableLoader:
         plan = plan_load(stored, ledger, watermark)
         for message in plan.notices(target.label):
             self._notice(message)
-        files = [read_footer(self.store, info) for info in plan.todo]
+        files = apply_order([read_footer(self.store, info) for info in plan.todo])
         self.sink(LoadStarted(table=self.name, files=len(files), warehouse=warehouse.label))
         watermark.redshift_status = "in_progress"
         started = time.monotonic()
@@ -154,8 +158,9 @@ class TableLoader:
                 )
             if lock.lost.is_set():
                 raise S3rsError(f"{self.name}: {lock.lost.reason}; load stopped")
-            for message in warehouse.prepare_target(target, group[0].columns):
-                self._notice(message, "info")
+            if group[0].kind != DELETION:  # a deletion file holds keys only
+                for message in warehouse.prepare_target(target, group[0].columns):
+                    self._notice(message, "info")
             rows = warehouse.load(target, group, lock.run_id)
             for message in warehouse.notes(target):
                 self._notice(message)

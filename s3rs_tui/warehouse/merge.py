@@ -70,11 +70,12 @@ def has_rows_sql(target: Target) -> str:
 
 
 def merge_sql(target: Target, columns: list[str], spelled: dict[str, str], source: str = NEWEST,
-              target_empty: bool = False) -> list[str]:
+              target_empty: bool = False, replace: bool = False) -> list[str]:
     """Delete the target rows the staged versions replace, then insert the staged rows whose key
     is not in the target any more; into an empty target, just the insert. `source` holds one row
     per key (NEWEST, or STAGE when its keys are unique); `spelled` maps lower-case names to the
-    target's own spelling."""
+    target's own spelling. `replace`: the staged rows replace their key's row whatever its cursor
+    (reconcile's fix files hold MySQL's current rows, changed without their cursor moving)."""
     t = target.quoted
     names = ", ".join(quote_standard(spelled[c.lower()]) for c in columns)
     values = ", ".join(f"{source}.{quote_standard(c)}" for c in columns)
@@ -85,8 +86,9 @@ def merge_sql(target: Target, columns: list[str], spelled: dict[str, str], sourc
     t_first_key = f"{t}.{quote_standard(spelled[target.keys[0].lower()])}"
     t_cursor = f"{t}.{quote_standard(spelled[target.cursor.lower()])}"
     n_cursor = f"{source}.{quote_standard(target.cursor)}"
-    delete = (f"DELETE FROM {t} USING {source} WHERE {same_key} AND ({t_cursor} IS NULL OR "
-              f"({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))")
+    delete = f"DELETE FROM {t} USING {source} WHERE {same_key}"
+    if not replace:
+        delete += f" AND ({t_cursor} IS NULL OR ({n_cursor} IS NOT NULL AND {t_cursor} <= {n_cursor}))"
     insert = (f"INSERT INTO {t} ({names}) SELECT {values} FROM {source} "
               f"LEFT JOIN {t} ON {same_key} WHERE {t_first_key} IS NULL")
     return [delete, insert]
@@ -99,3 +101,14 @@ def append_sql(target: Target, columns: list[str], spelled: dict[str, str], para
     return [f"DELETE FROM {t} WHERE {file_column} = {param}",
             f"INSERT INTO {t} ({names}, {file_column}) "
             f"SELECT {', '.join(quote_standard(c) for c in columns)}, {param} FROM {STAGE}"]
+
+
+def delete_sql(target: Target, spelled: dict[str, str], bound: str) -> str:
+    """Delete the target rows whose key is staged (a reconcile deletion file) and whose cursor is
+    not after the deletion's watermark (`bound`: SQL for that cursor value): a row a later sync
+    brought back stays."""
+    t = target.quoted
+    same_key = " AND ".join(f"{t}.{quote_standard(spelled[key.lower()])} = {STAGE}.{quote_standard(key)}"
+                            for key in target.keys)
+    t_cursor = f"{t}.{quote_standard(spelled[target.cursor.lower()])}"
+    return f"DELETE FROM {t} USING {STAGE} WHERE {same_key} AND ({t_cursor} IS NULL OR {t_cursor} <= {bound})"

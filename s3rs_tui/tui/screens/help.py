@@ -13,6 +13,7 @@ KEYS = """\
 s       start a sync of the selected table
 g       start a progressive run (in chunks, until caught up)
 v       verify: compare MySQL and the warehouse
+r       reconcile: store deletes and changes the cursor missed (no footer key)
 p       pause / resume (the run pauses between files)
 x       stop gracefully: finish the file in flight, save the watermark
 w       watermark screen: set, reset, force-reset (Enter sets)

@@ -16,6 +16,9 @@ BINDINGS = [
     Binding("s", "app.start_sync", "Sync"),
     Binding("g", "app.start_progressive", "Chunks", tooltip="a progressive run: in chunks, until caught up"),
     Binding("v", "app.verify", "Verify"),
+    # not in the footer: with a warehouse's `v` it would push Help and Quit past 80 columns
+    Binding("r", "app.reconcile", "Reconcile", show=False,
+            tooltip="store deletes and changes the cursor missed"),
     Binding("p", "app.pause_resume", "Pause"),
     Binding("x", "app.stop_run", "Stop"),
     Binding("w", "app.watermark", "Watermark"),

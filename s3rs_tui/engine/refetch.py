@@ -1,0 +1,33 @@
+"""Reading given rows again by key: reconcile's fix files hold MySQL's current rows, typed and
+encoded exactly as sync's part files (same column plans, same reader, same Arrow types)."""
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pymysql
+
+from s3rs_tui.engine import rowparse
+from s3rs_tui.engine.mysql import unbuffered_cursor
+from s3rs_tui.engine.table import TableInfo
+from s3rs_tui.engine.typemap import ColumnPlan, columns_to_batch
+from s3rs_tui.runtime.keys import KeyValue
+from s3rs_tui.runtime.parsing import quote_identifier
+
+KEYS_PER_QUERY = 1_000  # an IN list the server takes as a handful of index lookups
+
+
+def rows_by_key(conn: pymysql.Connection, info: TableInfo, plans: list[ColumnPlan], keys: list[KeyValue],
+                where: str = "", params: list | None = None,
+                chunk_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
+    """The rows of `keys` of a one-column key (that also match `where`), in key order, as batches
+    of arrow_schema(plans)."""
+    key = quote_identifier(info.keys[0].name)
+    select = ", ".join(plan.select_sql for plan in plans)
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        some = sorted(keys[start:start + KEYS_PER_QUERY])
+        sql = (f"SELECT {select} FROM {info.quoted} WHERE {key} IN ({', '.join(['%s'] * len(some))})"
+               + (f" AND {where}" if where else "") + f" ORDER BY {key}")
+        with unbuffered_cursor(conn) as cur:
+            cur.execute(sql, [*some, *(params or [])])
+            while fields := rowparse.fetch(conn, chunk_rows, len(plans)):
+                yield columns_to_batch(plans, [pa.array(values, pa.binary()) for values in fields], {})
