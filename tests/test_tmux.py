@@ -26,8 +26,10 @@ def test_sync_dashboard_stops_gracefully_when_the_terminal_goes(tmp_path, db, lo
     session = tmux_session(s3rs_command("sync", "-t", "orders", "--batch-size", "50", config=local_config),
                            {"S3RS_STATE_DIR": state, "PYTHONPATH": os.getcwd()})
     pid = session.pid()
-    screen = session.wait_for_text("Throughput")
-    assert "Tables" in screen and "orders" in screen
+    # "starting": the run has begun (it is held at the gate), so `p` has a run to pause; pressed
+    # on the first frame, before the run starts, it would be refused
+    screen = session.wait_for_text("starting")
+    assert "Tables" in screen and "orders" in screen and "Throughput" in screen
     session.run("send-keys", "-t", "main", "p")
     logs = state / "logs"
     wait_until(lambda: any("pause requested" in f.read_text() for f in logs.glob("*.log")), what="pause")
