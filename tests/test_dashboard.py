@@ -77,7 +77,8 @@ async def test_sync_pause_resume_stop_from_the_keyboard(request, db, dashboard, 
         await wait_for(pilot, lambda: status(app, db).state == "extracting", what="resumed")
         await pilot.press("x")
         gate.open()  # one more file, then the stop
-        await wait_for(pilot, lambda: not app.runs.active(), what="stopped")
+        # the run's end reaches the app as a message, handled a moment after the worker finished
+        await wait_for(pilot, lambda: not app.runs.active() and app.failure is not None, what="stopped")
         assert status(app, db).state == "stopped" and status(app, db).files >= 2  # the reader may read ahead
         assert isinstance(app.failure, StoppedByOperator)
     watermark = watermark_of(app.settings, name)
