@@ -5,8 +5,7 @@ written behind the watermark), found by checksums and stored, then loaded, so th
 import typer
 
 from s3rs_tui.cli.common import on_terminal, print_json, settings_from
-from s3rs_tui.cli.completion import table_names
-from s3rs_tui.cli.sync import raise_worst, table_list
+from s3rs_tui.cli.sync import ALL_TABLES_OPTION, TABLE_OPTION, raise_worst, table_list
 from s3rs_tui.jobs.checksums import CHUNK_KEYS
 from s3rs_tui.jobs.reconcile import ReconcileOptions
 from s3rs_tui.jobs.tables import Steps, TableJobs
@@ -21,10 +20,8 @@ from s3rs_tui.warehouse import NO_WAREHOUSE, check_warehouse
 
 def reconcile(
     ctx: typer.Context,
-    tables: list[str] | None = typer.Option(None, "--table", "-t",
-                                               help="db.table (or table in [mysql] database); repeatable",
-                                               autocompletion=table_names),
-    all_tables: bool = typer.Option(False, "--all", help="every table in the config's [tables.*]"),
+    tables: list[str] | None = TABLE_OPTION,
+    all_tables: bool = ALL_TABLES_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="compare and report the keys; store nothing"),
     chunk_size: int = typer.Option(CHUNK_KEYS, "--chunk-size", min=1, help="integer keys per compared range"),
     break_lock: bool = typer.Option(False, "--break-lock", help="take the table even if a lock is held"),

@@ -24,12 +24,15 @@ STRATEGIES = ("parallel", "sequential")
 FAILED = ("failed", "differs")  # outcomes that exit 1 (differs: --verify-data found differences)
 
 
+# -t and --all, as every command that takes several tables spells them
+TABLE_OPTION = typer.Option(None, "--table", "-t", help="db.table (or table in [mysql] database); repeatable",
+                            autocompletion=table_names)
+ALL_TABLES_OPTION = typer.Option(False, "--all", help="every table in the config's [tables.*]")
+
 def sync(
     ctx: typer.Context,
-    tables: list[str] | None = typer.Option(None, "--table", "-t",
-                                               help="db.table (or table in [mysql] database); repeatable",
-                                               autocompletion=table_names),
-    all_tables: bool = typer.Option(False, "--all", help="every table in the config's [tables.*]"),
+    tables: list[str] | None = TABLE_OPTION,
+    all_tables: bool = ALL_TABLES_OPTION,
     strategy: str = typer.Option("parallel", "--strategy", "-s",
                                  help="several tables: parallel (up to max_workers at once) or sequential"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="take at most N rows this run"),
