@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
-from s3rs_tui.engine.typemap import MySQLColumn, arrow_schema, plan_columns, rows_to_batch
+from s3rs_tui.engine.typemap import MySQLColumn, arrow_schema, columns_to_batch, plan_columns
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,12 @@ def fetch_like_the_engine(db, select_list: str) -> list[tuple]:
         cur.execute(f"SELECT {select_list} FROM t ORDER BY id")
         return list(cur.fetchall())
 
+
+
+def rows_to_batch(plans, rows: list[tuple], invalid_dates: dict[str, int]) -> pa.RecordBatch:
+    """Fetched rows (each field bytes, str or None) through the readers' typing, column by column."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(plans)
+    return columns_to_batch(plans, [pa.array(values, pa.binary()) for values in columns], invalid_dates)
 
 def test_edge_values_convert_exactly_and_survive_parquet(edge_table, tmp_path):
     plans = plan_columns(information_schema_columns(edge_table, "t"))

@@ -132,14 +132,6 @@ def arrow_schema(plans: list[ColumnPlan]) -> pa.Schema:
     ])
 
 
-def rows_to_batch(plans: list[ColumnPlan], rows: list[tuple],
-                  invalid_dates: dict[str, int]) -> pa.RecordBatch:
-    """Fetched rows (in plan order; each field bytes, str or None) -> a batch with exactly
-    arrow_schema(plans). Adds to invalid_dates[column] how many non-NULL dates became NULL."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(plans)
-    return columns_to_batch(plans, [pa.array(values, pa.binary()) for values in columns], invalid_dates)
-
-
 def columns_to_batch(plans: list[ColumnPlan], raw: list[pa.Array],
                      invalid_dates: dict[str, int]) -> pa.RecordBatch:
     """Columns as a reader delivers them (the server's text as binary or string arrays; or, from
