@@ -65,7 +65,7 @@ from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.restores import DONE, IN_PROGRESS, RestoreProgress, read_progress, save_progress
 from s3rs_tui.store.schemas import Definition, definition_at
-from s3rs_tui.store.watermark import WatermarkStore
+from s3rs_tui.store.watermark import Watermark, WatermarkStore
 
 _FILE_ROWS = 1_000_000  # rows per Parquet file of --to-parquet
 _TAIL_BYTES = 64 * 1024  # one ranged read holds almost every footer
@@ -196,7 +196,7 @@ class Restore:
         key_columns = [str(watermark.key_column or "id")]
         cursor = str(watermark.cursor_column or "update_at")
         stored = list(self.store.list(table_prefix(self.source)))
-        files, notices = self._pick(stored, watermark.last_s3_file)
+        files, notices = self._pick(stored, watermark)
         moment = datetime.fromisoformat(self.as_of).replace(tzinfo=UTC) if self.as_of else None
         plan = RestorePlan(self.source, self.target, self.as_of, key_columns, cursor, [], {},
                            definition_at(self.store, self.source, moment), notices=notices)
@@ -224,11 +224,11 @@ class Restore:
                                 "and no other index, default or NOT NULL")
         return plan
 
-    def _pick(self, stored: list[ObjectInfo], last_committed: str) -> tuple[list[ObjectInfo], list[str]]:
+    def _pick(self, stored: list[ObjectInfo], watermark: Watermark) -> tuple[list[ObjectInfo], list[str]]:
         chosen, uncommitted = [], 0
         for info in stored:
             kind = kind_of(info.key)
-            if kind == PART and info.key > last_committed:
+            if kind == PART and not watermark.commits(info.key):
                 uncommitted += 1
             elif kind == PART and self.as_of and _start_digits(info.key) > _digits(self.as_of):
                 continue  # every row in it is later than the moment

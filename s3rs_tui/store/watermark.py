@@ -62,6 +62,12 @@ class Watermark:
         self.last_mysql_data_id = key[0] if key is not None and one else None
         self.last_mysql_data_key = None if key is None or one else list(key)
 
+    def commits(self, part_file: str) -> bool:
+        """Whether a part file (its store key) is covered by this watermark: stored before the
+        watermark was saved past it, so loaders and restore may read it. Part file names sort in
+        position order and last_s3_file is the newest committed one."""
+        return self.last_s3_file is not None and part_file <= self.last_s3_file
+
     @property
     def key_names(self) -> tuple[str, ...] | None:
         """The key columns it was made with (None: not recorded yet)."""

@@ -83,12 +83,12 @@ class LoadPlan:
 def plan_load(stored: list[ObjectInfo], ledger: dict[str, LedgerEntry], watermark: Watermark) -> LoadPlan:
     """Which stored files to load, in key order, and what the operator should hear about."""
     plan = LoadPlan(watermark_made=watermark.created_at)
-    last, made = watermark.last_s3_file, _parse_utc(watermark.created_at)
+    made = _parse_utc(watermark.created_at)
     for info in stored:
         kind = kind_of(info.key)
         if kind is None:
             continue
-        if kind == PART and (last is None or info.key > last):  # fix and del files: stored whole, committed
+        if kind == PART and not watermark.commits(info.key):  # fix and del files: stored whole, committed
             (plan.left_over if made and info.modified < made else plan.uncommitted).append(info.key)
             continue
         entry = ledger.get(info.key)
