@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from s3rs_tui.engine.keyset import Position
-from s3rs_tui.engine.parquet import data_key
+from s3rs_tui.engine.parquet import data_key, start_text
 from s3rs_tui.engine.typemap import MySQLColumn
 from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.store import ObjectInfo
@@ -29,6 +29,7 @@ from s3rs_tui.store.history import (
 )
 from s3rs_tui.store.layout import key_spelling, part_key
 from s3rs_tui.store.local import LocalStore
+from s3rs_tui.store.watermark import Watermark
 
 FOUND = datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=UTC)
 MARK = Mark(FOUND, "2026-03-01 10:00:00.500000", 42)
@@ -93,6 +94,7 @@ def test_read_mark_refuses_files_reconcile_did_not_write(tmp_path):
 def test_position_order_puts_history_at_its_watermark_before_later_parts():
     class Info:
         name, keys = "shop.orders", [MySQLColumn("id", "bigint", "bigint(20)", None, None, None, None, "NO")]
+        integer_key = True
 
     def part(timestamp, key):
         return data_key(Info, Position(timestamp, (key,)))  # type: ignore[arg-type]
@@ -113,3 +115,37 @@ def test_position_order_puts_history_at_its_watermark_before_later_parts():
     ordered = [i.key for i in position_order(stored, marks)]
     assert ordered == [early, before, fix0, del1, fix2, fix_next, at, later]
     assert [i.key for i in run_files(stored, MARK)] == sorted([fix0, del1, fix2])
+
+
+def test_a_text_key_mark_sits_where_the_engine_spelled_its_watermark():
+    """Text keys are spelled by collation weight, which only MySQL knows: the mark records the
+    watermark as the engine spelled it, so a fix file sorts before the part file starting there."""
+    class Info:
+        name = "shop.codes"
+        keys = (MySQLColumn("code", "varchar", "varchar(20)", None, None, None, None, "NO"),)
+        integer_key = False
+
+    stamp = "2026-03-01 10:00:00"
+    before = data_key(Info, Position(stamp, ("a",)), "41")  # type: ignore[arg-type]
+    at = data_key(Info, Position(stamp, ("m",)), "4D")  # type: ignore[arg-type]
+    mark = Mark(FOUND, stamp, "m", start_text(Info, Position(stamp, ("m",)), "4D"))  # type: ignore[arg-type]
+    assert Mark.from_json(mark.to_json()) == mark
+    fix = history_key("shop.codes", FIX, mark, 0)
+    stored = [info(k) for k in sorted([at, before, fix])]
+    assert [i.key for i in position_order(stored, {fix: mark})] == [before, fix, at]
+
+
+def test_a_watermark_commits_part_files_up_to_its_last_one():
+    def name(stamp: str, key: str) -> str:
+        return f"data/shop/codes/part-{stamp}-{key}.parquet"
+
+    stamp, later = "20260301T100000000000", "20260302T000000000000"
+    last = name(stamp, "k4D")
+    watermark = Watermark("shop.codes", last_s3_file=last)
+    assert watermark.commits(name(stamp, "k41")) and watermark.commits(last)
+    assert not watermark.commits(name(stamp, "k5A")) and not watermark.commits(name(later, "k30"))
+    assert not Watermark("shop.codes").commits(last)
+    # Named by a hash of the start key (before sort-order names): any order within a cursor value
+    hashed = Watermark("shop.codes", last_s3_file=name(stamp, "s" + "0" * 19))
+    assert hashed.commits(name(stamp, "s" + "f" * 19)) and hashed.commits(name(stamp, "k5A"))
+    assert not hashed.commits(name(later, "s" + "1" * 19))

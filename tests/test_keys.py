@@ -18,13 +18,14 @@ from cli_helpers import run_cli
 from conftest import write_config
 from exact_rows import (
     assert_store_matches_mysql,
+    assert_warehouse_matches_mysql,
     assert_watermark_matches_files,
     digest,
     mysql_columns,
     stored_rows,
 )
 from test_engine import run_sync
-from test_faults import kill_at_failpoint
+from test_faults import duckdb_rows, kill_at_failpoint
 
 from s3rs_tui.engine import keyset
 from s3rs_tui.engine.keyset import Position
@@ -384,3 +385,31 @@ def test_the_dashboard_shows_a_composite_key(db, local_config, settings_for):
     assert rows["ids"] == f"{emp}, {day}" and rows["key"] == "emp_no,from_date" and rows["id"] == "-"
     shown = run_cli("watermark", "get", "-t", name, config=local_config).stdout
     assert "last_mysql_data_key" in shown and "emp_no,from_date" in shown
+
+
+def test_files_of_a_text_key_sort_in_key_order_and_every_one_is_loaded(db, tmp_path, settings_for):
+    """Files starting at one cursor value sort by their start key in MySQL's collation, so the
+    loader, which takes the files named up to the watermark's last one as committed, loads them all
+    (spelled by a hash, those sorting after the last one were never loaded)."""
+    db.execute("CREATE TABLE codes (code VARCHAR(20) NOT NULL PRIMARY KEY, n INT NOT NULL, "
+               "update_at DATETIME NOT NULL, KEY idx_update_at (update_at))")
+    db.execute("INSERT INTO codes SELECT CONCAT(IF(seq % 2, 'a', 'B'), seq * 7919 % 2000), seq, "
+               "'2024-01-01' + INTERVAL seq % 3 SECOND FROM seq_1_to_2000")
+    config = write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store",
+                          extra=f'\n[warehouse]\nkind = "duckdb"\npath = "{tmp_path / "w.duckdb"}"\n')
+    with open(config, "a") as handle:
+        handle.write(f'\n[tables."{db.name}.codes"]\ncursor_column = "update_at"\n')
+    settings = settings_for(config)
+    settings.override("backup.batch_size", 100)
+    name = f"{db.name}.codes"
+    _, events = run_sync(settings, name)
+    written = [event.key for event in events if type(event).__name__ == "FileStored"]
+    loaded = run_cli("sync", "-t", name, config=config, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    files = assert_store_matches_mysql(db, settings, name, "codes", key="code")
+    connection, query = duckdb_rows(tmp_path / "w.duckdb")
+    try:
+        assert_warehouse_matches_mysql(query, db, files, "codes", key="code")
+    finally:
+        connection.close()
+    assert len(written) == 20 and sorted(written) == written

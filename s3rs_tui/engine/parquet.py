@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 
 from s3rs_tui.engine.keyset import Position
 from s3rs_tui.engine.memory import MemoryBudget
-from s3rs_tui.engine.table import INTEGER_TYPES, TableInfo
+from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.runtime.failpoints import failpoint
 from s3rs_tui.runtime.keys import KeyParts
-from s3rs_tui.store.layout import LONGEST_KEY, key_spelling, part_key, variable_width
+from s3rs_tui.store.layout import LONGEST_KEY, key_spelling, part_key, position_text, variable_width
 
 _LONGEST_KEY_PART = 640  # of a file name (S3 keys hold 1024 bytes)
 
@@ -41,20 +41,30 @@ _ENCODERS = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_n
 
 
 def data_key(info: TableInfo, start: Position, sortable: str = "") -> str:
-    """data/<db>/<table>/part-<start timestamp>-<start key>.parquet, sorting in cursor order.
-    `sortable`: a composite start key as keyset.sortable_key spells it."""
+    """data/<db>/<table>/part-<start timestamp>-<start key>.parquet, sorting in position order.
+    `sortable`: a composite or text start key as keyset.sortable_key spells it."""
     return part_key(info.name, start.timestamp, _key_part(info, start.key, sortable))
+
+
+def spelled_by_sort_order(info: TableInfo, start: Position) -> bool:
+    """Whether a file starting at `start` spells its start key in MySQL's sort order
+    (keyset.sortable_key, the `sortable` of data_key): every key but a one-column integer one."""
+    return bool(start.key) and start.timestamp is not None and not info.integer_key
+
+
+def start_text(info: TableInfo, start: Position, sortable: str = "") -> str:
+    """A start position as part file names spell it (data_key's name without the folder)."""
+    return position_text(start.timestamp, _key_part(info, start.key, sortable))
 
 
 def _key_part(info: TableInfo, key: KeyParts | None, sortable: str) -> str:
     if not key and key is not None:  # no key: after every row at the timestamp
         return "9" * 20 + "-after"
-    if key is not None and len(key) > 1:  # in key order; past _LONGEST_KEY_PART, cut and made distinct
+    if key is not None and sortable:  # in key order; past _LONGEST_KEY_PART, cut and made distinct
         if len(sortable) <= _LONGEST_KEY_PART:
             return "k" + sortable
         return f"k{sortable[:_LONGEST_KEY_PART - 20]}-{hashlib.sha1(sortable.encode()).hexdigest()[:19]}"
-    integer = bool(info.keys) and info.keys[0].data_type in INTEGER_TYPES
-    return key_spelling(None if key is None else cast(int, key[0]), integer)  # typed on opening
+    return key_spelling(None if key is None else cast(int, key[0]), info.integer_key)  # typed on opening
 
 
 class WriterChoices:

@@ -15,7 +15,7 @@ from s3rs_tui.engine.extract import Chunk, ChunkReader, ChunkSource, pymysql_chu
 from s3rs_tui.engine.keyset import Position, has_string_key, sortable_key
 from s3rs_tui.engine.memory import MemoryBudget, MemoryGuard, peak_rss_mb, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_endpoint
-from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, data_key
+from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, data_key, spelled_by_sort_order
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.progress import Ticker
 from s3rs_tui.engine.table import TableInfo, describe_table, show_create_table
@@ -373,8 +373,9 @@ class TableSync:
         )
 
     def _sortable(self, info: TableInfo, start: Position) -> str:
-        """A composite start key spelled for the file name (strings need MySQL's collation)."""
-        if start.key is None or len(start.key) < 2 or start.timestamp is None:
+        """A composite or text start key spelled for the file name (strings need MySQL's
+        collation); "" for a one-column integer key, which file names spell as digits."""
+        if not start.key or not spelled_by_sort_order(info, start):
             return ""
         key = start.key
         if not has_string_key(info):

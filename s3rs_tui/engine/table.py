@@ -45,6 +45,11 @@ class TableInfo:
         return not self.keys
 
     @property
+    def integer_key(self) -> bool:
+        """One integer column: file names spell it as digits; any other key by its sort order."""
+        return len(self.keys) == 1 and self.keys[0].data_type in INTEGER_TYPES
+
+    @property
     def order_names(self) -> tuple[str, ...]:
         """The keyset order: the cursor, then the key."""
         return (self.cursor.name, *self.key_names)

@@ -18,17 +18,17 @@ Memory holds one range's keys and one row group whatever the table's size.
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pymysql
 
 from s3rs_tui.engine.extract import typed_key
-from s3rs_tui.engine.keyset import Position
+from s3rs_tui.engine.keyset import Position, sortable_key
 from s3rs_tui.engine.memory import MemoryBudget, rss_mb
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
-from s3rs_tui.engine.parquet import ParquetFile, WriterChoices
+from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, spelled_by_sort_order, start_text
 from s3rs_tui.engine.refetch import rows_by_key
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
@@ -221,7 +221,10 @@ class TableReconcile:
         if comparison.skipped:
             self._notice(f"not compared: {', '.join(comparison.skipped)} (floating point, or not in "
                          f"{backup.label}): a change in them alone is not found")
-        writer = _Writer(self, conn, info, state.mark, comparison)
+        key = position.key
+        sortable = sortable_key(conn, info, key) if key and spelled_by_sort_order(info, position) else ""
+        mark = replace(state.mark, spelled=start_text(info, position, sortable))
+        writer = _Writer(self, conn, info, mark, comparison)
         if comparison.mysql.integer_key:
             span = comparison.chunk_span(conn)
             chunks = [] if span is None else list(range(span[0], span[1] + 1))

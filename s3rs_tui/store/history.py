@@ -44,14 +44,16 @@ class Mark:
     found_at: datetime               # timezone-aware UTC
     timestamp: str                   # the watermark's cursor value
     key: Key                         # the watermark's key (None: a watermark set to a time alone)
+    spelled: str | None = None       # the watermark as part file names spell positions (engine)
 
     @property
     def stamp(self) -> str:
         return self.found_at.astimezone(UTC).strftime(_STAMP)
 
     def to_json(self) -> str:
+        spelled = {} if self.spelled is None else {"position": self.spelled}
         return json.dumps({"found_at": self.found_at.astimezone(UTC).isoformat(),
-                           "watermark": [self.timestamp, self.key]})
+                           "watermark": [self.timestamp, self.key], **spelled})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Mark":
@@ -62,13 +64,19 @@ class Mark:
             raise ValueError("found_at has no time zone")
         if not isinstance(timestamp, str) or not (key is None or isinstance(key, int | str)):
             raise ValueError("watermark must be [cursor text, key]")
-        return cls(found_at.astimezone(UTC), timestamp, key)
+        spelled = document.get("position")
+        if not (spelled is None or isinstance(spelled, str)):
+            raise ValueError("position must be text")
+        return cls(found_at.astimezone(UTC), timestamp, key, spelled)
 
     def footer(self) -> dict[str, str]:
         return {MARK_KEY: self.to_json()}
 
     def position(self) -> str:
-        """The recorded watermark as part file names spell positions (integer keys as JSON ints)."""
+        """The recorded watermark as part file names spell positions: as the engine spelled it,
+        or, in marks written before it did, from the key (integer keys as JSON ints)."""
+        if self.spelled is not None:
+            return self.spelled
         return position_text(self.timestamp, key_spelling(self.key, isinstance(self.key, int)))
 
 

@@ -2,6 +2,7 @@
 the engine that writes the files and the warehouse and jobs that read them."""
 
 import hashlib
+import posixpath
 
 import pyarrow as pa
 
@@ -26,14 +27,29 @@ def table_prefix(table_name: str) -> str:
 
 
 def key_spelling(key: Key, integer_key: bool) -> str:
-    """A one-column key as file names spell it: sorting in key order for integers (string keys are
-    hashed, so only their timestamp sorts); None is "rows AT the timestamp, inclusive" (`watermark
-    set` without --id), which sorts before every key at that timestamp and equals none of them."""
+    """A one-column key as file names spell it, sorting in key order for integers; None is "rows
+    AT the timestamp, inclusive" (`watermark set` without --id), which sorts before every key at
+    that timestamp and equals none of them. Other keys are spelled by the engine in their MySQL
+    sort order (keyset.sortable_key, "k..."); the hash here is how text keys were spelled before
+    that, kept for the positions recorded then (see legacy_text_start)."""
     if key is None:
         return "0" * 20 + "-at"
     if integer_key:
         return f"{int(key):020d}"
     return "s" + hashlib.sha1(str(key).encode()).hexdigest()[:19]
+
+
+def legacy_text_start(part_file: str) -> bool:
+    """A part file named before text keys were spelled in sort order: its start key is a hash
+    (s + 19 hex digits), so it sorts among the files of its cursor value in no useful order."""
+    name = posixpath.basename(part_file)
+    tail = name[:-len(".parquet")].rsplit("-", 1)[-1]
+    return len(tail) == 20 and tail[0] == "s" and all(ch in "0123456789abcdef" for ch in tail[1:])
+
+
+def start_timestamp(part_file: str) -> str:
+    """The start cursor value of a part file, as the digits its name spells (part-<ts>-<key>)."""
+    return posixpath.basename(part_file)[len("part-"):].split("-", 1)[0]
 
 
 def position_text(timestamp: str | None, spelled_key: str) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from s3rs_tui.runtime.errors import WatermarkError
 from s3rs_tui.runtime.keys import Key, KeyParts, KeyValue, shown_key
 from s3rs_tui.store.base import ObjectStore
+from s3rs_tui.store.layout import legacy_text_start, start_timestamp
 
 STATE_PREFIX = "_state/"
 EPOCH = "1970-01-01 00:00:00"
@@ -66,7 +67,16 @@ class Watermark:
         """Whether a part file (its store key) is covered by this watermark: stored before the
         watermark was saved past it, so loaders and restore may read it. Part file names sort in
         position order and last_s3_file is the newest committed one."""
-        return self.last_s3_file is not None and part_file <= self.last_s3_file
+        last = self.last_s3_file
+        if last is None:
+            return False
+        if part_file <= last:
+            return True
+        # Before text keys were spelled in sort order, two files starting at one cursor value sorted
+        # either way: such a file counts as committed. Reading a file a stopped run left is safe
+        # (its rewrite is read again); skipping a committed one would lose its rows.
+        return ((legacy_text_start(part_file) or legacy_text_start(last))
+                and start_timestamp(part_file) == start_timestamp(last))
 
     @property
     def key_names(self) -> tuple[str, ...] | None:

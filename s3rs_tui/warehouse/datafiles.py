@@ -4,9 +4,8 @@ Only files the watermark covers are committed: names sort in cursor order and th
 `last_s3_file` is the last committed one, so a file sorting after it was stored by a run that died
 before saving its watermark; the next sync rewrites it, and until then it is not loaded. A file
 after it that is older than the watermark itself was left by the runs before a reset, not by a
-stopped run: it is not loaded either, and said so in those words. (For
-CHAR/VARCHAR keys a name holds a hash of the start key, so two files starting in the same cursor
-value may sort either way: the rewrite and the ledger still keep every row exactly once.)
+stopped run: it is not loaded either, and said so in those words. Which files the watermark
+covers is Watermark.commits's to say.
 """
 
 import json
