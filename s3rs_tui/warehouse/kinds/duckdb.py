@@ -72,6 +72,10 @@ class DuckDBWarehouse(Warehouse):
         except (duckdb.Error, OSError) as exc:
             raise S3rsError(f"cannot open the DuckDB file {path} (is another process using it?): "
                             f"{first_line(exc)}") from None
+        # DuckDB takes 80% of the machine's memory by default: half the run's budget, spilling past it.
+        spill = str(store.scratch_dir() / "duckdb-spill").replace("'", "''")
+        self.conn.execute(f"SET memory_limit = '{settings.backup.memory_limit_mb // 2}MB'")
+        self.conn.execute(f"SET temp_directory = '{spill}'")
         self._copies: list[Path] = []  # the files of the group being loaded
 
     def execute(self, sql: str, params: list) -> list[tuple]:
