@@ -121,7 +121,7 @@ async def test_mid_file_the_dashboard_shows_what_the_engine_read(tmp_path, sampl
         moments = past_the_estimate = 0
         while status.files == 0 and status.active:
             rows, state, done = shown_rows(app), shown(app, "progress")["state"], percent(app)
-            read = truth.between(2.0)
+            read = truth.between(4.0)  # a tick late, on a machine as loaded as CI's 2 cores
             if status.files:  # the file was stored meanwhile: not mid-file any more
                 break
             assert read[0][0] <= rows <= read[-1][0], (read[0][0], rows, read[-1][0])
@@ -134,7 +134,7 @@ async def test_mid_file_the_dashboard_shows_what_the_engine_read(tmp_path, sampl
                 break
             assert "none yet" in watermark["stored"]  # nothing durable yet
             last = shown(app, "throughput")["last"]
-            assert last == "progress just now" or int(last.split()[1].rstrip("s")) < 3, last
+            assert last == "progress just now" or int(last.split()[1].rstrip("s")) < 5, last
             moments += 1
             past_the_estimate += rows > status.estimated_rows
             await pilot.pause(0.5)
