@@ -21,10 +21,13 @@ key (id) of the `s3rs-pymysql` / `s3rs-connectorx` lines.
    ones; each load run gets a fresh DuckDB file or PostgreSQL database, dropped afterwards.
 5. Measures every selected line (MEASUREMENTS below), --repeat times, interleaved so that drift of the
    machine hits every line alike. Each run is one fresh child process in a fresh folder, timed by
-   `time_child` (wall seconds; peak RSS from os.wait4's rusage), and checked: exit code 0, and the rows
-   it reports or stored equal the table's.
-6. Prints, per line, the medians over the repeats of rows/min, seconds and peak RSS, and the ratio of
-   its rows/min to the ceiling's; then the Parquet writer's choices, each measured alone (ENCODING);
+   `time_child` (wall seconds; peak RSS and CPU seconds from os.wait4's rusage; the throwaway server's
+   CPU seconds from /proc), and checked: exit code 0, and the rows it reports or stored equal the
+   table's.
+6. Prints, per line, the medians over the repeats of rows/min, seconds, peak RSS and CPU seconds of the
+   line and of the server (on a machine of few cores their sum bounds the wall time: seconds >=
+   (CPU s + server CPU s) / cores), and the ratio of its rows/min to the ceiling's; then the Parquet
+   writer's choices, each measured alone (ENCODING);
    --json-out writes every figure as JSON. Stops everything it started.
 """
 
@@ -69,7 +72,8 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 seconds = time.perf_counter() - start
 with open(report, "w") as f:
-    f.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    cpu = usage.ru_utime + usage.ru_stime
+    f.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {cpu}")
 """
 
 # Bare pymysql: read the whole table unbuffered, drop the rows, print the count.
@@ -143,12 +147,12 @@ def time_child(command: list[str], cwd: Path, env: dict[str, str], stdout_to_dev
             launcher.wait()
             raise
         measured = timing.read().split()
-        if launcher.returncode or len(measured) != 3:
+        if launcher.returncode or len(measured) != 4:
             raise MeasureError(f"the launcher failed (exit {launcher.returncode}) for {command[0]}")
         out.seek(0)
         err.seek(0)
         return {"seconds": float(measured[0]), "peak_rss_mb": int(measured[1]) / 1024,  # KB on Linux
-                "returncode": int(measured[2]),
+                "returncode": int(measured[2]), "cpu_seconds": float(measured[3]),
                 "stdout": out.read().decode(errors="replace"), "stderr": err.read().decode(errors="replace")}
 
 
@@ -232,6 +236,18 @@ class Bench:
     s3: S3Server | None = None
     stored: Path | None = None  # a local folder store holding the whole table, for the load lines
     pg: object = None           # the throwaway PostgreSQL server, for the PostgreSQL load lines
+    server_pid: int | None = None  # the throwaway MariaDB's, whose CPU time each line reports
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a running process so far (/proc/<pid>/stat), None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 @dataclass
@@ -439,7 +455,10 @@ def measure(name: str, bench: Bench, index: int) -> dict:
     child = None
     try:
         child = MEASUREMENTS[name].child(bench, run_dir)
+        server_before = process_cpu_seconds(bench.server_pid)
         result = time_child(child.command, run_dir, {**bench.env, **child.env}, child.stdout_to_devnull)
+        server_after = process_cpu_seconds(bench.server_pid)
+        server_cpu = None if server_before is None or server_after is None else server_after - server_before
         if result["returncode"]:
             raise MeasureError(f"exited with {result['returncode']}; stderr tail:\n"
                                f"{tail(result['stderr'] or result['stdout'])}")
@@ -448,7 +467,8 @@ def measure(name: str, bench: Bench, index: int) -> dict:
             if key in figures and figures[key] != bench.rows:
                 raise MeasureError(f"{key} = {figures[key]}, expected {bench.rows}; stderr tail:\n"
                                    f"{tail(result['stderr'])}")
-        return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"], **figures}
+        return {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"],
+                "cpu_seconds": result["cpu_seconds"], "server_cpu_seconds": server_cpu, **figures}
     finally:
         if child is not None:
             child.cleanup()
@@ -460,6 +480,9 @@ def summarize(runs: list[dict]) -> dict:
            "median_rows_per_min": statistics.median(r["rows"] / r["seconds"] * 60 for r in runs),
            "median_peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
            "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+           "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
+           "median_server_cpu_seconds": (None if any(r["server_cpu_seconds"] is None for r in runs)
+                                         else statistics.median(r["server_cpu_seconds"] for r in runs)),
            "seconds": [r["seconds"] for r in runs], "peak_rss_mb": [r["peak_rss_mb"] for r in runs]}
     if "store_mb" in runs[-1]:
         out.update(parquet_files=runs[-1]["parquet_files"], store_mb=runs[-1]["store_mb"])
@@ -650,7 +673,7 @@ def report(results: dict, skipped: dict, errors: dict, env: dict, params: dict) 
     print()
     ceiling_rate = results.get("ceiling", {}).get("median_rows_per_min")
     header = (f"{'line':<20}{'what':<46}{'rows/min':>13}{'seconds':>10}{'peak RSS MB':>13}"
-              f"{'vs ceiling':>12}")
+              f"{'vs ceiling':>12}{'CPU s':>8}{'server CPU s':>14}")
     print(header)
     print("-" * len(header))
     for name, measurement in MEASUREMENTS.items():
@@ -662,8 +685,10 @@ def report(results: dict, skipped: dict, errors: dict, env: dict, params: dict) 
             if ceiling_rate:
                 figures["vs_ceiling"] = figures["median_rows_per_min"] / ceiling_rate
             ratio = f"{figures['vs_ceiling']:.2f}x" if ceiling_rate else "-"
+            server = figures["median_server_cpu_seconds"]
             print(f"{start}{figures['median_rows_per_min']:>13,.0f}{figures['median_seconds']:>10.2f}"
-                  f"{figures['median_peak_rss_mb']:>13.0f}{ratio:>12}")
+                  f"{figures['median_peak_rss_mb']:>13.0f}{ratio:>12}{figures['median_cpu_seconds']:>8.1f}"
+                  f"{'-' if server is None else f'{server:.1f}':>14}")
         elif name in skipped:
             print(f"{start}  skipped: {skipped[name]}")
         else:
@@ -751,7 +776,8 @@ def main() -> int:
             log(f"starting MariaDB in {base} ...")
             server = start_mariadb(base, buffer_pool_mb=opts.buffer_pool_mb, databases=(opts.database,))
             mysql = server.connect_args()
-        bench = Bench(mysql, opts.database, opts.table, opts.rows, opts.batch_size, work, env)
+        bench = Bench(mysql, opts.database, opts.table, opts.rows, opts.batch_size, work, env,
+                      server_pid=server.pid if server else None)
         table_info = prepare_table(bench, opts.seed)
         if any(name.endswith("-k2") for name in names):
             prepare_two_column_key_table(bench, opts.seed)
