@@ -672,14 +672,15 @@ def report(results: dict, skipped: dict, errors: dict, env: dict, params: dict) 
           f" index {params['index_mb']:.0f} MB, avg row {params['avg_row_length']} B")
     print()
     ceiling_rate = results.get("ceiling", {}).get("median_rows_per_min")
-    header = (f"{'line':<20}{'what':<46}{'rows/min':>13}{'seconds':>10}{'peak RSS MB':>13}"
+    what = max(len(measurement.label) for measurement in MEASUREMENTS.values()) + 2
+    header = (f"{'line':<20}{'what':<{what}}{'rows/min':>13}{'seconds':>10}{'peak RSS MB':>13}"
               f"{'vs ceiling':>12}{'CPU s':>8}{'server CPU s':>14}")
     print(header)
     print("-" * len(header))
     for name, measurement in MEASUREMENTS.items():
         if name not in params["only"]:
             continue
-        start = f"{name:<20}{measurement.label:<46}"
+        start = f"{name:<20}{measurement.label:<{what}}"
         if name in results:
             figures = results[name]
             if ceiling_rate:
