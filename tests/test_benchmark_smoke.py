@@ -12,9 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 3000
-EXPECTED = ("ceiling", "pymysql", "pymysql-nodecode", "s3rs-pymysql", "s3rs-connectorx", "s3rs-pymysql-k2",
-            "s3rs-connectorx-k2", "s3rs-pymysql-s3", "s3rs-connectorx-s3", "load-duckdb", "load-postgres",
-            "load-postgres-merge")
+EXPECTED = ("ceiling", "ceiling-ordered", "pymysql", "pymysql-nodecode", "s3rs-pymysql", "s3rs-connectorx",
+            "s3rs-pymysql-k2", "s3rs-connectorx-k2", "s3rs-pymysql-s3", "s3rs-connectorx-s3", "load-duckdb",
+            "load-postgres", "load-postgres-merge")
 TIMEOUT = 300
 
 
@@ -32,21 +32,21 @@ def test_benchmark_runs_every_line_at_a_small_n(tmp_path):
         raise AssertionError(f"the benchmark took over {TIMEOUT} s; stderr tail:\n{stderr[-3000:]}") from None
     assert process.returncode == 0, stderr[-3000:]
 
-    # The table: "<line> <what ...> <rows/min> <seconds> <peak RSS MB> <ratio>x <CPU s> <server CPU s>".
+    # "<line> <what ...> <rows/min> <seconds> <peak RSS MB> <ratio>x <ordered ratio>x <CPU s> <server CPU s>"
     printed = {}
     for line in stdout.splitlines():
         if line.split():
             printed.setdefault(line.split()[0], line.split())
     for name in EXPECTED:
         assert name in printed, f"no {name} line in:\n{stdout}"
-        rows_per_min, seconds, peak_rss, ratio, cpu, server_cpu = printed[name][-6:]
+        rows_per_min, seconds, peak_rss, ratio, ordered, cpu, server_cpu = printed[name][-7:]
         assert int(rows_per_min.replace(",", "")) > 0, printed[name]
-        assert float(seconds) > 0 and float(peak_rss) > 0 and ratio.endswith("x"), printed[name]
-        assert (float(cpu) > 0 or name == "ceiling") and float(server_cpu) >= 0, printed[name]
-    assert printed["ceiling"][-3] == "1.00x"
+        assert float(seconds) > 0 and float(peak_rss) > 0 and ratio.endswith("x") and ordered.endswith("x")
+        assert (float(cpu) > 0 or name.startswith("ceiling")) and float(server_cpu) >= 0, printed[name]
+    assert printed["ceiling"][-4] == "1.00x" and printed["ceiling-ordered"][-3] == "1.00x"
     # dlt is measured when installed, else says so.
     assert "dlt" in printed
-    assert "skipped: dlt not installed" in " ".join(printed["dlt"]) or printed["dlt"][-3].endswith("x")
+    assert "skipped: dlt not installed" in " ".join(printed["dlt"]) or printed["dlt"][-4].endswith("x")
 
     report = json.loads(figures.read_text())
     assert report["errors"] == {}
