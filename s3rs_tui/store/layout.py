@@ -48,8 +48,8 @@ def legacy_text_start(part_file: str) -> bool:
 
 
 def start_timestamp(part_file: str) -> str:
-    """The start cursor value of a part file, as the digits its name spells (part-<ts>-<key>)."""
-    return posixpath.basename(part_file)[len("part-"):].split("-", 1)[0]
+    """The start cursor value of a part file, as the 20 digits its name spells (part-<ts>-<key>)."""
+    return posixpath.basename(part_file)[len("part-"):].split("-", 1)[0].replace("T", "")
 
 
 def position_text(timestamp: str | None, spelled_key: str) -> str:
