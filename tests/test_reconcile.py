@@ -81,7 +81,7 @@ def store_newest(settings, db) -> dict[str, tuple]:
     name = f"{db.name}.orders"
     columns = mysql_columns(db)
     watermark = WatermarkStore(open_store(settings)).get(name)
-    with StoreState(open_store(settings), name, watermark, "id", slice_rows=3000) as state:  # 7 slices
+    with StoreState(open_store(settings), name, watermark, ["id"], slice_rows=3000) as state:  # 7 slices
         rows = state.run(f"SELECT {', '.join(columns)} FROM {TABLE}", [])
     at_key, at_cursor = columns.index("id"), columns.index("update_at")
     return {canonical(row[at_key]): (canonical(row[at_cursor]), digest(row)) for row in rows}

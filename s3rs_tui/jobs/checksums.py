@@ -26,7 +26,7 @@ from s3rs_tui.engine.table import TableInfo
 from s3rs_tui.engine.typemap import plan_columns
 from s3rs_tui.runtime.checksum import ChecksumDialect, value_kind
 from s3rs_tui.runtime.errors import TableError
-from s3rs_tui.runtime.keys import KeyValue
+from s3rs_tui.runtime.keys import KeyParts
 
 CHUNK_KEYS = 100_000   # integer keys per chunk
 PARTS = 1_000          # reconcile checksums a range of integer keys per 1/1000 of it (its parts), so
@@ -89,7 +89,8 @@ class _Side:
         (lead, lead_kind), = list(keys.items())[:1]
         self.key = dialect.quote(lead)
         texts = [dialect.text[kind].format(c=dialect.quote(name)) for name, kind in keys.items()]
-        if len(keys) == 1 and lead_kind in ("number", "text"):
+        self.joined_key = not (len(keys) == 1 and lead_kind in ("number", "text"))  # as row_text joins
+        if not self.joined_key:
             self.key_text = lead_text = dialect.key_text.format(c=self.key)
         else:
             self.key_text, lead_text = dialect.row_text(texts), texts[0]
@@ -155,8 +156,8 @@ class Comparison:
         if info.keyless:
             raise TableError(f"{info.name} has no unique key: rows are compared by key, so this table "
                              "cannot be (README: Tables without a unique key)")
-        key_kinds = {column.name: value_kind(plan.arrow_type) for column in info.keys
-                     for plan in plan_columns([column])}
+        self.key_kinds = key_kinds = {column.name: value_kind(plan.arrow_type) for column in info.keys
+                                      for plan in plan_columns([column])}
         spelled = {backup.columns[name.lower()][0]: kind for name, kind in self.kinds.items()}
         backup_keys = {backup.columns[name.lower()][0]: kind for name, kind in key_kinds.items()}
 
@@ -224,31 +225,50 @@ class Comparison:
         theirs = dict(self.backup.run(self.remote.rows_sql(chunk), [chunk]))
         return mine, theirs
 
-    def diff(self, chunk: int, mine: MySQLRows, theirs: BackupRows) -> tuple[RangeDiff, int]:
-        """What differs in one chunk, and how many backed-up rows MySQL changed after the watermark."""
+    def diff(self, chunk: int, mine: MySQLRows, theirs: BackupRows,
+             name: Callable[[str], str] | None = None) -> tuple[RangeDiff, int]:
+        """What differs in one chunk, and how many backed-up rows MySQL changed after the watermark.
+        Keys are named as people read them (`shown`), or by `name` (reconcile: their texts as compared)."""
         diff, pending = RangeDiff(self.label(chunk)), 0
+        name = name or self.shown
         for key in sorted(set(mine) | set(theirs), key=lambda k: (len(k), k)):
             digest, is_covered = mine.get(key, (None, True))
             if not is_covered:  # changed in MySQL after the watermark
                 pending += key in theirs
             elif key not in theirs:
-                diff.missing.append(self.shown(key))
+                diff.missing.append(name(key))
             elif digest is None:
-                diff.extra.append(self.shown(key))
+                diff.extra.append(name(key))
             elif digest != theirs[key]:
-                diff.changed.append(self.shown(key))
+                diff.changed.append(name(key))
         return diff, pending
 
     def shown(self, key_text: str) -> str:
         """A key as people read it: a composite key's text (`v10001|v1986-06-26`, as
         ChecksumDialect.row_text joins it) as `(10001, 1986-06-26)`."""
-        if len(self.info.keys) == 1:
+        if not self.mysql.joined_key:
             return key_text
-        return "(" + ", ".join(part[1:] for part in key_text.split("|")) + ")"
+        values = [str(value) for value in self.key_value(key_text)]
+        return values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
 
-    def key_value(self, text: str) -> KeyValue:
-        """A one-column key as compared (text) back to the column's value (reconcile's keys)."""
-        return key_value(self.info.keys[0], text)
+    def key_value(self, text: str) -> KeyParts:
+        """A key as compared (its text) back to its columns' values (reconcile's keys). Key columns
+        are NOT NULL, so a composite key's text is `v<t1>|v<t2>...`; only CHAR/VARCHAR parts can
+        hold a '|': with one such column its text takes whatever the other parts leave, with
+        several a '|' inside one of them cannot be told from the separator (refused)."""
+        keys = self.info.keys
+        if not self.mysql.joined_key:
+            return (key_value(keys[0], text),)
+        parts = text.split("|")
+        texts = [i for i, column in enumerate(keys) if self.key_kinds[column.name] == "text"]
+        extra = len(parts) - len(keys)
+        if extra and len(texts) != 1:
+            raise TableError(f"{self.info.name}: key {text!r} has a '|' in a text key column, and with "
+                             "several text key columns its parts cannot be told apart")
+        if extra:
+            at = texts[0]
+            parts = [*parts[:at], "|".join(parts[at:at + extra + 1]), *parts[at + extra + 1:]]
+        return tuple(key_value(column, part[1:]) for column, part in zip(keys, parts, strict=True))
 
     def label(self, chunk: int) -> str:
         lead = self.info.keys[0].name

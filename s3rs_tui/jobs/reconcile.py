@@ -40,7 +40,7 @@ from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableError
 from s3rs_tui.runtime.events import EventSink, Level, Notice, RangeReconciled, ReconcileStarted
 from s3rs_tui.runtime.failpoints import failpoint
-from s3rs_tui.runtime.keys import KeyValue
+from s3rs_tui.runtime.keys import KeyParts
 from s3rs_tui.store import ObjectStore, open_store
 from s3rs_tui.store.history import DELETION, FIX, Mark, history_key, run_files, sequence_of, write_deletions
 from s3rs_tui.store.layout import table_prefix
@@ -103,7 +103,7 @@ class _RunState:
     """What survives an interruption: saved before anything is stored, and after each range."""
 
     found_at: str
-    watermark: list       # [cursor value, key]
+    watermark: list       # [cursor value, key]: a composite key as a list of its values
     chunk_keys: int
     next_chunk: int | None = None  # the first range not done; None: not started
     sequence: int = 0
@@ -163,12 +163,12 @@ class TableReconcile:
                 conn = connect(self.settings)
                 database, table = self.name.split(".")
                 info = describe_table(conn, database, table, self.spec)
-                if len(info.keys) != 1:
-                    raise TableError(f"{self.name}: reconcile repairs tables with a one-column key; this "
-                                     f"one has {len(info.keys) or 'no'} key columns (`s3rs verify` compares "
-                                     "composite keys; reconcile for them is not built yet)")
+                if info.keyless:
+                    raise TableError(f"{self.name} has no unique key: reconcile finds deleted and changed "
+                                     "rows by key, and this table has none to compare them by (README: "
+                                     "Tables without a unique key)")
                 if not self.warehoused:
-                    with StoreState(self.store, self.name, watermark, info.keys[0].name) as state:
+                    with StoreState(self.store, self.name, watermark, info.key_names) as state:
                         return self._reconcile(conn, info, watermark, state.backup(), lock, None)
                 with open_warehouse(self.settings, self.store) as warehouse:
                     target = target_for(self.settings, self.name, watermark)
@@ -193,7 +193,9 @@ class TableReconcile:
 
     def _start(self, watermark: Watermark) -> tuple[_RunState, bool]:
         """The interrupted run to go on with (same watermark, same chunk size), or a new one."""
-        position = [watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id]
+        key = watermark.position_key  # a one-column key as its value (as marks always had it)
+        position = [watermark.last_mysql_data_timestamp,
+                    None if key is None else key[0] if len(key) == 1 else list(key)]
         saved = None if self.options.dry_run else _load_state(self.store, self.name)
         if saved is not None and saved.watermark == position and saved.chunk_keys == self.options.chunk_keys:
             stored = run_files(list(self.store.list(table_prefix(self.name))), saved.mark)
@@ -214,7 +216,8 @@ class TableReconcile:
                    lock: TableLock, warehouse: Warehouse | None) -> Reconciliation:
         state, resumed = self._start(watermark)
         timestamp, last_key = state.watermark
-        position = Position(timestamp, None if last_key is None else typed_key(info, (last_key,)))
+        parts = None if last_key is None else tuple(last_key) if isinstance(last_key, list) else (last_key,)
+        position = Position(timestamp, None if parts is None else typed_key(info, parts))
         comparison = Comparison(info, backup, position, self.options.chunk_keys)
         result = Reconciliation(self.name, backup.label, position.label(),
                                 self.options.dry_run, resumed, skipped_columns=comparison.skipped)
@@ -258,11 +261,11 @@ class TableReconcile:
     def _record(self, diff: RangeDiff, state: _RunState, result: Reconciliation, writer: "_Writer",
                 lock: TableLock, warehouse: Warehouse | None) -> None:
         """Count what a range holds that differs; store it (and load it) unless this is a dry run."""
-        key_value = writer.comparison.key_value
-        fix = [key_value(k) for k in diff.missing + diff.changed]
-        gone = [key_value(k) for k in diff.extra]
+        comparison = writer.comparison
+        fix = [comparison.key_value(k) for k in diff.missing + diff.changed]
+        gone = [comparison.key_value(k) for k in diff.extra]
         named = diff.changed + diff.missing + diff.extra
-        result.sample.extend(named[:_SHOWN_KEYS - len(result.sample)])
+        result.sample.extend(comparison.shown(k) for k in named[:_SHOWN_KEYS - len(result.sample)])
         state.differing_ranges += 1
         state.fixed += len(fix)
         state.deleted += len(gone)
@@ -283,11 +286,13 @@ class TableReconcile:
             mine, theirs = comparison.part_sums(conn, chunk)
             parts = sorted(p for p in set(mine) | set(theirs) if mine.get(p) != theirs.get(p))
             checked = sum(n for n, _ in mine.values())
-            return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts)) if parts else None
+            if not parts:
+                return checked, None
+            return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts), name=str)
         checked = sums[0].get(chunk, (0, 0))[0]
         if sums[0].get(chunk) == sums[1].get(chunk):
             return checked, None
-        return checked, comparison.diff(chunk, *comparison.rows(conn, chunk))
+        return checked, comparison.diff(chunk, *comparison.rows(conn, chunk), name=str)
 
     def _check(self, lock: TableLock) -> None:
         if self.control.stop_requested:
@@ -313,7 +318,7 @@ class _Writer:
         self.plans = plan_columns(info.columns)
         self.schema = arrow_schema(self.plans)
 
-    def store(self, state: _RunState, fix: list[KeyValue], gone: list[KeyValue]) -> list[str]:
+    def store(self, state: _RunState, fix: list[KeyParts], gone: list[KeyParts]) -> list[str]:
         stored = []
         if fix and (key := self._fix_file(state.sequence, fix)):
             stored.append(key)
@@ -323,7 +328,7 @@ class _Writer:
             state.sequence += 1
         return stored
 
-    def _fix_file(self, sequence: int, keys: list[KeyValue]) -> str | None:
+    def _fix_file(self, sequence: int, keys: list[KeyParts]) -> str | None:
         store = self.job.store
         budget = MemoryBudget(batch_size=self.job.settings.backup.batch_size)
         file = ParquetFile(store.scratch_dir() / f"fix-{uuid.uuid4().hex}.parquet", self.schema, budget,
@@ -343,12 +348,14 @@ class _Writer:
         store.put_file(key, file.path)
         return key
 
-    def _deletion_file(self, sequence: int, keys: list[KeyValue]) -> str:
+    def _deletion_file(self, sequence: int, keys: list[KeyParts]) -> str:
+        """The keys, each column typed as the data files type it (from its canonical text)."""
         store = self.job.store
-        key_field = self.schema.field(self.info.keys[0].name)
-        values = pa.array([str(k) for k in keys], pa.string()).cast(key_field.type)
+        fields = [self.schema.field(name) for name in self.info.key_names]
+        values = [pa.array([str(k[at]) for k in keys], pa.string()).cast(key_field.type)
+                  for at, key_field in enumerate(fields)]
         path = store.scratch_dir() / f"del-{uuid.uuid4().hex}.parquet"
-        write_deletions(path, pa.Table.from_arrays([values], schema=pa.schema([key_field])), self.mark)
+        write_deletions(path, pa.Table.from_arrays(values, schema=pa.schema(fields)), self.mark)
         key = history_key(self.job.name, DELETION, self.mark, sequence)
         store.put_file(key, path)
         return key

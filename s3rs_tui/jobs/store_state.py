@@ -12,6 +12,7 @@ time: a window over the whole table holds its rows in memory (measured: out of m
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -34,10 +35,10 @@ SLICE_ROWS = 250_000   # stored row versions per window (a window over the whole
 class StoreState:
     """A context manager: the table's newest stored state as a DuckDB table (`backup()`)."""
 
-    def __init__(self, store: ObjectStore, name: str, watermark: Watermark, key: str,
+    def __init__(self, store: ObjectStore, name: str, watermark: Watermark, keys: Sequence[str],
                  memory_mb: int = MEMORY_LIMIT_MB, slice_rows: int = SLICE_ROWS):
         self.store, self.name, self.watermark = store, name, watermark
-        self.key, self.memory_mb, self.slice_rows = key, memory_mb, slice_rows
+        self.keys, self.memory_mb, self.slice_rows = list(keys), memory_mb, slice_rows
         self.folder = Path(tempfile.mkdtemp(prefix="s3rs-reconcile-", dir=store.scratch_dir()))
         self.conn: duckdb.DuckDBPyConnection | None = None
         self.files = 0
@@ -90,7 +91,8 @@ class StoreState:
 
     def _newest(self, rows: Path, gone: Path) -> None:
         assert self.conn is not None
-        key = quote_standard(self.key)
+        keys = [quote_standard(key) for key in self.keys]
+        key = ", ".join(keys)
         order = "CAST(regexp_extract(s3rs_file, '(\\d+)\\.parquet$', 1) AS INTEGER)"  # the file's
 
         def files(folder: Path) -> str:
@@ -100,9 +102,10 @@ class StoreState:
                           f"FROM {files(rows)}")
         gone_later = ""
         if any(gone.iterdir()):  # a deletion applying after the key's version removes it
-            self.conn.execute(f"CREATE TABLE s3rs_gone AS SELECT {key} AS s3rs_key, {order} AS s3rs_gone "
+            self.conn.execute(f"CREATE TABLE s3rs_gone AS SELECT {key}, {order} AS s3rs_gone "
                               f"FROM {files(gone)}")
-            gone_later = (f" AND NOT EXISTS (SELECT 1 FROM s3rs_gone d WHERE d.s3rs_key = n.{key} "
+            same_key = " AND ".join(f"d.{k} = n.{k}" for k in keys)
+            gone_later = (f" AND NOT EXISTS (SELECT 1 FROM s3rs_gone d WHERE {same_key} "
                           "AND d.s3rs_gone > n.s3rs_order)")
         self.conn.execute(f"CREATE TABLE {TABLE} AS SELECT * EXCLUDE (s3rs_order) FROM s3rs_rows WHERE false")
         slices = max(1, -(-self.run("SELECT COUNT(*) FROM s3rs_rows", [])[0][0] // self.slice_rows))
