@@ -118,7 +118,7 @@ def store_newest(settings, db, table: str) -> dict:
     name, names = f"{db.name}.{table}", TABLES[table][2]
     columns = mysql_columns(db, table)
     watermark = WatermarkStore(open_store(settings)).get(name)
-    with StoreState(open_store(settings), name, watermark, names, slice_rows=1000) as state:
+    with StoreState(open_store(settings), name, watermark, names) as state:
         rows = state.run(f"SELECT {', '.join(columns)} FROM {TABLE}", [])
     ats, at_cursor = [columns.index(n) for n in names], columns.index("update_at")
     return {tuple(canonical(row[at]) for at in ats): (canonical(row[at_cursor]), digest(row)) for row in rows}
