@@ -21,7 +21,7 @@ from redshift_standin import Cluster
 from test_keys import LOG_DDL, TABLES, create, fill_log, with_tables
 
 from s3rs_tui.engine.sync import TableSync
-from s3rs_tui.jobs import reconcile as reconcile_job, verify
+from s3rs_tui.jobs import checksums, reconcile as reconcile_job, verify
 from s3rs_tui.jobs.store_state import TABLE, StoreState
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.store import open_store
@@ -235,3 +235,25 @@ def test_a_keyless_table_is_refused_with_one_line(db, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "has no unique key" in result.stderr and "none to compare them by" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_leading_text_column_of_few_values_is_narrowed_to_cells(db, tmp_path, settings_for, monkeypatch):
+    """order_lines' leading column takes 3 values, so 3 hash buckets hold the table: the rows read
+    to name the keys are those of the differing cells (1/256 of a bucket each), not whole buckets."""
+    table = "order_lines"
+    config = setup(db, tmp_path, table)
+    deleted, updated, inserted = change_behind_the_cursor(db, table, seed=4)
+    read = []
+    diff = checksums.Comparison.diff
+
+    def counted(self, chunk, mine, theirs, name=None):
+        read.append(len(mine) + len(theirs))
+        return diff(self, chunk, mine, theirs, name)
+
+    monkeypatch.setattr(checksums.Comparison, "diff", counted)
+    found = reconcile_job.TableReconcile(settings_for(config), f"{db.name}.{table}", lambda e: None,
+                                         RunControl()).run()
+    assert (found.fixed, found.deleted) == (len(updated | inserted), len(deleted))
+    assert found.ranges <= 4 and found.rows_checked == ROWS
+    assert sum(read) < ROWS / 3, read  # both sides of whole buckets: about 2 x ROWS
+    assert store_newest(settings_for(config), db, table) == mysql_rows(db, table, key=TABLES[table][2])

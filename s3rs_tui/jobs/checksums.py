@@ -8,7 +8,10 @@ MD5) to name what differs. MySQL only counts rows up to the watermark; a row it 
 not a difference but the next sync's work (pending). Integer keys are chunked by ranges
 (key DIV n), each read as a range of the key; CHAR/VARCHAR keys by the first hex digits of their
 MD5 (a scan, done once for all chunks). Reconcile checksums an integer range per thousandth of it
-(its parts) in the same read, so only the rows of the parts that differ cross the network.
+(its parts) in the same read, so only the rows of the parts that differ cross the network; hash
+buckets it checksums per cell (the first digits of the MD5 of the whole key's text's MD5, 256 per
+bucket) in the one pass, so a differing bucket's rows are read for its differing cells alone:
+1/65,536 of the table each, however few values the leading column takes.
 
 The canonical text (runtime/checksum.py) is spelled by the engine for MySQL and by each warehouse
 kind (DuckDB's also for the store's own newest state) for the backup's side.
@@ -36,6 +39,7 @@ _BUCKET_DIGITS = 2     # CHAR/VARCHAR keys are chunked by the first hex digits o
 _SHOWN_KEYS = 5
 
 Sums = dict[int, tuple[int, int]]           # chunk -> (rows, checksum)
+Cells = dict[int, Sums]                     # hash bucket -> cell -> (rows, checksum)
 MySQLRows = dict[str, tuple[str, bool]]     # key text -> (row MD5, at or before the watermark)
 BackupRows = dict[str, str]                 # key text -> row MD5
 
@@ -100,30 +104,38 @@ class _Side:
         else:
             self.chunk = dialect.hash_int.format(h=dialect.md5.format(t=lead_text), n=_BUCKET_DIGITS,
                                                  bits=4 * _BUCKET_DIGITS)
+        # a hash bucket's cells: independent of the bucket's digits, and spread over the whole key
+        self.cell = dialect.hash_int.format(h=dialect.md5.format(t=dialect.md5.format(t=self.key_text)),
+                                            n=_BUCKET_DIGITS, bits=4 * _BUCKET_DIGITS)
 
     def key_range(self, first: int, last: int) -> str:
         """Integer keys of chunks first..last: a range of the key's leading column (integers, not input)."""
         low, high = int(first) * self.chunk_keys, (int(last) + 1) * self.chunk_keys
         return f"{self.key} >= {low} AND {self.key} < {high}"
 
-    def chunks_sql(self, where: str = "", only: str = "") -> str:
-        """Rows and checksum per chunk of the rows matching `where`; `only` filters in the sums
-        rather than in WHERE, so a key range alone picks the index (MySQL's rows up to the
-        watermark: a condition on the cursor would make it scan the cursor's index instead)."""
+    def chunks_sql(self, where: str = "", only: str = "", cells: bool = False) -> str:
+        """Rows and checksum per chunk (and per cell of it: `cells`) of the rows matching `where`;
+        `only` filters in the sums rather than in WHERE, so a key range alone picks the index
+        (MySQL's rows up to the watermark: a condition on the cursor would make it scan the
+        cursor's index instead)."""
         sum_type = self.dialect.sum_type
         total = f"CAST({self.row_hash} AS {sum_type})" if sum_type else self.row_hash
         count = "COUNT(*)"
         if only:
             count = f"SUM(CASE WHEN {only} THEN 1 ELSE 0 END)"
             total = f"CASE WHEN {only} THEN {total} ELSE 0 END"
-        return (f"SELECT {self.chunk} AS s3rs_chunk, {count}, SUM({total}) FROM {self.table}"
-                + (f" WHERE {where}" if where else "") + " GROUP BY s3rs_chunk")
+        cell, by_cell = (f", {self.cell} AS s3rs_cell", ", s3rs_cell") if cells else ("", "")
+        return (f"SELECT {self.chunk} AS s3rs_chunk{cell}, {count}, SUM({total}) FROM {self.table}"
+                + (f" WHERE {where}" if where else "") + f" GROUP BY s3rs_chunk{by_cell}")
 
-    def rows_sql(self, chunk: int, flag: str = "") -> str:
-        """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter)."""
+    def rows_sql(self, chunk: int, flag: str = "", cells: list[int] | None = None) -> str:
+        """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter),
+        or in these cells of it (hash buckets)."""
         where = f"{self.chunk} = {self.param}"
         if self.integer_key:
             where = f"{self.key_range(chunk, chunk)} AND {where}"
+        if cells is not None:
+            where += f" AND {self.cell} IN ({', '.join(str(int(cell)) for cell in cells)})"
         return self.rows_where_sql(where, flag)
 
     def parts_rows_sql(self, parts: list[int], flag: str = "") -> str:
@@ -199,6 +211,14 @@ class Comparison:
         theirs = {int(c): (int(n), int(h)) for c, n, h in self.backup.run(theirs_sql, [])}
         return mine, theirs
 
+    def cell_sums(self, conn: pymysql.Connection) -> tuple[Cells, Cells]:
+        """Rows and checksum per cell of every hash bucket on both sides, one pass over each table
+        (reconcile on CHAR/VARCHAR leading keys: at most 65,536 small result rows a side)."""
+        with conn.cursor() as cur:
+            cur.execute(self.mysql.chunks_sql(self.covered, cells=True), self.params)
+            mine = _cells(cur.fetchall())
+        return mine, _cells(self.backup.run(self.remote.chunks_sql(cells=True), []))
+
     def part_sums(self, conn: pymysql.Connection, chunk: int) -> tuple[Sums, Sums]:
         """Rows and checksum per part of one chunk (integer keys) on both sides: one range read
         of the key each, and a thousand small result rows."""
@@ -216,13 +236,14 @@ class Comparison:
             mine = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
         return mine, dict(self.backup.run(self.remote_parts.parts_rows_sql(parts), []))
 
-    def rows(self, conn: pymysql.Connection, chunk: int) -> tuple[MySQLRows, BackupRows]:
-        """One chunk's rows: MySQL's {key text: (row MD5, at or before the watermark)}, the backup's
-        {key text: row MD5}."""
+    def rows(self, conn: pymysql.Connection, chunk: int,
+             cells: list[int] | None = None) -> tuple[MySQLRows, BackupRows]:
+        """One chunk's rows (or those of these cells of it): MySQL's {key text: (row MD5, at or
+        before the watermark)}, the backup's {key text: row MD5}."""
         with conn.cursor() as cur:
-            cur.execute(self.mysql.rows_sql(chunk, self.covered), [*self.params, chunk])
+            cur.execute(self.mysql.rows_sql(chunk, self.covered, cells), [*self.params, chunk])
             mine = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
-        theirs = dict(self.backup.run(self.remote.rows_sql(chunk), [chunk]))
+        theirs = dict(self.backup.run(self.remote.rows_sql(chunk, cells=cells), [chunk]))
         return mine, theirs
 
     def diff(self, chunk: int, mine: MySQLRows, theirs: BackupRows,
@@ -275,3 +296,11 @@ class Comparison:
         if self.mysql.integer_key:
             return f"{lead} {chunk * self.chunk_keys}..{(chunk + 1) * self.chunk_keys - 1}"
         return f"{lead} with MD5 starting {chunk:0{_BUCKET_DIGITS}x}"
+
+
+def _cells(found: list[tuple]) -> Cells:
+    cells: Cells = {}
+    for chunk, cell, rows, total in found:
+        if int(rows):  # MySQL counts rows after the watermark as 0
+            cells.setdefault(int(chunk), {})[int(cell)] = (int(rows), int(total))
+    return cells

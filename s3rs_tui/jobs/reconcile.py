@@ -32,7 +32,7 @@ from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, spelled_by_sort_
 from s3rs_tui.engine.refetch import rows_by_key
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
-from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Comparison, RangeDiff, Sums
+from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Cells, Comparison, RangeDiff
 from s3rs_tui.jobs.store_state import StoreState
 from s3rs_tui.jobs.verify import check_loaded, warehouse_backup
 from s3rs_tui.runtime.config import Settings
@@ -231,9 +231,9 @@ class TableReconcile:
         if comparison.mysql.integer_key:
             span = comparison.chunk_span(conn)
             chunks = [] if span is None else list(range(span[0], span[1] + 1))
-            sums: tuple[Sums, Sums] | None = None
-        else:  # hash buckets: one pass over each side for all of them
-            sums = comparison.sums(conn)
+            sums: tuple[Cells, Cells] | None = None
+        else:  # hash buckets: one pass over each side for all of them, per cell
+            sums = comparison.cell_sums(conn)
             chunks = sorted(set(sums[0]) | set(sums[1]))
         todo = [c for c in chunks if state.next_chunk is None or c >= state.next_chunk]
         self.sink(ReconcileStarted(table=self.name, against=backup.label, ranges=len(todo), resumed=resumed))
@@ -278,21 +278,22 @@ class TableReconcile:
 
     @staticmethod
     def _compare(conn: pymysql.Connection, comparison: Comparison, chunk: int,
-                 sums: tuple[Sums, Sums] | None) -> tuple[int, tuple[RangeDiff, int] | None]:
+                 sums: tuple[Cells, Cells] | None) -> tuple[int, tuple[RangeDiff, int] | None]:
         """MySQL rows compared in one range, and (what differs, rows pending) when it differs.
         Integer keys: the range's parts are checksummed and only differing parts' rows read;
-        hash buckets: `sums` holds every bucket's checksums already."""
+        hash buckets: `sums` holds every bucket's checksums per cell already: only the rows of the
+        cells that differ are read."""
         if sums is None:
             mine, theirs = comparison.part_sums(conn, chunk)
-            parts = sorted(p for p in set(mine) | set(theirs) if mine.get(p) != theirs.get(p))
-            checked = sum(n for n, _ in mine.values())
-            if not parts:
-                return checked, None
-            return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts), name=str)
-        checked = sums[0].get(chunk, (0, 0))[0]
-        if sums[0].get(chunk) == sums[1].get(chunk):
+        else:
+            mine, theirs = sums[0].get(chunk, {}), sums[1].get(chunk, {})
+        parts = sorted(p for p in set(mine) | set(theirs) if mine.get(p) != theirs.get(p))
+        checked = sum(n for n, _ in mine.values())
+        if not parts:
             return checked, None
-        return checked, comparison.diff(chunk, *comparison.rows(conn, chunk), name=str)
+        if sums is None:
+            return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts), name=str)
+        return checked, comparison.diff(chunk, *comparison.rows(conn, chunk, parts), name=str)
 
     def _check(self, lock: TableLock) -> None:
         if self.control.stop_requested:
