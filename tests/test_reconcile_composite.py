@@ -237,23 +237,34 @@ def test_a_keyless_table_is_refused_with_one_line(db, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_a_leading_text_column_of_few_values_is_narrowed_to_cells(db, tmp_path, settings_for, monkeypatch):
+@pytest.mark.parametrize("cell_rows", [200_000, 100])
+def test_a_leading_text_column_of_few_values_is_narrowed_to_cells(db, tmp_path, settings_for, monkeypatch,
+                                                                   cell_rows):
     """order_lines' leading column takes 3 values, so 3 hash buckets hold the table: the rows read
-    to name the keys are those of the differing cells (1/256 of a bucket each), not whole buckets."""
+    to name the keys are those of the differing cells (1/256 of a bucket each), not whole buckets,
+    read for several buckets in one scan of each side up to CELL_ROWS rows (one scan here; with
+    100, a scan per bucket)."""
     table = "order_lines"
     config = setup(db, tmp_path, table)
     deleted, updated, inserted = change_behind_the_cursor(db, table, seed=4)
-    read = []
-    diff = checksums.Comparison.diff
+    read, scans = [], []
+    diff, cells_rows = checksums.Comparison.diff, checksums.Comparison.cells_rows
 
     def counted(self, chunk, mine, theirs, name=None):
         read.append(len(mine) + len(theirs))
         return diff(self, chunk, mine, theirs, name)
 
+    def scanned(self, conn, cells):
+        scans.append(sorted(cells))
+        return cells_rows(self, conn, cells)
+
     monkeypatch.setattr(checksums.Comparison, "diff", counted)
+    monkeypatch.setattr(checksums.Comparison, "cells_rows", scanned)
+    monkeypatch.setattr(reconcile_job, "CELL_ROWS", cell_rows)
     found = reconcile_job.TableReconcile(settings_for(config), f"{db.name}.{table}", lambda e: None,
                                          RunControl()).run()
     assert (found.fixed, found.deleted) == (len(updated | inserted), len(deleted))
-    assert found.ranges <= 4 and found.rows_checked == ROWS
+    assert found.ranges == len(read) == 4 and found.rows_checked == ROWS  # shop0..2 and sh|op
     assert sum(read) < ROWS / 3, read  # both sides of whole buckets: about 2 x ROWS
+    assert len(scans) == (1 if cell_rows > ROWS else 4), scans
     assert store_newest(settings_for(config), db, table) == mysql_rows(db, table, key=TABLES[table][2])

@@ -36,12 +36,16 @@ PARTS = 1_000          # reconcile checksums a range of integer keys per 1/1000 
                        # only the rows of parts that differ are read (pt-table-sync's narrowing)
 _HASH_DIGITS = 15      # hex digits of a row's MD5 summed per chunk: 60 bits, so a bigint holds each
 _BUCKET_DIGITS = 2     # CHAR/VARCHAR keys are chunked by the first hex digits of their MD5
+_CELLS = 16 ** _BUCKET_DIGITS  # and reconcile checksums a bucket per cell, 256 of them
+CELL_ROWS = 200_000    # reconcile reads the differing cells of consecutive buckets in one scan, up to
+                       # about this many rows (both sides)
 _SHOWN_KEYS = 5
 
 Sums = dict[int, tuple[int, int]]           # chunk -> (rows, checksum)
 Cells = dict[int, Sums]                     # hash bucket -> cell -> (rows, checksum)
 MySQLRows = dict[str, tuple[str, bool]]     # key text -> (row MD5, at or before the watermark)
 BackupRows = dict[str, str]                 # key text -> row MD5
+ChunkRows = tuple[MySQLRows, BackupRows]
 
 
 @dataclass
@@ -128,15 +132,19 @@ class _Side:
         return (f"SELECT {self.chunk} AS s3rs_chunk{cell}, {count}, SUM({total}) FROM {self.table}"
                 + (f" WHERE {where}" if where else "") + f" GROUP BY s3rs_chunk{by_cell}")
 
-    def rows_sql(self, chunk: int, flag: str = "", cells: list[int] | None = None) -> str:
-        """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter),
-        or in these cells of it (hash buckets)."""
+    def rows_sql(self, chunk: int, flag: str = "") -> str:
+        """Key and row MD5 (and `flag`) of every row in one chunk (the chunk is the last parameter)."""
         where = f"{self.chunk} = {self.param}"
         if self.integer_key:
             where = f"{self.key_range(chunk, chunk)} AND {where}"
-        if cells is not None:
-            where += f" AND {self.cell} IN ({', '.join(str(int(cell)) for cell in cells)})"
         return self.rows_where_sql(where, flag)
+
+    def cells_rows_sql(self, cells: dict[int, list[int]], flag: str = "") -> str:
+        """Hash bucket, key and row MD5 (and `flag`) of every row in these cells (bucket -> cells)."""
+        ids = ", ".join(str(int(chunk) * _CELLS + int(cell)) for chunk, some in cells.items()
+                        for cell in some)
+        return self.rows_where_sql(f"{self.chunk} * {_CELLS} + {self.cell} IN ({ids})", flag,
+                                   lead=f"{self.chunk}, ")
 
     def parts_rows_sql(self, parts: list[int], flag: str = "") -> str:
         """Key and row MD5 (and `flag`) of every row in these chunks (integer keys)."""
@@ -144,9 +152,9 @@ class _Side:
         return self.rows_where_sql(f"{self.key_range(min(parts), max(parts))} AND {self.chunk} IN ({listed})",
                                    flag)
 
-    def rows_where_sql(self, where: str, flag: str = "") -> str:
-        return (f"SELECT {self.key_text}, {self.row_md5}{f', {flag}' if flag else ''} FROM {self.table} "
-                f"WHERE {where}")
+    def rows_where_sql(self, where: str, flag: str = "", lead: str = "") -> str:
+        return (f"SELECT {lead}{self.key_text}, {self.row_md5}{f', {flag}' if flag else ''} "
+                f"FROM {self.table} WHERE {where}")
 
     def bounds_sql(self) -> str:
         return f"SELECT MIN({self.key}), MAX({self.key}) FROM {self.table}"
@@ -236,15 +244,28 @@ class Comparison:
             mine = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
         return mine, dict(self.backup.run(self.remote_parts.parts_rows_sql(parts), []))
 
-    def rows(self, conn: pymysql.Connection, chunk: int,
-             cells: list[int] | None = None) -> tuple[MySQLRows, BackupRows]:
-        """One chunk's rows (or those of these cells of it): MySQL's {key text: (row MD5, at or
-        before the watermark)}, the backup's {key text: row MD5}."""
+    def rows(self, conn: pymysql.Connection, chunk: int) -> tuple[MySQLRows, BackupRows]:
+        """One chunk's rows: MySQL's {key text: (row MD5, at or before the watermark)}, the backup's
+        {key text: row MD5}."""
         with conn.cursor() as cur:
-            cur.execute(self.mysql.rows_sql(chunk, self.covered, cells), [*self.params, chunk])
+            cur.execute(self.mysql.rows_sql(chunk, self.covered), [*self.params, chunk])
             mine = {key: (digest, bool(int(flag or 0))) for key, digest, flag in cur.fetchall()}
-        theirs = dict(self.backup.run(self.remote.rows_sql(chunk, cells=cells), [chunk]))
+        theirs = dict(self.backup.run(self.remote.rows_sql(chunk), [chunk]))
         return mine, theirs
+
+    def cells_rows(self, conn: pymysql.Connection, cells: dict[int, list[int]]) -> dict[int, ChunkRows]:
+        """The rows of these cells (hash bucket -> its cells) in one scan of each side, by bucket,
+        as rows() gives a chunk's."""
+        found: dict[int, ChunkRows] = {chunk: ({}, {}) for chunk in cells}
+        if not any(cells.values()):
+            return found
+        with conn.cursor() as cur:
+            cur.execute(self.mysql.cells_rows_sql(cells, self.covered), self.params)
+            for chunk, key, digest, flag in cur.fetchall():
+                found[int(chunk)][0][key] = (digest, bool(int(flag or 0)))
+        for chunk, key, digest in self.backup.run(self.remote.cells_rows_sql(cells), []):
+            found[int(chunk)][1][key] = digest
+        return found
 
     def diff(self, chunk: int, mine: MySQLRows, theirs: BackupRows,
              name: Callable[[str], str] | None = None) -> tuple[RangeDiff, int]:

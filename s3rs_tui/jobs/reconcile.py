@@ -32,7 +32,7 @@ from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, spelled_by_sort_
 from s3rs_tui.engine.refetch import rows_by_key
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
-from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Cells, Comparison, RangeDiff
+from s3rs_tui.jobs.checksums import CELL_ROWS, CHUNK_KEYS, Backup, Cells, ChunkRows, Comparison, RangeDiff
 from s3rs_tui.jobs.store_state import StoreState
 from s3rs_tui.jobs.verify import check_loaded, warehouse_backup
 from s3rs_tui.runtime.config import Settings
@@ -237,9 +237,12 @@ class TableReconcile:
             chunks = sorted(set(sums[0]) | set(sums[1]))
         todo = [c for c in chunks if state.next_chunk is None or c >= state.next_chunk]
         self.sink(ReconcileStarted(table=self.name, against=backup.label, ranges=len(todo), resumed=resumed))
+        read: dict[int, ChunkRows] = {}  # hash buckets: the rows of their differing cells
         for done, chunk in enumerate(todo, start=1):
             self._check(lock)
-            checked, compared = self._compare(conn, comparison, chunk, sums)
+            if sums is not None and chunk not in read:
+                read = comparison.cells_rows(conn, _differing_cells(sums, todo[done - 1:]))
+            checked, compared = self._compare(conn, comparison, chunk, sums, read.pop(chunk, ({}, {})))
             state.rows_checked += checked
             if compared is not None:
                 diff, pending = compared
@@ -278,22 +281,21 @@ class TableReconcile:
 
     @staticmethod
     def _compare(conn: pymysql.Connection, comparison: Comparison, chunk: int,
-                 sums: tuple[Cells, Cells] | None) -> tuple[int, tuple[RangeDiff, int] | None]:
+                 sums: tuple[Cells, Cells] | None, read: ChunkRows
+                 ) -> tuple[int, tuple[RangeDiff, int] | None]:
         """MySQL rows compared in one range, and (what differs, rows pending) when it differs.
         Integer keys: the range's parts are checksummed and only differing parts' rows read;
-        hash buckets: `sums` holds every bucket's checksums per cell already: only the rows of the
-        cells that differ are read."""
+        hash buckets: `sums` holds every bucket's checksums per cell, `read` the rows of this
+        bucket's differing cells (none: no cell differs)."""
         if sums is None:
             mine, theirs = comparison.part_sums(conn, chunk)
-        else:
-            mine, theirs = sums[0].get(chunk, {}), sums[1].get(chunk, {})
-        parts = sorted(p for p in set(mine) | set(theirs) if mine.get(p) != theirs.get(p))
-        checked = sum(n for n, _ in mine.values())
-        if not parts:
+            parts = sorted(p for p in set(mine) | set(theirs) if mine.get(p) != theirs.get(p))
+            checked = sum(n for n, _ in mine.values())
+            if parts:
+                return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts), name=str)
             return checked, None
-        if sums is None:
-            return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts), name=str)
-        return checked, comparison.diff(chunk, *comparison.rows(conn, chunk, parts), name=str)
+        checked = sum(n for n, _ in sums[0].get(chunk, {}).values())
+        return checked, comparison.diff(chunk, *read, name=str) if read[0] or read[1] else None
 
     def _check(self, lock: TableLock) -> None:
         if self.control.stop_requested:
@@ -361,3 +363,20 @@ class _Writer:
         store.put_file(key, path)
         return key
 
+
+def _differing_cells(sums: tuple[Cells, Cells], chunks: list[int]) -> dict[int, list[int]]:
+    """The differing cells (maybe none) of the first hash buckets of `chunks` whose rows (both
+    sides, from the checksums) add up to about CELL_ROWS, at least the first bucket: read in one
+    scan of each side."""
+    mine, theirs = sums
+    found: dict[int, list[int]] = {}
+    rows = 0
+    for chunk in chunks:
+        ours, others = mine.get(chunk, {}), theirs.get(chunk, {})
+        cells = sorted(c for c in set(ours) | set(others) if ours.get(c) != others.get(c))
+        more = sum(ours.get(c, (0, 0))[0] + others.get(c, (0, 0))[0] for c in cells)
+        if found and rows + more > CELL_ROWS:
+            break
+        found[chunk] = cells
+        rows += more
+    return found
