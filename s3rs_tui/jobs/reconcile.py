@@ -18,7 +18,7 @@ Memory holds one range's keys and one row group whatever the table's size.
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -60,8 +60,20 @@ class ReconcileOptions:
     break_lock: bool = False
 
 
+@dataclass(kw_only=True)
+class Counts:
+    """What a run compared and found: kept in its saved state, so a resumed run reports its whole."""
+
+    ranges: int = 0
+    differing_ranges: int = 0
+    rows_checked: int = 0
+    fixed: int = 0
+    deleted: int = 0
+    pending: int = 0
+
+
 @dataclass
-class Reconciliation:
+class Reconciliation(Counts):
     """What a run found and stored (over all its attempts, when it was resumed)."""
 
     table: str
@@ -69,12 +81,6 @@ class Reconciliation:
     up_to: str = ""
     dry_run: bool = False
     resumed: bool = False
-    ranges: int = 0
-    differing_ranges: int = 0
-    rows_checked: int = 0
-    fixed: int = 0
-    deleted: int = 0
-    pending: int = 0
     files: list[str] = field(default_factory=list)
     sample: list[str] = field(default_factory=list)  # a few keys found, for the operator
     seconds: float = 0.0
@@ -91,7 +97,7 @@ class Reconciliation:
                 + (" (dry run: nothing stored)" if self.dry_run else ""))
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"table": self.table, **asdict(self)}  # the table first, as people read it
 
 
 def state_key(name: str) -> str:
@@ -99,7 +105,7 @@ def state_key(name: str) -> str:
 
 
 @dataclass
-class _RunState:
+class _RunState(Counts):
     """What survives an interruption: saved before anything is stored, and after each range."""
 
     found_at: str
@@ -107,12 +113,6 @@ class _RunState:
     chunk_keys: int
     next_chunk: int | None = None  # the first range not done; None: not started
     sequence: int = 0
-    ranges: int = 0
-    differing_ranges: int = 0
-    rows_checked: int = 0
-    fixed: int = 0
-    deleted: int = 0
-    pending: int = 0
 
     @property
     def mark(self) -> Mark:
@@ -256,8 +256,8 @@ class TableReconcile:
             self._progress(state, comparison.label(chunk), done, len(todo))
         if not self.options.dry_run:
             self.store.delete(state_key(self.name))
-        for name in ("ranges", "differing_ranges", "rows_checked", "fixed", "deleted", "pending"):
-            setattr(result, name, getattr(state, name))
+        for counter in fields(Counts):
+            setattr(result, counter.name, getattr(state, counter.name))
         result.seconds = time.monotonic() - self.started
         return result
 
