@@ -18,7 +18,7 @@ Memory holds one range's keys and one row group whatever the table's size.
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -32,7 +32,7 @@ from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, spelled_by_sort_
 from s3rs_tui.engine.refetch import rows_by_key
 from s3rs_tui.engine.table import TableInfo, describe_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
-from s3rs_tui.jobs.checksums import CHUNK_KEYS, Backup, Comparison, RangeDiff, Sums
+from s3rs_tui.jobs.checksums import CELL_ROWS, CHUNK_KEYS, Backup, Cells, ChunkRows, Comparison, RangeDiff
 from s3rs_tui.jobs.store_state import StoreState
 from s3rs_tui.jobs.verify import check_loaded, warehouse_backup
 from s3rs_tui.runtime.config import Settings
@@ -40,7 +40,7 @@ from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableError
 from s3rs_tui.runtime.events import EventSink, Level, Notice, RangeReconciled, ReconcileStarted
 from s3rs_tui.runtime.failpoints import failpoint
-from s3rs_tui.runtime.keys import KeyValue
+from s3rs_tui.runtime.keys import KeyParts
 from s3rs_tui.store import ObjectStore, open_store
 from s3rs_tui.store.history import DELETION, FIX, Mark, history_key, run_files, sequence_of, write_deletions
 from s3rs_tui.store.layout import table_prefix
@@ -60,8 +60,20 @@ class ReconcileOptions:
     break_lock: bool = False
 
 
+@dataclass(kw_only=True)
+class Counts:
+    """What a run compared and found: kept in its saved state, so a resumed run reports its whole."""
+
+    ranges: int = 0
+    differing_ranges: int = 0
+    rows_checked: int = 0
+    fixed: int = 0
+    deleted: int = 0
+    pending: int = 0
+
+
 @dataclass
-class Reconciliation:
+class Reconciliation(Counts):
     """What a run found and stored (over all its attempts, when it was resumed)."""
 
     table: str
@@ -69,12 +81,6 @@ class Reconciliation:
     up_to: str = ""
     dry_run: bool = False
     resumed: bool = False
-    ranges: int = 0
-    differing_ranges: int = 0
-    rows_checked: int = 0
-    fixed: int = 0
-    deleted: int = 0
-    pending: int = 0
     files: list[str] = field(default_factory=list)
     sample: list[str] = field(default_factory=list)  # a few keys found, for the operator
     seconds: float = 0.0
@@ -91,7 +97,7 @@ class Reconciliation:
                 + (" (dry run: nothing stored)" if self.dry_run else ""))
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"table": self.table, **asdict(self)}  # the table first, as people read it
 
 
 def state_key(name: str) -> str:
@@ -99,20 +105,14 @@ def state_key(name: str) -> str:
 
 
 @dataclass
-class _RunState:
+class _RunState(Counts):
     """What survives an interruption: saved before anything is stored, and after each range."""
 
     found_at: str
-    watermark: list       # [cursor value, key]
+    watermark: list       # [cursor value, key]: a composite key as a list of its values
     chunk_keys: int
     next_chunk: int | None = None  # the first range not done; None: not started
     sequence: int = 0
-    ranges: int = 0
-    differing_ranges: int = 0
-    rows_checked: int = 0
-    fixed: int = 0
-    deleted: int = 0
-    pending: int = 0
 
     @property
     def mark(self) -> Mark:
@@ -163,12 +163,12 @@ class TableReconcile:
                 conn = connect(self.settings)
                 database, table = self.name.split(".")
                 info = describe_table(conn, database, table, self.spec)
-                if len(info.keys) != 1:
-                    raise TableError(f"{self.name}: reconcile repairs tables with a one-column key; this "
-                                     f"one has {len(info.keys) or 'no'} key columns (`s3rs verify` compares "
-                                     "composite keys; reconcile for them is not built yet)")
+                if info.keyless:
+                    raise TableError(f"{self.name} has no unique key: reconcile finds deleted and changed "
+                                     "rows by key, and this table has none to compare them by (README: "
+                                     "Tables without a unique key)")
                 if not self.warehoused:
-                    with StoreState(self.store, self.name, watermark, info.keys[0].name) as state:
+                    with StoreState(self.store, self.name, watermark, info.key_names) as state:
                         return self._reconcile(conn, info, watermark, state.backup(), lock, None)
                 with open_warehouse(self.settings, self.store) as warehouse:
                     target = target_for(self.settings, self.name, watermark)
@@ -193,7 +193,9 @@ class TableReconcile:
 
     def _start(self, watermark: Watermark) -> tuple[_RunState, bool]:
         """The interrupted run to go on with (same watermark, same chunk size), or a new one."""
-        position = [watermark.last_mysql_data_timestamp, watermark.last_mysql_data_id]
+        key = watermark.position_key  # a one-column key as its value (as marks always had it)
+        position = [watermark.last_mysql_data_timestamp,
+                    None if key is None else key[0] if len(key) == 1 else list(key)]
         saved = None if self.options.dry_run else _load_state(self.store, self.name)
         if saved is not None and saved.watermark == position and saved.chunk_keys == self.options.chunk_keys:
             stored = run_files(list(self.store.list(table_prefix(self.name))), saved.mark)
@@ -214,7 +216,8 @@ class TableReconcile:
                    lock: TableLock, warehouse: Warehouse | None) -> Reconciliation:
         state, resumed = self._start(watermark)
         timestamp, last_key = state.watermark
-        position = Position(timestamp, None if last_key is None else typed_key(info, (last_key,)))
+        parts = None if last_key is None else tuple(last_key) if isinstance(last_key, list) else (last_key,)
+        position = Position(timestamp, None if parts is None else typed_key(info, parts))
         comparison = Comparison(info, backup, position, self.options.chunk_keys)
         result = Reconciliation(self.name, backup.label, position.label(),
                                 self.options.dry_run, resumed, skipped_columns=comparison.skipped)
@@ -228,15 +231,18 @@ class TableReconcile:
         if comparison.mysql.integer_key:
             span = comparison.chunk_span(conn)
             chunks = [] if span is None else list(range(span[0], span[1] + 1))
-            sums: tuple[Sums, Sums] | None = None
-        else:  # hash buckets: one pass over each side for all of them
-            sums = comparison.sums(conn)
+            sums: tuple[Cells, Cells] | None = None
+        else:  # hash buckets: one pass over each side for all of them, per cell
+            sums = comparison.cell_sums(conn)
             chunks = sorted(set(sums[0]) | set(sums[1]))
         todo = [c for c in chunks if state.next_chunk is None or c >= state.next_chunk]
         self.sink(ReconcileStarted(table=self.name, against=backup.label, ranges=len(todo), resumed=resumed))
+        read: dict[int, ChunkRows] = {}  # hash buckets: the rows of their differing cells
         for done, chunk in enumerate(todo, start=1):
             self._check(lock)
-            checked, compared = self._compare(conn, comparison, chunk, sums)
+            if sums is not None and chunk not in read:
+                read = comparison.cells_rows(conn, _differing_cells(sums, todo[done - 1:]))
+            checked, compared = self._compare(conn, comparison, chunk, sums, read.pop(chunk, ({}, {})))
             state.rows_checked += checked
             if compared is not None:
                 diff, pending = compared
@@ -250,19 +256,19 @@ class TableReconcile:
             self._progress(state, comparison.label(chunk), done, len(todo))
         if not self.options.dry_run:
             self.store.delete(state_key(self.name))
-        for name in ("ranges", "differing_ranges", "rows_checked", "fixed", "deleted", "pending"):
-            setattr(result, name, getattr(state, name))
+        for counter in fields(Counts):
+            setattr(result, counter.name, getattr(state, counter.name))
         result.seconds = time.monotonic() - self.started
         return result
 
     def _record(self, diff: RangeDiff, state: _RunState, result: Reconciliation, writer: "_Writer",
                 lock: TableLock, warehouse: Warehouse | None) -> None:
         """Count what a range holds that differs; store it (and load it) unless this is a dry run."""
-        key_value = writer.comparison.key_value
-        fix = [key_value(k) for k in diff.missing + diff.changed]
-        gone = [key_value(k) for k in diff.extra]
+        comparison = writer.comparison
+        fix = [comparison.key_value(k) for k in diff.missing + diff.changed]
+        gone = [comparison.key_value(k) for k in diff.extra]
         named = diff.changed + diff.missing + diff.extra
-        result.sample.extend(named[:_SHOWN_KEYS - len(result.sample)])
+        result.sample.extend(comparison.shown(k) for k in named[:_SHOWN_KEYS - len(result.sample)])
         state.differing_ranges += 1
         state.fixed += len(fix)
         state.deleted += len(gone)
@@ -275,19 +281,21 @@ class TableReconcile:
 
     @staticmethod
     def _compare(conn: pymysql.Connection, comparison: Comparison, chunk: int,
-                 sums: tuple[Sums, Sums] | None) -> tuple[int, tuple[RangeDiff, int] | None]:
+                 sums: tuple[Cells, Cells] | None, read: ChunkRows
+                 ) -> tuple[int, tuple[RangeDiff, int] | None]:
         """MySQL rows compared in one range, and (what differs, rows pending) when it differs.
         Integer keys: the range's parts are checksummed and only differing parts' rows read;
-        hash buckets: `sums` holds every bucket's checksums already."""
+        hash buckets: `sums` holds every bucket's checksums per cell, `read` the rows of this
+        bucket's differing cells (none: no cell differs)."""
         if sums is None:
             mine, theirs = comparison.part_sums(conn, chunk)
             parts = sorted(p for p in set(mine) | set(theirs) if mine.get(p) != theirs.get(p))
             checked = sum(n for n, _ in mine.values())
-            return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts)) if parts else None
-        checked = sums[0].get(chunk, (0, 0))[0]
-        if sums[0].get(chunk) == sums[1].get(chunk):
+            if parts:
+                return checked, comparison.diff(chunk, *comparison.part_rows(conn, parts), name=str)
             return checked, None
-        return checked, comparison.diff(chunk, *comparison.rows(conn, chunk))
+        checked = sum(n for n, _ in sums[0].get(chunk, {}).values())
+        return checked, comparison.diff(chunk, *read, name=str) if read[0] or read[1] else None
 
     def _check(self, lock: TableLock) -> None:
         if self.control.stop_requested:
@@ -313,7 +321,7 @@ class _Writer:
         self.plans = plan_columns(info.columns)
         self.schema = arrow_schema(self.plans)
 
-    def store(self, state: _RunState, fix: list[KeyValue], gone: list[KeyValue]) -> list[str]:
+    def store(self, state: _RunState, fix: list[KeyParts], gone: list[KeyParts]) -> list[str]:
         stored = []
         if fix and (key := self._fix_file(state.sequence, fix)):
             stored.append(key)
@@ -323,7 +331,7 @@ class _Writer:
             state.sequence += 1
         return stored
 
-    def _fix_file(self, sequence: int, keys: list[KeyValue]) -> str | None:
+    def _fix_file(self, sequence: int, keys: list[KeyParts]) -> str | None:
         store = self.job.store
         budget = MemoryBudget(batch_size=self.job.settings.backup.batch_size)
         file = ParquetFile(store.scratch_dir() / f"fix-{uuid.uuid4().hex}.parquet", self.schema, budget,
@@ -343,13 +351,32 @@ class _Writer:
         store.put_file(key, file.path)
         return key
 
-    def _deletion_file(self, sequence: int, keys: list[KeyValue]) -> str:
+    def _deletion_file(self, sequence: int, keys: list[KeyParts]) -> str:
+        """The keys, each column typed as the data files type it (from its canonical text)."""
         store = self.job.store
-        key_field = self.schema.field(self.info.keys[0].name)
-        values = pa.array([str(k) for k in keys], pa.string()).cast(key_field.type)
+        fields = [self.schema.field(name) for name in self.info.key_names]
+        values = [pa.array([str(k[at]) for k in keys], pa.string()).cast(key_field.type)
+                  for at, key_field in enumerate(fields)]
         path = store.scratch_dir() / f"del-{uuid.uuid4().hex}.parquet"
-        write_deletions(path, pa.Table.from_arrays([values], schema=pa.schema([key_field])), self.mark)
+        write_deletions(path, pa.Table.from_arrays(values, schema=pa.schema(fields)), self.mark)
         key = history_key(self.job.name, DELETION, self.mark, sequence)
         store.put_file(key, path)
         return key
 
+
+def _differing_cells(sums: tuple[Cells, Cells], chunks: list[int]) -> dict[int, list[int]]:
+    """The differing cells (maybe none) of the first hash buckets of `chunks` whose rows (both
+    sides, from the checksums) add up to about CELL_ROWS, at least the first bucket: read in one
+    scan of each side."""
+    mine, theirs = sums
+    found: dict[int, list[int]] = {}
+    rows = 0
+    for chunk in chunks:
+        ours, others = mine.get(chunk, {}), theirs.get(chunk, {})
+        cells = sorted(c for c in set(ours) | set(others) if ours.get(c) != others.get(c))
+        more = sum(ours.get(c, (0, 0))[0] + others.get(c, (0, 0))[0] for c in cells)
+        if found and rows + more > CELL_ROWS:
+            break
+        found[chunk] = cells
+        rows += more
+    return found

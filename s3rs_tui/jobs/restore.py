@@ -193,7 +193,7 @@ class Restore:
         watermark = WatermarkStore(self.store).get(self.source)
         if watermark is None or not watermark.has_position or not watermark.last_s3_file:
             raise S3rsError(f"{self.source}: nothing is backed up yet (no watermark in {self.store.url})")
-        key_columns = [str(watermark.key_column or "id")]
+        key_columns = list(watermark.key_names or ()) or ["id"]
         cursor = str(watermark.cursor_column or "update_at")
         stored = list(self.store.list(table_prefix(self.source)))
         files, notices = self._pick(stored, watermark)

@@ -2,9 +2,15 @@
 
 Every version of a key has an effective time: a part file row its cursor value, a fix row and a
 deletion the `found_at` of the reconcile run that stored it. The state as of T holds, for each
-key, the version with the latest effective time at or before T (ties: part < fix < deletion,
-then the later file in position order); a key whose winning version is a deletion is absent.
-Rows whose cursor is NULL (a zero date in the cursor) count as the oldest versions.
+(whole) key, of the versions whose effective time is at or before T, the one that applies last in
+position order (store/history.py: the order the backups saw them in, and the order the warehouse
+loads them in), the later row of a file within it; a key whose winning version is a deletion is
+absent. Rows whose cursor is NULL (a zero date in the cursor) are never after T. With no T every
+version counts: that is the newest backed-up state, the very one loading every file into a
+warehouse leaves, which reconcile compares with MySQL when there is no warehouse
+(jobs/store_state.py uses `winners` too). Ordering by effective time instead would let a version
+stored later lose to an earlier one whenever a cursor value is behind the found_at of a reconcile
+before it (a back-dated write, a row re-inserted after its deletion was recorded).
 
 1. DuckDB reads only the key and cursor columns of every file and picks each key's winner with a
    window, spilling to `temp_directory` beyond `memory_limit`: the winners are (file, row number)
@@ -62,7 +68,8 @@ def connect_duckdb(work: Path, memory_mb: int, threads: int = 2) -> duckdb.DuckD
 
 def winners(con: duckdb.DuckDBPyConnection, files: list[LocalFile], query: StateQuery, out: Path) -> None:
     """Write to the Parquet file `out` the (file index into `files`, row number in that file) of
-    every row of the state, sorted; DuckDB's memory is free again once it is written."""
+    every row of the state, sorted; DuckDB's memory is free again once it is written. `files` are
+    in position order (store/history.position_order): the newest version of each key in it wins."""
     keys = [quote_standard(column) for column in query.key_columns]
     con.register("s3rs_files", pa.table({
         _FILE: [str(file.path) for file in files], _INDEX: pa.array(range(len(files)), pa.int32()),
@@ -82,14 +89,13 @@ def winners(con: duckdb.DuckDBPyConnection, files: list[LocalFile], query: State
         limit = at_most.format(at=at)
         if kind == PART and limit:
             limit = f" AND ({at} IS NULL OR {limit[5:]})"
-        selects.append(f"SELECT {', '.join(keys)}, {at} AS s3rs_at, {rank} AS s3rs_kind, {_INDEX}, "
+        selects.append(f"SELECT {', '.join(keys)}, {rank} AS s3rs_kind, {_INDEX}, "
                        f"file_row_number AS s3rs_row FROM read_parquet(${kind}, union_by_name = true, "
                        f"filename = '{_FILE}', file_row_number = true) JOIN s3rs_files USING ({_FILE}) "
                        f"WHERE TRUE{where}{limit}")
     versions = " UNION ALL ".join(f"({select})" for select in selects)
     newest = (f"SELECT {_INDEX}, s3rs_row, s3rs_kind FROM ({versions}) QUALIFY row_number() OVER ("
-              f"PARTITION BY {', '.join(keys)} ORDER BY s3rs_at DESC NULLS LAST, s3rs_kind DESC, "
-              f"{_INDEX} DESC) = 1")
+              f"PARTITION BY {', '.join(keys)} ORDER BY {_INDEX} DESC, s3rs_row DESC) = 1")
     sql = f"SELECT {_INDEX}, s3rs_row FROM ({newest}) WHERE s3rs_kind < 2 ORDER BY {_INDEX}, s3rs_row"
     params["out"] = str(out)
     con.execute(f"COPY ({sql}) TO $out (FORMAT parquet)", params)

@@ -1,24 +1,26 @@
 """The newest backed-up state of a table, from the store alone (reconcile without a warehouse).
 
-Every committed part file and reconcile's fix files are read into DuckDB; for each key the version
-of the file that applies last (store/history.py's position order) is kept, unless a deletion file
-applying after it removed the key. That is exactly what loading all those files into a warehouse
-would leave. Files are copied into a private temporary folder through the store API (no DuckDB
-extension, so no download), and DuckDB runs with a memory limit and that folder for its database
-and spilling. The newest version is picked by a window over one slice of the keys (by hash) at a
-time: a window over the whole table holds its rows in memory (measured: out of memory at 192 MB on
-2M wide rows), one over a slice of SLICE_ROWS stays bounded whatever the table's size.
+Every committed part file and reconcile's fix and deletion files are copied into a private
+temporary folder through the store API (no DuckDB extension, so no download) and the newest
+version of each whole key is picked by restore's own rule (jobs/restore_state.py `winners`, with
+no "as of"): the version that applies last in position order, unless it is a deletion. That is
+exactly what loading all those files into a warehouse would leave. The pick runs over the key
+columns alone (narrow rows: DuckDB spills them past its memory limit); the winning rows are then
+copied, one file at a time, into a DuckDB table the comparison reads. DuckDB keeps that table in
+the folder (a database file) and spills there too.
 """
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from s3rs_tui.jobs.checksums import Backup
+from s3rs_tui.jobs.restore_state import LocalFile, StateQuery, rows_by_file, winners
 from s3rs_tui.runtime.errors import S3rsError
-from s3rs_tui.runtime.parsing import quote_standard
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.store.history import DELETION, PART, kind_of, position_order, read_mark
 from s3rs_tui.store.layout import table_prefix
@@ -28,16 +30,15 @@ from s3rs_tui.warehouse.kinds.duckdb import DuckDBWarehouse
 
 TABLE = "s3rs_newest"
 MEMORY_LIMIT_MB = 128  # DuckDB spills past this (its readers and Python come on top)
-SLICE_ROWS = 250_000   # stored row versions per window (a window over the whole table would not spill)
 
 
 class StoreState:
     """A context manager: the table's newest stored state as a DuckDB table (`backup()`)."""
 
-    def __init__(self, store: ObjectStore, name: str, watermark: Watermark, key: str,
-                 memory_mb: int = MEMORY_LIMIT_MB, slice_rows: int = SLICE_ROWS):
+    def __init__(self, store: ObjectStore, name: str, watermark: Watermark, keys: Sequence[str],
+                 memory_mb: int = MEMORY_LIMIT_MB):
         self.store, self.name, self.watermark = store, name, watermark
-        self.key, self.memory_mb, self.slice_rows = key, memory_mb, slice_rows
+        self.keys, self.memory_mb = list(keys), memory_mb
         self.folder = Path(tempfile.mkdtemp(prefix="s3rs-reconcile-", dir=store.scratch_dir()))
         self.conn: duckdb.DuckDBPyConnection | None = None
         self.files = 0
@@ -60,7 +61,7 @@ class StoreState:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _build(self) -> None:
-        rows, gone = self._download()
+        files = self._download()
         self.conn = duckdb.connect(str(self.folder / "state.duckdb"),
                                    config={"autoinstall_known_extensions": False,
                                            "autoload_known_extensions": False})
@@ -68,50 +69,38 @@ class StoreState:
         for statement in (f"SET memory_limit = '{int(self.memory_mb)}MB'", f"SET temp_directory = '{spill}'",
                           "SET preserve_insertion_order = false", "SET threads = 1"):
             self.conn.execute(statement)
-        self._newest(rows, gone)
+        self._newest(files)
 
-    def _download(self) -> tuple[Path, Path]:
-        """Every committed file into rows/ (part, fix) or gone/ (deletions), named by the order
-        they apply in."""
+    def _download(self) -> list[LocalFile]:
+        """Every committed file, in the order they apply (position order)."""
         stored = list(self.store.list(table_prefix(self.name)))
         committed = plan_load(stored, {}, self.watermark).todo  # every committed file (an empty ledger)
         marks = {info.key: read_mark(self.store, info.key) for info in committed
                  if kind_of(info.key) != PART}
-        rows, gone = self.folder / "rows", self.folder / "gone"
-        rows.mkdir()
-        gone.mkdir()
+        files = []
         for order, info in enumerate(position_order(committed, marks)):
-            folder = gone if kind_of(info.key) == DELETION else rows
-            self.store.download(info.key, folder / f"{order:08d}.parquet")
-            self.files += 1
-        if not any(rows.iterdir()):
+            path = self.folder / f"{order:08d}.parquet"
+            self.store.download(info.key, path)
+            files.append(LocalFile(path, str(kind_of(info.key))))
+        self.files = len(files)
+        if all(file.kind == DELETION for file in files):
             raise S3rsError(f"{self.name}: the store holds no committed data file: run `s3rs sync` first")
-        return rows, gone
+        return files
 
-    def _newest(self, rows: Path, gone: Path) -> None:
+    def _newest(self, files: list[LocalFile]) -> None:
+        """The winners' rows of each file into TABLE (columns by name: files may predate a column)."""
         assert self.conn is not None
-        key = quote_standard(self.key)
-        order = "CAST(regexp_extract(s3rs_file, '(\\d+)\\.parquet$', 1) AS INTEGER)"  # the file's
-
-        def files(folder: Path) -> str:
-            return f"read_parquet('{folder}/*.parquet', filename = 's3rs_file', union_by_name = true)"
-
-        self.conn.execute(f"CREATE TABLE s3rs_rows AS SELECT * EXCLUDE (s3rs_file), {order} AS s3rs_order "
-                          f"FROM {files(rows)}")
-        gone_later = ""
-        if any(gone.iterdir()):  # a deletion applying after the key's version removes it
-            self.conn.execute(f"CREATE TABLE s3rs_gone AS SELECT {key} AS s3rs_key, {order} AS s3rs_gone "
-                              f"FROM {files(gone)}")
-            gone_later = (f" AND NOT EXISTS (SELECT 1 FROM s3rs_gone d WHERE d.s3rs_key = n.{key} "
-                          "AND d.s3rs_gone > n.s3rs_order)")
-        self.conn.execute(f"CREATE TABLE {TABLE} AS SELECT * EXCLUDE (s3rs_order) FROM s3rs_rows WHERE false")
-        slices = max(1, -(-self.run("SELECT COUNT(*) FROM s3rs_rows", [])[0][0] // self.slice_rows))
-        for part in range(slices):  # a window over a slice of the keys at a time: memory stays bounded
-            self.conn.execute(
-                f"INSERT INTO {TABLE} SELECT * EXCLUDE (s3rs_order, s3rs_rank) FROM (SELECT *, ROW_NUMBER() "
-                f"OVER (PARTITION BY {key} ORDER BY s3rs_order DESC) AS s3rs_rank FROM s3rs_rows "
-                f"WHERE hash({key}) % {slices} = {part}) n WHERE s3rs_rank = 1{gone_later}")
-        self.conn.execute("DROP TABLE s3rs_rows")
+        out = self.folder / "winners.parquet"
+        winners(self.conn, files, StateQuery(self.keys, str(self.watermark.cursor_column)), out)
+        rows = [str(file.path) for file in files if file.kind != DELETION]
+        self.conn.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM read_parquet($rows, union_by_name = true) "
+                          "LIMIT 0", {"rows": rows})
+        for index, numbers in rows_by_file(out):
+            self.conn.register("s3rs_take", pa.table({"s3rs_row": numbers}))
+            self.conn.execute(f"INSERT INTO {TABLE} BY NAME SELECT * EXCLUDE (file_row_number) FROM "
+                              "read_parquet($path, file_row_number = true) WHERE file_row_number IN "
+                              "(SELECT s3rs_row FROM s3rs_take)", {"path": str(files[index].path)})
+            self.conn.unregister("s3rs_take")
 
     def run(self, sql: str, params: list) -> list[tuple]:
         assert self.conn is not None  # only between __enter__ and close

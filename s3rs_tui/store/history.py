@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from s3rs_tui.runtime.errors import S3rsError
-from s3rs_tui.runtime.keys import Key
+from s3rs_tui.runtime.keys import Key, KeyValue
 from s3rs_tui.store.base import ObjectInfo, ObjectStore
 from s3rs_tui.store.layout import key_spelling, position_text, table_prefix
 
@@ -43,7 +43,8 @@ class Mark:
 
     found_at: datetime               # timezone-aware UTC
     timestamp: str                   # the watermark's cursor value
-    key: Key                         # the watermark's key (None: a watermark set to a time alone)
+    key: Key | list[KeyValue]        # the watermark's key, a composite one as a list (None: a
+                                     # watermark set to a time alone)
     spelled: str | None = None       # the watermark as part file names spell positions (engine)
 
     @property
@@ -62,7 +63,8 @@ class Mark:
         found_at = datetime.fromisoformat(document["found_at"])
         if found_at.tzinfo is None:
             raise ValueError("found_at has no time zone")
-        if not isinstance(timestamp, str) or not (key is None or isinstance(key, int | str)):
+        parts = key if isinstance(key, list) else [] if key is None else [key]
+        if not isinstance(timestamp, str) or not all(isinstance(k, int | str) for k in parts):
             raise ValueError("watermark must be [cursor text, key]")
         spelled = document.get("position")
         if not (spelled is None or isinstance(spelled, str)):
@@ -77,6 +79,7 @@ class Mark:
         or, in marks written before it did, from the key (integer keys as JSON ints)."""
         if self.spelled is not None:
             return self.spelled
+        assert not isinstance(self.key, list)  # composite keys came after marks spelled positions
         return position_text(self.timestamp, key_spelling(self.key, isinstance(self.key, int)))
 
 
