@@ -55,9 +55,10 @@ from s3rs_tui.runtime.events import (
     RestoreFinished,
     RestoreStarted,
     RowsRestored,
+    StateChanged,
 )
 from s3rs_tui.runtime.failpoints import failpoint
-from s3rs_tui.runtime.keys import KeyValue
+from s3rs_tui.runtime.keys import KeyValue, shown_key
 from s3rs_tui.runtime.parsing import parse_timestamp, quote_identifier, split_table_name
 from s3rs_tui.store import ObjectInfo, ObjectStore, open_store
 from s3rs_tui.store.history import DELETION, FIX, PART, Mark, kind_of, position_order, read_mark
@@ -157,6 +158,9 @@ class Restore:
             raise ConfigError("restore where? give --into db.table (MySQL) or --to-parquet DIR")
         self.target = self._target_name(options)
         self.conn: pymysql.Connection | None = None
+        self.total = 0        # rows of the state (known once the winners are picked)
+        self.restored = 0     # rows in the target (or the folder) so far, resumed ones included
+        self.paused = 0.0     # seconds paused by the operator: not part of rows/min
 
     @staticmethod
     def _parse_as_of(text: str | None) -> str | None:
@@ -293,7 +297,7 @@ class Restore:
         use_compact_allocators()
         started = time.monotonic()
         work = Path(tempfile.mkdtemp(prefix="s3rs-restore-", dir=self.options.work_dir))
-        done = plan.resume.rows if plan.resume else 0
+        self.restored = plan.resume.rows if plan.resume else 0
         try:
             if self.into_mysql:
                 with TableLock(self.store, self.target, purpose="restore",
@@ -303,9 +307,9 @@ class Restore:
                 result = self._into_parquet(plan, work, started)
         except S3rsError as exc:
             self.sink(RestoreFinished(table=self.source, status="interrupted" if isinstance(
-                exc, StoppedByOperator) else "failed", target=self.target, rows=done,
+                exc, StoppedByOperator) else "failed", target=self.target, rows=self.restored,
                 elapsed_seconds=time.monotonic() - started, rows_per_minute=0.0,
-                peak_rss_mb=peak_rss_mb(), error=str(exc)))
+                peak_rss_mb=peak_rss_mb(), error=str(exc), paused_seconds=self.paused))
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -313,7 +317,7 @@ class Restore:
             self.conn = None
         self.sink(RestoreFinished(table=self.source, status="success", target=self.target, rows=result.rows,
                                   elapsed_seconds=result.seconds, rows_per_minute=result.rows_per_minute,
-                                  peak_rss_mb=result.peak_rss_mb))
+                                  peak_rss_mb=result.peak_rss_mb, paused_seconds=self.paused))
         return result
 
     def _download(self, plan: RestorePlan, work: Path, offset_seconds: int) -> list[LocalFile]:
@@ -364,6 +368,7 @@ class Restore:
         rows, position, limit = 0, [0, 0], self.options.batch_rows
         with connect_duckdb(work, self.options.memory_mb) as con:
             winners(con, files, query, work / "winners.parquet")
+        self.total = pq.ParquetFile(work / "winners.parquet").metadata.num_rows
         release_free_memory()
         for index, numbers in rows_by_file(work / "winners.parquet"):
             if index < begin:
@@ -434,10 +439,20 @@ class Restore:
         progress.position = position
         save_progress(self.store, progress)
         counts["run_rows"] += rows.num_rows
-        self._progress_event(rows.num_rows, counts["run_rows"], started, _last_key(rows, plan.key_columns))
+        self._progress_event(rows.num_rows, counts["run_rows"], progress.rows, started,
+                             _last_key(rows, plan.key_columns))
+        self._between_batches(f"after {progress.rows:,} rows; rerun the same command to go on")
+
+    def _between_batches(self, stopped: str) -> None:
+        """The operator's pause (here, between two committed batches: its time is left out of
+        rows/min) and stop (`stopped` says where the run ends and how to go on)."""
+        if self.control.paused and not self.control.stop_requested:
+            self.sink(StateChanged(table=self.source, state="paused"))
+            self.paused += self.control.wait_while_paused()
+            self.sink(StateChanged(table=self.source,
+                                   state="stopping" if self.control.stop_requested else "running"))
         if self.control.stop_requested:
-            raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} after "
-                                    f"{progress.rows:,} rows; rerun the same command to go on")
+            raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} {stopped}")
 
     def _create_target(self, plan: RestorePlan, schema: pa.Schema) -> None:
         if plan.target_exists and self.options.replace:
@@ -467,10 +482,12 @@ class Restore:
                                           coerce_timestamps="us")
             writer.write_table(table)
             rows += table.num_rows
-            self._progress_event(table.num_rows, rows, started, _last_key(table, plan.key_columns))
+            self._progress_event(table.num_rows, rows, rows, started, _last_key(table, plan.key_columns))
             if rows >= (number + 1) * _FILE_ROWS:
                 _close_into(writer, folder, number)
                 writer, number = None, number + 1
+            self._between_batches(f"after {rows:,} rows; restore again with --replace to write the "
+                                  "files anew")
         if writer is not None:
             _close_into(writer, folder, number)
         return self._result(plan, rows, rows, started, False)
@@ -479,18 +496,25 @@ class Restore:
         self.sink(RestoreStarted(table=self.source, target=self.target, as_of=plan.as_of,
                                  files=len(plan.files), bytes=plan.bytes, resumed_rows=resumed_rows))
 
-    def _progress_event(self, rows: int, run_rows: int, started: float, last_key: list) -> None:
+    def _rate(self, run_rows: int, elapsed: float) -> float:
+        """Rows a minute while it ran (paused time left out)."""
+        working = elapsed - self.paused
+        return run_rows * 60 / working if working > 0 else 0.0
+
+    def _progress_event(self, rows: int, run_rows: int, restored: int, started: float,
+                        last_key: list) -> None:
         elapsed = time.monotonic() - started
-        self.sink(RowsRestored(table=self.source, rows=rows, run_rows=run_rows,
-                               rows_per_minute=run_rows * 60 / elapsed if elapsed > 0 else 0.0,
+        self.restored = restored
+        self.sink(RowsRestored(table=self.source, rows=rows, run_rows=run_rows, restored=restored,
+                               total=self.total, rows_per_minute=self._rate(run_rows, elapsed),
                                rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(), elapsed_seconds=elapsed,
-                               last_key=last_key[0] if len(last_key) == 1 else str(last_key)))
+                               paused_seconds=self.paused, last_key=shown_key(tuple(last_key))))
 
     def _result(self, plan: RestorePlan, rows: int, run_rows: int, started: float,
                 load_data: bool) -> RestoreResult:
         seconds = time.monotonic() - started
-        return RestoreResult(plan, rows, run_rows, seconds, run_rows * 60 / seconds if seconds > 0 else 0.0,
-                             peak_rss_mb(), load_data)
+        return RestoreResult(plan, rows, run_rows, seconds, self._rate(run_rows, seconds), peak_rss_mb(),
+                             load_data)
 
     def _notice(self, message: str) -> None:
         self.sink(Notice(table=self.source, message=message, level="warning"))
