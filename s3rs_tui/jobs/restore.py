@@ -16,10 +16,10 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from s3rs_tui.jobs.restore_mysql import (
     target_definition,
 )
 from s3rs_tui.jobs.restore_state import (
+    KeyBound,
     LocalFile,
     StateQuery,
     aligned,
@@ -78,8 +79,8 @@ class RestoreOptions:
     into: str | None = None             # the MySQL target, db.table
     to_parquet: Path | None = None      # or a folder for Parquet files
     as_of: str | None = None            # 'YYYY-MM-DD HH:MM:SS[.ffffff]' in cursor time; None: all
-    key_from: str | None = None
-    key_to: str | None = None
+    key_from: list[str] | None = None   # one value per key column, in the key's order
+    key_to: list[str] | None = None
     replace: bool = False
     batch_rows: int = 50_000
     memory_mb: int = 256                # DuckDB's memory_limit; it spills beyond
@@ -102,8 +103,8 @@ class RestorePlan:
     resume: RestoreProgress | None = None
     notices: list[str] = field(default_factory=list)
     schema: pa.Schema = field(default_factory=lambda: pa.schema([]))  # the data's columns, newest types
-    key_from: KeyValue | None = None
-    key_to: KeyValue | None = None
+    key_from: KeyBound | None = None    # the range's bounds, typed as the key columns
+    key_to: KeyBound | None = None
 
     @property
     def bytes(self) -> int:
@@ -197,7 +198,10 @@ class Restore:
         watermark = WatermarkStore(self.store).get(self.source)
         if watermark is None or not watermark.has_position or not watermark.last_s3_file:
             raise S3rsError(f"{self.source}: nothing is backed up yet (no watermark in {self.store.url})")
-        key_columns = [str(watermark.key_column or "id")]
+        key_columns = list(watermark.key_names or ())
+        if not key_columns:
+            raise S3rsError(f"{self.source}: backed up without a unique key (the watermark names none): a "
+                            "restore needs one to pick each row's newest version")
         cursor = str(watermark.cursor_column or "update_at")
         stored = list(self.store.list(table_prefix(self.source)))
         files, notices = self._pick(stored, watermark)
@@ -219,9 +223,8 @@ class Restore:
         if any(name not in plan.schema.names for name in (*key_columns, cursor)):
             raise S3rsError(f"{self.source}: the stored files lack the key or cursor column "
                             f"({', '.join(key_columns)}, {cursor}) the watermark names")
-        key_type = plan.schema.field(key_columns[0]).type
-        plan.key_from = _key(self.options.key_from, key_type)
-        plan.key_to = _key(self.options.key_to, key_type)
+        plan.key_from = _key_bound(self.options.key_from, plan.schema, key_columns, "--where-key-from")
+        plan.key_to = _key_bound(self.options.key_to, plan.schema, key_columns, "--where-key-to")
         if plan.definition is None and self.into_mysql:
             plan.notices.append("no table definition is stored (backed up before restore existed): the "
                                 "table is created from the files' column types, with the key as primary key "
@@ -288,8 +291,8 @@ class Restore:
                               "to write them again")
 
     def _progress(self, plan: RestorePlan) -> RestoreProgress:
-        return RestoreProgress(self.target, self.source, plan.as_of, self.options.key_from,
-                               self.options.key_to, [info.key for info in plan.files])
+        return RestoreProgress(self.target, self.source, plan.as_of, _recorded_bound(self.options.key_from),
+                               _recorded_bound(self.options.key_to), [info.key for info in plan.files])
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -531,9 +534,11 @@ def _recorded(stored: list[ObjectInfo], keys: list[str], target: str) -> list[Ob
 
 
 def _last_key(rows: pa.Table, key_columns: list[str]) -> list[KeyValue]:
-    """The key of the last row, as JSON keeps it (BIGINT UNSIGNED arrives as a whole Decimal)."""
+    """The key of the last row, as JSON keeps it (BIGINT UNSIGNED arrives as a whole Decimal; a
+    date or a time as its text)."""
     values = [rows.column(name)[-1].as_py() for name in key_columns]
-    return [int(value) if isinstance(value, Decimal) else value for value in values]
+    return [value if isinstance(value, int) else int(value) if isinstance(value, Decimal) and value % 1 == 0
+            else str(value) for value in values]
 
 
 def _close_into(writer: pq.ParquetWriter, folder: Path, number: int) -> None:
@@ -542,17 +547,55 @@ def _close_into(writer: pq.ParquetWriter, folder: Path, number: int) -> None:
     (folder / ".restore.tmp").rename(folder / f"restore-{number:05d}.parquet")
 
 
-def _key(text: str | None, key_type: pa.DataType) -> KeyValue | None:
-    """A key bound as typed: a number for integer keys (BIGINT UNSIGNED is a whole decimal)."""
-    if text is None:
+def _key_bound(texts: list[str] | None, schema: pa.Schema, key_columns: list[str],
+               option: str) -> KeyBound | None:
+    """A range bound as given, one value per key column (compared as a tuple, in the key's order),
+    each typed as its column is stored."""
+    if not texts:
         return None
-    if pa.types.is_integer(key_type) or (pa.types.is_decimal(key_type) and key_type.scale == 0):
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"--where-key-from/--where-key-to {text!r}: the key column is an integer") \
-                from None
+    if len(texts) != len(key_columns):
+        columns = f"{len(key_columns)} column{'s' * (len(key_columns) != 1)} ({', '.join(key_columns)})"
+        raise ConfigError(f"{option}: {len(texts)} value{'s' * (len(texts) != 1)} for a key of {columns}: "
+                          "give it once per key column, in that order")
+    return tuple(_key_value(text, name, schema.field(name).type, option)
+                 for text, name in zip(texts, key_columns, strict=True))
+
+
+def _key_value(text: str, name: str, key_type: pa.DataType, option: str) -> object:
+    """A key column's value from its text, as the column is stored: an integer (BIGINT UNSIGNED
+    is a whole decimal), a Decimal, a float, a date, a datetime; text otherwise."""
+    types = pa.types
+    parsers: list[tuple[bool, Callable[[str], object], str]] = [
+        (types.is_integer(key_type) or (types.is_decimal(key_type) and key_type.scale == 0), int,
+         "an integer"),
+        (types.is_decimal(key_type), _finite_decimal, "a decimal number"),
+        (types.is_floating(key_type), float, "a number"),
+        (types.is_date(key_type), lambda value: date.fromisoformat(value.strip()), "a date, YYYY-MM-DD"),
+        (types.is_timestamp(key_type), lambda value: datetime.fromisoformat(parse_timestamp(value)),
+         "a time, YYYY-MM-DD HH:MM:SS[.ffffff]")]
+    for applies, parse, word in parsers:
+        if applies:
+            try:
+                return parse(text)
+            except (ValueError, ArithmeticError):
+                raise ConfigError(f"{option} {text!r}: not a value of the key column {name} ({word})") \
+                    from None
     return text
+
+
+def _finite_decimal(text: str) -> Decimal:
+    value = Decimal(text.strip())
+    if not value.is_finite():
+        raise ValueError(text)
+    return value
+
+
+def _recorded_bound(texts: list[str] | None) -> str | list[str] | None:
+    """A bound as the progress object records it: a one-column key's text alone (as before
+    composite keys), several columns' texts as a list."""
+    if not texts:
+        return None
+    return texts[0] if len(texts) == 1 else list(texts)
 
 
 def _footer_schema(store: ObjectStore, key: str) -> pa.Schema:
