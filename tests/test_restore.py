@@ -27,6 +27,7 @@ from test_typemap import edge_table  # noqa: F401 - the fixture
 from s3rs_tui.engine.sync import TableSync
 from s3rs_tui.jobs.restore import Restore, RestoreOptions
 from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.workdir import OwnedFolder
 from s3rs_tui.store import open_store
 from s3rs_tui.store.history import Mark, history_key, write_deletions
 from s3rs_tui.store.schemas import definitions_prefix
@@ -194,6 +195,24 @@ def test_killed_mid_restore_then_rerun_has_each_key_once(history, db, tmp_path, 
     assert run.returncode == 0, run.stderr
     assert "going on after" in run.stderr
     assert snapshot(db, "restored") == states[1]
+
+
+def test_a_killed_restores_scratch_folder_is_removed_by_the_next_run(history, db, tmp_path):
+    """SIGKILL leaves the work folder (the table's files, DuckDB's spill) behind; the rerun, whose
+    own folder is made first, removes it (its owner is gone), keeps a live run's, finishes exactly."""
+    settings, name, states = history
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["-t", name, "--into", f"{db.name}.restored", "--batch-size", "100", "--work-dir", str(work)]
+    kill_at(tmp_path, settings.config_path, "restore-batch:2", *args)
+    left = list(work.glob("s3rs-restore-*"))
+    assert len(left) == 1 and any(left[0].glob("*.parquet")), left
+    with OwnedFolder("s3rs-restore-", work) as live:  # another restore, alive, sharing the work dir
+        run = run_cli("restore", *args, config=settings.config_path)
+        assert run.returncode == 0, run.stderr
+        assert list(work.glob("s3rs-restore-*")) == [live]
+    assert not list(work.iterdir())
+    assert snapshot(db, "restored") == states[2]
 
 
 def test_deletions_and_fixes_apply_as_of_their_time(history, db, tmp_path):

@@ -10,8 +10,6 @@ time: a window over the whole table holds its rows in memory (measured: out of m
 2M wide rows), one over a slice of SLICE_ROWS stays bounded whatever the table's size.
 """
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -19,6 +17,7 @@ import duckdb
 from s3rs_tui.jobs.checksums import Backup
 from s3rs_tui.runtime.errors import S3rsError
 from s3rs_tui.runtime.parsing import quote_standard
+from s3rs_tui.runtime.workdir import OwnedFolder
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.store.history import DELETION, PART, kind_of, position_order, read_mark
 from s3rs_tui.store.layout import table_prefix
@@ -38,7 +37,8 @@ class StoreState:
                  memory_mb: int = MEMORY_LIMIT_MB, slice_rows: int = SLICE_ROWS):
         self.store, self.name, self.watermark = store, name, watermark
         self.key, self.memory_mb, self.slice_rows = key, memory_mb, slice_rows
-        self.folder = Path(tempfile.mkdtemp(prefix="s3rs-reconcile-", dir=store.scratch_dir()))
+        self.owned = OwnedFolder("s3rs-reconcile-", store.scratch_dir())  # a killed run's is removed here
+        self.folder = self.owned.path
         self.conn: duckdb.DuckDBPyConnection | None = None
         self.files = 0
 
@@ -57,7 +57,7 @@ class StoreState:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.owned.remove()
 
     def _build(self) -> None:
         rows, gone = self._download()
