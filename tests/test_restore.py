@@ -245,6 +245,27 @@ def test_deletions_and_fixes_apply_as_of_their_time(history, db, tmp_path):
     assert snapshot(db, "latest") == now
 
 
+def test_a_deletion_applies_at_its_found_at_in_the_servers_zone(history, db, tmp_path):
+    """found_at is UTC; a DATETIME cursor holds the server's wall clock (no cursor_timezone): with
+    the server at +05:00, a deletion found at 00:00 UTC happened at 05:00 cursor time. (The offset
+    was read with NOW() in the restore's own UTC session: always 0.)"""
+    settings, name, states = history
+    store = open_store(settings)
+    watermark = WatermarkStore(store).get(name)
+    mark = Mark(datetime(2024, 3, 10, tzinfo=UTC), watermark.last_mysql_data_timestamp,
+                watermark.last_mysql_data_id)
+    write_deletions(tmp_path / "del.parquet", pa.table({"id": pa.array([5, 14], pa.decimal128(20, 0))}), mark)
+    store.put_file(history_key(name, "del", mark, 1), tmp_path / "del.parquet")
+    db.execute("SET GLOBAL time_zone = '+05:00'")
+    try:
+        restore(settings, name, into=f"{db.name}.before", as_of="2024-03-10 04:59:59")
+        restore(settings, name, into=f"{db.name}.after", as_of="2024-03-10 05:00:00")
+    finally:
+        db.execute("SET GLOBAL time_zone = '+00:00'")
+    assert snapshot(db, "before") == states[2]
+    assert snapshot(db, "after") == {k: v for k, v in states[2].items() if k not in ("5", "14")}
+
+
 @pytest.fixture
 def edge_history(edge_table, tmp_path, settings_for):  # noqa: F811 - pytest fixture chaining
     """The edge-value table (every type, extremes, zero dates) with a cursor, synced, its values

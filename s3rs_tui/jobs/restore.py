@@ -12,9 +12,7 @@ command: it reads the same files, goes on from there, and loads its first batch 
 may have been committed just before the kill), which leaves each key exactly once.
 """
 
-import shutil
 import struct
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
 
+from s3rs_tui.engine.keyset import cursor_clock, unknown_zone
 from s3rs_tui.engine.memory import peak_rss_mb, release_free_memory, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import table_columns
@@ -61,9 +60,10 @@ from s3rs_tui.runtime.events import (
 from s3rs_tui.runtime.failpoints import failpoint
 from s3rs_tui.runtime.keys import KeyValue, shown_key
 from s3rs_tui.runtime.parsing import parse_timestamp, quote_identifier, split_table_name
+from s3rs_tui.runtime.workdir import OwnedFolder
 from s3rs_tui.store import ObjectInfo, ObjectStore, open_store
 from s3rs_tui.store.history import DELETION, FIX, PART, Mark, kind_of, position_order, read_mark
-from s3rs_tui.store.layout import table_prefix
+from s3rs_tui.store.layout import start_timestamp, table_prefix, timestamp_digits
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.restores import DONE, IN_PROGRESS, RestoreProgress, read_progress, save_progress
 from s3rs_tui.store.schemas import Definition, definition_at
@@ -137,15 +137,6 @@ class RestoreResult:
                 "peak_rss_mb": round(self.peak_rss_mb, 1),
                 "method": "parquet" if self.plan.target.startswith("/") else
                 "load data" if self.load_data else "insert"}
-
-
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit()).ljust(20, "0")
-
-
-def _start_digits(key: str) -> str:
-    """The start timestamp of a part file, as digits (part-YYYYMMDDTHHMMSSffffff-...)."""
-    return key.rsplit("/", 1)[1][len("part-"):].split("-")[0].replace("T", "")
 
 
 class Restore:
@@ -237,7 +228,7 @@ class Restore:
             kind = kind_of(info.key)
             if kind == PART and not watermark.commits(info.key):
                 uncommitted += 1
-            elif kind == PART and self.as_of and _start_digits(info.key) > _digits(self.as_of):
+            elif kind == PART and self.as_of and start_timestamp(info.key) > timestamp_digits(self.as_of):
                 continue  # every row in it is later than the moment
             elif kind is not None:
                 chosen.append(info)
@@ -299,7 +290,8 @@ class Restore:
     def run(self, plan: RestorePlan) -> RestoreResult:
         use_compact_allocators()
         started = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix="s3rs-restore-", dir=self.options.work_dir))
+        folder = OwnedFolder("s3rs-restore-", self.options.work_dir)  # a killed run's is removed here
+        work = folder.path
         self.restored = plan.resume.rows if plan.resume else 0
         try:
             if self.into_mysql:
@@ -315,7 +307,7 @@ class Restore:
                 peak_rss_mb=peak_rss_mb(), error=str(exc), paused_seconds=self.paused))
             raise
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            folder.remove()
             close_quietly(self.conn)
             self.conn = None
         self.sink(RestoreFinished(table=self.source, status="success", target=self.target, rows=result.rows,
@@ -346,10 +338,11 @@ class Restore:
         if cursor_type is not None and pa.types.is_timestamp(cursor_type) and cursor_type.tz:
             return 0
         zone = self.settings.table(self.source)[2].cursor_timezone
-        expression = "CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', %s)" if zone else "NOW()"
-        rows = self._sql(f"SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), {expression})",
-                         [zone] if zone else [])
-        return int(rows[0][0] or 0)
+        expression, params = cursor_clock(False, zone)  # the session is in UTC: not NOW()
+        offset = self._sql(f"SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), {expression})", params)[0][0]
+        if offset is None:
+            raise unknown_zone(zone)
+        return int(offset)
 
     def _schema(self, plan: RestorePlan) -> pa.Schema:
         """The data's columns as the newest file that has each one types them (footers only)."""
