@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pymysql
 import pytest
 from cli_helpers import make_table, run_cli, s3rs_command, wait_until
 from conftest import write_config
@@ -25,6 +26,7 @@ from test_keys import TABLES as KEY_TABLES
 from test_typemap import edge_table  # noqa: F401 - the fixture
 
 from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.jobs import restore_mysql
 from s3rs_tui.jobs.restore import Restore, RestoreOptions
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.workdir import OwnedFolder
@@ -158,11 +160,22 @@ def test_refuses_a_non_empty_target_and_the_source_without_replace(history, db):
     assert snapshot(db, "orders") == states[2]
 
 
-def test_multi_row_inserts_give_the_same_table(history, db):
+def test_multi_row_inserts_give_the_same_table(history, db, monkeypatch):
+    """A batch's INSERT text is built a slice of rows at a time (memory), each slice split into
+    statements under a size: small limits here, so slices and statements both cut a batch."""
     settings, name, states = history
+    monkeypatch.setattr(restore_mysql, "_INSERT_ROWS", 7)
+    monkeypatch.setattr(restore_mysql, "_INSERT_BYTES", 150)
+    sent = []
+    original = pymysql.connections.Connection.query
+    monkeypatch.setattr(pymysql.connections.Connection, "query", lambda conn, sql, *args: (
+        sent.append(sql) if isinstance(sql, bytes) and sql.startswith(b"INSERT") else None,
+        original(conn, sql, *args))[1])
     result = restore(settings, name, into=f"{db.name}.restored", as_of="2024-02-15 12:00:00", inserts=True,
                      batch_rows=64)
     assert snapshot(db, "restored") == states[1] and not result.load_data
+    rows = [statement.count(b"),(") + 1 for statement in sent]
+    assert max(rows) <= 7 and min(rows) < 7 and sum(rows) == len(states[1])
 
 
 def kill_at(tmp_path, config, point: str, *args) -> None:
