@@ -189,19 +189,28 @@ def database_now(conn: pymysql.Connection, info: TableInfo, cursor_timezone: str
     TIMESTAMP columns are read in the session zone (UTC); a DATETIME or DATE holds wall-clock
     values of whatever zone its writers used: `cursor_timezone`, else the server's own zone.
     """
-    if info.cursor.data_type == "timestamp":
-        expression, params = "UTC_TIMESTAMP(6)", []
-    elif cursor_timezone:
-        expression, params = "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', %s)", [cursor_timezone]
-    else:
-        expression, params = "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone)", []
+    expression, params = cursor_clock(info.cursor.data_type == "timestamp", cursor_timezone)
     with conn.cursor() as cur:
         cur.execute(f"SELECT {expression}", params)
         value = cur.fetchone()[0]
     if value is None:
-        raise ConfigError(f"time zone {cursor_timezone!r} is unknown to the server: use an offset like "
-                          "+08:00, or load its time zone tables (mariadb-tzinfo-to-sql)")
+        raise unknown_zone(cursor_timezone)
     return value
+
+
+def cursor_clock(timestamp_cursor: bool, cursor_timezone: str) -> tuple[str, list[str]]:
+    """SQL (and its parameters) for the current time as a cursor column sees it, whatever the
+    session's own zone (s3rs sessions run in UTC): see database_now. NULL for an unknown zone."""
+    if timestamp_cursor:
+        return "UTC_TIMESTAMP(6)", []
+    if cursor_timezone:
+        return "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', %s)", [cursor_timezone]
+    return "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone)", []
+
+
+def unknown_zone(cursor_timezone: str) -> ConfigError:
+    return ConfigError(f"time zone {cursor_timezone!r} is unknown to the server: use an offset like "
+                       "+08:00, or load its time zone tables (mariadb-tzinfo-to-sql)")
 
 
 def upper_bound(now: str, info: TableInfo, lag_seconds: int) -> str:
