@@ -236,7 +236,7 @@ def test_one_range_reader_killed_alone(rich, tmp_path, bucket, s3_endpoint, sett
 
 # -- signals: a stop at a file boundary ------------------------------------------------------------
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_stop_signal_ends_every_range_at_a_file_boundary(rich, tmp_path, bucket, s3_endpoint, settings_for,
                                                            sig):
     config = write_config(tmp_path / "s3rs.toml", rich, bucket=bucket, endpoint=s3_endpoint,
