@@ -324,7 +324,7 @@ def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path, table_suffi
                "--json", "--batch-size", str(bench.batch_size)]
     if parallel is not None:
         config.write_text(config.read_text() + f"batch_size = {bench.batch_size}\n")
-        command = [*command[:4], "progressive", table, "--no-ui", "--json", "--parallel", str(parallel),
+        command = [*command[:5], "progressive", table, "--no-ui", "--json", "--parallel", str(parallel),
                    "--chunk-size", str(2 * bench.rows)]
 
     def figures(stdout: str) -> dict:
