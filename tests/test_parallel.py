@@ -328,4 +328,6 @@ def test_restore_verify_reconcile_refuse_while_ranges_are_open(rich, tmp_path, b
         refused = run_cli(*command, config=config)
         assert refused.returncode == 2, (command, refused.stderr)
         assert "parallel first backfill" in refused.stderr, (command, refused.stderr)
+    refused = progressive(config, name, "--start-timestamp", "2024-01-01 00:00:00")
+    assert refused.returncode == 2 and "already has progress" in refused.stderr, refused.stderr
     assert watermark_of(settings_for(config), name).ranges is not None

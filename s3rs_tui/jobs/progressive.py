@@ -64,9 +64,11 @@ def set_start(settings: Settings, table: str, timestamp: str, restart: bool) -> 
     store = open_store(settings)
     watermarks = WatermarkStore(store)
     current = watermarks.get(table)
-    if current is not None and current.has_position and not restart:
+    if current is not None and (current.has_position or current.has_files) and not restart:
         raise ConfigError(f"{table} already has progress (watermark at {current.last_mysql_data_timestamp} / "
-                          f"{current.shown_id}): --start-timestamp is refused; rerun without it to "
+                          f"{current.shown_id}, {current.s3_file_count} files stored"
+                          f"{', in ranges' if current.ranges_open else ''}): --start-timestamp is refused; "
+                          "rerun without it to "
                           "resume, or add --restart to start over from that timestamp")
     with TableLock(store, table, purpose="progressive start",
                    stale_seconds=settings.backup.lock_stale_seconds):
