@@ -187,6 +187,8 @@ class Restore:
     def plan(self) -> RestorePlan:
         """What a run would read and write; connects to MySQL for a MySQL target."""
         watermark = WatermarkStore(self.store).get(self.source)
+        if watermark is not None:
+            watermark.refuse_open_ranges("a restore")
         if watermark is None or not watermark.has_position or not watermark.last_s3_file:
             raise S3rsError(f"{self.source}: nothing is backed up yet (no watermark in {self.store.url})")
         key_columns = list(watermark.key_names or ())

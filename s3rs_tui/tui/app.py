@@ -96,7 +96,8 @@ class DashboardApp(StoreInfo, App):
         self.options = options or SyncOptions()
         self.steps = steps or Steps(load=settings.warehouse.kind != "none")  # what `s` runs, as `s3rs sync`
         self.reconcile = reconcile or ReconcileOptions()  # what `r` runs
-        self.progressive = progressive or ProgressiveOptions()  # what `g` runs (and autostart, if given)
+        # what `g` runs (and autostart, if given)
+        self.progressive = progressive or ProgressiveOptions(parallel=settings.backup.parallel_ranges)
         self.autostart_progressive = progressive is not None
         self.formatter = HeadlessLog(verbosity)
         self.statuses = {name: TableStatus(name, last_runs=previous_runs(name)) for name in tables}
