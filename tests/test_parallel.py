@@ -26,7 +26,7 @@ from test_faults import KILL_ROWS, RICH_DDL, change_rows, fill_rich
 
 from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.runtime.control import RunControl
-from s3rs_tui.runtime.events import ChunkProgress, FileStored
+from s3rs_tui.runtime.events import ChunkProgress, FileStored, PageRead
 from s3rs_tui.store import open_store
 from s3rs_tui.store.layout import table_prefix
 from s3rs_tui.store.watermark import CursorRange, Watermark, WatermarkStore
@@ -230,6 +230,9 @@ def test_one_range_reader_killed_alone(rich, tmp_path, bucket, s3_endpoint, sett
     assert killed and result.caught_up
     failed = [e for e in events if isinstance(e, ChunkProgress) and e.status == "failed"]
     assert len(failed) == 1 and "ended (exit -9)" in failed[0].error
+    # Progress inside the open files reads as one run's: every range's rows, never past the table's.
+    read = [e.run_rows for e in events if isinstance(e, PageRead)]
+    assert read and max(read) <= KILL_ROWS, read
     assert watermark_of(settings, name).ranges is None
     assert_exact(rich, settings, name, history=False)
 

@@ -148,6 +148,7 @@ class RangesChunk:
         self.rows = self.files = self.bytes = 0
         self._started = 0.0
         self._announced = False
+        self._reading: dict[int, int] = {}  # rows each range has read into its open file
         self._relayed = (False, False)  # (stop, pause) passed on so far
 
     def _retrying(self, action):
@@ -245,7 +246,7 @@ class RangesChunk:
         if kind == "commit":
             self._commit(worker, watermark, lock, *rest)
         elif kind == "event":
-            self._forward(rest[0])
+            self._forward(worker, rest[0])
         elif kind == "finished":
             worker.result, worker.ended = rest[0], True
         elif kind == "failed":
@@ -265,14 +266,21 @@ class RangesChunk:
         self._retrying(lambda: self.watermarks.save(watermark))
         failpoint("after-watermark")
         self.rows, self.files = self.rows + rows, self.files + 1
+        self._reading[worker.index] = 0  # its file's rows are stored rows now
         worker.pipe.send(("committed",))
 
-    def _forward(self, event: object) -> None:
-        """A worker's events, as one run's: its own start once, files with the chunk's totals;
-        page progress and each worker's end stay with the worker."""
+    def _forward(self, worker: _Worker, event: object) -> None:
+        """A worker's events, as one run's: the first start only, files and page progress with the
+        chunk's totals (stored rows, plus the rows read into every range's open file); each
+        worker's end stays with the worker (the chunk's comes from _end)."""
         elapsed = time.monotonic() - self._started
-        if isinstance(event, (PageRead, RunFinished)):
+        if isinstance(event, RunFinished):
             return
+        if isinstance(event, PageRead):
+            self._reading[worker.index] = event.file_rows
+            rows = self.rows + sum(self._reading.values())
+            event = replace(event, run_rows=rows, elapsed_seconds=elapsed,
+                            rows_per_minute=rows * 60 / elapsed if elapsed > 0 else 0.0)
         if isinstance(event, RunStarted):
             if self._announced:
                 return
