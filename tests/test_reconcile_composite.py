@@ -300,3 +300,27 @@ def test_a_timestamp_key_part_into_postgres_and_against_the_store(db, tmp_path, 
         rows = state.run(f"SELECT {', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)} FROM {TABLE}", [])
     newest = {(canonical(r[0]), canonical(r[1])): (canonical(r[3]), digest(r)) for r in rows}
     assert newest == mysql_rows(db, "events", key=key)
+
+
+def test_a_one_column_datetime_key_against_the_store(db, tmp_path, settings_for):
+    """A one-column key that is not a number or text is compared as `v<text>`, like a composite
+    key's part: reconcile reads it back to the column's value."""
+    db.execute("CREATE TABLE ticks (at DATETIME(3) NOT NULL PRIMARY KEY, n INT, update_at DATETIME NOT NULL, "
+               "KEY (update_at))")
+    db.execute("INSERT INTO ticks SELECT '2024-01-01' + INTERVAL seq * 7 SECOND, seq, "
+               "'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_1000")
+    config = with_tables(write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store"), db, "ticks")
+    assert run_cli("sync", "-t", "ticks", "--no-ui", config=config).returncode == 0
+    db.execute("DELETE FROM ticks WHERE n = 10")
+    db.execute("UPDATE ticks SET n = -n, update_at = update_at WHERE n = 20")
+    result = reconcile(config, "ticks", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)["tables"][0]
+    assert (found["fixed"], found["deleted"]) == (1, 1), found
+    assert found["sample"] == ["2024-01-01 00:02:20.000000", "2024-01-01 00:01:10.000000"], found
+    name = f"{db.name}.ticks"
+    watermark = WatermarkStore(open_store(settings_for(config))).get(name)
+    with StoreState(open_store(settings_for(config)), name, watermark, ["at"]) as state:
+        rows = state.run('SELECT "at", n, update_at FROM s3rs_newest', [])
+    assert sorted((canonical(a), n) for a, n, _ in rows) == sorted(
+        (canonical(a), n) for a, n in db.execute("SELECT at, n FROM ticks"))
