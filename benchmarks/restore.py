@@ -1,8 +1,10 @@
 """Throughput and memory of `s3rs restore`: the benchmark table backed up once, then restored into
-MariaDB (LOAD DATA LOCAL INFILE, and multi-row INSERTs) and into Parquet files, each run timed.
+MariaDB (LOAD DATA LOCAL INFILE, and multi-row INSERTs) and into Parquet files, each run timed;
+and the server's own ceiling for the same rows: a plain LOAD DATA LOCAL INFILE by its client.
 
     .venv/bin/python benchmarks/restore.py --rows 2000000 --repeat 3 [--keep-server DIR]
-        [--only load-data,insert,parquet] [--batch-size 50000] [--memory-mb 256] [--json-out FILE]
+        [--only baseline,load-data,insert,parquet] [--batch-size 50000] [--memory-mb 256]
+        [--json-out FILE]
 
 1. Starts a throwaway MariaDB (or reuses --keep-server DIR) and creates the benchmark table of
    benchmarks/throughput.py (the shape of settlement_normal_delivery_detail) with --rows rows.
@@ -10,7 +12,10 @@ MariaDB (LOAD DATA LOCAL INFILE, and multi-row INSERTs) and into Parquet files, 
 3. Each line, --repeat times, interleaved: a fresh child `s3rs restore ... --json` (wall seconds and
    peak RSS from os.wait4, as in throughput.py), checked: exit 0, the rows it reports equal the
    table's, and for MySQL targets CHECKSUM TABLE of the restored table equals the source's (same
-   definition, same rows). The target is dropped before each run.
+   definition, same rows). The target is dropped before each run. The baseline line: the source's
+   rows written once by the server (SELECT ... INTO OUTFILE, not timed) are loaded by `mariadb
+   --local-infile` into `CREATE TABLE ... LIKE` the source (same indexes), checked the same way:
+   what the server itself takes to load these rows, the bound of any restore into it.
 4. Prints per line the medians of rows/min, seconds and peak RSS. Stops what it started.
 """
 
@@ -26,7 +31,9 @@ from pathlib import Path
 
 from throughput import AWS_ENV, ROOT, Bench, last_json_object, log, prepare_table, tail, time_child
 
+BASELINE = "baseline"
 LINES = {
+    BASELINE: ("plain LOAD DATA LOCAL INFILE (the mariadb client)", None),
     "load-data": ("restore into MariaDB, LOAD DATA LOCAL INFILE", []),
     "insert": ("restore into MariaDB, multi-row INSERTs", ["--insert"]),
     "parquet": ("restore to Parquet files (--to-parquet)", None),
@@ -69,6 +76,33 @@ def drop(bench: Bench, table: str) -> None:
         cur.execute(f"DROP TABLE IF EXISTS `{table}`")
 
 
+def export(bench: Bench, path: Path) -> None:
+    """The source's rows as the server writes them for LOAD DATA (tab-separated, \\N for NULL)."""
+    import pymysql
+
+    with pymysql.connect(**bench.mysql, database=bench.database) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM `{bench.table}` INTO OUTFILE %s CHARACTER SET utf8mb4", [str(path)])
+
+
+def baseline(bench: Bench, target: str, path: Path, work: Path, env: dict[str, str]) -> dict:
+    """`mariadb --local-infile` loading the exported rows into an empty copy of the source."""
+    import pymysql
+
+    with pymysql.connect(**bench.mysql, database=bench.database, autocommit=True) as conn, \
+            conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{target}` LIKE `{bench.table}`")
+    m = bench.mysql
+    sql = f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE `{target}` CHARACTER SET utf8mb4"
+    command = [shutil.which("mariadb") or "mariadb", "--no-defaults", "--local-infile=1",
+               f"--host={m['host']}", f"--port={m['port']}", f"--user={m['user']}",
+               f"--database={bench.database}", "-e", sql]
+    result = time_child(command, work, {**env, "MYSQL_PWD": m["password"]})
+    with pymysql.connect(**bench.mysql, database=bench.database) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM `{target}`")
+        result["stdout"] = json.dumps({"rows": cur.fetchone()[0]})
+    return result
+
+
 def main() -> int:
     opts = parse_args()
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -105,6 +139,9 @@ def main() -> int:
         log(f"synced in {synced['seconds']:.1f}s")
         source_sum = checksum(bench, bench.table)
         target = "restored"
+        exported = work / "baseline.tsv"
+        if BASELINE in opts.only:
+            export(bench, exported)
         for index in range(opts.repeat):
             for name in opts.only:
                 if name in errors:
@@ -115,14 +152,18 @@ def main() -> int:
                 where = ["--to-parquet", str(folder)] if extra is None else \
                     ["--into", f"bench.{target}", *extra]
                 sizes = ["--batch-size", str(opts.batch_size), "--memory-mb", str(opts.memory_mb)]
-                result = time_child([*base_command, "restore", "-t", f"bench.{bench.table}", *where, "--json",
-                                     *sizes], work, child_env)
+                if name == BASELINE:
+                    result = baseline(bench, target, exported, work, env)
+                else:
+                    result = time_child([*base_command, "restore", "-t", f"bench.{bench.table}", *where,
+                                         "--json", *sizes], work, child_env)
                 shutil.rmtree(folder, ignore_errors=True)
                 rows = last_json_object(result["stdout"]).get("rows")
+                into_mysql = extra is not None or name == BASELINE
                 problem = (f"exited with {result['returncode']}" if result["returncode"] else
                            f"rows = {rows}, expected {opts.rows}" if rows != opts.rows else
                            "CHECKSUM TABLE differs from the source's"
-                           if extra is not None and checksum(bench, target) != source_sum else "")
+                           if into_mysql and checksum(bench, target) != source_sum else "")
                 if problem:
                     errors[name] = f"{problem}; stderr tail:\n{tail(result['stderr'])}"
                     log(f"{name}: FAILED: {errors[name]}")

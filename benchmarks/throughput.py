@@ -300,7 +300,10 @@ def bare_pymysql(conv: str, bench: Bench, run_dir: Path) -> Child:
     return Child(command, lambda stdout: {"rows": last_json_object(stdout).get("rows")})
 
 
-def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path, table_suffix: str = "") -> Child:
+def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path, table_suffix: str = "",
+              parallel: int | None = None) -> Child:
+    """`s3rs sync` of the table; with `parallel`, `s3rs progressive --parallel N` instead, in one
+    chunk (the ranges share it), then the chunk that finds nothing after the collapse."""
     q, m = json.dumps, bench.mysql  # a JSON string is a TOML basic string
     if to_s3:
         prefix = f"{run_dir.name}-{uuid.uuid4().hex[:8]}/"  # a fresh prefix for every run
@@ -316,9 +319,13 @@ def s3rs_sync(reader: str, to_s3: bool, bench: Bench, run_dir: Path, table_suffi
         f"[mysql]\nhost = {q(m['host'])}\nport = {m['port']}\nuser = {q(m['user'])}\n"
         f"password = {q(m['password'])}\ndatabase = {q(bench.database)}\n\n[s3]\n{store_settings}\n"
         f"[backup]\nreader = {q(reader)}\nsafety_lag_seconds = 0\n")
-    command = [sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t",
-               f"{bench.database}.{bench.table}{table_suffix}", "--no-ui", "--json", "--batch-size",
-               str(bench.batch_size)]
+    table = f"{bench.database}.{bench.table}{table_suffix}"
+    command = [sys.executable, "-m", "s3rs_tui", "--config", str(config), "sync", "-t", table, "--no-ui",
+               "--json", "--batch-size", str(bench.batch_size)]
+    if parallel is not None:
+        config.write_text(config.read_text() + f"batch_size = {bench.batch_size}\n")
+        command = [*command[:5], "progressive", table, "--no-ui", "--json", "--parallel", str(parallel),
+                   "--chunk-size", str(2 * bench.rows)]
 
     def figures(stdout: str) -> dict:
         return {"rows": last_json_object(stdout).get("rows"), **output()}
@@ -431,6 +438,10 @@ MEASUREMENTS = {
                                    partial(s3rs_sync, "pymysql", True), s3=True),
     "s3rs-connectorx-s3": Measurement("s3rs sync, reader connectorx, S3 (moto)",
                                       partial(s3rs_sync, "connectorx", True), needs=CX, s3=True),
+    # A first backfill in 1, 2, 4 ranges, each read by a process of its own (progressive --parallel).
+    **{f"s3rs-parallel-{n}": Measurement(f"s3rs progressive --parallel {n}, reader pymysql, local folder",
+                                         partial(s3rs_sync, "pymysql", False, parallel=n))
+       for n in (1, 2, 4)},
     "dlt": Measurement("dlt sql_table, pyarrow backend, local Parquet", dlt_pyarrow,
                        needs=("dlt", "sqlalchemy")),
     "load-duckdb": Measurement("s3rs load, stored files into empty DuckDB", duckdb_load, loads="duckdb"),

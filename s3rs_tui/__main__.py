@@ -2,4 +2,5 @@
 
 from s3rs_tui.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned range reader imports this as its parent's main module
+    main()

@@ -69,6 +69,7 @@ REFUSED_BY_CHECK = {
     config._port_or_off: st.one_of(st.integers(INT64["min_value"], -1),
                                    st.integers(65536, INT64["max_value"])),
     config._web_url: st.text(min_size=1).filter(lambda text: not text.startswith(("http://", "https://"))),
+    config._ranges: st.one_of(st.integers(INT64["min_value"], 0), st.integers(65, INT64["max_value"])),
 }
 CHOICES = {("backup", "reader"): config.READERS, ("s3", "sse"): config.SSE_KINDS}
 TABLE_IDENTIFIERS = ["cursor_column", "key_column", "target"]  # checked as names when not empty

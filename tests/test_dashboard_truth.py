@@ -67,10 +67,10 @@ class Truth:
 
     def between(self, seconds: float) -> list[tuple[int, str | None]]:
         """(rows, cursor time) read from `seconds` ago until now: what a display at most one
-        progress tick late may show."""
+        progress tick late may show (all of them when the run is younger than `seconds`)."""
         moment = time.monotonic() - seconds
         with self.lock:
-            start = max(i for i, sample in enumerate(self.samples) if sample[0] <= moment)
+            start = max((i for i, sample in enumerate(self.samples) if sample[0] <= moment), default=0)
             return [(rows, at) for _, rows, at in self.samples[start:]]
 
 

@@ -17,15 +17,19 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pymysql
 import pytest
 from cli_helpers import make_table, run_cli, s3rs_command, wait_until
 from conftest import write_config
 from exact_rows import digest
+from test_keys import TABLES as KEY_TABLES
 from test_typemap import edge_table  # noqa: F401 - the fixture
 
 from s3rs_tui.engine.sync import TableSync
+from s3rs_tui.jobs import restore_mysql
 from s3rs_tui.jobs.restore import Restore, RestoreOptions
 from s3rs_tui.runtime.control import RunControl
+from s3rs_tui.runtime.workdir import OwnedFolder
 from s3rs_tui.store import open_store
 from s3rs_tui.store.history import Mark, history_key, write_deletions
 from s3rs_tui.store.schemas import definitions_prefix
@@ -34,16 +38,17 @@ from s3rs_tui.store.watermark import WatermarkStore
 _DATES = ("date", "datetime", "timestamp")
 
 
-def snapshot(db, table: str, key: str = "id") -> dict[str, str]:
-    """key -> digest of every column, in the table's column order; unreadable dates as NULL."""
+def snapshot(db, table: str, key: str | tuple[str, ...] = "id") -> dict[str, str]:
+    """key -> digest of every column, in the table's column order; unreadable dates as NULL. A key
+    of several columns is their values' texts joined by commas."""
     columns = db.execute("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
                          "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
                          params=(db.name, table))
     names = [name for name, _ in columns]
     dates = [data_type in _DATES for _, data_type in columns]
     rows = db.execute(f"SELECT {', '.join(f'`{n}`' for n in names)} FROM `{table}`")
-    at = names.index(key)
-    return {str(row[at]): digest([None if is_date and isinstance(value, str) else value
+    at = [names.index(one) for one in ((key,) if isinstance(key, str) else key)]
+    return {", ".join(str(row[i]) for i in at): digest([None if is_date and isinstance(value, str) else value
                                   for value, is_date in zip(row, dates, strict=True)]) for row in rows}
 
 
@@ -120,7 +125,8 @@ def test_the_definition_is_stored_once_per_schema_change(history, db):
 
 def test_a_key_range_and_parquet_output(history, db, tmp_path):
     settings, name, states = history
-    restore(settings, name, into=f"{db.name}.part", as_of="2024-02-15 12:00:00", key_from="100", key_to="199")
+    restore(settings, name, into=f"{db.name}.part", as_of="2024-02-15 12:00:00", key_from=["100"],
+            key_to=["199"])
     assert snapshot(db, "part") == {k: v for k, v in states[1].items() if 100 <= int(k) <= 199}
     folder = tmp_path / "state"
     result = restore(settings, name, to_parquet=folder, as_of="2024-02-15 12:00:00")
@@ -154,11 +160,22 @@ def test_refuses_a_non_empty_target_and_the_source_without_replace(history, db):
     assert snapshot(db, "orders") == states[2]
 
 
-def test_multi_row_inserts_give_the_same_table(history, db):
+def test_multi_row_inserts_give_the_same_table(history, db, monkeypatch):
+    """A batch's INSERT text is built a slice of rows at a time (memory), each slice split into
+    statements under a size: small limits here, so slices and statements both cut a batch."""
     settings, name, states = history
+    monkeypatch.setattr(restore_mysql, "_INSERT_ROWS", 7)
+    monkeypatch.setattr(restore_mysql, "_INSERT_BYTES", 150)
+    sent = []
+    original = pymysql.connections.Connection.query
+    monkeypatch.setattr(pymysql.connections.Connection, "query", lambda conn, sql, *args: (
+        sent.append(sql) if isinstance(sql, bytes) and sql.startswith(b"INSERT") else None,
+        original(conn, sql, *args))[1])
     result = restore(settings, name, into=f"{db.name}.restored", as_of="2024-02-15 12:00:00", inserts=True,
                      batch_rows=64)
     assert snapshot(db, "restored") == states[1] and not result.load_data
+    rows = [statement.count(b"),(") + 1 for statement in sent]
+    assert max(rows) <= 7 and min(rows) < 7 and sum(rows) == len(states[1])
 
 
 def kill_at(tmp_path, config, point: str, *args) -> None:
@@ -193,6 +210,24 @@ def test_killed_mid_restore_then_rerun_has_each_key_once(history, db, tmp_path, 
     assert snapshot(db, "restored") == states[1]
 
 
+def test_a_killed_restores_scratch_folder_is_removed_by_the_next_run(history, db, tmp_path):
+    """SIGKILL leaves the work folder (the table's files, DuckDB's spill) behind; the rerun, whose
+    own folder is made first, removes it (its owner is gone), keeps a live run's, finishes exactly."""
+    settings, name, states = history
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["-t", name, "--into", f"{db.name}.restored", "--batch-size", "100", "--work-dir", str(work)]
+    kill_at(tmp_path, settings.config_path, "restore-batch:2", *args)
+    left = list(work.glob("s3rs-restore-*"))
+    assert len(left) == 1 and any(left[0].glob("*.parquet")), left
+    with OwnedFolder("s3rs-restore-", work) as live:  # another restore, alive, sharing the work dir
+        run = run_cli("restore", *args, config=settings.config_path)
+        assert run.returncode == 0, run.stderr
+        assert list(work.glob("s3rs-restore-*")) == [live]
+    assert not list(work.iterdir())
+    assert snapshot(db, "restored") == states[2]
+
+
 def test_deletions_and_fixes_apply_as_of_their_time(history, db, tmp_path):
     """Reconcile's files, written through store/history.py: a deletion hides the key from its
     found_at on, a fix row wins from its found_at on, and neither changes an earlier state."""
@@ -221,6 +256,27 @@ def test_deletions_and_fixes_apply_as_of_their_time(history, db, tmp_path):
     assert snapshot(db, "after_delete") == {k: v for k, v in states[2].items() if k not in ("5", "14", "650")}
     restore(settings, name, into=f"{db.name}.latest")
     assert snapshot(db, "latest") == now
+
+
+def test_a_deletion_applies_at_its_found_at_in_the_servers_zone(history, db, tmp_path):
+    """found_at is UTC; a DATETIME cursor holds the server's wall clock (no cursor_timezone): with
+    the server at +05:00, a deletion found at 00:00 UTC happened at 05:00 cursor time. (The offset
+    was read with NOW() in the restore's own UTC session: always 0.)"""
+    settings, name, states = history
+    store = open_store(settings)
+    watermark = WatermarkStore(store).get(name)
+    mark = Mark(datetime(2024, 3, 10, tzinfo=UTC), watermark.last_mysql_data_timestamp,
+                watermark.last_mysql_data_id)
+    write_deletions(tmp_path / "del.parquet", pa.table({"id": pa.array([5, 14], pa.decimal128(20, 0))}), mark)
+    store.put_file(history_key(name, "del", mark, 1), tmp_path / "del.parquet")
+    db.execute("SET GLOBAL time_zone = '+05:00'")
+    try:
+        restore(settings, name, into=f"{db.name}.before", as_of="2024-03-10 04:59:59")
+        restore(settings, name, into=f"{db.name}.after", as_of="2024-03-10 05:00:00")
+    finally:
+        db.execute("SET GLOBAL time_zone = '+00:00'")
+    assert snapshot(db, "before") == states[2]
+    assert snapshot(db, "after") == {k: v for k, v in states[2].items() if k not in ("5", "14")}
 
 
 @pytest.fixture
@@ -288,7 +344,10 @@ def test_bad_input_is_one_line_and_exit_2_and_dry_run_changes_nothing(history, d
     for args, said in (([], "give --into db.table (MySQL) or --to-parquet DIR"),
                        (["--into", f"{db.name}.x", "--as-of", "yesterday"], "--as-of: invalid timestamp"),
                        (["--into", "a.b.c"], "--into: invalid table"),
-                       (["--into", f"{db.name}.x", "--where-key-from", "abc"], "key column is an integer")):
+                       (["--into", f"{db.name}.x", "--where-key-from", "abc"],
+                        "--where-key-from 'abc': not a value of the key column id (an integer)"),
+                       (["--into", f"{db.name}.x", "--where-key-to", "1", "--where-key-to", "2"],
+                        "--where-key-to: 2 values for a key of 1 column (id)")):
         run = run_cli("restore", "-t", name, *args, config=config)
         assert run.returncode == 2 and said in run.stderr, (args, run.stderr)
         assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
@@ -310,3 +369,29 @@ def test_a_rerun_reads_the_files_the_stopped_restore_read(history, db, tmp_path)
     run = run_cli("restore", *args, config=settings.config_path)
     assert run.returncode == 0, run.stderr
     assert snapshot(db, "restored") == states[2]
+
+
+def test_a_key_range_on_a_two_column_key_is_compared_as_a_tuple(db, tmp_path, settings_for):
+    """(emp_no, from_date): the option once per key column; the range is lexicographic, as the key
+    sorts, so it starts and ends inside an emp_no's dates. Bad counts and values: exit 2, one line."""
+    ddl, insert, key, _ = KEY_TABLES["salaries"]
+    db.execute(ddl, insert.format(n=2000, first=0, start="2024-01-01"))
+    settings = settings_for(write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store"))
+    name = f"{db.name}.salaries"
+    sync(settings, name)
+    restore(settings, name, into=f"{db.name}.part", key_from=["10050", "1992-01-01"],
+            key_to=["10100", "1991-01-01"])
+    db.execute("CREATE TABLE expected AS SELECT * FROM salaries WHERE (emp_no, from_date) >= (10050, "
+               "'1992-01-01') AND (emp_no, from_date) <= (10100, '1991-01-01')")
+    expected = snapshot(db, "expected", key)
+    assert len(expected) == 3 + 49 * 5 + 2 and snapshot(db, "part", key) == expected
+    assert "10050, 1991-01-01" not in expected and "10100, 1991-01-01" in expected
+    for args, said in ((["--where-key-from", "10050"], "--where-key-from: 1 value for a key of 2 columns "
+                        "(emp_no, from_date): give it once per key column, in that order"),
+                       (["--where-key-to", "10050", "--where-key-to", "1992-13-01"],
+                        "--where-key-to '1992-13-01': not a value of the key column from_date (a date"),
+                       (["--where-key-from", "x", "--where-key-from", "1992-01-01"],
+                        "--where-key-from 'x': not a value of the key column emp_no (an integer)")):
+        run = run_cli("restore", "-t", name, "--into", f"{db.name}.other", *args, config=settings.config_path)
+        assert run.returncode == 2 and said in run.stderr, (args, run.stderr)
+        assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr

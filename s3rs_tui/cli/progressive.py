@@ -18,6 +18,7 @@ from s3rs_tui.cli.common import on_terminal, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
 from s3rs_tui.engine.memory import rss_mb
 from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
+from s3rs_tui.jobs.ranges import MAX_RANGES
 from s3rs_tui.runtime.control import RunControl, stop_on_signals
 from s3rs_tui.runtime.errors import ConfigError
 from s3rs_tui.runtime.events import ChunkProgress, Event, FileStored, Notice, PageRead, tee
@@ -93,6 +94,9 @@ def progressive(
                                                   help="start here when the table has no watermark yet"),
     restart: bool = typer.Option(False, "--restart", help="let --start-timestamp replace existing progress"),
     pause_seconds: float = typer.Option(0, "--pause-seconds", min=0, help="pause between chunks"),
+    parallel: int | None = typer.Option(None, "--parallel",
+                                        help="split a first backfill into N ranges (1-64), each read by a "
+                                             "process of its own; default [backup] parallel_ranges"),
     estimate: str = typer.Option("fast", "--estimate",
                                  help="rows to go for the ETA: fast (EXPLAIN) or exact"),
     no_ui: bool = typer.Option(False, "--no-ui", help="log lines instead of the dashboard"),
@@ -107,6 +111,8 @@ def progressive(
                           f"--estimate one of {', '.join(ESTIMATES)}")
     if load_at_end and mode != "full":
         raise ConfigError("--load-at-end goes with --mode full")
+    if parallel is not None and not 1 <= parallel <= MAX_RANGES:
+        raise ConfigError(f"--parallel must be between 1 and {MAX_RANGES}, not {parallel}")
     try:
         start = parse_timestamp(start_timestamp) if start_timestamp else None
     except ValueError as exc:
@@ -120,7 +126,8 @@ def progressive(
         check_warehouse(settings, open_store(settings))
     verbosity = DEBUG if debug else QUIET if quiet else NORMAL
     options = ProgressiveOptions(chunk_size, max_chunks, timeout_minutes, pause_seconds, start, restart,
-                                 estimate == "exact", mode=mode, load_at_end=load_at_end)
+                                 estimate == "exact", mode=mode, load_at_end=load_at_end,
+                                 parallel=parallel or settings.backup.parallel_ranges)
     if not no_ui and not json_out and on_terminal():
         from s3rs_tui.tui.launch import run_dashboard  # noqa: PLC0415 - Textual loads only for a dashboard
 

@@ -21,8 +21,10 @@ def restore(
                                            "instead of MySQL"),
     as_of: str | None = typer.Option(None, "--as-of", help="'YYYY-MM-DD HH:MM:SS[.ffffff]' in the cursor "
                                      "column's time (default: everything stored)"),
-    key_from: str | None = typer.Option(None, "--where-key-from", help="only keys >= this"),
-    key_to: str | None = typer.Option(None, "--where-key-to", help="only keys <= this"),
+    key_from: list[str] | None = typer.Option(None, "--where-key-from", help="only keys >= this; a key of "
+                                              "several columns: once per column, in the key's order"),
+    key_to: list[str] | None = typer.Option(None, "--where-key-to", help="only keys <= this (as "
+                                            "--where-key-from)"),
     replace: bool = typer.Option(False, "--replace", help="drop a non-empty target (or rewrite the folder's "
                                  "files) and restore into it"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would be read and written; change "

@@ -4,7 +4,6 @@ Every change takes the table's lock for the moment of the write, so it is refuse
 run holds the table, and it can never race a run's own watermark commit.
 """
 
-from dataclasses import asdict
 
 import typer
 
@@ -31,9 +30,14 @@ def _state(ctx: typer.Context, table: str) -> ops.TableState:
 
 
 def _show(watermark: Watermark) -> None:
-    for field, value in asdict(watermark).items():
+    for field, value in watermark.document().items():
         if field == "processed_s3_files":
             value = f"{len(value)} files"
+        elif field == "ranges":  # a parallel first backfill: each range's position on a line
+            value = "".join(f"\n  {n + 1}: {r['start_timestamp'] or 'the beginning'} to "
+                            f"{r['end_timestamp'] or 'the bound'}, at "
+                            f"{r['position_timestamp'] or 'its start'}, {r['rows']:,} rows"
+                            f"{', done' if r['done'] else ''}" for n, r in enumerate(value))
         typer.echo(f"{field:28} {value}")
 
 
@@ -50,7 +54,7 @@ def get(ctx: typer.Context, table: str = TABLE,
             typer.echo(f"{name}: no watermark yet (the next sync starts from the beginning)")
         return
     if json_out:
-        print_json(asdict(watermark))
+        print_json(watermark.document())
     else:
         _show(watermark)
 
@@ -114,7 +118,7 @@ def list_(ctx: typer.Context,
             rows.append({"table_name": name, "mysql_status": "corrupt", "error": str(exc)})
             continue
         if watermark is not None:  # (None: deleted since the listing)
-            rows.append(asdict(watermark))
+            rows.append(watermark.document())
     if json_out:
         print_json(rows)
         return

@@ -52,7 +52,7 @@ def connection_url(settings: MySQLSettings, database: str) -> str:
 
 
 def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
-              budget: MemoryBudget) -> ChunkSource:
+              budget: MemoryBudget, until: Position | None = None) -> ChunkSource:
     """The fast reader as a ChunkSource; `conn` (pymysql) only renders the query's parameters."""
     import connectorx  # noqa: PLC0415 - the optional extra, loaded only for this reader
 
@@ -62,7 +62,7 @@ def cx_chunks(url: str, info: TableInfo, plans: list[ColumnPlan], bound: str,
     keys = [(names.index(column.name), column) for column in info.keys]
 
     def read(conn: pymysql.Connection, start: Position, limit: int) -> Iterator[Chunk]:
-        sql, params = page_sql(conn, info, columns, start, bound, limit)
+        sql, params = page_sql(conn, info, columns, start, bound, limit, until)
         with conn.cursor() as cur:
             rendered = cur.mogrify(sql, params)
         clock = time.monotonic()

@@ -81,13 +81,15 @@ def _typed(column: MySQLColumn, value: object) -> KeyValue:
 
 
 def page_sql(conn: pymysql.Connection, info: TableInfo, columns: list[str], start: Position, bound: str,
-             limit: int) -> tuple[str, list]:
-    """The page's query; a keyless table's page first finds the cursor value it ends at."""
+             limit: int, until: Position | None = None) -> tuple[str, list]:
+    """The page's query; a keyless table's page first finds the cursor value it ends at. `until`:
+    the last row of the range being read (a parallel backfill's range; keyed tables only)."""
     through = page_end(conn, info, start, bound, limit) if info.keyless else None
-    return page_query(info, columns, start, bound, limit, through)
+    return page_query(info, columns, start, bound, limit, through, until)
 
 
-def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget: MemoryBudget) -> ChunkSource:
+def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget: MemoryBudget,
+                   until: Position | None = None) -> ChunkSource:
     """The default reader: pymysql's unbuffered cursor with the raw row parser."""
     names = [plan.column.name for plan in plans]
     cursor_at = names.index(info.cursor.name)
@@ -95,7 +97,7 @@ def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget:
     columns = [plan.select_sql for plan in plans]
 
     def read(conn: pymysql.Connection, start: Position, limit: int) -> Iterator[Chunk]:
-        sql, params = page_sql(conn, info, columns, start, bound, limit)
+        sql, params = page_sql(conn, info, columns, start, bound, limit, until)
         with unbuffered_cursor(conn) as cur:
             clock = time.monotonic()
             cur.execute(sql, params)

@@ -85,13 +85,25 @@ def _order_by(info: TableInfo) -> str:
     return ", ".join(f"{info.quoted}.{quote_identifier(name)}" for name in info.order_names)
 
 
+def _until_sql(info: TableInfo, until: Position) -> tuple[str, list]:
+    """Rows at or before the row `until` (a range's end), with `c <= ts` first so the index range
+    on the cursor is closed at both ends."""
+    up_to, params = up_to_sql(info, until)
+    return f" AND {quote_identifier(info.cursor.name)} <= %s AND {up_to}", [until.timestamp, *params]
+
+
 def page_query(info: TableInfo, columns: list[str], start: Position, bound: str,
-               limit: int, through: str | None = None) -> tuple[str, list]:
+               limit: int, through: str | None = None, until: Position | None = None) -> tuple[str, list]:
     """SELECT `columns` (SQL expressions) for one page of at most `limit` rows after `start`; on a
     table without a key, every row after `start` up to the cursor value `through` inclusive (all
-    the rest to the bound when None), however many."""
+    the rest to the bound when None), however many. `until`: no row after that one (the end of a
+    range of a parallel backfill)."""
     where, params = _range_sql(info, start)
     params.append(bound)
+    if until is not None:
+        more, more_params = _until_sql(info, until)
+        where += more
+        params += more_params
     select = f"SELECT {', '.join(columns)} FROM {info.quoted} WHERE {where}"
     if not info.keyless:
         return f"{select} ORDER BY {_order_by(info)} LIMIT %s", [*params, int(limit)]
@@ -151,6 +163,23 @@ def page_end(conn: pymysql.Connection, info: TableInfo, start: Position, bound: 
     return None if row is None else row[0]
 
 
+def row_after(conn: pymysql.Connection, info: TableInfo, start: Position, bound: str,
+              rows: int) -> Position | None:
+    """The position of the `rows`-th row after `start` (None: fewer rows are left), as the readers
+    spell it: the cursor as the server writes it, the key typed. One walk over the keyset index."""
+    where, params = _range_sql(info, start)
+    names = [quote_identifier(name) for name in info.order_names]
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT {', '.join(f'CAST({name} AS CHAR)' for name in names)} FROM {info.quoted} "
+                    f"WHERE {where} ORDER BY {_order_by(info)} LIMIT 1 OFFSET %s",
+                    [*params, bound, max(0, int(rows) - 1)])
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return Position(row[0], tuple(int(value) if column.data_type in INTEGER_TYPES else value
+                                  for column, value in zip(info.keys, row[1:], strict=True)))
+
+
 def count_range(conn: pymysql.Connection, info: TableInfo, start: Position, bound: str,
                 estimate: bool = True) -> int:
     """Rows between start and bound: EXPLAIN's estimate (instant) or an exact COUNT on the index."""
@@ -189,19 +218,28 @@ def database_now(conn: pymysql.Connection, info: TableInfo, cursor_timezone: str
     TIMESTAMP columns are read in the session zone (UTC); a DATETIME or DATE holds wall-clock
     values of whatever zone its writers used: `cursor_timezone`, else the server's own zone.
     """
-    if info.cursor.data_type == "timestamp":
-        expression, params = "UTC_TIMESTAMP(6)", []
-    elif cursor_timezone:
-        expression, params = "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', %s)", [cursor_timezone]
-    else:
-        expression, params = "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone)", []
+    expression, params = cursor_clock(info.cursor.data_type == "timestamp", cursor_timezone)
     with conn.cursor() as cur:
         cur.execute(f"SELECT {expression}", params)
         value = cur.fetchone()[0]
     if value is None:
-        raise ConfigError(f"time zone {cursor_timezone!r} is unknown to the server: use an offset like "
-                          "+08:00, or load its time zone tables (mariadb-tzinfo-to-sql)")
+        raise unknown_zone(cursor_timezone)
     return value
+
+
+def cursor_clock(timestamp_cursor: bool, cursor_timezone: str) -> tuple[str, list[str]]:
+    """SQL (and its parameters) for the current time as a cursor column sees it, whatever the
+    session's own zone (s3rs sessions run in UTC): see database_now. NULL for an unknown zone."""
+    if timestamp_cursor:
+        return "UTC_TIMESTAMP(6)", []
+    if cursor_timezone:
+        return "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', %s)", [cursor_timezone]
+    return "CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone)", []
+
+
+def unknown_zone(cursor_timezone: str) -> ConfigError:
+    return ConfigError(f"time zone {cursor_timezone!r} is unknown to the server: use an offset like "
+                       "+08:00, or load its time zone tables (mariadb-tzinfo-to-sql)")
 
 
 def upper_bound(now: str, info: TableInfo, lag_seconds: int) -> str:

@@ -7,6 +7,7 @@ worst one stored file ahead of the watermark, which the rerun rewrites under the
 
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -18,11 +19,12 @@ from s3rs_tui.engine.mysql import classify, close_quietly, connect, connectorx_e
 from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, data_key, spelled_by_sort_order
 from s3rs_tui.engine.plan import Plan, make_plan, plan_notices
 from s3rs_tui.engine.progress import Ticker
+from s3rs_tui.engine.split import cursor_ranges, range_ends
 from s3rs_tui.engine.table import TableInfo, describe_table, show_create_table
 from s3rs_tui.engine.typemap import arrow_schema, plan_columns
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
-from s3rs_tui.runtime.errors import RunTimedOut, S3rsError, StoppedByOperator, TableError
+from s3rs_tui.runtime.errors import ConfigError, RunTimedOut, S3rsError, StoppedByOperator, TableError
 from s3rs_tui.runtime.events import (
     PROGRESS_SECONDS,
     EventSink,
@@ -41,9 +43,21 @@ from s3rs_tui.runtime.keys import shown_key
 from s3rs_tui.runtime.retry import reported_retries
 from s3rs_tui.store import open_store
 from s3rs_tui.store.local import disk_error
-from s3rs_tui.store.lock import TableLock
+from s3rs_tui.store.lock import LockLost, TableLock
 from s3rs_tui.store.schemas import save_definition
 from s3rs_tui.store.watermark import Watermark, WatermarkStore, utc_now
+
+
+@dataclass(frozen=True)
+class Span:
+    """One range of a parallel first backfill, read by a process of its own (jobs/ranges.py): rows
+    after `start` up to the row `end` inclusive (None: up to the run's bound). The process that
+    split the table holds its lock and is the only writer of its watermark: `commit(file key,
+    rows, end of the file)` returns once that process has saved the watermark past the file."""
+
+    start: Position
+    end: Position | None
+    commit: Callable[[str, int, Position], None]
 
 
 @dataclass
@@ -52,6 +66,21 @@ class SyncOptions:
     break_lock: bool = False
     backup_strategy: str = "sequential"
     deadline: float | None = None  # time.monotonic() after which the run stops at a file boundary
+    span: Span | None = None       # read one range of a parallel backfill, report its files
+
+
+class _HeldByParent:
+    """The lock of a span's run: held by the process that started it, which checks it before
+    each commit."""
+
+    run_id = "span"
+    lost = LockLost(float("inf"))
+
+    def __enter__(self) -> "_HeldByParent":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
 
 
 @dataclass
@@ -60,7 +89,7 @@ class _Run:
 
     info: TableInfo
     watermark: Watermark
-    lock: TableLock
+    lock: TableLock | _HeldByParent
     started: float
     choices: WriterChoices  # the Parquet settings of its files
     rows: int = 0
@@ -137,11 +166,12 @@ class TableSync:
         run: _Run | None = None
         try:
             info = self._connect_and_describe()
-            with TableLock(self.store, self.name, stale_seconds=self.settings.backup.lock_stale_seconds,
-                           break_lock=self.options.break_lock) as lock:
-                run = _Run(info, self._open_watermark(info), lock, started,
-                           WriterChoices((*info.key_names, info.cursor.name)))
-                self._capture_definition(info)
+            span = self.options.span
+            with self._lock() if span is None else _HeldByParent() as lock:
+                watermark = self._open_watermark(info) if span is None else self._span_watermark(info, span)
+                run = _Run(info, watermark, lock, started, WriterChoices((*info.key_names, info.cursor.name)))
+                if span is None:
+                    self._capture_definition(info)
                 finished = self._extract(run)
         except (S3rsError, OSError) as caught:  # OSError: the local disk, where files are written first
             exc = caught if isinstance(caught, S3rsError) else disk_error(caught)
@@ -158,8 +188,12 @@ class TableSync:
         self.sink(finished)
         return finished
 
-    def _open_watermark(self, info: TableInfo) -> Watermark:
-        watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
+    def _lock(self, purpose: str = "sync") -> TableLock:
+        return TableLock(self.store, self.name, purpose=purpose, break_lock=self.options.break_lock,
+                         stale_seconds=self.settings.backup.lock_stale_seconds)
+
+    def _check_columns(self, info: TableInfo, watermark: Watermark) -> None:
+        """The watermark was made with this cursor and key (recorded now when it was not)."""
         key_column = ",".join(info.key_names)
         for attribute, column in (("cursor_column", info.cursor.name), ("key_column", key_column)):
             stored = getattr(watermark, attribute)
@@ -167,11 +201,51 @@ class TableSync:
                 raise TableError(f"the watermark of {self.name} was made with {attribute} {stored!r}, not "
                                  f"{column!r}: set it back, or `s3rs watermark reset` to start over")
             setattr(watermark, attribute, column)
+
+    def _open_watermark(self, info: TableInfo) -> Watermark:
+        watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
+        watermark.refuse_open_ranges("a sync")
+        self._check_columns(info, watermark)
         self._start(info, watermark)
         watermark.backup_strategy = self.options.backup_strategy
         watermark.mysql_status = "in_progress"
         self._retrying(lambda: self.watermarks.save(watermark))
         return watermark
+
+    def _span_watermark(self, info: TableInfo, span: Span) -> Watermark:
+        """A span's run keeps its position in memory (its parent saves it): at the span's start."""
+        watermark = Watermark(table_name=self.name, backup_strategy=self.options.backup_strategy)
+        self._check_columns(info, watermark)
+        watermark.move_to(span.start.timestamp, span.start.key)
+        return watermark
+
+    def split(self, parts: int) -> Watermark:
+        """A first backfill (no file stored yet) cut into up to `parts` ranges of about equal rows,
+        saved in the watermark under the table's lock; a watermark with files or ranges already is
+        returned as it is. Fewer rows than ranges (or one range): no ranges, one cursor. The rows
+        are counted on the index (EXPLAIN's estimate may be off by half), then walked once."""
+        try:
+            info = self._connect_and_describe()
+            if info.keyless:
+                raise ConfigError(f"{self.name} has no unique key, so its first backfill cannot be split "
+                                  "into ranges (it is read by whole cursor values): use --parallel 1 "
+                                  "([backup] parallel_ranges = 1)")
+            with self._lock("progressive split"):
+                watermark = self._retrying(lambda: self.watermarks.get_or_new(self.name))
+                if watermark.ranges_open or watermark.has_files:
+                    return watermark
+                self._check_columns(info, watermark)
+                self._capture_definition(info)
+                plan = self._plan(info, watermark, exact=True)  # ranges of equal rows: counted
+                ends = range_ends(self._query, info, plan.start, plan.bound, plan.estimated_rows, parts)
+                if ends:
+                    watermark.ranges = cursor_ranges(
+                        plan.start, ends, lambda at: data_key(info, at, self._sortable(info, at)))
+                    self._retrying(lambda: self.watermarks.save(watermark))
+                return watermark
+        finally:
+            close_quietly(self.conn)
+            close_quietly(self.side_conn)
 
     def _start(self, info: TableInfo, watermark: Watermark) -> Position:
         """Where the watermark says to start, its key typed as the key columns are."""
@@ -243,7 +317,7 @@ class TableSync:
         )
         reader = ChunkReader(
             self._query,
-            self._chunk_source(info, plans, bound, budget),
+            self._chunk_source(info, plans, bound, budget, self.options.span),
             position,
             budget,
             limit,
@@ -287,12 +361,14 @@ class TableSync:
         self._mark(run, "success")
         return self._finished(run, "success", run.started, caught_up=caught_up)
 
-    def _chunk_source(self, info: TableInfo, plans, bound: str, budget: MemoryBudget) -> ChunkSource:
+    def _chunk_source(self, info: TableInfo, plans, bound: str, budget: MemoryBudget,
+                      span: Span | None) -> ChunkSource:
         """The configured reader; both share the keyset SQL and the Arrow conversion."""
+        until = span.end if span else None
         if self.settings.backup.reader == "connectorx":
             url = connection_url(connectorx_endpoint(self.settings), info.database)
-            return cx_chunks(url, info, plans, bound, budget)
-        return pymysql_chunks(info, plans, bound, budget)
+            return cx_chunks(url, info, plans, bound, budget, until)
+        return pymysql_chunks(info, plans, bound, budget, until)
 
     def _new_file(self, schema, budget: MemoryBudget, choices: WriterChoices) -> ParquetFile:
         return ParquetFile(self.store.scratch_dir() / f"{uuid.uuid4().hex}.parquet", schema, budget, choices)
@@ -345,8 +421,11 @@ class TableSync:
         watermark.mysql_rows_extracted += file.rows
         watermark.s3_file_count += 1
         watermark.last_s3_file = key
-        self._retrying(lambda: self.watermarks.save(watermark))
-        failpoint("after-watermark")
+        if self.options.span is not None:
+            self.options.span.commit(key, file.rows, end)  # the parent saves, then says so
+        else:
+            self._retrying(lambda: self.watermarks.save(watermark))
+            failpoint("after-watermark")
         seconds = {**run.step_seconds, "store": store_seconds, "commit": time.monotonic() - clock}
         _add_counts(self.invalid_dates, run.file_invalid_dates)
         run.file_invalid_dates, run.step_seconds = {}, {"read": 0.0, "encode": 0.0}
@@ -404,7 +483,7 @@ class TableSync:
 
     def _mark(self, run: _Run | None, status: str) -> None:
         """Record how the run ended; best effort, since position and counters are already safe."""
-        if run is None:
+        if run is None or self.options.span is not None:
             return
         run.watermark.mysql_status = status
         with suppress(Exception):  # broad: the store may be what failed; the position is intact

@@ -2,6 +2,8 @@
 rows, until it is caught up. A chunk that fails (or runs out of time: it stops at a file boundary
 with its watermark saved) is retried; three failures in a row end the run. Rerunning resumes.
 Only failures a retry can cure (exit code 1) are retried: bad input, a lock or a stop end it at once.
+With `parallel` > 1 a first backfill is split into ranges, each chunk reading them side by side
+(jobs/ranges.py) until all are done; then the chunks go on as one cursor.
 """
 
 import time
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 
 from s3rs_tui.engine.plan import Plan
 from s3rs_tui.engine.sync import SyncOptions, TableSync
+from s3rs_tui.jobs.ranges import RangesChunk
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.runtime.errors import ConfigError, S3rsError, StoppedByOperator
@@ -19,6 +22,7 @@ from s3rs_tui.runtime.events import (
     JobFinished,
     JobOutcome,
     JobStarted,
+    Level,
     Notice,
     RunFinished,
     Step,
@@ -43,6 +47,7 @@ class ProgressiveOptions:
     retry_delay_seconds: float = 5  # times the failures in a row, at most a minute
     mode: str = "backup-only"       # or "full": also load into the warehouse
     load_at_end: bool = False       # full: load once at the end instead of after each chunk
+    parallel: int = 1               # ranges a first backfill is split into (each read by a process)
 
 
 @dataclass
@@ -59,9 +64,11 @@ def set_start(settings: Settings, table: str, timestamp: str, restart: bool) -> 
     store = open_store(settings)
     watermarks = WatermarkStore(store)
     current = watermarks.get(table)
-    if current is not None and current.has_position and not restart:
+    if current is not None and (current.has_position or current.has_files) and not restart:
         raise ConfigError(f"{table} already has progress (watermark at {current.last_mysql_data_timestamp} / "
-                          f"{current.shown_id}): --start-timestamp is refused; rerun without it to "
+                          f"{current.shown_id}, {current.s3_file_count} files stored"
+                          f"{', in ranges' if current.ranges_open else ''}): --start-timestamp is refused; "
+                          "rerun without it to "
                           "resume, or add --restart to start over from that timestamp")
     with TableLock(store, table, purpose="progressive start",
                    stale_seconds=settings.backup.lock_stale_seconds):
@@ -81,6 +88,7 @@ class ProgressiveRun:
         self.phase: Step = "extract"
         self.rows = 0
         self.plan: Plan | None = None  # made by _run before the first chunk
+        self.ranges_open = False       # the chunks read the ranges of a split first backfill
 
     def run(self) -> ProgressiveResult:
         """The chunks, framed by JobStarted / JobFinished (its outcome, all chunks' rows)."""
@@ -109,8 +117,9 @@ class ProgressiveRun:
         if options.start_timestamp:
             set_start(self.settings, self.table, options.start_timestamp, options.restart)
         sync = TableSync(self.settings, self.table, self.sink, self.control)
-        _, _, plan = sync.dry_run(options.exact_estimate)
+        _, watermark, plan = sync.dry_run(options.exact_estimate)
         self.plan, estimate = plan, plan.estimated_rows
+        self._split(watermark)
         chunk, rows, failures, caught_up = 0, 0, 0, False
         while not caught_up and (options.max_chunks is None or chunk < options.max_chunks):
             chunk += 1
@@ -160,6 +169,28 @@ class ProgressiveRun:
             self._load()
         return ProgressiveResult(chunk, rows, caught_up, time.monotonic() - started)
 
+    def _split(self, watermark: Watermark) -> None:
+        """--parallel N on a first backfill: split it (once; a rerun goes on with the ranges saved)."""
+        if watermark.ranges is None and self.options.parallel > 1 and not watermark.has_files:
+            watermark = TableSync(self.settings, self.table, self.sink, self.control).split(
+                self.options.parallel)
+            if watermark.ranges is None:
+                self._notice("too few rows to split: one cursor", "info")
+        elif watermark.ranges is None and self.options.parallel > 1:
+            self._notice("--parallel splits only a first backfill (this table has stored files): one cursor",
+                         "info")
+        if watermark.ranges is None:
+            return
+        self.ranges_open = True
+        done = sum(r.done for r in watermark.ranges)
+        self._notice(f"first backfill in {len(watermark.ranges)} ranges ({done} done), each read by a "
+                     "process of its own: " + "; ".join(
+                         f"{n + 1}: {r.position[0] or 'the beginning'} to {r.end_timestamp or 'the bound'}"
+                         for n, r in enumerate(watermark.ranges)), "info")
+
+    def _notice(self, message: str, level: Level = "warning") -> None:
+        self.sink(Notice(table=self.table, message=message, level=level))
+
     def _load(self) -> None:
         self.phase = "load"
         TableLoader(self.settings, self.table, self.sink, self.control).run()
@@ -168,6 +199,13 @@ class ProgressiveRun:
     def _chunk(self) -> RunFinished:
         timeout = self.options.timeout_minutes
         deadline = time.monotonic() + timeout * 60 if timeout else None
+        if self.ranges_open:
+            ranges = RangesChunk(self.settings, self.table, self.sink, self.control, self.options.chunk_size,
+                                 deadline)
+            try:
+                return ranges.run()
+            finally:
+                self.ranges_open = not ranges.collapsed
         options = SyncOptions(limit=self.options.chunk_size, backup_strategy="progressive", deadline=deadline)
         return TableSync(self.settings, self.table, self.sink, self.control, options).run()
 

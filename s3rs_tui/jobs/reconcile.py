@@ -156,6 +156,8 @@ class TableReconcile:
                        stale_seconds=self.settings.backup.lock_stale_seconds) as lock:
             watermarks = WatermarkStore(self.store)
             watermark = watermarks.get(self.name)
+            if watermark is not None:
+                watermark.refuse_open_ranges("reconcile")
             if watermark is None or not watermark.has_position:
                 raise S3rsError(f"{self.name}: nothing is backed up yet: "
                                 f"run `s3rs sync -t {self.name}` first")

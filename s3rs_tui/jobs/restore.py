@@ -12,14 +12,12 @@ command: it reads the same files, goes on from there, and loads its first batch 
 may have been committed just before the kill), which leaves each key exactly once.
 """
 
-import shutil
 import struct
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
 
+from s3rs_tui.engine.keyset import cursor_clock, unknown_zone
 from s3rs_tui.engine.memory import peak_rss_mb, release_free_memory, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.table import table_columns
@@ -38,6 +37,7 @@ from s3rs_tui.jobs.restore_mysql import (
     target_definition,
 )
 from s3rs_tui.jobs.restore_state import (
+    KeyBound,
     LocalFile,
     StateQuery,
     aligned,
@@ -55,13 +55,15 @@ from s3rs_tui.runtime.events import (
     RestoreFinished,
     RestoreStarted,
     RowsRestored,
+    StateChanged,
 )
 from s3rs_tui.runtime.failpoints import failpoint
-from s3rs_tui.runtime.keys import KeyValue
+from s3rs_tui.runtime.keys import KeyValue, shown_key
 from s3rs_tui.runtime.parsing import parse_timestamp, quote_identifier, split_table_name
+from s3rs_tui.runtime.workdir import OwnedFolder
 from s3rs_tui.store import ObjectInfo, ObjectStore, open_store
 from s3rs_tui.store.history import DELETION, FIX, PART, Mark, kind_of, position_order, read_mark
-from s3rs_tui.store.layout import table_prefix
+from s3rs_tui.store.layout import start_timestamp, table_prefix, timestamp_digits
 from s3rs_tui.store.lock import TableLock
 from s3rs_tui.store.restores import DONE, IN_PROGRESS, RestoreProgress, read_progress, save_progress
 from s3rs_tui.store.schemas import Definition, definition_at
@@ -77,8 +79,8 @@ class RestoreOptions:
     into: str | None = None             # the MySQL target, db.table
     to_parquet: Path | None = None      # or a folder for Parquet files
     as_of: str | None = None            # 'YYYY-MM-DD HH:MM:SS[.ffffff]' in cursor time; None: all
-    key_from: str | None = None
-    key_to: str | None = None
+    key_from: list[str] | None = None   # one value per key column, in the key's order
+    key_to: list[str] | None = None
     replace: bool = False
     batch_rows: int = 50_000
     memory_mb: int = 256                # DuckDB's memory_limit; it spills beyond
@@ -101,8 +103,8 @@ class RestorePlan:
     resume: RestoreProgress | None = None
     notices: list[str] = field(default_factory=list)
     schema: pa.Schema = field(default_factory=lambda: pa.schema([]))  # the data's columns, newest types
-    key_from: KeyValue | None = None
-    key_to: KeyValue | None = None
+    key_from: KeyBound | None = None    # the range's bounds, typed as the key columns
+    key_to: KeyBound | None = None
 
     @property
     def bytes(self) -> int:
@@ -137,15 +139,6 @@ class RestoreResult:
                 "load data" if self.load_data else "insert"}
 
 
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit()).ljust(20, "0")
-
-
-def _start_digits(key: str) -> str:
-    """The start timestamp of a part file, as digits (part-YYYYMMDDTHHMMSSffffff-...)."""
-    return key.rsplit("/", 1)[1][len("part-"):].split("-")[0].replace("T", "")
-
-
 class Restore:
     def __init__(self, settings: Settings, options: RestoreOptions, sink: EventSink, control: RunControl):
         self.settings, self.options, self.sink, self.control = settings, options, sink, control
@@ -157,6 +150,9 @@ class Restore:
             raise ConfigError("restore where? give --into db.table (MySQL) or --to-parquet DIR")
         self.target = self._target_name(options)
         self.conn: pymysql.Connection | None = None
+        self.total = 0        # rows of the state (known once the winners are picked)
+        self.restored = 0     # rows in the target (or the folder) so far, resumed ones included
+        self.paused = 0.0     # seconds paused by the operator: not part of rows/min
 
     @staticmethod
     def _parse_as_of(text: str | None) -> str | None:
@@ -191,9 +187,14 @@ class Restore:
     def plan(self) -> RestorePlan:
         """What a run would read and write; connects to MySQL for a MySQL target."""
         watermark = WatermarkStore(self.store).get(self.source)
+        if watermark is not None:
+            watermark.refuse_open_ranges("a restore")
         if watermark is None or not watermark.has_position or not watermark.last_s3_file:
             raise S3rsError(f"{self.source}: nothing is backed up yet (no watermark in {self.store.url})")
-        key_columns = list(watermark.key_names or ()) or ["id"]
+        key_columns = list(watermark.key_names or ())
+        if not key_columns:
+            raise S3rsError(f"{self.source}: backed up without a unique key (the watermark names none): a "
+                            "restore needs one to pick each row's newest version")
         cursor = str(watermark.cursor_column or "update_at")
         stored = list(self.store.list(table_prefix(self.source)))
         files, notices = self._pick(stored, watermark)
@@ -215,9 +216,8 @@ class Restore:
         if any(name not in plan.schema.names for name in (*key_columns, cursor)):
             raise S3rsError(f"{self.source}: the stored files lack the key or cursor column "
                             f"({', '.join(key_columns)}, {cursor}) the watermark names")
-        key_type = plan.schema.field(key_columns[0]).type
-        plan.key_from = _key(self.options.key_from, key_type)
-        plan.key_to = _key(self.options.key_to, key_type)
+        plan.key_from = _key_bound(self.options.key_from, plan.schema, key_columns, "--where-key-from")
+        plan.key_to = _key_bound(self.options.key_to, plan.schema, key_columns, "--where-key-to")
         if plan.definition is None and self.into_mysql:
             plan.notices.append("no table definition is stored (backed up before restore existed): the "
                                 "table is created from the files' column types, with the key as primary key "
@@ -230,7 +230,7 @@ class Restore:
             kind = kind_of(info.key)
             if kind == PART and not watermark.commits(info.key):
                 uncommitted += 1
-            elif kind == PART and self.as_of and _start_digits(info.key) > _digits(self.as_of):
+            elif kind == PART and self.as_of and start_timestamp(info.key) > timestamp_digits(self.as_of):
                 continue  # every row in it is later than the moment
             elif kind is not None:
                 chosen.append(info)
@@ -284,16 +284,17 @@ class Restore:
                               "to write them again")
 
     def _progress(self, plan: RestorePlan) -> RestoreProgress:
-        return RestoreProgress(self.target, self.source, plan.as_of, self.options.key_from,
-                               self.options.key_to, [info.key for info in plan.files])
+        return RestoreProgress(self.target, self.source, plan.as_of, _recorded_bound(self.options.key_from),
+                               _recorded_bound(self.options.key_to), [info.key for info in plan.files])
 
     # -- the run -------------------------------------------------------------------------------
 
     def run(self, plan: RestorePlan) -> RestoreResult:
         use_compact_allocators()
         started = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix="s3rs-restore-", dir=self.options.work_dir))
-        done = plan.resume.rows if plan.resume else 0
+        folder = OwnedFolder("s3rs-restore-", self.options.work_dir)  # a killed run's is removed here
+        work = folder.path
+        self.restored = plan.resume.rows if plan.resume else 0
         try:
             if self.into_mysql:
                 with TableLock(self.store, self.target, purpose="restore",
@@ -303,17 +304,17 @@ class Restore:
                 result = self._into_parquet(plan, work, started)
         except S3rsError as exc:
             self.sink(RestoreFinished(table=self.source, status="interrupted" if isinstance(
-                exc, StoppedByOperator) else "failed", target=self.target, rows=done,
+                exc, StoppedByOperator) else "failed", target=self.target, rows=self.restored,
                 elapsed_seconds=time.monotonic() - started, rows_per_minute=0.0,
-                peak_rss_mb=peak_rss_mb(), error=str(exc)))
+                peak_rss_mb=peak_rss_mb(), error=str(exc), paused_seconds=self.paused))
             raise
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            folder.remove()
             close_quietly(self.conn)
             self.conn = None
         self.sink(RestoreFinished(table=self.source, status="success", target=self.target, rows=result.rows,
                                   elapsed_seconds=result.seconds, rows_per_minute=result.rows_per_minute,
-                                  peak_rss_mb=result.peak_rss_mb))
+                                  peak_rss_mb=result.peak_rss_mb, paused_seconds=self.paused))
         return result
 
     def _download(self, plan: RestorePlan, work: Path, offset_seconds: int) -> list[LocalFile]:
@@ -339,10 +340,11 @@ class Restore:
         if cursor_type is not None and pa.types.is_timestamp(cursor_type) and cursor_type.tz:
             return 0
         zone = self.settings.table(self.source)[2].cursor_timezone
-        expression = "CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', %s)" if zone else "NOW()"
-        rows = self._sql(f"SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), {expression})",
-                         [zone] if zone else [])
-        return int(rows[0][0] or 0)
+        expression, params = cursor_clock(False, zone)  # the session is in UTC: not NOW()
+        offset = self._sql(f"SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), {expression})", params)[0][0]
+        if offset is None:
+            raise unknown_zone(zone)
+        return int(offset)
 
     def _schema(self, plan: RestorePlan) -> pa.Schema:
         """The data's columns as the newest file that has each one types them (footers only)."""
@@ -364,6 +366,7 @@ class Restore:
         rows, position, limit = 0, [0, 0], self.options.batch_rows
         with connect_duckdb(work, self.options.memory_mb) as con:
             winners(con, files, query, work / "winners.parquet")
+        self.total = pq.ParquetFile(work / "winners.parquet").metadata.num_rows
         release_free_memory()
         for index, numbers in rows_by_file(work / "winners.parquet"):
             if index < begin:
@@ -434,10 +437,20 @@ class Restore:
         progress.position = position
         save_progress(self.store, progress)
         counts["run_rows"] += rows.num_rows
-        self._progress_event(rows.num_rows, counts["run_rows"], started, _last_key(rows, plan.key_columns))
+        self._progress_event(rows.num_rows, counts["run_rows"], progress.rows, started,
+                             _last_key(rows, plan.key_columns))
+        self._between_batches(f"after {progress.rows:,} rows; rerun the same command to go on")
+
+    def _between_batches(self, stopped: str) -> None:
+        """The operator's pause (here, between two committed batches: its time is left out of
+        rows/min) and stop (`stopped` says where the run ends and how to go on)."""
+        if self.control.paused and not self.control.stop_requested:
+            self.sink(StateChanged(table=self.source, state="paused"))
+            self.paused += self.control.wait_while_paused()
+            self.sink(StateChanged(table=self.source,
+                                   state="stopping" if self.control.stop_requested else "running"))
         if self.control.stop_requested:
-            raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} after "
-                                    f"{progress.rows:,} rows; rerun the same command to go on")
+            raise StoppedByOperator(f"{self.target}: stopped by {self.control.reason} {stopped}")
 
     def _create_target(self, plan: RestorePlan, schema: pa.Schema) -> None:
         if plan.target_exists and self.options.replace:
@@ -467,10 +480,12 @@ class Restore:
                                           coerce_timestamps="us")
             writer.write_table(table)
             rows += table.num_rows
-            self._progress_event(table.num_rows, rows, started, _last_key(table, plan.key_columns))
+            self._progress_event(table.num_rows, rows, rows, started, _last_key(table, plan.key_columns))
             if rows >= (number + 1) * _FILE_ROWS:
                 _close_into(writer, folder, number)
                 writer, number = None, number + 1
+            self._between_batches(f"after {rows:,} rows; restore again with --replace to write the "
+                                  "files anew")
         if writer is not None:
             _close_into(writer, folder, number)
         return self._result(plan, rows, rows, started, False)
@@ -479,18 +494,25 @@ class Restore:
         self.sink(RestoreStarted(table=self.source, target=self.target, as_of=plan.as_of,
                                  files=len(plan.files), bytes=plan.bytes, resumed_rows=resumed_rows))
 
-    def _progress_event(self, rows: int, run_rows: int, started: float, last_key: list) -> None:
+    def _rate(self, run_rows: int, elapsed: float) -> float:
+        """Rows a minute while it ran (paused time left out)."""
+        working = elapsed - self.paused
+        return run_rows * 60 / working if working > 0 else 0.0
+
+    def _progress_event(self, rows: int, run_rows: int, restored: int, started: float,
+                        last_key: list) -> None:
         elapsed = time.monotonic() - started
-        self.sink(RowsRestored(table=self.source, rows=rows, run_rows=run_rows,
-                               rows_per_minute=run_rows * 60 / elapsed if elapsed > 0 else 0.0,
+        self.restored = restored
+        self.sink(RowsRestored(table=self.source, rows=rows, run_rows=run_rows, restored=restored,
+                               total=self.total, rows_per_minute=self._rate(run_rows, elapsed),
                                rss_mb=rss_mb(), peak_rss_mb=peak_rss_mb(), elapsed_seconds=elapsed,
-                               last_key=last_key[0] if len(last_key) == 1 else str(last_key)))
+                               paused_seconds=self.paused, last_key=shown_key(tuple(last_key))))
 
     def _result(self, plan: RestorePlan, rows: int, run_rows: int, started: float,
                 load_data: bool) -> RestoreResult:
         seconds = time.monotonic() - started
-        return RestoreResult(plan, rows, run_rows, seconds, run_rows * 60 / seconds if seconds > 0 else 0.0,
-                             peak_rss_mb(), load_data)
+        return RestoreResult(plan, rows, run_rows, seconds, self._rate(run_rows, seconds), peak_rss_mb(),
+                             load_data)
 
     def _notice(self, message: str) -> None:
         self.sink(Notice(table=self.source, message=message, level="warning"))
@@ -507,9 +529,11 @@ def _recorded(stored: list[ObjectInfo], keys: list[str], target: str) -> list[Ob
 
 
 def _last_key(rows: pa.Table, key_columns: list[str]) -> list[KeyValue]:
-    """The key of the last row, as JSON keeps it (BIGINT UNSIGNED arrives as a whole Decimal)."""
+    """The key of the last row, as JSON keeps it (BIGINT UNSIGNED arrives as a whole Decimal; a
+    date or a time as its text)."""
     values = [rows.column(name)[-1].as_py() for name in key_columns]
-    return [int(value) if isinstance(value, Decimal) else value for value in values]
+    return [value if isinstance(value, int) else int(value) if isinstance(value, Decimal) and value % 1 == 0
+            else str(value) for value in values]
 
 
 def _close_into(writer: pq.ParquetWriter, folder: Path, number: int) -> None:
@@ -518,17 +542,55 @@ def _close_into(writer: pq.ParquetWriter, folder: Path, number: int) -> None:
     (folder / ".restore.tmp").rename(folder / f"restore-{number:05d}.parquet")
 
 
-def _key(text: str | None, key_type: pa.DataType) -> KeyValue | None:
-    """A key bound as typed: a number for integer keys (BIGINT UNSIGNED is a whole decimal)."""
-    if text is None:
+def _key_bound(texts: list[str] | None, schema: pa.Schema, key_columns: list[str],
+               option: str) -> KeyBound | None:
+    """A range bound as given, one value per key column (compared as a tuple, in the key's order),
+    each typed as its column is stored."""
+    if not texts:
         return None
-    if pa.types.is_integer(key_type) or (pa.types.is_decimal(key_type) and key_type.scale == 0):
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"--where-key-from/--where-key-to {text!r}: the key column is an integer") \
-                from None
+    if len(texts) != len(key_columns):
+        columns = f"{len(key_columns)} column{'s' * (len(key_columns) != 1)} ({', '.join(key_columns)})"
+        raise ConfigError(f"{option}: {len(texts)} value{'s' * (len(texts) != 1)} for a key of {columns}: "
+                          "give it once per key column, in that order")
+    return tuple(_key_value(text, name, schema.field(name).type, option)
+                 for text, name in zip(texts, key_columns, strict=True))
+
+
+def _key_value(text: str, name: str, key_type: pa.DataType, option: str) -> object:
+    """A key column's value from its text, as the column is stored: an integer (BIGINT UNSIGNED
+    is a whole decimal), a Decimal, a float, a date, a datetime; text otherwise."""
+    types = pa.types
+    parsers: list[tuple[bool, Callable[[str], object], str]] = [
+        (types.is_integer(key_type) or (types.is_decimal(key_type) and key_type.scale == 0), int,
+         "an integer"),
+        (types.is_decimal(key_type), _finite_decimal, "a decimal number"),
+        (types.is_floating(key_type), float, "a number"),
+        (types.is_date(key_type), lambda value: date.fromisoformat(value.strip()), "a date, YYYY-MM-DD"),
+        (types.is_timestamp(key_type), lambda value: datetime.fromisoformat(parse_timestamp(value)),
+         "a time, YYYY-MM-DD HH:MM:SS[.ffffff]")]
+    for applies, parse, word in parsers:
+        if applies:
+            try:
+                return parse(text)
+            except (ValueError, ArithmeticError):
+                raise ConfigError(f"{option} {text!r}: not a value of the key column {name} ({word})") \
+                    from None
     return text
+
+
+def _finite_decimal(text: str) -> Decimal:
+    value = Decimal(text.strip())
+    if not value.is_finite():
+        raise ValueError(text)
+    return value
+
+
+def _recorded_bound(texts: list[str] | None) -> str | list[str] | None:
+    """A bound as the progress object records it: a one-column key's text alone (as before
+    composite keys), several columns' texts as a list."""
+    if not texts:
+        return None
+    return texts[0] if len(texts) == 1 else list(texts)
 
 
 def _footer_schema(store: ObjectStore, key: str) -> pa.Schema:

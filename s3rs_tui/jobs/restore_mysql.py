@@ -10,11 +10,9 @@ strings and bytes escaped, BIT through CAST(... AS UNSIGNED), YEAR with four dig
 column (the only value MySQL lets it be).
 """
 
-import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +30,7 @@ _ZERO = {"date": "0000-00-00", "datetime": "0000-00-00 00:00:00", "timestamp": "
 _CREATE = re.compile(r"^CREATE TABLE `(?:[^`]|``)+`", re.IGNORECASE)
 _FOREIGN_KEY = re.compile(r"^\s*CONSTRAINT .* FOREIGN KEY .*$", re.IGNORECASE)
 _INSERT_BYTES = 4 * 1024**2  # one INSERT statement: well under every max_allowed_packet default
+_INSERT_ROWS = 5_000  # rows turned into INSERT text at once (a few MB for wide rows)
 # Errors that say LOAD DATA LOCAL is off on the server (1148, 3948) or refused by the client (2068).
 LOCAL_INFILE_REFUSED = (1148, 3948, 2068)
 
@@ -89,12 +88,12 @@ def _is_text(array: pa.Array) -> bool:
         or pa.types.is_large_binary(kind)
 
 
-def _write_values(values: pa.Array, out: BinaryIO) -> None:
-    """The values of a binary array back to back, straight from its data buffer."""
+def _values(values: pa.Array) -> memoryview:
+    """The values of a binary array back to back, straight from its data buffer (no copy)."""
     values = values.cast(pa.large_binary())
     offsets = memoryview(values.buffers()[1]).cast("q")
     start, end = offsets[values.offset], offsets[values.offset + len(values)]
-    out.write(memoryview(values.buffers()[2])[start:end])
+    return memoryview(values.buffers()[2])[start:end]
 
 
 _TSV_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"))
@@ -149,7 +148,7 @@ class MySQLWriter:
         self._files += 1
         path = self.scratch / f"restore-batch-{self._files}.tsv"
         with open(path, "wb") as out:
-            _write_values(lines, out)
+            out.write(_values(lines))
         sql = (f"LOAD DATA LOCAL INFILE %s {'REPLACE ' if replace else ''}INTO TABLE {self.target} "
                f"CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
                f"LINES TERMINATED BY '\\n' ({', '.join(fields)})"
@@ -165,36 +164,37 @@ class MySQLWriter:
         return load
 
     def _inserts(self, table: pa.Table, names: list[str], replace: bool) -> Callable[[], None]:
-        literals = []
-        for name in names:
-            array = table.column(name).combine_chunks()
-            literals.append(_literal(array, self.columns[name.lower()]))
+        """The statements are built as they are sent, _INSERT_ROWS rows at a time: a batch's whole
+        text held at once (and the next one's, built meanwhile) cost tens of MB more than LOAD DATA."""
+        listed = ", ".join(quote_identifier(self.columns[name.lower()].name) for name in names)
+        head = f"{'REPLACE' if replace else 'INSERT'} INTO {self.target} ({listed}) VALUES ".encode()
+
+        def load() -> None:
+            for first in range(0, table.num_rows, _INSERT_ROWS):
+                for statement in self._statements(head, table.slice(first, _INSERT_ROWS), names):
+                    self.conn.query(statement)
+
+        return load
+
+    def _statements(self, head: bytes, table: pa.Table, names: list[str]) -> Iterator[bytes]:
+        """INSERTs of the rows, each under _INSERT_BYTES (unless one row alone is longer)."""
+        literals = [_literal(table.column(name).combine_chunks(), self.columns[name.lower()])
+                    for name in names]
         rows = pc.binary_join_element_wise(pa.scalar(b"(", pa.binary()),
                                            pc.binary_join_element_wise(*literals, b","),
                                            pa.scalar(b")", pa.binary()), b"")
-        listed = ", ".join(quote_identifier(self.columns[name.lower()].name) for name in names)
-        head = f"{'REPLACE' if replace else 'INSERT'} INTO {self.target} ({listed}) VALUES ".encode()
-        statements, start, size = [], 0, 0
+        start, size = 0, 0
         for index, length in enumerate(pc.binary_length(rows).to_pylist()):
             if size and size + length > _INSERT_BYTES:
-                statements.append(_statement(head, rows.slice(start, index - start)))
+                yield _statement(head, rows.slice(start, index - start))
                 start, size = index, 0
             size += length + 1
-        statements.append(_statement(head, rows.slice(start)))
-
-        def load() -> None:
-            for statement in statements:
-                self.conn.query(statement)
-
-        return load
+        yield _statement(head, rows.slice(start))
 
 
 def _statement(head: bytes, rows: pa.Array) -> bytes:
     joined = pc.binary_join_element_wise(rows, pa.scalar(b"", pa.binary()), b",")
-    out = io.BytesIO()
-    out.write(head)
-    _write_values(joined, out)
-    return out.getvalue()[:-1]
+    return b"".join((head, _values(joined)[:-1]))
 
 
 def _literal(array: pa.Array, column: MySQLColumn) -> pa.Array:

@@ -29,11 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from s3rs_tui.runtime.keys import KeyValue
 from s3rs_tui.runtime.parsing import quote_standard
 from s3rs_tui.store.history import DELETION, FIX, PART
 
 _FILE, _INDEX = "_s3rs_file", "_s3rs_index"
+KeyBound = tuple[object, ...]  # a key range's bound: one value per key column (int, str, Decimal, date...)
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class StateQuery:
     key_columns: Sequence[str]
     cursor: str
     as_of: str | None = None            # cursor time ('YYYY-MM-DD HH:MM:SS[.ffffff]'); None: all
-    key_from: KeyValue | None = None    # inclusive key range (on the first key column)
-    key_to: KeyValue | None = None
+    key_from: KeyBound | None = None    # inclusive key range, compared as a tuple of the key columns
+    key_to: KeyBound | None = None
 
 
 def connect_duckdb(work: Path, memory_mb: int, threads: int = 2) -> duckdb.DuckDBPyConnection:
@@ -102,13 +102,14 @@ def winners(con: duckdb.DuckDBPyConnection, files: list[LocalFile], query: State
 
 
 def _key_filter(keys: list[str], query: StateQuery, params: dict[str, object]) -> str:
+    """The key range as row comparisons: (k1, k2) >= (a, b) is lexicographic, as the key sorts."""
     where = ""
-    if query.key_from is not None:
-        params["key_from"] = query.key_from
-        where += f" AND {keys[0]} >= $key_from"
-    if query.key_to is not None:
-        params["key_to"] = query.key_to
-        where += f" AND {keys[0]} <= $key_to"
+    for name, bound, compare in (("key_from", query.key_from, ">="), ("key_to", query.key_to, "<=")):
+        if bound is None:
+            continue
+        names = [f"{name}_{number}" for number in range(len(bound))]
+        params.update(zip(names, bound, strict=True))
+        where += f" AND ({', '.join(keys)}) {compare} ({', '.join(f'${one}' for one in names)})"
     return where
 
 

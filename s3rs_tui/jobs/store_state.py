@@ -10,10 +10,7 @@ copied, one file at a time, into a DuckDB table the comparison reads. DuckDB kee
 the folder (a database file) and spills there too.
 """
 
-import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -21,6 +18,7 @@ import pyarrow as pa
 from s3rs_tui.jobs.checksums import Backup
 from s3rs_tui.jobs.restore_state import LocalFile, StateQuery, rows_by_file, winners
 from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.workdir import OwnedFolder
 from s3rs_tui.store import ObjectStore
 from s3rs_tui.store.history import DELETION, PART, kind_of, position_order, read_mark
 from s3rs_tui.store.layout import table_prefix
@@ -39,7 +37,8 @@ class StoreState:
                  memory_mb: int = MEMORY_LIMIT_MB):
         self.store, self.name, self.watermark = store, name, watermark
         self.keys, self.memory_mb = list(keys), memory_mb
-        self.folder = Path(tempfile.mkdtemp(prefix="s3rs-reconcile-", dir=store.scratch_dir()))
+        self.owned = OwnedFolder("s3rs-reconcile-", store.scratch_dir())  # a killed run's is removed here
+        self.folder = self.owned.path
         self.conn: duckdb.DuckDBPyConnection | None = None
         self.files = 0
 
@@ -58,7 +57,7 @@ class StoreState:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.owned.remove()
 
     def _build(self) -> None:
         files = self._download()

@@ -69,6 +69,8 @@ def verify_table(settings: Settings, table_name: str, sink: EventSink,
     store = open_store(settings)
     with TableLock(store, name, purpose="verify", stale_seconds=settings.backup.lock_stale_seconds):
         watermark = WatermarkStore(store).get(name)
+        if watermark is not None:
+            watermark.refuse_open_ranges("verify")
         if watermark is None or not watermark.has_position:
             raise S3rsError(f"{name}: nothing is backed up yet: run `s3rs sync -t {name}` first")
         target = target_for(settings, name, watermark)

@@ -66,6 +66,7 @@ def set_position(state: TableState, timestamp: str, key: KeyParts | None) -> Non
         except WatermarkError:
             state.watermarks.backup(state.name)
             watermark = Watermark(table_name=state.name)
+        watermark.refuse_open_ranges("watermark set")
         names = watermark.key_names
         if key is not None and names is not None and len(key) != len(names):
             raise ConfigError(f"--id: {state.name} has the key ({', '.join(names) or 'none'}): give "

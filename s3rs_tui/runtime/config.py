@@ -45,6 +45,11 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], None]:
     return check
 
 
+def _ranges(value: int) -> None:
+    if not 1 <= value <= 64:  # jobs/ranges.MAX_RANGES (config sits below jobs)
+        raise ValueError("must be between 1 and 64")
+
+
 def _identifier(value: str) -> None:
     check_identifier(value, "name")
 
@@ -157,6 +162,9 @@ class BackupSettings:
                                       doc="a lock whose heartbeat is older than this is stale")
     reader: str = setting("pymysql", check=_one_of(READERS),
                           doc="connectorx is faster: pip install 's3rs-tui[fast]'")
+    parallel_ranges: int = setting(1, check=_ranges,
+                                   doc="progressive: split a first backfill into this many ranges, "
+                                       "each read by a process of its own (1-64)")
 
 
 @dataclass

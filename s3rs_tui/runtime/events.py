@@ -13,7 +13,7 @@ from s3rs_tui.runtime.keys import Key
 
 RunOutcome = Literal["success", "interrupted", "failed"]  # of an extraction or a load
 JobOutcome = Literal["success", "interrupted", "failed", "differs", "skipped"]  # skipped: locked elsewhere
-Step = Literal["", "extract", "load", "verify", "reconcile"]
+Step = Literal["", "extract", "load", "verify", "reconcile", "restore"]
 Level = Literal["info", "warning", "error"]
 PagePhase = Literal["extracting", "storing"]
 ChunkStatus = Literal["started", "done", "caught up", "failed"]
@@ -235,10 +235,13 @@ class RowsRestored(Event):
 
     rows: int
     run_rows: int            # this run's rows so far (not counting resumed_rows)
-    rows_per_minute: float
+    restored: int            # in the target so far: resumed_rows + run_rows
+    total: int               # rows of the state being restored (restored at the end)
+    rows_per_minute: float   # run average, paused time left out
     rss_mb: float
     peak_rss_mb: float
     elapsed_seconds: float
+    paused_seconds: float
     last_key: Key
 
 
@@ -251,6 +254,7 @@ class RestoreFinished(Event):
     rows_per_minute: float
     peak_rss_mb: float
     error: str = ""
+    paused_seconds: float = 0.0
 
 
 EventSink = Callable[[Event], None]

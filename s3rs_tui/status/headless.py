@@ -112,7 +112,7 @@ class HeadlessLog:
             return (f"{event.table} restore into {event.target} as of {event.as_of or 'the last backup'}: "
                     f"{event.files} files, {human_bytes(event.bytes)}{resumed}")
         if isinstance(event, RowsRestored) and self.verbosity >= NORMAL:
-            return (f"{event.table} restored {event.rows:,} rows, total {event.run_rows:,}, "
+            return (f"{event.table} restored {event.rows:,} rows, {event.restored:,} of {event.total:,}, "
                     f"{event.rows_per_minute:,.0f} rows/min, RSS {event.rss_mb:.0f} MB, "
                     f"last key {event.last_key}")
         if isinstance(event, RestoreFinished):

@@ -30,7 +30,10 @@ from s3rs_tui.runtime.events import (
     PageRead,
     RangeReconciled,
     ReconcileStarted,
+    RestoreFinished,
+    RestoreStarted,
     Retrying,
+    RowsRestored,
     RunFinished,
     RunStarted,
     StateChanged,
@@ -50,6 +53,7 @@ class State(StrEnum):
     LOADING = "loading"
     VERIFYING = "verifying"
     RECONCILING = "reconciling"
+    RESTORING = "restoring"
     PAUSING = "pausing"
     PAUSED = "paused"
     STOPPING = "stopping"
@@ -68,11 +72,12 @@ LAST_RUNS = 10   # outcomes kept per table
 CAP = 0.99       # the highest share shown before the job has ended
 PROJECT_FROM = 0.05  # the time share from which rows / share projects the total better than EXPLAIN
 
-RUNNING = (State.STARTING, State.EXTRACTING, State.STORING, State.LOADING, State.VERIFYING, State.RECONCILING)
+RUNNING = (State.STARTING, State.EXTRACTING, State.STORING, State.LOADING, State.VERIFYING, State.RECONCILING,
+           State.RESTORING)
 ACTIVE = (*RUNNING, State.PAUSING, State.PAUSED, State.STOPPING)
 REQUESTED = (State.PAUSING, State.STOPPING)  # asked by the operator: kept until the engine answers
 PHASE_STATES = {"extract": State.EXTRACTING, "load": State.LOADING, "verify": State.VERIFYING,
-                "reconcile": State.RECONCILING}
+                "reconcile": State.RECONCILING, "restore": State.RESTORING}
 # A run's or a job's outcome (RunFinished, LoadFinished, JobFinished) -> the state it leaves.
 ENDED = {
     "success": State.DONE,
@@ -89,7 +94,7 @@ class TableStatus:
     state: State = State.IDLE
     failed_phase: str = ""  # "extract" | "load" | "verify" when state is failed
     verify_result: str = ""  # "agrees: 3,000,000 rows" | "differs: 3 ranges, 12 keys"
-    phase: str = ""  # the step going on: extract, load, verify, reconcile
+    phase: str = ""  # the step going on: extract, load, verify, reconcile, restore
     reconcile: str = ""  # ranges compared: "3/20"
     reconcile_found: str = ""  # "2 fixed, 1 gone": keys re-read from MySQL, keys deleted there
     reconcile_share: float | None = None  # ranges compared / ranges to compare
@@ -143,7 +148,7 @@ class TableStatus:
     @property
     def moving(self) -> bool:
         """Rows are flowing (not paused, not asked to pause)."""
-        return self.state in (State.EXTRACTING, State.STORING)
+        return self.state in (State.EXTRACTING, State.STORING, State.RESTORING)
 
     @property
     def job_rows(self) -> int:
@@ -440,16 +445,53 @@ def _job_finished(status: TableStatus, event: JobFinished) -> None:
         status.error = event.error
     if status.progressive:
         status.chunk_rows = event.rows
+    outcome = f"failed: {event.failed_phase}" if event.failed_phase else state
+    _remember(status, outcome, event.rows, event.seconds)
+
+
+def _remember(status: TableStatus, outcome: str, rows: int, seconds: float) -> None:
+    """A run's outcome in the table's last runs (newest first)."""
     status.last_runs.insert(
-        0,
-        {
-            "outcome": f"failed: {event.failed_phase}" if event.failed_phase else state,
-            "rows": event.rows,
-            "seconds": round(event.seconds, 1),
-            "ended_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        },
-    )
+        0, {"outcome": outcome, "rows": rows, "seconds": round(seconds, 1),
+            "ended_at": time.strftime("%Y-%m-%d %H:%M:%S")})
     del status.last_runs[LAST_RUNS:]
+
+
+def _restore_started(status: TableStatus, event: RestoreStarted) -> None:
+    """A restore's progress is rows in the target / rows of the state (a count, known once the
+    winners are picked): it reuses the extraction's counters, starting from the resumed rows."""
+    status.steps, status.progressive, status.phase = ["restore"], False, "restore"
+    status.error, status.failed_phase, status.caught_up = "", "", False
+    status.reconcile = status.reconcile_found = status.chunk = ""
+    _set_state(status, State.RESTORING)
+    _zero_counts(status)
+    status.rows_read, status.estimated_rows, status.estimate_exact = event.resumed_rows, 0, True
+    status.span_start, status.upper_bound = None, ""
+    status.position_timestamp, status.position_id = None, None
+    status.elapsed_seconds = status.paused_seconds = status.rows_per_minute = status.rows_per_minute_now = 0.0
+    status.progress_at = time.time()
+    status.rate_history.clear()
+    status.rss_history.clear()
+
+
+def _rows_restored(status: TableStatus, event: RowsRestored) -> None:
+    _set_state(status, State.RESTORING)
+    _progress(status, event.restored, event.elapsed_seconds, event.paused_seconds, event.rows_per_minute,
+              event.rss_mb)
+    status.peak_rss_mb = max(status.peak_rss_mb, event.peak_rss_mb)
+    status.estimated_rows, status.position_id = event.total, event.last_key
+
+
+def _restore_finished(status: TableStatus, event: RestoreFinished) -> None:
+    status.rows_read, status.elapsed_seconds = event.rows, event.elapsed_seconds
+    status.rows_per_minute, status.paused_seconds = event.rows_per_minute, event.paused_seconds
+    status.peak_rss_mb = max(status.peak_rss_mb, event.peak_rss_mb)
+    status.error = event.error
+    status.state = ENDED[event.status]
+    status.failed_phase = "restore" if event.status == "failed" else ""
+    status.caught_up = event.status == "success"
+    _remember(status, f"restore {'failed' if event.status == 'failed' else status.state}", event.rows,
+              event.elapsed_seconds)
 
 
 def _chunk(status: TableStatus, event: ChunkProgress) -> None:
@@ -485,4 +527,7 @@ _HANDLERS: dict[type[Event], Callable[[TableStatus, Any], None]] = {
     ReconcileStarted: _reconcile_started,
     RangeReconciled: _range_reconciled,
     JobFinished: _job_finished,
+    RestoreStarted: _restore_started,
+    RowsRestored: _rows_restored,
+    RestoreFinished: _restore_finished,
 }

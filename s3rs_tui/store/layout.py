@@ -56,8 +56,13 @@ def position_text(timestamp: str | None, spelled_key: str) -> str:
     """A position as file names spell it, '<timestamp>-<key>', sorting in cursor order."""
     if timestamp is None:
         return "00000000T000000000000-" + "0" * 20
-    digits = "".join(ch for ch in timestamp if ch.isdigit()).ljust(20, "0")
+    digits = timestamp_digits(timestamp)
     return f"{digits[:8]}T{digits[8:]}-{spelled_key}"
+
+
+def timestamp_digits(timestamp: str) -> str:
+    """A cursor time as the 20 digits file names spell it (comparable with start_timestamp)."""
+    return "".join(ch for ch in timestamp if ch.isdigit()).ljust(20, "0")
 
 
 def part_key(table_name: str, timestamp: str | None, spelled_key: str) -> str:

@@ -7,7 +7,6 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 from s3rs_tui.runtime.errors import S3rsError
-from s3rs_tui.runtime.keys import KeyValue
 from s3rs_tui.store.base import ObjectStore
 from s3rs_tui.store.watermark import STATE_PREFIX, utc_now
 
@@ -19,8 +18,8 @@ class RestoreProgress:
     target: str
     source: str
     as_of: str | None
-    key_from: KeyValue | None
-    key_to: KeyValue | None
+    key_from: str | list[str] | None            # as given: one text per key column (one: the text)
+    key_to: str | list[str] | None
     files: list[str]
     status: str = IN_PROGRESS
     created: bool = False                       # the target table is made (a rerun goes on in it)

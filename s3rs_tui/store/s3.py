@@ -7,8 +7,6 @@ leaves as TransientError (retry or rerun) or S3rsError (someone must fix the buc
 permissions), each one line long.
 """
 
-import shutil
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from botocore.exceptions import (
 )
 
 from s3rs_tui.runtime.errors import S3rsError, TransientError
+from s3rs_tui.runtime.workdir import OwnedFolder
 from s3rs_tui.store.base import ObjectInfo
 
 _RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "TooManyRequestsException",
@@ -74,8 +73,9 @@ class S3Store:
     def scratch_dir(self) -> Path:
         with self._scratch_lock:
             if self._scratch is None:
-                self._scratch = Path(tempfile.mkdtemp(prefix="s3rs-"))
-                weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
+                owned = OwnedFolder("s3rs-s3-")  # a killed process's is removed by the next one
+                self._scratch = owned.path
+                weakref.finalize(self, owned.remove)
             return self._scratch
 
     def put_file(self, key: str, path: Path) -> int:

@@ -21,10 +21,11 @@ from textual.widgets import Footer, Header, ProgressBar
 from s3rs_tui.engine.sync import SyncOptions
 from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.jobs.reconcile import ReconcileOptions
+from s3rs_tui.jobs.restore import Restore, RestoreOptions
 from s3rs_tui.jobs.tables import Steps, TableJobs, verdict
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator, TableLockedError
-from s3rs_tui.runtime.events import EventSink, tee
+from s3rs_tui.runtime.events import EventSink, Notice, tee
 from s3rs_tui.status.control_file import ControlFileWatcher
 from s3rs_tui.status.headless import NORMAL, HeadlessLog
 from s3rs_tui.status.model import PHASE_STATES, State, TableStatus
@@ -38,10 +39,11 @@ from s3rs_tui.tui.messages import EngineUpdate, RunEnded
 from s3rs_tui.tui.runs import Run, Runs
 from s3rs_tui.tui.screens.cleanup import CleanupScreen
 from s3rs_tui.tui.screens.config_view import ConfigScreen
-from s3rs_tui.tui.screens.confirm import ConfirmModal
+from s3rs_tui.tui.screens.confirm import ConfirmModal, if_yes
 from s3rs_tui.tui.screens.error import error_modal
 from s3rs_tui.tui.screens.help import HelpScreen
 from s3rs_tui.tui.screens.main import BINDINGS as MAIN_KEYS, MainScreen
+from s3rs_tui.tui.screens.restore import RestoreModal, RestoreRequest
 from s3rs_tui.tui.screens.watermark import WatermarkScreen
 from s3rs_tui.tui.store_info import STORE_REFRESH_SECONDS, StoreInfo
 from s3rs_tui.tui.widgets.log_pane import LogPane
@@ -51,7 +53,7 @@ from s3rs_tui.tui.widgets.trend import Trend
 
 REPAINT_HZ = 4
 PHASE_WORDS = {"extract": "the backup", "load": "the warehouse load", "verify": "the verify",
-               "reconcile": "the reconcile"}
+               "reconcile": "the reconcile", "restore": "the restore"}
 
 
 def failure_title(status: TableStatus) -> str:
@@ -70,8 +72,8 @@ def latest_failure(latest: dict[str, BaseException | None]) -> S3rsError | None:
     return None
 
 
-COMMANDS = ("start_sync", "start_progressive", "verify", "reconcile", "pause_resume", "stop_run", "watermark",
-            "cleanup")
+COMMANDS = ("start_sync", "start_progressive", "verify", "reconcile", "restore", "pause_resume", "stop_run",
+            "watermark", "cleanup")
 ON_A_RUN = ("pause_resume", "stop_run")  # the commands that need the table running; the others need it idle
 
 
@@ -94,7 +96,8 @@ class DashboardApp(StoreInfo, App):
         self.options = options or SyncOptions()
         self.steps = steps or Steps(load=settings.warehouse.kind != "none")  # what `s` runs, as `s3rs sync`
         self.reconcile = reconcile or ReconcileOptions()  # what `r` runs
-        self.progressive = progressive or ProgressiveOptions()  # what `g` runs (and autostart, if given)
+        # what `g` runs (and autostart, if given)
+        self.progressive = progressive or ProgressiveOptions(parallel=settings.backup.parallel_ranges)
         self.autostart_progressive = progressive is not None
         self.formatter = HeadlessLog(verbosity)
         self.statuses = {name: TableStatus(name, last_runs=previous_runs(name)) for name in tables}
@@ -227,9 +230,13 @@ class DashboardApp(StoreInfo, App):
         with ControlFileWatcher(run.control, run.tables):
             self._run(run, steps, progressive)
 
-    def _run(self, run: Run, steps: Steps, progressive: bool) -> None:
-        sink = tee(EngineBridge(self, self.log_file, self.formatter.format),
+    def _sink(self) -> EventSink:
+        """A run's events: the log pane and file, the status snapshot, the monitors."""
+        return tee(EngineBridge(self, self.log_file, self.formatter.format),
                    SnapshotWriter(formatter=self.formatter.format), *self.monitors)
+
+    def _run(self, run: Run, steps: Steps, progressive: bool) -> None:
+        sink = self._sink()
         jobs = TableJobs(self.settings, sink, run.control, self.options, steps, self.reconcile)
         try:
             for table in run.tables:
@@ -258,6 +265,35 @@ class DashboardApp(StoreInfo, App):
         except S3rsError as exc:
             return exc
         return None
+
+    def start_restore(self, table: str, request: RestoreRequest) -> None:
+        if self.hangup.fired or self.quitting:
+            return
+        self.statuses[table].state = State.STARTING
+        self.statuses[table].phase = "restore"
+        self.run_restore(self.runs.start([table]), RestoreOptions(table=table, into=request.target,
+                                                                  as_of=request.as_of))
+        self.dirty = True
+
+    @work(thread=True, exit_on_error=False, group="runs", description="restore")
+    def run_restore(self, run: Run, options: RestoreOptions) -> None:
+        """`s3rs restore` of one table in this worker's thread, paused and stopped between batches
+        by the same RunControl as a sync (and by `s3rs watch`)."""
+        table = run.tables[0]
+        error: BaseException | None = None
+        try:
+            with ControlFileWatcher(run.control, run.tables):
+                sink = self._sink()
+                job = Restore(self.settings, options, sink, run.control)
+                plan = job.plan()
+                for message in plan.notices:
+                    sink(Notice(table=table, message=message))
+                job.run(plan)
+        except Exception as exc:  # noqa: BLE001 - an S3rsError, or a bug: its dialog sends the traceback to the log
+            error = exc
+        finally:
+            self.post_message(RunEnded(table, error))
+            self.runs.finish(run)
 
     def on_run_ended(self, message: RunEnded) -> None:
         status = self.statuses[message.table]
@@ -326,6 +362,21 @@ class DashboardApp(StoreInfo, App):
     def action_reconcile(self) -> None:
         """Find and repair what the cursor missed (`s3rs reconcile`); progress in the Progress panel."""
         self.start([self.chosen], Steps(extract=False, reconcile=True))
+
+    def action_restore(self) -> None:
+        """`s3rs restore` of the selected table into a new MySQL table (asks where, as of when, and
+        confirms); progress in the Progress panel."""
+        table = self.chosen
+
+        def asked(request: RestoreRequest | None) -> None:
+            if request is None:
+                return
+            self.push_screen(ConfirmModal(
+                f"Restore {table} as of {request.as_of or 'the last backup'} into {request.target}? The "
+                "table is created there (a rerun after a stop goes on where it stopped).",
+                yes="Restore", no="Cancel"), if_yes(lambda: self.start_restore(table, request)))
+
+        self.push_screen(RestoreModal(table), asked)
 
     def action_pause_resume(self) -> None:
         table = self.chosen

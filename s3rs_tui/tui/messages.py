@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from s3rs_tui.runtime.events import Event, FilesLoaded, FileStored, PageRead
+from s3rs_tui.runtime.events import Event, FilesLoaded, FileStored, PageRead, RowsRestored
 from s3rs_tui.status.snapshot import Snapshot
 from s3rs_tui.store.lock import LockInfo
 from s3rs_tui.store.watermark import Watermark
 
-PROGRESS = (PageRead, FileStored, FilesLoaded)
+PROGRESS = (PageRead, FileStored, FilesLoaded, RowsRestored)
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """What each dashboard panel says about a table: (label, value) rows computed from TableStatus
 and the stored watermark. Pure functions, so the live dashboard and `watch` read alike."""
 
-from dataclasses import asdict
 
 from s3rs_tui.runtime.keys import Key
 from s3rs_tui.status.model import TableStatus
@@ -119,11 +118,13 @@ def document(stored: Watermark) -> Rows:
     def shown(name: str, value: object) -> str:
         if name == "processed_s3_files" and isinstance(value, list):
             return f"{len(value)} files"
+        if name == "ranges" and isinstance(value, list):
+            return f"{len(value)} ({sum(bool(r['done']) for r in value)} done)"
         if name == "last_mysql_data_key" and isinstance(value, list):
             return ", ".join(str(part) for part in value)
         return "-" if value is None else str(value)
 
-    return [(name, shown(name, value)) for name, value in asdict(stored).items()
+    return [(name, shown(name, value)) for name, value in stored.document().items()
             if name != "last_mysql_data_key" or value is not None]
 
 

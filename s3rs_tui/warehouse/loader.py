@@ -93,7 +93,7 @@ class TableLoader:
                               rerun="a rerun loads the files not loaded yet")
             try:
                 watermark = retries(lambda: self.watermarks.get(self.name), what="the store")
-                if watermark is None or watermark.last_s3_file is None:
+                if watermark is None or not watermark.has_files:
                     self._notice("nothing is stored yet: nothing to load", "info")
                 else:
                     retries(lambda: self._connect_and_load(watermark, lock), what="the warehouse",
@@ -197,7 +197,7 @@ class TableLoader:
 
     def _mark(self, watermark: Watermark | None, status: str) -> None:
         """Record how the load ended (best effort: the ledger already holds what was loaded)."""
-        if watermark is None or watermark.last_s3_file is None:
+        if watermark is None or not watermark.has_files:
             return
         watermark.redshift_status = status
         with suppress(Exception):  # broad: the store may be what failed

@@ -14,7 +14,8 @@ s       start a sync of the selected table
 g       start a progressive run (in chunks, until caught up)
 v       verify: compare MySQL and the warehouse
 r       reconcile: store deletes and changes the cursor missed (no footer key)
-p       pause / resume (the run pauses between files)
+b       restore the table into MySQL as of a moment (no footer key)
+p       pause / resume (between files; a restore between batches)
 x       stop gracefully: finish the file in flight, save the watermark
 w       watermark screen: set, reset, force-reset (Enter sets)
 c       S3 cleanup screen

@@ -19,6 +19,8 @@ BINDINGS = [
     # not in the footer: with a warehouse's `v` it would push Help and Quit past 80 columns
     Binding("r", "app.reconcile", "Reconcile", show=False,
             tooltip="store deletes and changes the cursor missed"),
+    # not in the footer either (80 columns): in the help and the command palette
+    Binding("b", "app.restore", "Restore", show=False, tooltip="restore the table into MySQL as of a moment"),
     Binding("p", "app.pause_resume", "Pause"),
     Binding("x", "app.stop_run", "Stop"),
     Binding("w", "app.watermark", "Watermark"),
