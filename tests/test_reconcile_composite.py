@@ -268,3 +268,59 @@ def test_a_leading_text_column_of_few_values_is_narrowed_to_cells(db, tmp_path, 
     assert sum(read) < ROWS / 3, read  # both sides of whole buckets: about 2 x ROWS
     assert len(scans) == (1 if cell_rows > ROWS else 4), scans
     assert store_newest(settings_for(config), db, table) == mysql_rows(db, table, key=TABLES[table][2])
+
+
+def test_a_timestamp_key_part_into_postgres_and_against_the_store(db, tmp_path, pg, settings_for):
+    """A TIMESTAMP(6) key part (UTC in the files) in deletion files and in re-read rows."""
+    db.execute("CREATE TABLE events (device VARCHAR(10) NOT NULL, at TIMESTAMP(6) NOT NULL, n INT, "
+               "update_at DATETIME NOT NULL, PRIMARY KEY (device, at), KEY (update_at))")
+    db.execute("INSERT INTO events SELECT CONCAT('d', seq % 5), "
+               "'2024-01-01' + INTERVAL seq * 1001 MICROSECOND, seq, '2024-01-01' + INTERVAL seq SECOND "
+               "FROM seq_1_to_2000")
+    configs = [with_tables(write_config(tmp_path / f"{s}.toml", db, extra=extra, store=tmp_path / s), db,
+                           "events") for s, extra in (("pg", pg.config()), ("alone", ""))]
+    for config in configs:
+        assert run_cli("sync", "-t", "events", "--no-ui", config=config).returncode == 0
+    db.execute("DELETE FROM events WHERE n IN (7, 1500)")
+    db.execute("UPDATE events SET n = -n, update_at = update_at WHERE n = 900")
+    db.execute("INSERT INTO events VALUES ('d9', '2023-06-01 10:00:00.000007', 5, '2024-01-01')")
+    key = ("device", "at")
+    for config in configs:
+        result = reconcile(config, "events", "--json")
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)["tables"][0]
+        assert (found["fixed"], found["deleted"]) == (2, 2), found
+    assert run_cli("verify", "-t", "events", config=configs[0]).returncode == 0
+    name = f"{db.name}.events"
+    assert_warehouse_matches_mysql(pg.execute, db, stored_keys(settings_for(configs[0]), name), "events",
+                                   key=key)
+    watermark = WatermarkStore(open_store(settings_for(configs[1]))).get(name)
+    columns = mysql_columns(db, "events")
+    with StoreState(open_store(settings_for(configs[1])), name, watermark, key) as state:
+        rows = state.run(f"SELECT {', '.join(f'{chr(34)}{c}{chr(34)}' for c in columns)} FROM {TABLE}", [])
+    newest = {(canonical(r[0]), canonical(r[1])): (canonical(r[3]), digest(r)) for r in rows}
+    assert newest == mysql_rows(db, "events", key=key)
+
+
+def test_a_one_column_datetime_key_against_the_store(db, tmp_path, settings_for):
+    """A one-column key that is not a number or text is compared as `v<text>`, like a composite
+    key's part: reconcile reads it back to the column's value."""
+    db.execute("CREATE TABLE ticks (at DATETIME(3) NOT NULL PRIMARY KEY, n INT, update_at DATETIME NOT NULL, "
+               "KEY (update_at))")
+    db.execute("INSERT INTO ticks SELECT '2024-01-01' + INTERVAL seq * 7 SECOND, seq, "
+               "'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_1000")
+    config = with_tables(write_config(tmp_path / "s3rs.toml", db, store=tmp_path / "store"), db, "ticks")
+    assert run_cli("sync", "-t", "ticks", "--no-ui", config=config).returncode == 0
+    db.execute("DELETE FROM ticks WHERE n = 10")
+    db.execute("UPDATE ticks SET n = -n, update_at = update_at WHERE n = 20")
+    result = reconcile(config, "ticks", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)["tables"][0]
+    assert (found["fixed"], found["deleted"]) == (1, 1), found
+    assert found["sample"] == ["2024-01-01 00:02:20.000000", "2024-01-01 00:01:10.000000"], found
+    name = f"{db.name}.ticks"
+    watermark = WatermarkStore(open_store(settings_for(config))).get(name)
+    with StoreState(open_store(settings_for(config)), name, watermark, ["at"]) as state:
+        rows = state.run('SELECT "at", n, update_at FROM s3rs_newest', [])
+    assert sorted((canonical(a), n) for a, n, _ in rows) == sorted(
+        (canonical(a), n) for a, n in db.execute("SELECT at, n FROM ticks"))

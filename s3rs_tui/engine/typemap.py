@@ -191,7 +191,7 @@ def _dates_from_number(values: pa.Array, arrow_type: pa.DataType, is_date: bool)
     moment = pc.cast(micros, pa.timestamp("us"))
     # Feb 30 computes as Mar 1: a day that changed was not a real date.
     valid = pc.and_(valid, pc.equal(pc.day(moment), day))
-    return _cast_dates(pc.if_else(valid, moment, pa.scalar(None, moment.type)), arrow_type)
+    return cast_text(pc.if_else(valid, moment, pa.scalar(None, moment.type)), arrow_type)
 
 
 def _div(values: pa.Array, by: int) -> pa.Array:
@@ -223,17 +223,18 @@ def _dates_from_text(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
     zero = pc.match_substring_regex(text, _ZERO_DATE_PART)
     valid = pc.if_else(zero, pa.scalar(None, pa.string()), text)
     try:
-        array = _cast_dates(valid, arrow_type)
+        array = cast_text(valid, arrow_type)
     except pa.ArrowInvalid:
         # Rare (ALLOW_INVALID_DATES, e.g. Feb 30): check this column value by value.
         valid = pa.array([value if _is_real_date(value) else None for value in valid.to_pylist()],
                          pa.string())
-        array = _cast_dates(valid, arrow_type)
+        array = cast_text(valid, arrow_type)
     return array
 
 
-def _cast_dates(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
-    """Arrow parses zone-less text only as a naive timestamp; a UTC type is then just a relabel."""
+def cast_text(text: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """Values as text (MySQL's, or a key's canonical text) or naive timestamps to `arrow_type`.
+    Arrow parses zone-less text only as a naive timestamp; a UTC type is then just a relabel."""
     if pa.types.is_timestamp(arrow_type):
         return pc.cast(pc.cast(text, pa.timestamp(arrow_type.unit)), arrow_type)
     return pc.cast(text, arrow_type)

@@ -31,7 +31,7 @@ from s3rs_tui.engine.mysql import classify, close_quietly, connect
 from s3rs_tui.engine.parquet import ParquetFile, WriterChoices, spelled_by_sort_order, start_text
 from s3rs_tui.engine.refetch import rows_by_key
 from s3rs_tui.engine.table import TableInfo, describe_table
-from s3rs_tui.engine.typemap import arrow_schema, plan_columns
+from s3rs_tui.engine.typemap import arrow_schema, cast_text, plan_columns
 from s3rs_tui.jobs.checksums import CELL_ROWS, CHUNK_KEYS, Backup, Cells, ChunkRows, Comparison, RangeDiff
 from s3rs_tui.jobs.store_state import StoreState
 from s3rs_tui.jobs.verify import check_loaded, warehouse_backup
@@ -357,7 +357,7 @@ class _Writer:
         """The keys, each column typed as the data files type it (from its canonical text)."""
         store = self.job.store
         fields = [self.schema.field(name) for name in self.info.key_names]
-        values = [pa.array([str(k[at]) for k in keys], pa.string()).cast(key_field.type)
+        values = [cast_text(pa.array([str(k[at]) for k in keys], pa.string()), key_field.type)
                   for at, key_field in enumerate(fields)]
         path = store.scratch_dir() / f"del-{uuid.uuid4().hex}.parquet"
         write_deletions(path, pa.Table.from_arrays(values, schema=pa.schema(fields)), self.mark)
