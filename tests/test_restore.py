@@ -164,7 +164,7 @@ def test_multi_row_inserts_give_the_same_table(history, db, monkeypatch):
     """A batch's INSERT text is built a slice of rows at a time (memory), each slice split into
     statements under a size: small limits here, so slices and statements both cut a batch."""
     settings, name, states = history
-    monkeypatch.setattr(restore_mysql, "_INSERT_ROWS", 7)
+    monkeypatch.setattr(restore_mysql, "_TEXT_ROWS", 7)
     monkeypatch.setattr(restore_mysql, "_INSERT_BYTES", 150)
     sent = []
     original = pymysql.connections.Connection.query
@@ -299,8 +299,11 @@ def edge_history(edge_table, tmp_path, settings_for):  # noqa: F811 - pytest fix
     return db, settings, name, first, snapshot(db, "t")
 
 
-def test_the_edge_value_table_comes_back_exactly(edge_history):
+def test_the_edge_value_table_comes_back_exactly(edge_history, monkeypatch):
+    """Every type, LOAD DATA and INSERTs; the text built two rows at a time (as a batch's text is
+    built a slice at a time), so every value also crosses a slice's end."""
     db, settings, name, first, now = edge_history
+    monkeypatch.setattr(restore_mysql, "_TEXT_ROWS", 2)
     for as_of, table, wanted in (("2024-03-01 00:00:00", "then", first), (None, "now", now)):
         restore(settings, name, into=f"{db.name}.{table}", as_of=as_of)
         assert snapshot(db, table) == wanted, table

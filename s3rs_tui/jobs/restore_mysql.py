@@ -30,7 +30,9 @@ _ZERO = {"date": "0000-00-00", "datetime": "0000-00-00 00:00:00", "timestamp": "
 _CREATE = re.compile(r"^CREATE TABLE `(?:[^`]|``)+`", re.IGNORECASE)
 _FOREIGN_KEY = re.compile(r"^\s*CONSTRAINT .* FOREIGN KEY .*$", re.IGNORECASE)
 _INSERT_BYTES = 4 * 1024**2  # one INSERT statement: well under every max_allowed_packet default
-_INSERT_ROWS = 5_000  # rows turned into INSERT text at once (a few MB for wide rows)
+# Rows turned into text at once (LOAD DATA's lines, INSERT's values): a few MB for wide rows, where
+# a whole batch's text and the copies that build it took about 90 MB for 50,000 rows (measured).
+_TEXT_ROWS = 5_000
 # Errors that say LOAD DATA LOCAL is off on the server (1148, 3948) or refused by the client (2068).
 LOCAL_INFILE_REFUSED = (1148, 3948, 2068)
 
@@ -138,17 +140,11 @@ class MySQLWriter:
                 sets.append(f"{quote_identifier(column.name)} = CAST({variable} AS UNSIGNED)")
             else:
                 fields.append(quote_identifier(column.name))
-        texts = []
-        for name in names:
-            text = _text(table.column(name).combine_chunks(), self.columns[name.lower()])
-            texts.append(_escaped(text, _TSV_ESCAPES) if _is_text(table.column(name)) else text)
-        lines = pc.binary_join_element_wise(*texts, b"\t", null_handling="replace",
-                                            null_replacement=b"\\N")
-        lines = pc.binary_join_element_wise(lines, pa.scalar(b"", pa.binary()), b"\n")
         self._files += 1
         path = self.scratch / f"restore-batch-{self._files}.tsv"
         with open(path, "wb") as out:
-            out.write(_values(lines))
+            for first in range(0, table.num_rows, _TEXT_ROWS):
+                out.write(_values(self._lines(table.slice(first, _TEXT_ROWS), names)))
         sql = (f"LOAD DATA LOCAL INFILE %s {'REPLACE ' if replace else ''}INTO TABLE {self.target} "
                f"CHARACTER SET binary FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
                f"LINES TERMINATED BY '\\n' ({', '.join(fields)})"
@@ -163,15 +159,25 @@ class MySQLWriter:
 
         return load
 
+    def _lines(self, table: pa.Table, names: list[str]) -> pa.Array:
+        """The rows as LOAD DATA's text lines (tab-separated, escaped, \\N for NULL)."""
+        texts = []
+        for name in names:
+            text = _text(table.column(name).combine_chunks(), self.columns[name.lower()])
+            texts.append(_escaped(text, _TSV_ESCAPES) if _is_text(table.column(name)) else text)
+        lines = pc.binary_join_element_wise(*texts, b"\t", null_handling="replace",
+                                            null_replacement=b"\\N")
+        return pc.binary_join_element_wise(lines, pa.scalar(b"", pa.binary()), b"\n")
+
     def _inserts(self, table: pa.Table, names: list[str], replace: bool) -> Callable[[], None]:
-        """The statements are built as they are sent, _INSERT_ROWS rows at a time: a batch's whole
-        text held at once (and the next one's, built meanwhile) cost tens of MB more than LOAD DATA."""
+        """The statements are built as they are sent, _TEXT_ROWS rows at a time: a batch's whole
+        text held at once (and the next one's, built meanwhile) cost tens of MB (measured)."""
         listed = ", ".join(quote_identifier(self.columns[name.lower()].name) for name in names)
         head = f"{'REPLACE' if replace else 'INSERT'} INTO {self.target} ({listed}) VALUES ".encode()
 
         def load() -> None:
-            for first in range(0, table.num_rows, _INSERT_ROWS):
-                for statement in self._statements(head, table.slice(first, _INSERT_ROWS), names):
+            for first in range(0, table.num_rows, _TEXT_ROWS):
+                for statement in self._statements(head, table.slice(first, _TEXT_ROWS), names):
                     self.conn.query(statement)
 
         return load
