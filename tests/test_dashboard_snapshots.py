@@ -43,6 +43,13 @@ def app_for(settings):
     return picture_app(settings)
 
 
+@pytest.fixture(autouse=True)
+def steady_cursor(monkeypatch):
+    """A focused input's cursor is always drawn: its blink timer may have hidden it just before a
+    picture (CI caught typed-confirm without its cursor once in three runs)."""
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda field: None)
+
+
 async def settle(pilot):
     """Deterministic pictures: every worker done (store reads), no blinking cursor."""
     await pilot.app.workers.wait_for_complete()
