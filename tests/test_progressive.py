@@ -11,7 +11,7 @@ from test_engine import TABLE_DDL, assert_exactly_once, fill, stored_files
 
 from s3rs_tui.jobs.progressive import ProgressiveOptions, ProgressiveRun
 from s3rs_tui.runtime.control import RunControl
-from s3rs_tui.runtime.errors import S3rsError
+from s3rs_tui.runtime.errors import S3rsError, StoppedByOperator
 from s3rs_tui.runtime.events import ChunkProgress, FileStored
 from s3rs_tui.store import open_store
 from s3rs_tui.store.watermark import Watermark, WatermarkStore
@@ -51,6 +51,23 @@ def test_every_chunk_holds_at_most_chunk_size_rows(orders, local_config, setting
     finished = [e for e in events if type(e).__name__ == "RunFinished"]
     assert [e.rows for e in finished] == [2500] * 8 + [0]
     assert_exactly_once(orders, settings, f"{orders.name}.orders")
+
+
+def test_a_stop_between_chunks_starts_no_other_chunk(orders, local_config, settings_for):
+    """A stop asked while a chunk ends (or in a chunk that found nothing to read) ends the run
+    there: the next chunk used to start, store a file, and a caught-up chunk even exited 0."""
+    settings, name, events = settings_for(local_config), f"{orders.name}.orders", []
+    control = RunControl()
+
+    def sink(event):
+        events.append(event)
+        if isinstance(event, ChunkProgress) and event.status == "done":
+            control.request_stop("SIGTERM")
+
+    with pytest.raises(StoppedByOperator, match="stopped by SIGTERM after 1 chunks"):
+        ProgressiveRun(settings, name, sink, control, ProgressiveOptions(chunk_size=5000)).run()
+    assert [e.status for e in events if isinstance(e, ChunkProgress)] == ["started", "done"]
+    assert WatermarkStore(open_store(settings)).get(name).mysql_rows_extracted == 5000
 
 
 def test_killed_mid_chunk_then_rerun_is_exact(orders, s3_config, settings_for):

@@ -122,6 +122,9 @@ class ProgressiveRun:
         self._split(watermark)
         chunk, rows, failures, caught_up = 0, 0, 0, False
         while not caught_up and (options.max_chunks is None or chunk < options.max_chunks):
+            if self.control.stop_requested:  # asked between two chunks, or in one that read nothing
+                raise StoppedByOperator(f"{self.table}: stopped by {self.control.reason or 'the operator'} "
+                                        f"after {chunk} chunks; the watermark is saved: rerun to resume")
             chunk += 1
             self._progress(chunk, "started", rows, estimate, started)
             try:
