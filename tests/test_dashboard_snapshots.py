@@ -6,6 +6,7 @@ SVGs in __snapshots__ only change when the screen really does.
 Update them with `pytest tests/test_dashboard_snapshots.py --snapshot-update` after looking at
 snapshot_report.html."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,10 @@ from s3rs_tui.sandbox.pictures import (
     show_state,
     watch_app,
 )
+from s3rs_tui.tui.panel_rows import position
 from s3rs_tui.tui.screens.confirm import ConfirmModal
 from s3rs_tui.tui.screens.error import ErrorModal
+from s3rs_tui.tui.widgets.tables_list import TablesList
 
 # Every picture uses the one fixed folder its screens show (sandbox.pictures.FOLDER): one xdist
 # worker takes them all, so no two tests rebuild that folder at once.
@@ -59,6 +62,23 @@ async def settle(pilot):
 
 
 mid_run = play_recorded_run
+
+
+async def watermark_listed(pilot, seconds: float = 10):
+    """The tables list shows the stored watermark: the panels repaint on a timer, which a loaded
+    machine runs later than settle's pause (CI once drew the list behind the config screen with
+    the watermark column still at its first, narrower width)."""
+    app, tables = pilot.app, pilot.app.query_one(TablesList)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = app.statuses[TABLE]
+        stored = position(status.watermark_timestamp, status.watermark_id)
+        listed = tables.get_cell(TABLE, "watermark") if TABLE in tables.rows else None
+        if status.watermark_timestamp and listed == stored:
+            await pilot.pause(0.3)  # and drawn
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"the tables list never showed {TABLE}'s stored watermark")
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -98,6 +118,7 @@ def test_watch_of_a_stale_run(snap_compare, settings, size):
 def test_screens(snap_compare, settings, key, size):
     async def open_screen(pilot):
         await settle(pilot)  # the store read and its repaint: the tables list behind a dialog is complete
+        await watermark_listed(pilot)
         await pilot.press(key)
         await settle(pilot)
         if key == "c":
