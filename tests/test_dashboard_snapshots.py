@@ -66,15 +66,17 @@ mid_run = play_recorded_run
 
 async def watermark_listed(pilot, seconds: float = 10):
     """The tables list shows the stored watermark: the panels repaint on a timer, which a loaded
-    machine runs later than settle's pause (CI once drew the list behind the config screen with
-    the watermark column still at its first, narrower width)."""
+    machine runs later than settle's pause, and the column widens only when the table next idles
+    (CI drew the list behind the config and help screens with the watermark column still at its
+    header's width)."""
     app, tables = pilot.app, pilot.app.query_one(TablesList)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         status = app.statuses[TABLE]
         stored = position(status.watermark_timestamp, status.watermark_id)
         listed = tables.get_cell(TABLE, "watermark") if TABLE in tables.rows else None
-        if status.watermark_timestamp and listed == stored:
+        fits = tables.columns["watermark"].content_width >= len(stored)  # its width follows on idle
+        if status.watermark_timestamp and listed == stored and fits:
             await pilot.pause(0.3)  # and drawn
             return
         await pilot.pause(0.1)
