@@ -16,6 +16,7 @@ They depend only on the `db` fixture of conftest.py (anything with `.execute` / 
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -117,3 +118,19 @@ def parquet_ids(folder, column: str = "id") -> list[int]:
     for path in parquet_files(folder):
         ids.extend(int(value) for value in pq.read_table(path, columns=[column]).column(column).to_pylist())
     return ids
+
+
+def killed_at_failpoint(config, point: str, tmp_path, *args) -> None:
+    """`s3rs ARGS` run until it stops at fail point `point`, then SIGKILLed there: no `finally`,
+    rollback or lock release runs, as when a machine dies."""
+    marker, log = tmp_path / f"reached-{point}", tmp_path / f"killed-{point}.log"
+    env = {**os.environ, "S3RS_FAILPOINT": point, "S3RS_FAILPOINT_FILE": str(marker)}
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(s3rs_command(*args, config=config), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_until(lambda: marker.exists() or process.poll() is not None, 120, f"fail point {point}")
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    assert marker.exists(), f"the run ended (exit {process.returncode}) before {point}:\n{log.read_text()}"

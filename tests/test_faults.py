@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from cli_helpers import run_cli, s3rs_command, wait_until
+from cli_helpers import killed_at_failpoint, run_cli, s3rs_command, wait_until
 from conftest import Database, write_config
 from exact_rows import (
     assert_store_matches_mysql,
@@ -256,17 +256,7 @@ def layout_config(tmp_path, db, layout: str, **where) -> "Path":
 def kill_at_failpoint(config, point: str, tmp_path, *args) -> None:
     """`s3rs sync --no-ui ARGS` run until it stops at fail point `point`, then SIGKILLed there: no
     `finally`, rollback or lock release runs, as when a machine dies."""
-    marker, log = tmp_path / f"reached-{point}", tmp_path / f"killed-{point}.log"
-    env = {**os.environ, "S3RS_FAILPOINT": point, "S3RS_FAILPOINT_FILE": str(marker)}
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(s3rs_command("sync", "--no-ui", *args, config=config), env=env,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            wait_until(lambda: marker.exists() or process.poll() is not None, 120, f"fail point {point}")
-        finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-    assert marker.exists(), f"the run ended (exit {process.returncode}) before {point}:\n{log.read_text()}"
+    killed_at_failpoint(config, point, tmp_path, "sync", "--no-ui", *args)
 
 
 def assert_state_at_the_kill(point: str, layout: str, settings, name: str, pg) -> None:

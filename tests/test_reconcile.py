@@ -5,14 +5,11 @@ after a SIGKILL mid-reconcile and a rerun."""
 
 import io
 import json
-import os
 import random
-import signal
-import subprocess
 
 import duckdb
 import pyarrow.parquet as pq
-from cli_helpers import cursor_time, make_table, run_cli, s3rs_command, wait_until
+from cli_helpers import cursor_time, killed_at_failpoint, make_table, run_cli
 from conftest import write_config
 from exact_rows import assert_warehouse_matches_mysql, canonical, digest, mysql_columns, mysql_rows
 from redshift_standin import Cluster
@@ -154,17 +151,8 @@ def test_sigkill_mid_reconcile_then_rerun(db, tmp_path, pg, settings_for):
     config = write_config(tmp_path / "s3rs.toml", db, extra=pg.config(), default_layout=True)
     assert run_cli("sync", "-t", "orders", "--no-ui", config=config).returncode == 0
     deleted, updated, inserted = change_behind_the_cursor(db, seed=7)
-    marker = tmp_path / "reached"
-    env = {**os.environ, "S3RS_FAILPOINT": "reconcile-stored:3", "S3RS_FAILPOINT_FILE": str(marker)}
-    process = subprocess.Popen(s3rs_command("reconcile", "-t", "orders", "--no-ui", "--chunk-size", CHUNK,
-                                            config=config), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: marker.exists() or process.poll() is not None, 120, "fail point reconcile-stored")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    assert marker.exists(), process.stderr.read().decode()
+    killed_at_failpoint(config, "reconcile-stored:3", tmp_path, "reconcile", "-t", "orders", "--no-ui",
+                        "--chunk-size", CHUNK)
     name = f"{db.name}.orders"
     assert open_store(settings_for(config)).get_bytes(f"_state/reconcile/{name}.json")
 

@@ -6,15 +6,12 @@ the backup equal to MySQL in every column; also after a SIGKILL mid-reconcile an
 
 import io
 import json
-import os
 import random
-import signal
-import subprocess
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from cli_helpers import run_cli, s3rs_command, wait_until
+from cli_helpers import killed_at_failpoint, run_cli
 from conftest import write_config
 from exact_rows import assert_warehouse_matches_mysql, canonical, digest, mysql_columns, mysql_rows
 from redshift_standin import Cluster
@@ -152,17 +149,8 @@ def test_sigkill_mid_reconcile_on_a_composite_key_then_rerun(db, tmp_path, pg, s
     table = "salaries"
     config = setup(db, tmp_path, table, pg.config())
     deleted, updated, inserted = change_behind_the_cursor(db, table, seed=3)
-    marker = tmp_path / "reached"
-    env = {**os.environ, "S3RS_FAILPOINT": "reconcile-stored:2", "S3RS_FAILPOINT_FILE": str(marker)}
-    process = subprocess.Popen(s3rs_command("reconcile", "-t", table, "--no-ui", "--chunk-size", CHUNK,
-                                            config=config), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    try:
-        wait_until(lambda: marker.exists() or process.poll() is not None, 120, "fail point reconcile-stored")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    assert marker.exists(), process.stderr.read().decode()
+    killed_at_failpoint(config, "reconcile-stored:2", tmp_path, "reconcile", "-t", table, "--no-ui",
+                        "--chunk-size", CHUNK)
     name = f"{db.name}.{table}"
     assert open_store(settings_for(config)).get_bytes(f"_state/reconcile/{name}.json")
 

@@ -10,16 +10,13 @@ backup, so on both sides a date value MySQL cannot read as a date compares as NU
 Restore).
 """
 
-import os
-import signal
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
 import pytest
-from cli_helpers import make_table, run_cli, s3rs_command, wait_until
+from cli_helpers import killed_at_failpoint, make_table, run_cli
 from conftest import write_config
 from exact_rows import digest
 from test_keys import TABLES as KEY_TABLES
@@ -180,17 +177,7 @@ def test_multi_row_inserts_give_the_same_table(history, db, monkeypatch):
 
 def kill_at(tmp_path, config, point: str, *args) -> None:
     """`s3rs restore ARGS` stopped at fail point `point`, then SIGKILLed there."""
-    marker, log = tmp_path / f"reached-{point}", tmp_path / f"killed-{point}.log"
-    env = {**os.environ, "S3RS_FAILPOINT": point, "S3RS_FAILPOINT_FILE": str(marker)}
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(s3rs_command("restore", *args, config=config), env=env,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            wait_until(lambda: marker.exists() or process.poll() is not None, 120, f"fail point {point}")
-        finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-    assert marker.exists(), f"it ended (exit {process.returncode}) before {point}:\n{log.read_text()}"
+    killed_at_failpoint(config, point, tmp_path, "restore", *args)
 
 
 @pytest.mark.parametrize("insert", [False, True])
