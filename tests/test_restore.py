@@ -55,7 +55,8 @@ def sync(settings, name: str) -> None:
 
 
 def restore(settings, table: str, events=None, **options):
-    job = Restore(settings, RestoreOptions(table=table, **options), (events or []).append, RunControl())
+    sink = ([] if events is None else events).append
+    job = Restore(settings, RestoreOptions(table=table, **options), sink, RunControl())
     return job.run(job.plan())
 
 
@@ -101,10 +102,14 @@ def test_the_restored_table_has_the_source_definition(history, db):
         "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, EXTRA FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", params=(db.name, "orders"))}
     assert definition == source
-    indexes = "SELECT INDEX_NAME, COLUMN_NAME, SEQ_IN_INDEX FROM information_schema.STATISTICS " \
-              "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
-    assert set(db.execute(indexes, params=(db.name, "restored"))) == \
-        set(db.execute(indexes, params=(db.name, "orders")))
+    assert indexes(db, "restored") == indexes(db, "orders")
+
+
+def indexes(db, table: str) -> set[tuple]:
+    """Each index column of the table: (index, column, position, unique or not)."""
+    return set(db.execute("SELECT INDEX_NAME, COLUMN_NAME, SEQ_IN_INDEX, NON_UNIQUE FROM "
+                          "information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                          params=(db.name, table)))
 
 
 def test_the_definition_is_stored_once_per_schema_change(history, db):
@@ -175,6 +180,21 @@ def test_multi_row_inserts_give_the_same_table(history, db, monkeypatch):
     assert max(rows) <= 7 and min(rows) < 7 and sum(rows) == len(states[1])
 
 
+def test_a_server_refusing_load_data_local_gets_inserts_and_the_same_table(history, db):
+    """local_infile OFF on the server (MySQL 8's default): the first batch is refused; the restore
+    says so once and writes it, and the rest, as INSERTs."""
+    settings, name, states = history
+    db.execute("SET GLOBAL local_infile = 0")
+    try:
+        events = []
+        result = restore(settings, name, events, into=f"{db.name}.restored", batch_rows=50)
+    finally:
+        db.execute("SET GLOBAL local_infile = 1")
+    assert snapshot(db, "restored") == states[2] and not result.load_data
+    said = [getattr(event, "message", "") for event in events]
+    assert len([message for message in said if "LOAD DATA LOCAL INFILE is refused" in message]) == 1
+
+
 def kill_at(tmp_path, config, point: str, *args) -> None:
     """`s3rs restore ARGS` stopped at fail point `point`, then SIGKILLed there."""
     killed_at_failpoint(config, point, tmp_path, "restore", *args)
@@ -190,11 +210,26 @@ def test_killed_mid_restore_then_rerun_has_each_key_once(history, db, tmp_path, 
     config = settings.config_path
     kill_at(tmp_path, config, "restore-batch:3", *args)
     assert 120 <= len(db.execute("SELECT id FROM restored")) <= 180
+    assert {name for name, *_ in indexes(db, "restored")} == {"PRIMARY"}  # the cursor index comes last
     kill_at(tmp_path, config, "restore-batch:4", *args)
     run = run_cli("restore", *args, config=config)
     assert run.returncode == 0, run.stderr
     assert "going on after" in run.stderr
     assert snapshot(db, "restored") == states[1]
+    assert indexes(db, "restored") == indexes(db, "orders")
+
+
+def test_killed_after_building_the_secondary_indexes_the_rerun_finishes(history, db, tmp_path):
+    """The secondary index is added by an ALTER TABLE after the last batch; killed right after it
+    (progress not yet done), the rerun finds it built, adds nothing twice and ends exactly."""
+    settings, name, states = history
+    args = ["-t", name, "--into", f"{db.name}.restored", "--batch-size", "200"]
+    kill_at(tmp_path, settings.config_path, "restore-indexes:1", *args)
+    assert indexes(db, "restored") == indexes(db, "orders")
+    run = run_cli("restore", *args, config=settings.config_path)
+    assert run.returncode == 0, run.stderr
+    assert "building" not in run.stderr
+    assert snapshot(db, "restored") == states[2] and indexes(db, "restored") == indexes(db, "orders")
 
 
 def test_a_killed_restores_scratch_folder_is_removed_by_the_next_run(history, db, tmp_path):

@@ -25,6 +25,7 @@ class RestoreProgress:
     created: bool = False                       # the target table is made (a rerun goes on in it)
     rows: int = 0                               # committed into the target
     position: list[int] | None = None           # [file index, row number] after the last committed row
+    deferred_keys: list[str] = field(default_factory=list)  # KEY clauses added once the rows are in
     started_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
 
