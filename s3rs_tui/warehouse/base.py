@@ -47,6 +47,7 @@ class Warehouse(ABC):
     kind = ""
     param = "%s"  # the driver's placeholder
     file_column_type = "VARCHAR(1024)"  # merge.FILE_COLUMN: a store key
+    declares_primary_key = True  # the target's key as PRIMARY KEY (the merge itself relies on none)
 
     def __init__(self, settings: Settings, store: ObjectStore, notify: Notify | None = None):
         """Connect; `notify` hears about a tunnel rebuilt on the way (kinds that use one)."""
@@ -194,10 +195,10 @@ class Warehouse(ABC):
         existing = self.describe(target.table)
         if existing is None:
             definition = ", ".join(f"{quote_standard(c.name)} {self.column_type(c)}" for c in columns)
-            if target.keys:
-                definition += f", PRIMARY KEY ({', '.join(quote_standard(key) for key in target.keys)})"
-            else:
+            if not target.keys:
                 definition += f", {quote_standard(merge.FILE_COLUMN)} {self.file_column_type}"
+            elif self.declares_primary_key:
+                definition += f", PRIMARY KEY ({', '.join(quote_standard(key) for key in target.keys)})"
             options = self.table_options(target)
             self.run(f"CREATE TABLE {target.quoted} ({definition}){options}")
             return [f"created {target.label} ({len(columns)} columns)"]
