@@ -27,9 +27,17 @@ class Gate:
     can press keys while a run is certainly between two files, however fast the engine is."""
 
     def __init__(self, db, table="orders"):
+        self.db, self.table = db, table
         self.conn = db.connect()
         with self.conn.cursor() as cur:
             cur.execute(f"LOCK TABLES `{table}` WRITE")
+
+    def waited_at(self) -> bool:
+        """A read of the engine's is waiting here (so the run is past any pause between files)."""
+        return bool(self.db.execute(
+            "SELECT 1 FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table%%' "
+            "AND INFO LIKE %s",
+            params=(f"%`{self.db.name}`.`{self.table}`%",)))
 
     def open(self):
         with self.conn.cursor() as cur:

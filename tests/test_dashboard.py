@@ -75,6 +75,8 @@ async def test_sync_pause_resume_stop_from_the_keyboard(request, db, dashboard, 
         gate = Gate(db)
         await pilot.press("p")  # resumed: it waits at the gate for its next page
         await wait_for(pilot, lambda: status(app, db).state == "extracting", what="resumed")
+        # the engine itself past the pause (the state above is said when resume is asked)
+        await wait_for(pilot, gate.waited_at, what="a read waiting at the gate")
         await pilot.press("x")
         gate.open()  # one more file, then the stop
         # the run's end reaches the app as a message, handled a moment after the worker finished

@@ -18,6 +18,7 @@ from s3rs_tui.runtime.config import load_settings
 from s3rs_tui.runtime.control import RunControl
 from s3rs_tui.sandbox.sample_data import TABLE, create_settlement_table
 from s3rs_tui.tui.screens.confirm import ConfirmModal
+from s3rs_tui.tui.screens.error import ErrorModal
 from s3rs_tui.tui.screens.restore import RestoreModal
 from s3rs_tui.tui.widgets.panel import Panel
 
@@ -153,3 +154,19 @@ async def test_stop_then_b_again_goes_on_and_is_exact(backed_up, tmp_path):
         outcomes = [run["outcome"] for run in app.statuses[table].last_runs[:2]]
         assert outcomes == ["restore done", "restore stopped"]
     assert snapshot(db, target) == source
+
+
+async def test_a_restore_refused_before_it_starts_says_the_restore_failed_and_why(backed_up, tmp_path):
+    """Into a table that holds rows: the plan refuses it (nothing written); the dialog names the
+    restore, not "the run", and the panel says where it failed."""
+    db, settings, _, _ = backed_up
+    app = make_app(settings, [f"{db.name}.{TABLE}"], tmp_path / "dashboard.log")
+    target = f"occupied_{uuid.uuid4().hex[:6]}"
+    db.execute(f"CREATE TABLE `{target}` (id INT PRIMARY KEY)", f"INSERT INTO `{target}` VALUES (7)")
+    async with driving(app) as pilot:
+        await ask_restore(pilot, f"{db.name}.{target}")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
+        assert app.screen.title_text == f"{db.name}.{TABLE}: the restore failed"
+        assert "exists and is not empty" in app.screen.message
+        assert shown(app).get("state") == "failed: restore"
+    assert list(db.execute(f"SELECT id FROM `{target}`")) == [(7,)]

@@ -302,7 +302,7 @@ class DashboardApp(StoreInfo, App):
         if isinstance(message.error, TableLockedError):
             status.state = State.LOCKED
         elif message.error is not None and status.active:  # it failed before the engine could say so
-            status.state = State.FAILED
+            status.state, status.failed_phase = State.FAILED, status.failed_phase or status.phase
         self.latest.pop(message.table, None)
         self.latest[message.table] = message.error
         self.failure = latest_failure(self.latest)
