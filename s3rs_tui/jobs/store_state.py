@@ -27,6 +27,10 @@ from s3rs_tui.warehouse.kinds.duckdb import DuckDBWarehouse
 
 TABLE = "s3rs_newest"
 MEMORY_LIMIT_MB = 128  # DuckDB spills past this (its readers and Python come on top)
+# The comparison's range queries need little working memory: what DuckDB holds past this is the
+# table's blocks it cached, which it reads again from its file (2M rows: 266 MB peak RSS in the
+# comparison instead of 328, a few percent slower; measured).
+COMPARE_MEMORY_MB = 64
 
 
 class StoreState:
@@ -68,6 +72,7 @@ class StoreState:
                           "SET preserve_insertion_order = false", "SET threads = 1"):
             self.conn.execute(statement)
         self._newest(files)
+        self.conn.execute(f"SET memory_limit = '{min(COMPARE_MEMORY_MB, int(self.memory_mb))}MB'")
 
     def _download(self) -> list[LocalFile]:
         """Every committed file, in the order they apply (position order)."""
