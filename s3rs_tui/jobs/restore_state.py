@@ -33,6 +33,7 @@ from s3rs_tui.runtime.parsing import quote_standard
 from s3rs_tui.store.history import DELETION, FIX, PART
 
 _FILE, _INDEX = "_s3rs_file", "_s3rs_index"
+WINNER_FILE = _INDEX  # the column of `winners` output naming the file (its index in `files`)
 KeyBound = tuple[object, ...]  # a key range's bound: one value per key column (int, str, Decimal, date...)
 
 
