@@ -71,11 +71,14 @@ async def driving(app, size=(120, 40)):
             app.runs.stop_all("the test's end")
 
 
-async def ask_restore(pilot, target: str) -> None:
-    """`b`, the target typed over the proposed one, Enter, then y on the confirmation."""
+async def ask_restore(pilot, target: str, replace: bool = False) -> None:
+    """`b`, the target typed over the proposed one (Replace ticked if asked), Enter, then y on the
+    confirmation."""
     await pilot.press("b")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, RestoreModal), what="the restore dialog")
     pilot.app.screen.query_one("#target").value = target
+    pilot.app.screen.query_one("#replace").value = replace
+    pilot.app.screen.query_one("#target").focus()
     await pilot.press("enter")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), what="the confirmation")
     await pilot.press("y")
@@ -158,8 +161,9 @@ async def test_stop_then_b_again_goes_on_and_is_exact(backed_up, tmp_path):
 
 async def test_a_restore_refused_before_it_starts_says_the_restore_failed_and_why(backed_up, tmp_path):
     """Into a table that holds rows: the plan refuses it (nothing written); the dialog names the
-    restore, not "the run", and the panel says where it failed."""
-    db, settings, _, _ = backed_up
+    restore, not "the run", and the panel says where it failed. Asked again with Replace ticked,
+    the table is dropped and restored."""
+    db, settings, _, source = backed_up
     app = make_app(settings, [f"{db.name}.{TABLE}"], tmp_path / "dashboard.log")
     target = f"occupied_{uuid.uuid4().hex[:6]}"
     db.execute(f"CREATE TABLE `{target}` (id INT PRIMARY KEY)", f"INSERT INTO `{target}` VALUES (7)")
@@ -168,5 +172,9 @@ async def test_a_restore_refused_before_it_starts_says_the_restore_failed_and_wh
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error dialog")
         assert app.screen.title_text == f"{db.name}.{TABLE}: the restore failed"
         assert "exists and is not empty" in app.screen.message
-        assert shown(app).get("state") == "failed: restore"
-    assert list(db.execute(f"SELECT id FROM `{target}`")) == [(7,)]
+        await wait_for(pilot, lambda: shown(app).get("state") == "failed: restore", what="the failure shown")
+        assert list(db.execute(f"SELECT id FROM `{target}`")) == [(7,)]
+        await pilot.press("escape")
+        await ask_restore(pilot, f"{db.name}.{target}", replace=True)
+        await wait_for(pilot, lambda: shown(app).get("state") == "done", timeout=120, what="done shown")
+    assert snapshot(db, target) == source

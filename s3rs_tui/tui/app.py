@@ -271,8 +271,8 @@ class DashboardApp(StoreInfo, App):
             return
         self.statuses[table].state = State.STARTING
         self.statuses[table].phase = "restore"
-        self.run_restore(self.runs.start([table]), RestoreOptions(table=table, into=request.target,
-                                                                  as_of=request.as_of))
+        self.run_restore(self.runs.start([table]), RestoreOptions(
+            table=table, into=request.target, as_of=request.as_of, replace=request.replace))
         self.dirty = True
 
     @work(thread=True, exit_on_error=False, group="runs", description="restore")
@@ -371,9 +371,11 @@ class DashboardApp(StoreInfo, App):
         def asked(request: RestoreRequest | None) -> None:
             if request is None:
                 return
+            made = (f"{request.target} is dropped first if it exists and holds rows, then created again"
+                    if request.replace else "The table is created there")
             self.push_screen(ConfirmModal(
-                f"Restore {table} as of {request.as_of or 'the last backup'} into {request.target}? The "
-                "table is created there (a rerun after a stop goes on where it stopped).",
+                f"Restore {table} as of {request.as_of or 'the last backup'} into {request.target}? {made} "
+                "(a rerun after a stop goes on where it stopped).",
                 yes="Restore", no="Cancel"), if_yes(lambda: self.start_restore(table, request)))
 
         self.push_screen(RestoreModal(table), asked)

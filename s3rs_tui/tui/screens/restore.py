@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Checkbox, Input, Static
 
 from s3rs_tui.runtime.parsing import parse_timestamp, split_table_name
 
@@ -17,6 +17,7 @@ from s3rs_tui.runtime.parsing import parse_timestamp, split_table_name
 class RestoreRequest:
     target: str            # db.table in MySQL
     as_of: str | None      # None: everything stored
+    replace: bool = False  # drop a target that holds rows (s3rs restore --replace)
 
 
 class RestoreModal(ModalScreen[RestoreRequest | None]):
@@ -29,11 +30,12 @@ class RestoreModal(ModalScreen[RestoreRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="box"):
             yield Static(f"Restore {self.table} into MySQL", classes="title")
-            yield Static("A new table, created with the source's definition (an existing non-empty one is "
-                         "refused: s3rs restore --replace). As of: a cursor time, empty for the last backup.",
-                         classes="hint")
+            yield Static("A new table, created with the source's definition (an existing one that "
+                         "holds rows is refused unless Replace is ticked). As of: a cursor time, empty for "
+                         "the last backup.", classes="hint")
             yield Input(value=f"{self.table}_restored", placeholder="db.table", id="target")
             yield Input(placeholder="as of YYYY-MM-DD HH:MM:SS[.ffffff] (empty: the last backup)", id="as-of")
+            yield Checkbox("Replace: drop the target first if it holds rows", id="replace")
             yield Static("", id="check")
             with Horizontal(classes="buttons"):
                 yield Button("Restore", variant="primary", id="restore")
@@ -52,7 +54,8 @@ class RestoreModal(ModalScreen[RestoreRequest | None]):
         if f"{database}.{table}".lower() == self.table.lower():
             return "target: the source table itself (only s3rs restore --replace writes into it)"
         try:
-            return RestoreRequest(f"{database}.{table}", parse_timestamp(as_of) if as_of.strip() else None)
+            return RestoreRequest(f"{database}.{table}", parse_timestamp(as_of) if as_of.strip() else None,
+                                  self.query_one("#replace", Checkbox).value)
         except ValueError as exc:
             return f"as of: {exc}"
 
