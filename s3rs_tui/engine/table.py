@@ -76,7 +76,7 @@ def describe_table(conn: pymysql.Connection, database: str, table: str, spec: Ta
     if cursor.data_type not in CURSOR_TYPES:
         raise TableError(f"cursor column {name}.{cursor.name} is {cursor.column_type}; it must be "
                          "DATETIME, TIMESTAMP or DATE")
-    indexes = _indexes(conn, database, table)
+    indexes = table_indexes(conn, database, table)
     keys = _key_columns(name, spec, by_name, indexes)
     return TableInfo(database, table, columns, cursor, keys,
                      _has_keyset_index(indexes, [cursor.name, *(key.name for key in keys)]), estimated_rows)
@@ -108,7 +108,7 @@ def table_columns(conn: pymysql.Connection, database: str, table: str) -> list[M
                         is_nullable=r[7] == "YES", collation_name=r[8]) for r in rows]
 
 
-def _indexes(conn: pymysql.Connection, database: str, table: str) -> dict[str, tuple[bool, list[str]]]:
+def table_indexes(conn: pymysql.Connection, database: str, table: str) -> dict[str, tuple[bool, list[str]]]:
     """index name -> (unique, [columns in order])."""
     rows = _query(conn, "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME FROM information_schema.STATISTICS "
                         "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX",

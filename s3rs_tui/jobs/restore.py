@@ -28,7 +28,7 @@ import pymysql
 from s3rs_tui.engine.keyset import cursor_clock, unknown_zone
 from s3rs_tui.engine.memory import peak_rss_mb, release_free_memory, rss_mb, use_compact_allocators
 from s3rs_tui.engine.mysql import classify, close_quietly, connect
-from s3rs_tui.engine.table import table_columns
+from s3rs_tui.engine.table import table_columns, table_indexes
 from s3rs_tui.jobs.restore_mysql import (
     LOCAL_INFILE_REFUSED,
     SESSION_SQL,
@@ -474,10 +474,7 @@ class Restore:
     def _add_deferred_keys(self, progress: RestoreProgress) -> None:
         """The secondary indexes left out of the CREATE TABLE, those not there yet (a rerun after a
         kill may find some built), in one ALTER TABLE: InnoDB sorts the rows once per index."""
-        database, table = self.target.split(".")
-        present = {name for (name,) in self._sql(
-            "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
-            "AND TABLE_NAME = %s", [database, table])}
+        present = table_indexes(self._connect(), *self.target.split("."))
         missing = [line for line in progress.deferred_keys if index_name(line) not in present]
         if not missing:
             return

@@ -57,9 +57,15 @@ def target_definition(sql: str, target: str) -> TargetDefinition:
     if not _CREATE.match(sql):
         raise ValueError("the stored definition does not start with CREATE TABLE")
     lines = _CREATE.sub(f"CREATE TABLE {target}", sql, count=1).splitlines()
-    foreign = [line.strip().rstrip(",") for line in lines if _FOREIGN_KEY.match(line)]
-    deferred = [line.strip().rstrip(",") for line in lines if _PLAIN_KEY.match(line)]
-    kept = [line for line in lines if not (_FOREIGN_KEY.match(line) or _PLAIN_KEY.match(line))]
+    foreign: list[str] = []
+    deferred: list[str] = []
+    kept: list[str] = []
+    for line in lines:
+        left_out = foreign if _FOREIGN_KEY.match(line) else deferred if _PLAIN_KEY.match(line) else None
+        if left_out is None:
+            kept.append(line)
+        else:
+            left_out.append(line.strip().rstrip(","))
     closing = next(i for i in range(len(kept) - 1, -1, -1) if kept[i].startswith(")"))
     kept[closing - 1] = kept[closing - 1].rstrip().rstrip(",")  # the line before ")" ends the list
     return TargetDefinition("\n".join(kept), foreign, deferred)
