@@ -3,7 +3,7 @@ MariaDB (LOAD DATA LOCAL INFILE, and multi-row INSERTs) and into Parquet files, 
 and the server's own ceiling for the same rows: a plain LOAD DATA LOCAL INFILE by its client.
 
     .venv/bin/python benchmarks/restore.py --rows 2000000 --repeat 3 [--keep-server DIR]
-        [--only baseline,load-data,insert,parquet] [--batch-size 50000] [--memory-mb 256]
+        [--only baseline,load-data,insert,parquet] [--batch-size 50000] [--memory-mb M]
         [--json-out FILE]
 
 1. Starts a throwaway MariaDB (or reuses --keep-server DIR) and creates the benchmark table of
@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default=",".join(LINES), help=f"comma-separated: {', '.join(LINES)}")
     parser.add_argument("--batch-size", type=int, default=50_000, help="s3rs restore --batch-size")
-    parser.add_argument("--memory-mb", type=int, default=256, help="s3rs restore --memory-mb (DuckDB)")
+    parser.add_argument("--memory-mb", type=int, help="s3rs restore --memory-mb (DuckDB; default: its own)")
     parser.add_argument("--keep-server", metavar="DIR", type=Path,
                         help="throwaway server's folder, reused across invocations (table generated once)")
     parser.add_argument("--buffer-pool-mb", type=int, default=1024)
@@ -151,7 +151,9 @@ def main() -> int:
                 extra = LINES[name][1]
                 where = ["--to-parquet", str(folder)] if extra is None else \
                     ["--into", f"bench.{target}", *extra]
-                sizes = ["--batch-size", str(opts.batch_size), "--memory-mb", str(opts.memory_mb)]
+                sizes = ["--batch-size", str(opts.batch_size)]
+                if opts.memory_mb:
+                    sizes += ["--memory-mb", str(opts.memory_mb)]
                 if name == BASELINE:
                     result = baseline(bench, target, exported, work, env)
                 else:

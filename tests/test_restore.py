@@ -346,21 +346,28 @@ def test_verify_against_compares_the_restored_table_with_its_source(history, db)
     assert "id 300..399: 1 changed (321)" in run.stdout and "id 0..99: 1 missing" in run.stdout, run.stdout
 
 
-def test_taken_rows_reads_exactly_the_wanted_rows_across_row_groups_and_reads(tmp_path):
-    """Phase two on a file of several row groups, read a few rows at a time, from a start row."""
+def test_taken_rows_reads_exactly_the_wanted_rows_across_row_groups_reads_and_chunks(tmp_path):
+    """Phase two on a file of several row groups, read a few rows at a time, from a start row, the
+    wanted row numbers coming in chunks of any size (one row, many reads, none)."""
     import random
 
     from s3rs_tui.jobs.restore_state import taken_rows
 
     path = tmp_path / "f.parquet"
     pq.write_table(pa.table({"n": pa.array(range(1000), pa.int64())}), path, row_group_size=128)
-    wanted = sorted(random.Random(7).sample(range(1000), 300))
-    for start in (0, 1, 500, 999, 1000):
-        got, numbers = [], []
-        for batch, taken in taken_rows(path, pa.array(wanted, pa.int64()), start, read_rows=50):
-            got += batch.column(0).to_pylist()
-            numbers += taken.to_pylist()
-        assert got == numbers == [row for row in wanted if row >= start]
+    draw = random.Random(7)
+    wanted = sorted(draw.sample(range(1000), 300))
+    for chunk_sizes in ([300], [1] * 300, [0, 7, 0, 150, 143], [draw.randint(0, 40) for _ in range(20)] + [300]):
+        chunks, first = [], 0
+        for size in chunk_sizes:
+            chunks.append(pa.array(wanted[first:first + size], pa.int64()))
+            first += size
+        for start in (0, 1, 500, 999, 1000):
+            got, numbers = [], []
+            for batch, taken in taken_rows(path, iter(chunks), start, read_rows=50):
+                got += batch.column(0).to_pylist()
+                numbers += taken.to_pylist()
+            assert got == numbers == [row for row in wanted if row >= start], (chunk_sizes, start)
 
 
 def test_bad_input_is_one_line_and_exit_2_and_dry_run_changes_nothing(history, db):

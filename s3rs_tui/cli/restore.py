@@ -6,7 +6,7 @@ import typer
 
 from s3rs_tui.cli.common import confirm, print_json, settings_from
 from s3rs_tui.cli.completion import table_names
-from s3rs_tui.jobs.restore import Restore, RestoreOptions, RestorePlan
+from s3rs_tui.jobs.restore import DUCKDB_MEMORY_MB, Restore, RestoreOptions, RestorePlan
 from s3rs_tui.runtime.control import RunControl, stop_on_signals
 from s3rs_tui.runtime.events import Notice
 from s3rs_tui.status.headless import NORMAL, QUIET, HeadlessLog
@@ -31,7 +31,7 @@ def restore(
                                  "nothing"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before dropping a table"),
     batch_size: int = typer.Option(50_000, "--batch-size", min=1, help="rows per committed batch"),
-    memory_mb: int = typer.Option(256, "--memory-mb", min=64, help="DuckDB's memory; it spills to disk "
+    memory_mb: int = typer.Option(DUCKDB_MEMORY_MB, "--memory-mb", min=64, help="DuckDB's memory; it spills to disk "
                                   "beyond"),
     insert: bool = typer.Option(False, "--insert", help="multi-row INSERTs instead of LOAD DATA LOCAL "
                                 "INFILE"),

@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,8 +45,8 @@ from s3rs_tui.jobs.restore_state import (
     StateQuery,
     aligned,
     connect_duckdb,
-    rows_by_file,
     taken_rows,
+    winner_chunks,
     winners,
 )
 from s3rs_tui.runtime.config import Settings
@@ -74,6 +76,11 @@ _FILE_ROWS = 1_000_000  # rows per Parquet file of --to-parquet
 _TAIL_BYTES = 64 * 1024  # one ranged read holds almost every footer
 
 
+# The winners pass's memory_limit: at 10M rows 128 MB (spilling) took 3.9 s against 3.1 s at 256 and
+# peaked at 298 MB RSS against 398 (measured), so the pass no longer sets the run's peak.
+DUCKDB_MEMORY_MB = 128
+
+
 @dataclass
 class RestoreOptions:
     table: str                          # the source, db.table (or table in [mysql] database)
@@ -84,7 +91,7 @@ class RestoreOptions:
     key_to: list[str] | None = None
     replace: bool = False
     batch_rows: int = 50_000
-    memory_mb: int = 256                # DuckDB's memory_limit; it spills beyond
+    memory_mb: int = DUCKDB_MEMORY_MB    # DuckDB's memory_limit; it spills beyond
     inserts: bool = False               # multi-row INSERTs even where LOAD DATA LOCAL works
     work_dir: Path | None = None        # the files' local copies and DuckDB's spill (default: TMPDIR)
 
@@ -369,11 +376,11 @@ class Restore:
             winners(con, files, query, work / "winners.parquet")
         self.total = pq.ParquetFile(work / "winners.parquet").metadata.num_rows
         release_free_memory()
-        for index, numbers in rows_by_file(work / "winners.parquet"):
+        for index, chunks in groupby(winner_chunks(work / "winners.parquet"), key=itemgetter(0)):
             if index < begin:
                 continue
             skip = begin_row if index == begin else 0
-            for batch, taken in taken_rows(files[index].path, numbers, skip):
+            for batch, taken in taken_rows(files[index].path, (rows for _, rows in chunks), skip):
                 batch = aligned(batch, schema)
                 while batch.num_rows:
                     part = min(batch.num_rows, limit - rows)
