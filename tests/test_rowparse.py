@@ -2,6 +2,9 @@
 bytes as pymysql itself reads them, a row split over several packets, the result's end, and a
 query killed mid-stream."""
 
+import random
+
+import pyarrow as pa
 import pymysql
 import pymysql.cursors
 import pytest
@@ -19,7 +22,7 @@ def streamed(conn, sql: str, limit: int) -> list[list]:
         cur.execute(sql)
         while columns := rowparse.fetch(conn, limit, len(cur.description)):
             assert len(columns[0]) <= limit
-            rows.extend(list(row) for row in zip(*columns, strict=True))
+            rows.extend(list(row) for row in zip(*(column.to_pylist() for column in columns), strict=True))
         assert rowparse.fetch(conn, limit, len(cur.description)) == []
     return rows
 
@@ -55,3 +58,41 @@ def test_a_query_killed_mid_stream_raises_pymysql_error(db):
             for _ in range(100_000):  # far more than the rows in flight; each call reads 1,000
                 if not rowparse.fetch(conn, 1000, 2):
                     break
+
+
+def _length_prefixed(field: bytes | None, prefix: int) -> bytes:
+    """A field as the text protocol sends it, its length in the given prefix form (any form can
+    hold a short length; the server uses the shortest)."""
+    if field is None:
+        return bytes([251])
+    size = len(field)
+    if prefix == 1:
+        return bytes([size]) + field
+    width = {252: 2, 253: 3, 254: 8}[prefix]
+    return bytes([prefix]) + size.to_bytes(width, "little") + field
+
+
+def _forms(field: bytes | None) -> list[int]:
+    """The length prefixes that can hold the field's length."""
+    size = 0 if field is None else len(field)
+    limits = ((1, 251), (252, 1 << 16), (253, 1 << 24), (254, 1 << 64))
+    return [form for form, limit in limits if size < limit]
+
+
+def test_split_columns_reads_every_length_form_nulls_and_empty_fields():
+    draw = random.Random(3)
+    sizes = [0, 1, 9, 250, 251, 70_000]
+    rows = [[None if draw.random() < 0.2 else draw.randbytes(draw.choice(sizes)) for _ in range(5)]
+            for _ in range(400)]
+    packets = [b"".join(_length_prefixed(field, draw.choice(_forms(field))) for field in row) for row in rows]
+    columns = rowparse.split_columns(packets, 5)
+    assert all(column.type == pa.binary() for column in columns)
+    assert [list(row) for row in zip(*(column.to_pylist() for column in columns), strict=True)] == rows
+
+
+def test_split_columns_refuses_packets_of_another_width():
+    packets = [_length_prefixed(b"ab", 1) + _length_prefixed(None, 1)] * 3
+    assert [column.to_pylist() for column in rowparse.split_columns(packets, 2)] == [[b"ab"] * 3, [None] * 3]
+    for width in (1, 3):
+        with pytest.raises(pymysql.err.InternalError, match=f"do not hold {width} fields"):
+            rowparse.split_columns(packets, width)

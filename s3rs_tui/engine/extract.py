@@ -103,10 +103,10 @@ def pymysql_chunks(info: TableInfo, plans: list[ColumnPlan], bound: str, budget:
             cur.execute(sql, params)
             while fields := rowparse.fetch(conn, budget.chunk_rows, len(plans)):
                 invalid: dict[str, int] = {}
-                batch = columns_to_batch(plans, [pa.array(values, pa.binary()) for values in fields], invalid)
+                batch = columns_to_batch(plans, fields, invalid)
                 # never NULL: the keyset query skips NULL cursors, and keys are NOT NULL
-                cursor = cast(bytes, fields[cursor_at][-1])
-                key = tuple(key_value(column, cast(bytes, fields[at][-1]).decode()) for at, column in keys)
+                cursor = fields[cursor_at][-1].as_py()
+                key = tuple(key_value(column, fields[at][-1].as_py().decode()) for at, column in keys)
                 position = Position(cursor.decode(), key)
                 yield Chunk(batch, position, invalid, time.monotonic() - clock)
                 failpoint("mid-page")  # the page's query is open, its next rows not fetched

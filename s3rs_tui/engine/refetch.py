@@ -36,4 +36,4 @@ def rows_by_key(conn: pymysql.Connection, info: TableInfo, plans: list[ColumnPla
         with unbuffered_cursor(conn) as cur:
             cur.execute(sql, [*(value for key in some for value in key), *(params or [])])
             while fields := rowparse.fetch(conn, chunk_rows, len(plans)):
-                yield columns_to_batch(plans, [pa.array(values, pa.binary()) for values in fields], {})
+                yield columns_to_batch(plans, fields, {})
