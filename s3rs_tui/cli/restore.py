@@ -31,8 +31,8 @@ def restore(
                                  "nothing"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask before dropping a table"),
     batch_size: int = typer.Option(50_000, "--batch-size", min=1, help="rows per committed batch"),
-    memory_mb: int = typer.Option(DUCKDB_MEMORY_MB, "--memory-mb", min=64, help="DuckDB's memory; it spills to disk "
-                                  "beyond"),
+    memory_mb: int = typer.Option(DUCKDB_MEMORY_MB, "--memory-mb", min=64, help="DuckDB's memory; it spills "
+                                  "to disk beyond"),
     insert: bool = typer.Option(False, "--insert", help="multi-row INSERTs instead of LOAD DATA LOCAL "
                                 "INFILE"),
     work_dir: Path | None = typer.Option(None, "--work-dir", help="for the files' local copies and "
