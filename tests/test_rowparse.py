@@ -96,3 +96,15 @@ def test_split_columns_refuses_packets_of_another_width():
     for width in (1, 3):
         with pytest.raises(pymysql.err.InternalError, match=f"do not hold {width} fields"):
             rowparse.split_columns(packets, width)
+
+
+def test_a_wide_result_comes_in_chunks_of_fewer_rows(db):
+    """The field bounds split at once are bounded: 1,000 columns give chunks of 250 rows."""
+    select = ", ".join(f"seq + {column}" for column in range(1000))
+    with db.connect(conv={}) as conn, conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute(f"SELECT {select} FROM seq_1_to_600")
+        sizes = []
+        while columns := rowparse.fetch(conn, 10_000, 1000):
+            sizes.append(len(columns[0]))
+            assert columns[999].to_pylist()[-1] == str(sum(sizes) + 999).encode()
+    assert sizes == [250, 250, 100]
