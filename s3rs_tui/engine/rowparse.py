@@ -47,6 +47,7 @@ def split_columns(packets: list[bytes], width: int) -> list[pa.Array]:
     position = np.concatenate(([0], ends[:-1]))
     bounds = np.empty((rows, width, 2), np.int64)  # each field's start and end in `buffer`
     nulls = []
+    mismatch = err.InternalError(f"row packets do not hold {width} fields each")
     try:
         for column in range(width):
             start, size, null = _next_fields(data, position)
@@ -54,9 +55,9 @@ def split_columns(packets: list[bytes], width: int) -> list[pa.Array]:
             position = start + size
             nulls.append(null)
     except IndexError:  # a length prefix past the last packet's end
-        position = np.zeros(0, np.int64)
+        raise mismatch from None
     if not np.array_equal(position, ends):
-        raise err.InternalError(f"row packets do not hold {width} fields each")
+        raise mismatch
     offsets = np.concatenate(([0], bounds.ravel()))
     large = len(buffer) > np.iinfo(np.int32).max
     fields = pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), len(offsets) - 1,

@@ -19,8 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 
 import pyarrow as pa
@@ -46,8 +44,8 @@ from s3rs_tui.jobs.restore_state import (
     aligned,
     connect_duckdb,
     taken_rows,
-    winner_chunks,
     winners,
+    winners_by_file,
 )
 from s3rs_tui.runtime.config import Settings
 from s3rs_tui.runtime.control import RunControl
@@ -376,11 +374,11 @@ class Restore:
             winners(con, files, query, work / "winners.parquet")
         self.total = pq.ParquetFile(work / "winners.parquet").metadata.num_rows
         release_free_memory()
-        for index, chunks in groupby(winner_chunks(work / "winners.parquet"), key=itemgetter(0)):
+        for index, numbers in winners_by_file(work / "winners.parquet"):
             if index < begin:
                 continue
             skip = begin_row if index == begin else 0
-            for batch, taken in taken_rows(files[index].path, (rows for _, rows in chunks), skip):
+            for batch, taken in taken_rows(files[index].path, numbers, skip):
                 batch = aligned(batch, schema)
                 while batch.num_rows:
                     part = min(batch.num_rows, limit - rows)

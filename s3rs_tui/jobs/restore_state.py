@@ -22,6 +22,8 @@ before it (a back-dated write, a row re-inserted after its deletion was recorded
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 import duckdb
@@ -34,7 +36,7 @@ from s3rs_tui.store.history import DELETION, FIX, PART
 
 _FILE, _INDEX = "_s3rs_file", "_s3rs_index"
 WINNER_FILE = _INDEX  # the column of `winners` output naming the file (its index in `files`)
-_WINNER_GROUP_ROWS = 131_072  # winner_chunks reads this many at a time
+_WINNER_GROUP_ROWS = 131_072  # winners_by_file reads this many at a time
 KeyBound = tuple[object, ...]  # a key range's bound: one value per key column (int, str, Decimal, date...)
 
 
@@ -115,12 +117,17 @@ def _key_filter(keys: list[str], query: StateQuery, params: dict[str, object]) -
     return where
 
 
-def winner_chunks(path: Path) -> Iterator[tuple[int, pa.Array]]:
-    """The winners `winners` wrote, a row group (_WINNER_GROUP_ROWS) at a time: (file index, some
-    of its row numbers in order); the chunks of one file come one after another. Only a chunk is
+def winners_by_file(path: Path) -> Iterator[tuple[int, Iterator[pa.Array]]]:
+    """The winners `winners` wrote, file by file: (file index, its row numbers in sorted chunks).
+    A chunk is the file's part of one row group (_WINNER_GROUP_ROWS) of `path`: only a chunk is
     held, never a whole file's row numbers (a 2.7M-row file's took 90 MB of Arrow memory at once),
-    and the file is read one row group after another (iterating all of them in one go held 36 MB
+    and `path` is read one row group after another (iterating all of them in one go held 36 MB
     more at 10M rows, growing with their number; measured)."""
+    for index, chunks in groupby(_winner_chunks(path), key=itemgetter(0)):
+        yield index, (rows for _, rows in chunks)
+
+
+def _winner_chunks(path: Path) -> Iterator[tuple[int, pa.Array]]:
     reader = pq.ParquetFile(path)
     for group in range(reader.num_row_groups):
         files, rows = (column.combine_chunks() for column in reader.read_row_group(group).columns)
@@ -180,7 +187,7 @@ class _Wanted:
             self.rest, span = self.rest.slice(count), span - count
             if len(self.rest):
                 break
-        return pa.concat_arrays(parts) if len(parts) > 1 else parts[0] if parts else pa.array([], pa.int64())
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.int64())
 
 
 def aligned(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
